@@ -1,0 +1,5 @@
+import sys
+
+from detectlab.cli import main
+
+sys.exit(main())

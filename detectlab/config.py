@@ -1,0 +1,55 @@
+"""Paths, limits and the offline environment shared by the app, CLI and tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ASSETS = REPO_ROOT / "assets"
+DEMO_DIR = ASSETS / "demo"                      # detection set: real/ + one folder per generator
+DEMO_INPAINT_DIR = ASSETS / "demo-inpainted"     # localization set: images/ + masks/
+GENERATOR_DIR = ASSETS / "generators"            # trained demo generator weights
+CHECKPOINT_DIR = REPO_ROOT / "checkpoints"
+
+# Decompression-bomb guard: images with more pixels than this are refused.
+MAX_IMAGE_PIXELS = int(os.environ.get("DETECTLAB_MAX_PIXELS", 50_000_000))
+# Largest upload (zip archives, images) accepted by the app, in bytes.
+MAX_UPLOAD_BYTES = int(os.environ.get("DETECTLAB_MAX_UPLOAD_MB", 512)) * 1024 * 1024
+
+
+def home() -> Path:
+    """DetectLab's writable state (runs, uploads, caches); created on first use."""
+    path = Path(os.environ.get("DETECTLAB_HOME", Path.home() / ".detectlab")).expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def data_roots() -> list[Path]:
+    """Folders a user may point the UI at (os.pathsep-separated DETECTLAB_DATA_ROOTS).
+
+    The shipped assets and DetectLab's own upload folder are always included.
+    """
+    roots = [ASSETS.resolve(), (home() / "datasets").resolve()]
+    extra = os.environ.get("DETECTLAB_DATA_ROOTS", "")
+    roots += [Path(p).expanduser().resolve() for p in extra.split(os.pathsep) if p.strip()]
+    (home() / "datasets").mkdir(parents=True, exist_ok=True)
+    return list(dict.fromkeys(roots))
+
+
+def set_offline_env() -> None:
+    """Set the variables that keep hubs and telemetry from stalling offline runs.
+
+    Without them timm retries the hub for ~47 s, gradio contacts hosts in the background and
+    ultralytics asks GitHub for a font. Values already set by the user win.
+    """
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    yolo_dir = Path(os.environ.setdefault("YOLO_CONFIG_DIR", str(home() / "ultralytics")))
+    font = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+    target = yolo_dir / "Ultralytics" / "Arial.ttf"
+    if font.exists() and not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(font, target)

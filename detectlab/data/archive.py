@@ -1,0 +1,159 @@
+"""Extract an uploaded data set archive, refusing anything that could escape or explode.
+
+Uploads come from a browser, so a zip is untrusted: entries may try to write outside the
+target (``../``, absolute paths, drive letters, symbolic links) or decompress to far more
+than they declare. Every entry is checked before anything is written, bytes are counted
+while streaming, and the archive is extracted into a temporary folder next to the target
+that is renamed into place only when everything succeeded: a refused archive leaves
+nothing behind.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import stat
+import tempfile
+import zipfile
+import zlib
+from pathlib import Path, PurePosixPath
+
+from detectlab import config
+from detectlab.errors import DatasetError
+from detectlab.progress import Progress, null_progress
+
+__all__ = ["extract_zip"]
+
+_CHUNK = 1 << 20
+_DRIVE = re.compile(r"^[A-Za-z]:")
+_JUNK_TOP = {"__MACOSX"}  # macOS resource forks: never data
+
+
+def _member_parts(info: zipfile.ZipInfo, archive: Path) -> tuple[str, ...]:
+    """The safe relative path parts of ``info``; raise DatasetError for a dangerous entry."""
+    name = info.filename
+    # Zips written on Windows sometimes use backslashes; treat them as separators so
+    # "..\\evil" cannot slip past the check.
+    normalised = name.replace("\\", "/")
+    if normalised.startswith("/") or _DRIVE.match(normalised):
+        raise DatasetError(f"{archive}: entry {name!r} has an absolute path; refusing the archive")
+    parts = tuple(p for p in PurePosixPath(normalised).parts if p not in ("", "."))
+    if ".." in parts:
+        raise DatasetError(f"{archive}: entry {name!r} points outside the archive ('..'); "
+                           "refusing the archive")
+    if info.flag_bits & 0x1:
+        raise DatasetError(f"{archive}: entry {name!r} is encrypted; upload an unencrypted zip")
+    mode = info.external_attr >> 16
+    if info.create_system == 3 and mode:  # Unix attributes present
+        kind = stat.S_IFMT(mode)
+        if stat.S_ISLNK(mode):
+            raise DatasetError(f"{archive}: entry {name!r} is a symbolic link; refusing the archive")
+        if kind and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            raise DatasetError(f"{archive}: entry {name!r} is not a regular file; "
+                               "refusing the archive")
+    return parts
+
+
+def _dataset_root(folder: Path) -> Path:
+    """``folder``, or its single top-level subfolder when the zip wrapped everything in one."""
+    entries = [e for e in folder.iterdir() if not e.name.startswith(".") and e.name not in _JUNK_TOP]
+    if len(entries) == 1 and entries[0].is_dir():
+        return entries[0]
+    return folder
+
+
+def extract_zip(
+    zip_path: str | Path,
+    target_dir: str | Path,
+    *,
+    max_total_bytes: int = config.MAX_UPLOAD_BYTES,
+    max_files: int = 50_000,
+    progress: Progress = null_progress,
+) -> Path:
+    """Safely extract ``zip_path`` into the new folder ``target_dir``; return the data set root.
+
+    Refused with ``DatasetError`` (and nothing written to ``target_dir``): a target that
+    exists already; a file that is not a zip or is corrupt; entries with absolute paths,
+    drive letters, ``..`` components, symbolic links or other special files, encryption;
+    more than ``max_files`` entries; more than ``max_total_bytes`` uncompressed, both as
+    declared in the directory and as actually produced while streaming (zip bombs).
+    ``__MACOSX`` folders are dropped.
+
+    Returns:
+        ``target_dir``, or its single top-level folder when the archive holds exactly one.
+    """
+    zip_path = Path(zip_path)
+    target = Path(target_dir)
+    if target.exists() or target.is_symlink():
+        raise DatasetError(f"{target}: already exists; choose a new folder for the data set")
+    if not zip_path.is_file():
+        raise DatasetError(f"{zip_path}: file does not exist")
+    if not zipfile.is_zipfile(zip_path):
+        raise DatasetError(f"{zip_path}: not a zip archive")
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.extract-", dir=target.parent))
+    try:
+        _extract_into(zip_path, staging, max_total_bytes=max_total_bytes,
+                      max_files=max_files, progress=progress)
+        if target.exists() or target.is_symlink():  # appeared while we were extracting
+            raise DatasetError(f"{target}: already exists; choose a new folder for the data set")
+        os.rename(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return _dataset_root(target)
+
+
+def _extract_into(
+    zip_path: Path,
+    staging: Path,
+    *,
+    max_total_bytes: int,
+    max_files: int,
+    progress: Progress,
+) -> None:
+    try:
+        with zipfile.ZipFile(zip_path) as archive:
+            infos = archive.infolist()
+            if len(infos) > max_files:
+                raise DatasetError(f"{zip_path}: {len(infos):,} entries is over the limit of "
+                                   f"{max_files:,} files")
+            # Check every entry before writing a byte.
+            members = [(info, _member_parts(info, zip_path)) for info in infos]
+            declared = sum(info.file_size for info in infos)
+            if declared > max_total_bytes:
+                raise DatasetError(f"{zip_path}: {declared:,} bytes uncompressed is over the "
+                                   f"limit of {max_total_bytes:,} bytes")
+            root = staging.resolve()
+            written = 0
+            for i, (info, parts) in enumerate(members, start=1):
+                if not parts or parts[0] in _JUNK_TOP:
+                    continue
+                dest = staging.joinpath(*parts)
+                if not dest.resolve().is_relative_to(root):  # belt and braces
+                    raise DatasetError(f"{zip_path}: entry {info.filename!r} escapes the target")
+                if info.is_dir():
+                    dest.mkdir(parents=True, exist_ok=True)
+                    continue
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                with archive.open(info) as src, open(dest, "xb") as out:
+                    while chunk := src.read(_CHUNK):
+                        written += len(chunk)
+                        if written > max_total_bytes:  # sizes in the directory can lie
+                            raise DatasetError(
+                                f"{zip_path}: decompresses to more than {max_total_bytes:,} "
+                                "bytes; refusing the archive")
+                        out.write(chunk)
+                progress(i, len(members), "Extracting")
+    except DatasetError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, ValueError,
+            NotImplementedError, RuntimeError) as exc:
+        raise DatasetError(f"{zip_path}: corrupt or unsupported zip archive ({exc})") from exc
+    except FileExistsError as exc:
+        raise DatasetError(f"{zip_path}: entry {exc.filename} appears twice or clashes "
+                           "with a folder of the same name") from exc
+    except OSError as exc:
+        raise DatasetError(f"{zip_path}: cannot extract ({exc.strerror or exc})") from exc

@@ -1,0 +1,526 @@
+"""Find the images of a data set folder and recognise its layout.
+
+Accepted layouts (SPEC "Data sets"), detected automatically:
+
+* ``real+generators``: ``ROOT/real/*`` and ``ROOT/<generator>/*``, one folder per generator;
+* ``binary``: CNNDetection/UnivFD ``ROOT/0_real/*`` and ``ROOT/1_fake/*`` (generator "fake");
+* ``binary+generators``: ``ROOT/<generator>/0_real`` and ``ROOT/<generator>/1_fake``, also
+  with one category level between (``ROOT/<generator>/<category>/0_real``), as in the
+  CNNDetection and UnivFD releases. Real images of every generator folder are pooled into
+  the real class;
+* ``images+masks``: ``ROOT/images/*`` with ``ROOT/masks/*`` (same relative path and stem).
+
+Class folders are searched recursively. Hidden files and folders (and macOS
+``__MACOSX`` archives) and files without an image extension are ignored silently; a
+file with an image extension that fails validation, a symbolic link pointing outside the
+data set, and folders that fit no role are listed in ``skipped`` with the reason, so a
+run never crashes on one bad file and the user sees what was left out.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from detectlab import config
+from detectlab.data.decode import IMAGE_EXTENSIONS, is_image_file, probe_image
+from detectlab.errors import DatasetError, ImageDecodeError
+from detectlab.progress import Progress, null_progress
+
+__all__ = [
+    "LAYOUTS",
+    "DetectionDataset",
+    "MaskedDataset",
+    "Sample",
+    "discover",
+]
+
+REAL = "real"
+BINARY_REAL, BINARY_FAKE = "0_real", "1_fake"
+IMAGES_DIR, MASKS_DIR = "images", "masks"
+MANIFEST = "manifest.json"
+
+LAYOUTS = {
+    "real+generators": "ROOT/real/* and ROOT/<generator>/* (one folder per generator)",
+    "binary": "ROOT/0_real/* and ROOT/1_fake/* (CNNDetection/UnivFD)",
+    "binary+generators": "ROOT/<generator>/0_real/* and ROOT/<generator>/1_fake/*",
+    "images+masks": "ROOT/images/* and ROOT/masks/* (masks with the same stem)",
+}
+
+_MAX_SUMMARY_SKIPPED = 20
+
+
+def _accepted_layouts() -> str:
+    return "Accepted layouts:\n" + "\n".join(f"  - {text}" for text in LAYOUTS.values())
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image of a detection data set.
+
+    Attributes:
+        path: the image file.
+        label: 0 real, 1 fake (synthetic).
+        generator: the generator's name, "real" for real images.
+        group: source group; all samples of a group go to the same split, so an image and
+            the fakes derived from it never straddle train and test.
+    """
+
+    path: Path
+    label: int
+    generator: str
+    group: str
+
+
+def _skipped_lines(root: Path, skipped: list[tuple[Path, str]]) -> list[str]:
+    if not skipped:
+        return []
+    lines = [f"{len(skipped)} skipped:"]
+    for path, reason in skipped[:_MAX_SUMMARY_SKIPPED]:
+        try:
+            shown = path.relative_to(root)
+        except ValueError:
+            shown = path
+        # ImageDecodeError messages start with the file; do not print it twice.
+        reason = reason.split(": ", 1)[1] if reason.startswith(str(path) + ": ") else reason
+        lines.append(f"  {shown}: {reason}")
+    if len(skipped) > _MAX_SUMMARY_SKIPPED:
+        lines.append(f"  ... and {len(skipped) - _MAX_SUMMARY_SKIPPED} more")
+    return lines
+
+
+@dataclass
+class DetectionDataset:
+    """Real and synthetic images of a folder, with what was left out and why."""
+
+    root: Path
+    layout: str
+    samples: list[Sample]
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    @property
+    def generators(self) -> list[str]:
+        """Sorted names of the fake generators present."""
+        return sorted({s.generator for s in self.samples if s.label == 1})
+
+    def counts(self) -> dict[str, int]:
+        """Images per class folder: ``{"real": n, "<generator>": n, ...}`` (real first)."""
+        per = Counter(s.generator for s in self.samples)
+        return {REAL: per.get(REAL, 0), **{g: per[g] for g in self.generators}}
+
+    def class_counts(self) -> dict[str, int]:
+        """Images per class: ``{"real": n, "fake": n}``."""
+        fake = sum(s.label for s in self.samples)
+        return {"real": len(self.samples) - fake, "fake": fake}
+
+    def subset(self, generators: list[str] | None) -> "DetectionDataset":
+        """Real images plus the fakes of ``generators`` (all of them for None).
+
+        Raises:
+            DatasetError: a generator name that the data set does not have.
+        """
+        if generators is None:
+            return DetectionDataset(self.root, self.layout, list(self.samples), list(self.skipped))
+        unknown = sorted(set(generators) - set(self.generators))
+        if unknown:
+            raise DatasetError(
+                f"{self.root}: no generator {', '.join(map(repr, unknown))}; "
+                f"this data set has: {', '.join(self.generators) or 'none'}"
+            )
+        keep = set(generators)
+        samples = [s for s in self.samples if s.label == 0 or s.generator in keep]
+        return DetectionDataset(self.root, self.layout, samples, list(self.skipped))
+
+    def summary(self) -> str:
+        """Human-readable counts per class and generator, and the skipped files."""
+        classes = self.class_counts()
+        counts = self.counts()
+        width = max(len(k) for k in counts)
+        lines = [
+            f"Data set {self.root} (layout: {self.layout})",
+            f"{len(self.samples)} images: {classes['real']} real, {classes['fake']} fake "
+            f"from {len(self.generators)} generator(s)",
+        ]
+        lines += [f"  {name:<{width}}  {n:>7}" for name, n in counts.items()]
+        lines += _skipped_lines(self.root, self.skipped)
+        return "\n".join(lines)
+
+
+@dataclass
+class MaskedDataset:
+    """Partially manipulated images with their masks (same relative path and stem)."""
+
+    root: Path
+    pairs: list[tuple[Path, Path]]
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+    groups: dict[Path, str] = field(default_factory=dict)  # image path -> split group
+    layout: str = "images+masks"
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def group_of(self, pair: tuple[Path, Path]) -> str:
+        """The split group of ``pair`` (manifest.json, else the image stem); for ``split``."""
+        return self.groups.get(pair[0], pair[0].stem)
+
+    def summary(self) -> str:
+        """Human-readable number of pairs and the skipped files."""
+        lines = [
+            f"Data set {self.root} (layout: {self.layout})",
+            f"{len(self.pairs)} image/mask pairs",
+        ]
+        lines += _skipped_lines(self.root, self.skipped)
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- walking
+
+
+def _hidden(name: str) -> bool:
+    return name.startswith(".") or name == "__MACOSX"
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root)
+        return True
+    except (ValueError, OSError, RuntimeError):  # RuntimeError: symlink loop
+        return False
+
+
+class _Walker:
+    """Lists images below class folders; collects what it refuses in ``skipped``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.skipped: list[tuple[Path, str]] = []
+
+    def subdirs(self, folder: Path) -> list[Path]:
+        """Visible subfolders of ``folder``, sorted; symlinks are followed only inside root."""
+        out = []
+        for entry in self._entries(folder):
+            if entry.is_dir() and self._allowed_link(entry):
+                out.append(entry)
+        return out
+
+    def images(self, folder: Path) -> Iterator[Path]:
+        """Image files below ``folder`` (recursive, sorted, links out of root refused)."""
+        for entry in self._entries(folder):
+            if not self._allowed_link(entry):
+                continue
+            if entry.is_dir():
+                if entry.is_symlink():
+                    self.skipped.append((entry, "symbolic link to a folder (not followed)"))
+                    continue
+                yield from self.images(entry)
+            elif entry.is_file() and is_image_file(entry):
+                yield entry
+            elif entry.is_symlink() and is_image_file(entry):
+                self.skipped.append((entry, "broken symbolic link"))
+
+    def stray_images(self, folder: Path, reason: str) -> None:
+        """Report image files directly in ``folder`` that belong to no class."""
+        for entry in self._entries(folder):
+            if entry.is_file() and is_image_file(entry):
+                self.skipped.append((entry, reason))
+
+    def _entries(self, folder: Path) -> list[Path]:
+        try:
+            names = sorted(os.listdir(folder))
+        except OSError as exc:
+            self.skipped.append((folder, f"cannot list folder ({exc.strerror or exc})"))
+            return []
+        return [folder / n for n in names if not _hidden(n)]
+
+    def _allowed_link(self, path: Path) -> bool:
+        # Data roots are the UI's sandbox; a link out of it could expose any file.
+        if path.is_symlink() and not _inside(path, self.root):
+            self.skipped.append((path, "symbolic link pointing outside the data set (not followed)"))
+            return False
+        return True
+
+
+def _load_manifest_groups(root: Path) -> dict[str, str]:
+    path = root / MANIFEST
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DatasetError(f"{path}: cannot read the manifest ({exc})") from exc
+    groups = data.get("groups", {}) if isinstance(data, dict) else {}
+    if not isinstance(groups, dict):
+        raise DatasetError(f"{path}: 'groups' must map file stems to group ids")
+    return {str(stem): str(group) for stem, group in groups.items()}
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _validate(
+    paths: list[Path],
+    *,
+    max_pixels: int,
+    progress: Progress,
+) -> dict[Path, str | tuple[int, int]]:
+    """Check every file cheaply; map each path to its (width, height) or a failure reason.
+
+    Threads overlap file I/O (PIL releases the GIL while decoding), which matters on
+    network disks more than the CPU work does.
+    """
+    def check(path: Path) -> str | tuple[int, int]:
+        try:
+            info = probe_image(path, max_pixels=max_pixels)
+            return info.width, info.height
+        except ImageDecodeError as exc:
+            return str(exc)
+
+    results: dict[Path, str | tuple[int, int]] = {}
+    total = len(paths)
+    progress(0, total, "Checking images")
+    step = max(1, total // 100)
+    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) + 2)) as pool:
+        for i, (path, result) in enumerate(zip(paths, pool.map(check, paths)), start=1):
+            results[path] = result
+            if i % step == 0 or i == total:
+                progress(i, total, "Checking images")
+    return results
+
+
+# --------------------------------------------------------------------------- layouts
+
+
+def _describe_found(walker: _Walker, root: Path) -> str:
+    dirs = [d.name for d in walker.subdirs(root)]
+    n_images = sum(1 for p in walker._entries(root) if p.is_file() and is_image_file(p))
+    found = []
+    if dirs:
+        shown = ", ".join(dirs[:12]) + (", ..." if len(dirs) > 12 else "")
+        found.append(f"folders: {shown}")
+    else:
+        found.append("no folders")
+    if n_images:
+        found.append(f"{n_images} image(s) directly in the folder (they need class folders)")
+    return "; ".join(found)
+
+
+def _binary_folders(walker: _Walker, folder: Path) -> list[tuple[Path, int]]:
+    """(folder, label) for the 0_real / 1_fake folders directly inside ``folder``."""
+    names = {d.name: d for d in walker.subdirs(folder)}
+    return [(names[n], label) for n, label in ((BINARY_REAL, 0), (BINARY_FAKE, 1)) if n in names]
+
+
+def _has_binary(walker: _Walker, folder: Path, depth: int) -> bool:
+    names = {d.name for d in walker.subdirs(folder)}
+    if names & {BINARY_REAL, BINARY_FAKE}:
+        return True
+    return depth > 0 and any(_has_binary(walker, d, depth - 1) for d in walker.subdirs(folder))
+
+
+def _detection_sources(walker: _Walker, root: Path) -> tuple[str, list[tuple[Path, int, str]]]:
+    """Pick the detection layout; return it and (folder, label, generator) class folders."""
+    # ``probe`` looks ahead without reporting; ``walker`` reports each refused link once.
+    probe = _Walker(root)
+    dirs = {d.name: d for d in walker.subdirs(root)}
+
+    if BINARY_REAL in dirs or BINARY_FAKE in dirs:
+        sources = [(d, label, REAL if label == 0 else "fake")
+                   for d, label in _binary_folders(walker, root)]
+        for name, d in dirs.items():
+            if name not in (BINARY_REAL, BINARY_FAKE):
+                walker.skipped.append((d, "folder is not 0_real or 1_fake (binary layout)"))
+        walker.stray_images(root, "image outside the 0_real/1_fake folders")
+        return "binary", sources
+
+    if REAL in dirs:
+        sources = [(dirs[REAL], 0, REAL)]
+        sources += [(d, 1, name) for name, d in dirs.items() if name != REAL]
+        walker.stray_images(root, "image outside the class folders")
+        return "real+generators", sources
+
+    generator_dirs = [d for d in dirs.values() if _has_binary(probe, d, depth=1)]
+    if generator_dirs:
+        sources = []
+        for gen_dir in generator_dirs:
+            # ROOT/<gen>/0_real, or one category level deeper (CNNDetection's progan/airplane).
+            inner = _binary_folders(walker, gen_dir)
+            if not inner:
+                for category in walker.subdirs(gen_dir):
+                    found = _binary_folders(walker, category)
+                    if found:
+                        inner += found
+                    else:
+                        walker.skipped.append((category, "folder has no 0_real or 1_fake inside"))
+            sources += [(d, label, REAL if label == 0 else gen_dir.name) for d, label in inner]
+        for d in dirs.values():
+            if d not in generator_dirs:
+                walker.skipped.append((d, "folder has no 0_real or 1_fake inside"))
+        walker.stray_images(root, "image outside the <generator>/0_real|1_fake folders")
+        return "binary+generators", sources
+
+    hints = []
+    if IMAGES_DIR in dirs or MASKS_DIR in dirs:
+        present, missing = ((IMAGES_DIR, MASKS_DIR) if IMAGES_DIR in dirs
+                            else (MASKS_DIR, IMAGES_DIR))
+        hints.append(f"has '{present}' but no '{missing}' folder")
+    hints.append(f"no '{REAL}' folder, no '{BINARY_REAL}'/'{BINARY_FAKE}' folders")
+    raise DatasetError(
+        f"{root} is not a data set: {'; '.join(hints)} ({_describe_found(probe, root)}).\n"
+        + _accepted_layouts()
+    )
+
+
+def _discover_detection(
+    walker: _Walker,
+    root: Path,
+    *,
+    validate: bool,
+    max_pixels: int,
+    progress: Progress,
+) -> DetectionDataset:
+    layout, sources = _detection_sources(walker, root)
+    groups = _load_manifest_groups(root)
+    candidates: list[tuple[Path, int, str]] = []
+    for folder, label, generator in sources:
+        candidates += [(p, label, generator) for p in walker.images(folder)]
+    if not candidates:
+        raise DatasetError(
+            f"{root}: no images found in the class folders "
+            f"({', '.join(sorted({str(f.relative_to(root)) for f, _, _ in sources})) or 'none'}); "
+            f"supported extensions: {', '.join(sorted(IMAGE_EXTENSIONS))}"
+        )
+    checked = (_validate([p for p, _, _ in candidates], max_pixels=max_pixels, progress=progress)
+               if validate else {})
+    samples = []
+    for path, label, generator in candidates:
+        result = checked.get(path)
+        if isinstance(result, str):
+            walker.skipped.append((path, result))
+            continue
+        samples.append(Sample(path, label, generator, groups.get(path.stem, path.stem)))
+    if not samples:
+        raise DatasetError(_nothing_readable(root, walker.skipped))
+    samples.sort(key=lambda s: str(s.path))
+    return DetectionDataset(root, layout, samples, _sorted_skipped(walker.skipped))
+
+
+def _discover_masked(
+    walker: _Walker,
+    root: Path,
+    *,
+    validate: bool,
+    max_pixels: int,
+    progress: Progress,
+) -> MaskedDataset:
+    image_dir, mask_dir = root / IMAGES_DIR, root / MASKS_DIR
+    for d in walker.subdirs(root):
+        if d.name not in (IMAGES_DIR, MASKS_DIR):
+            walker.skipped.append((d, "folder is not images or masks (images+masks layout)"))
+    walker.stray_images(root, "image outside the images/masks folders")
+
+    def by_key(folder: Path, role: str) -> dict[Path, Path]:
+        # Key: path relative to its folder without suffix, so images/a/x.png <-> masks/a/x.png.
+        out: dict[Path, Path] = {}
+        for path in walker.images(folder):
+            key = path.relative_to(folder).with_suffix("")
+            if key in out:
+                walker.skipped.append((path, f"another {role} has the same stem: {out[key].name}"))
+            else:
+                out[key] = path
+        return out
+
+    images, masks = by_key(image_dir, "image"), by_key(mask_dir, "mask")
+    if not images:
+        raise DatasetError(f"{root}: no images found in '{IMAGES_DIR}' "
+                           f"(supported extensions: {', '.join(sorted(IMAGE_EXTENSIONS))})")
+    for key in sorted(set(masks) - set(images)):
+        walker.skipped.append((masks[key], "mask has no image with the same stem"))
+    keys = []
+    for key in sorted(images):
+        if key in masks:
+            keys.append(key)
+        else:
+            walker.skipped.append((images[key], "image has no mask with the same stem"))
+
+    checked = {}
+    if validate:
+        files = [images[k] for k in keys] + [masks[k] for k in keys]
+        checked = _validate(files, max_pixels=max_pixels, progress=progress)
+    groups = _load_manifest_groups(root)
+    pairs: list[tuple[Path, Path]] = []
+    pair_groups: dict[Path, str] = {}
+    for key in keys:
+        image, mask = images[key], masks[key]
+        image_result, mask_result = checked.get(image), checked.get(mask)
+        if isinstance(image_result, str):
+            walker.skipped.append((image, image_result))
+            continue
+        if isinstance(mask_result, str):
+            walker.skipped.append((image, f"its mask is unreadable: {mask_result}"))
+            continue
+        if image_result is not None and image_result != mask_result:
+            walker.skipped.append((image, "mask is {}×{} but image is {}×{}".format(
+                *mask_result, *image_result)))
+            continue
+        pairs.append((image, mask))
+        pair_groups[image] = groups.get(image.stem, image.stem)
+    if not pairs:
+        raise DatasetError(_nothing_readable(root, walker.skipped))
+    return MaskedDataset(root, pairs, _sorted_skipped(walker.skipped), pair_groups)
+
+
+def _sorted_skipped(skipped: list[tuple[Path, str]]) -> list[tuple[Path, str]]:
+    return sorted(dict.fromkeys(skipped), key=lambda item: str(item[0]))
+
+
+def _nothing_readable(root: Path, skipped: list[tuple[Path, str]]) -> str:
+    examples = "; ".join(reason for _, reason in skipped[:3])
+    return f"{root}: no readable images ({len(skipped)} skipped, e.g. {examples})"
+
+
+def discover(
+    root: str | Path,
+    *,
+    validate: bool = True,
+    max_pixels: int | None = None,
+    progress: Progress = null_progress,
+) -> DetectionDataset | MaskedDataset:
+    """Recognise the layout of the data set folder ``root`` and list its images.
+
+    Args:
+        root: the data set folder.
+        validate: check every image cheaply (header, pixel limit, ``verify()``, JPEGs at
+            1/8 scale) and move failures to ``skipped``; without it files are only listed.
+        max_pixels: pixel limit per image (default ``config.MAX_IMAGE_PIXELS``).
+        progress: receives (done, total, "Checking images") while validating.
+
+    Returns:
+        A ``DetectionDataset`` (real+generators, binary, binary+generators layouts) or a
+        ``MaskedDataset`` (images+masks). Samples are sorted by path. Split groups come
+        from ``ROOT/manifest.json`` ``{"groups": {stem: group}}`` where present, otherwise
+        the file stem, so real/x.png and gen/x.png derived from one source share a split.
+
+    Raises:
+        DatasetError: the folder is missing, not a folder, in no accepted layout, or has
+            no readable image; the message says what was found and what is accepted.
+    """
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise DatasetError(f"{root}: folder does not exist")
+    if not root.is_dir():
+        raise DatasetError(f"{root}: is a file, not a folder.\n{_accepted_layouts()}")
+    limit = config.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
+    walker = _Walker(root)
+    names = {d.name for d in _Walker(root).subdirs(root)}
+    kwargs = dict(validate=validate, max_pixels=limit, progress=progress)
+    if IMAGES_DIR in names and MASKS_DIR in names:
+        return _discover_masked(walker, root, **kwargs)
+    return _discover_detection(walker, root, **kwargs)
