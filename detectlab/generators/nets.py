@@ -78,8 +78,11 @@ class ResidualGenerator(nn.Module):
         up = UPSAMPLERS[upsampler]
         self.decoder = nn.Sequential(up(c3, c2), act, up(c2, c1), act, nn.Conv2d(c1, 3, 3, padding=1))
 
-    def forward(self, condition: torch.Tensor) -> torch.Tensor:
-        return (condition + self.decoder(self.encoder(condition))).clamp(0.0, 1.0)
+    def forward(self, condition: torch.Tensor, clamp: bool = True) -> torch.Tensor:
+        """``clamp=False`` is for training: a clamped output has no gradient outside [0, 1],
+        and a generator pushed there early never comes back (it collapses to a flat colour)."""
+        out = condition + self.decoder(self.encoder(condition))
+        return out.clamp(0.0, 1.0) if clamp else out
 
 
 def degrade_condition(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

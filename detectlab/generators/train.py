@@ -75,10 +75,11 @@ def train_generator(
         target = data[idx, :, top : top + config.patch, left : left + config.patch]
         flip = torch.rand(config.batch_size, generator=rng) < 0.5
         target = torch.where(flip[:, None, None, None], target.flip(-1), target)
-        out = model(degrade_condition(target, rng))
+        out = model(degrade_condition(target, rng), clamp=False)
         loss = F.l1_loss(out, target) + config.spectral_weight * F.l1_loss(_log_amplitude(out), _log_amplitude(target))
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
         losses.append(loss.item())
