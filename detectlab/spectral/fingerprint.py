@@ -103,3 +103,35 @@ def render_spectrum(values: np.ndarray, vmin: float | None = None, vmax: float |
     norm = np.clip((v - vmin) / max(vmax - vmin, 1e-12), 0, 1)
     rgb = (colormaps[cmap](norm)[..., :3] * 255).astype(np.uint8)
     return Image.fromarray(rgb)
+
+
+def radial_bins(h: int, w: int) -> torch.Tensor:
+    """Integer radius of each bin of a centred ``h x w`` spectrum (0 = DC)."""
+    yy, xx = torch.meshgrid(torch.arange(h) - h // 2, torch.arange(w) - w // 2, indexing="ij")
+    return torch.sqrt((yy.double() ** 2 + xx.double() ** 2)).round().long()
+
+
+def radial_profile(spectra: torch.Tensor, n_bins: int | None = None) -> torch.Tensor:
+    """Azimuthal average of centred spectra ``[..., H, W]`` -> ``[..., n_bins]`` (differentiable).
+
+    Durrall et al. 2019 use this 1-D curve of the log spectrum as their feature; bins beyond
+    the inscribed circle (the corners) are left out so every bin is a full ring.
+    """
+    h, w = spectra.shape[-2:]
+    n_bins = n_bins or min(h, w) // 2
+    r = radial_bins(h, w).flatten()
+    keep = r < n_bins
+    onehot = torch.zeros(h * w, n_bins, dtype=spectra.dtype)
+    onehot[torch.nonzero(keep).squeeze(1), r[keep]] = 1.0
+    onehot = onehot / onehot.sum(0, keepdim=True)
+    return spectra.flatten(-2) @ onehot
+
+
+def residual(images: torch.Tensor) -> torch.Tensor:
+    """High-pass residual (image minus its 3x3 box blur), as Corvi/GRIP-style spectra use first:
+    it removes scene content so the generator's high-frequency trace dominates the spectrum."""
+    import torch.nn.functional as F
+
+    k = torch.ones(3, 1, 3, 3, dtype=images.dtype) / 9.0
+    blurred = F.conv2d(F.pad(images, (1, 1, 1, 1), mode="reflect"), k, groups=3)
+    return images - blurred + 0.5

@@ -1,0 +1,71 @@
+"""One image in, the verdict and why out: P(fake), the decision, and heatmaps."""
+
+from __future__ import annotations
+
+import functools
+import io
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from detectlab.data import load_image, resize_center_crop, to_tensor
+from detectlab.explain import heatmaps, overlay
+from detectlab.models import Detector
+
+
+@dataclass
+class Analysis:
+    p_fake: float
+    decision: str                       # "fake" | "real"
+    threshold: float
+    image: torch.Tensor                 # [3, S, S] what the detector saw
+    maps: list[tuple[str, torch.Tensor]] = field(default_factory=list)  # (target layer, [S, S] in [0, 1])
+    method: str = "gradcam"
+    seconds: float = 0.0
+
+    def overlays(self, opacity: float = 0.5) -> list[tuple[Image.Image, str]]:
+        return [(overlay(self.image, m, opacity), name) for name, m in self.maps]
+
+
+@functools.lru_cache(maxsize=6)
+def cached_checkpoint(path: str, mtime: float) -> tuple[Detector, dict]:
+    """Load a checkpoint once per file version (the UI re-scores the same detector often)."""
+    from detectlab.models.checkpoint import load_checkpoint
+
+    return load_checkpoint(path)
+
+
+def load_detector(path: str | Path) -> tuple[Detector, dict]:
+    path = Path(path)
+    return cached_checkpoint(str(path), path.stat().st_mtime)
+
+
+def analyze(detector: Detector, image: Image.Image | torch.Tensor, threshold: float = 0.5,
+            method: str = "gradcam", with_heatmap: bool = True) -> Analysis:
+    """Score one RGB image (PIL, or tensor [3, H, W] in [0, 1]) and explain the decision."""
+    start = time.perf_counter()
+    x = to_tensor(image) if isinstance(image, Image.Image) else image
+    x = resize_center_crop(x, detector.preprocess.input_size)
+    if with_heatmap and detector.heatmap_targets():
+        maps, logits = heatmaps(detector, x[None], method=method)
+        named = [(t.name, m[0]) for t, m in zip(detector.heatmap_targets(), maps)]
+    else:
+        with torch.no_grad():
+            logits = detector.eval()(x[None])
+        named = []
+    p = float(torch.sigmoid(logits[0]))
+    return Analysis(p, "fake" if p > threshold else "real", threshold, x, named, method, time.perf_counter() - start)
+
+
+def analyze_file(detector: Detector, source, threshold: float = 0.5, method: str = "gradcam") -> Analysis:
+    """Decode (safely, any format) and analyze; decoding errors raise ``ImageDecodeError``."""
+    return analyze(detector, load_image(source), threshold, method)
+
+
+def png_bytes(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()

@@ -1,0 +1,97 @@
+"""Scoring files with a detector: per-file P(fake), and metrics when the folder has labels."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from detectlab.data import DetectionDataset, discover, is_image_file, load_tensor
+from detectlab.errors import DatasetError, DetectLabError
+from detectlab.models import Detector
+from detectlab.progress import NEVER_CANCEL, CancelToken, Progress, null_progress
+
+
+@dataclass
+class Prediction:
+    file: str
+    p_fake: float | None         # None when the file could not be read
+    decision: str                # "fake" | "real" | "error"
+    error: str = ""
+    label: int | None = None     # ground truth when known
+    generator: str | None = None
+
+
+def expand_inputs(paths: list[str | Path]) -> list[Path]:
+    """Files as given, folders expanded to their image files (sorted, recursively)."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.is_file() and is_image_file(f))
+        else:
+            out.append(p)
+    return out
+
+
+@torch.no_grad()
+def predict_files(detector: Detector, files: list[Path], threshold: float = 0.5, batch_size: int = 32,
+                  progress: Progress = null_progress, cancel: CancelToken = NEVER_CANCEL) -> list[Prediction]:
+    """P(fake) for each file; unreadable files get a Prediction with the reason, never an exception."""
+    detector.eval()
+    size = detector.preprocess.input_size
+    preds: list[Prediction | None] = [None] * len(files)
+    batch, where = [], []
+
+    def flush():
+        if batch:
+            scores = torch.sigmoid(detector(torch.stack(batch))).tolist()
+            for i, s in zip(where, scores):
+                preds[i] = Prediction(str(files[i]), float(s), "fake" if s > threshold else "real")
+            batch.clear()
+            where.clear()
+
+    for i, f in enumerate(files):
+        cancel.check()
+        try:
+            batch.append(load_tensor(f, size))
+            where.append(i)
+        except DetectLabError as exc:
+            preds[i] = Prediction(str(f), None, "error", str(exc))
+        if len(batch) == batch_size:
+            flush()
+        progress(i + 1, len(files), "score images")
+    flush()
+    return [p for p in preds if p is not None]
+
+
+def evaluate_dataset(detector: Detector, root: str | Path, threshold: float = 0.5, split_name: str | None = None,
+                     seed: int = 0, progress: Progress = null_progress, cancel: CancelToken = NEVER_CANCEL):
+    """Score a labelled data set (optionally one split of it) and compute the metrics, per generator."""
+    from detectlab.data import split
+    from detectlab.eval import binary_metrics
+
+    ds = discover(root, progress=progress)
+    if not isinstance(ds, DetectionDataset):
+        raise DatasetError(f"{root}: evaluation needs a real/fake data set, not {ds.layout}")
+    samples = split(ds.samples, seed=seed)[split_name] if split_name else ds.samples
+    preds = predict_files(detector, [s.path for s in samples], threshold, progress=progress, cancel=cancel)
+    for p, s in zip(preds, samples):
+        p.label, p.generator = s.label, s.generator
+    ok = [p for p in preds if p.p_fake is not None]
+    metrics = binary_metrics(np.array([p.label for p in ok]), np.array([p.p_fake for p in ok]),
+                             threshold=threshold, groups=[p.generator for p in ok])
+    return preds, metrics
+
+
+def write_csv(preds: list[Prediction], path: str | Path, detector_name: str = "") -> Path:
+    path = Path(path)
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["file", "p_fake", "decision", "detector", "label", "generator", "error"])
+        for p in preds:
+            w.writerow([p.file, "" if p.p_fake is None else f"{p.p_fake:.6f}", p.decision, detector_name,
+                        "" if p.label is None else p.label, p.generator or "", p.error])
+    return path

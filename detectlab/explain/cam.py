@@ -1,0 +1,112 @@
+"""Class-activation heatmaps for single-logit detectors.
+
+One base class holds the shared machinery (forward/backward hooks on a target layer,
+upsampling, normalisation); each method overrides only how channel weights are made from
+activations and gradients, as in pytorch-grad-cam. ViT layers are handled by the target's
+``reshape`` (tokens -> grid), so Grad-CAM works for CLIP/DINOv2/ViT backbones too.
+
+Target for one logit (the trap of pytorch-grad-cam issue #428): the map must explain the
+*decision*. For an image called fake that is d(logit)/dA; for an image called real it is
+d(-logit)/dA — using the raw logit there would show the (weak) evidence for "fake" instead.
+
+Grad-CAM: Selvaraju et al. 2017, eq. (1)-(2). Grad-CAM++: Chattopadhay et al. 2018, eq. (19).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from detectlab.models.base import Detector, HeatmapTarget  # noqa: F401
+
+Target = Literal["decision", "fake", "real"]
+
+
+class BaseCAM:
+    """Shared hook machinery; subclasses implement ``channel_weights``."""
+
+    name = "base"
+
+    def __init__(self, detector: Detector, target: HeatmapTarget) -> None:
+        self.detector = detector
+        self.target = target
+
+    def channel_weights(self, acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
+        """``[B, C]`` weights from activations and gradients ``[B, C, h, w]``."""
+        raise NotImplementedError
+
+    def __call__(self, images: torch.Tensor, target: Target = "decision") -> tuple[torch.Tensor, torch.Tensor]:
+        """Heatmaps ``[B, H, W]`` in [0, 1] at the input's size, and the logits ``[B]``.
+
+        ``target``: "decision" explains each image's own verdict; "fake"/"real" force one class.
+        """
+        store: dict[str, torch.Tensor] = {}
+
+        def fwd_hook(_m, _i, out):
+            out = out[0] if isinstance(out, tuple) else out
+            store["acts"] = out
+            out.register_hook(lambda g: store.__setitem__("grads", g))
+
+        was_training = self.detector.training
+        self.detector.eval()
+        handle = self.target.module.register_forward_hook(fwd_hook)
+        try:
+            with torch.enable_grad():
+                x = images.detach().requires_grad_(False)
+                logits = self.detector(x)
+                if target == "decision":
+                    sign = torch.where(logits.detach() >= 0, 1.0, -1.0)
+                else:
+                    sign = torch.full_like(logits, 1.0 if target == "fake" else -1.0)
+                # gradients only to activations: parameters are not touched
+                acts = store["acts"]
+                (grads,) = torch.autograd.grad((logits * sign).sum(), acts)
+        finally:
+            handle.remove()
+            self.detector.train(was_training)
+        acts, grads = acts.detach(), grads.detach()
+        if self.target.reshape is not None:
+            acts, grads = self.target.reshape(acts), self.target.reshape(grads)
+        cam = F.relu((self.channel_weights(acts, grads)[:, :, None, None] * acts).sum(1, keepdim=True))
+        cam = F.interpolate(cam, size=images.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+        flat = cam.flatten(1)
+        lo, hi = flat.min(1).values[:, None, None], flat.max(1).values[:, None, None]
+        return (cam - lo) / (hi - lo).clamp(min=1e-12), logits.detach()
+
+
+class GradCAM(BaseCAM):
+    """Grad-CAM: channel weights are the spatially averaged gradients."""
+
+    name = "gradcam"
+
+    def channel_weights(self, acts, grads):
+        return grads.mean((2, 3))
+
+
+class GradCAMPlusPlus(BaseCAM):
+    """Grad-CAM++: gradients weighted by second/third-order terms (exponential-output form)."""
+
+    name = "gradcam++"
+
+    def channel_weights(self, acts, grads):
+        g2, g3 = grads.pow(2), grads.pow(3)
+        denom = 2 * g2 + (acts.sum((2, 3), keepdim=True) * g3)
+        alpha = g2 / torch.where(denom != 0, denom, torch.ones_like(denom))
+        return (alpha * F.relu(grads)).sum((2, 3))
+
+
+CAM_METHODS: dict[str, type[BaseCAM]] = {"gradcam": GradCAM, "gradcam++": GradCAMPlusPlus}
+
+
+def heatmaps(detector: Detector, images: torch.Tensor, method: str = "gradcam",
+             target: Target = "decision") -> tuple[list[torch.Tensor], torch.Tensor]:
+    """One heatmap batch ``[B, H, W]`` per heatmap target of ``detector`` (ensembles: per backbone)."""
+    if method not in CAM_METHODS:
+        raise ValueError(f"unknown heatmap method {method!r}; choose one of {sorted(CAM_METHODS)}")
+    maps, logits = [], None
+    for t in detector.heatmap_targets():
+        cam, logits = CAM_METHODS[method](detector, t)(images, target)
+        maps.append(cam)
+    return maps, logits

@@ -1,0 +1,141 @@
+"""Queues training runs and executes them one at a time in worker processes.
+
+The app owns one ``RunManager``. A watcher thread starts the oldest queued run when no worker
+is alive, and notices a worker that died (killed, out of memory, crashed): the run is
+marked failed with the reason, its finished epochs and best checkpoint stay, and the next
+queued run starts normally.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from detectlab.runs.store import ACTIVE, RunRecord, RunStore
+
+
+def _new_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def describe_exit(code: int) -> str:
+    if code < 0:
+        sig = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
+        hint = " — killed (out of memory, or stopped from outside)" if -code == signal.SIGKILL else ""
+        return f"worker process ended by signal {sig}{hint}"
+    return f"worker process exited with code {code}"
+
+
+class RunManager:
+    """Submit, cancel and watch runs; state lives in the ``RunStore``."""
+
+    def __init__(self, home: Path, poll_seconds: float = 0.5) -> None:
+        self.home = Path(home)
+        self.runs_dir = self.home / "runs"
+        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        self.store = RunStore(self.home / "runs.sqlite")
+        self.poll_seconds = poll_seconds
+        self._proc: subprocess.Popen | None = None
+        self._proc_run: str | None = None
+        self._cancel_sent: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.recover()
+        self._thread = threading.Thread(target=self._watch, name="detectlab-runs", daemon=True)
+        self._thread.start()
+
+    # -- public -------------------------------------------------------------------------
+    def submit(self, config: dict, name: str = "") -> RunRecord:
+        """Queue a run (it starts when no other run is executing)."""
+        from detectlab.train import TrainConfig
+
+        TrainConfig.from_dict(config)  # refuse bad settings now, not in the worker
+        record = self.store.create(_new_id(), config, name)
+        self._tick()
+        return record
+
+    def cancel(self, run_id: str) -> None:
+        """Queued runs end at once; a running one stops at its next step (terminated after 10 s)."""
+        record = self.store.get(run_id)
+        if record.status == "queued":
+            self.store.finish(run_id, "cancelled", error="cancelled before it started")
+        elif record.status == "running":
+            self.store.request_cancel(run_id)
+            self._cancel_sent[run_id] = time.monotonic()
+
+    def checkpoints(self) -> dict[str, str]:
+        """Finished (or cancelled / failed with a best model) runs' checkpoints: label -> path."""
+        out = {}
+        for r in self.store.list():
+            if r.checkpoint and Path(r.checkpoint).exists() and r.status in ("finished", "cancelled", "failed"):
+                acc = (r.result.get("test") or {}).get("accuracy")
+                label = f"run {r.id}{' ' + r.name if r.name else ''} ({r.config.get('arch')}, {r.status}"
+                out[label + (f", test acc {acc:.3f})" if isinstance(acc, float) else ")")] = r.checkpoint
+        return out
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    # -- internals ----------------------------------------------------------------------
+    def recover(self) -> None:
+        """Runs left 'running' by a previous app whose worker is gone are marked failed."""
+        for r in self.store.list():
+            if r.status == "running" and not _alive(r.pid):
+                self.store.finish(r.id, "failed", error="worker stopped while the app was not running")
+
+    def _spawn(self, record: RunRecord) -> None:
+        log = open(self.runs_dir / f"{record.id}.log", "ab")
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "detectlab.runs.worker", str(self.store.path), record.id, str(self.runs_dir)],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=os.environ.copy())
+        log.close()
+        self._proc_run = record.id
+
+    def worker_pid(self) -> int | None:
+        return self._proc.pid if self._proc and self._proc.poll() is None else None
+
+    def _tick(self) -> None:
+        with self._lock:
+            if self._proc is not None:
+                code = self._proc.poll()
+                run_id = self._proc_run
+                if code is None:
+                    sent = self._cancel_sent.get(run_id)
+                    if sent and time.monotonic() - sent > 10:
+                        self._proc.terminate()
+                    return
+                self._proc, self._proc_run = None, None
+                self._cancel_sent.pop(run_id, None)
+                record = self.store.get(run_id)
+                if record.status in ACTIVE:
+                    ckpt = self.runs_dir / run_id / "model.safetensors"
+                    self.store.finish(run_id, "failed", checkpoint=str(ckpt) if ckpt.exists() else None,
+                                      error=describe_exit(code))
+            nxt = self.store.next_queued()
+            if nxt is not None:
+                self._spawn(nxt)
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._tick()
+            except Exception:  # noqa: BLE001 - the watcher must survive a bad row or a busy database
+                pass
+            self._stop.wait(self.poll_seconds)

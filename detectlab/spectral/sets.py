@@ -1,0 +1,174 @@
+"""Fingerprints and fingerprint removal over image folders (what the tab and the CLI call)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from detectlab.data import DetectionDataset, discover, load_tensor
+from detectlab.errors import DatasetError, DetectLabError
+from detectlab.progress import NEVER_CANCEL, CancelToken, Progress, null_progress
+from detectlab.spectral.fingerprint import Fingerprint, RunningMean, log_spectrum, radial_profile, residual
+from detectlab.spectral.removal import REMOVALS
+
+
+def batches_of(files: list[Path], size: int, batch: int = 64, progress: Progress = null_progress, desc: str = "",
+               cancel: CancelToken = NEVER_CANCEL) -> Iterator[torch.Tensor]:
+    """Decode files to ``[B, 3, size, size]`` batches; unreadable files are skipped."""
+    buf = []
+    for i, f in enumerate(files):
+        cancel.check()
+        try:
+            buf.append(load_tensor(f, size))
+        except DetectLabError:
+            continue
+        if len(buf) == batch:
+            yield torch.stack(buf)
+            buf = []
+        if i % 32 == 0 or i == len(files) - 1:
+            progress(i + 1, len(files), desc)
+    if buf:
+        yield torch.stack(buf)
+
+
+@dataclass
+class SetSpectra:
+    """Per-set mean log-spectrum (grayscale), radial profile and count."""
+
+    name: str
+    mean: np.ndarray
+    profile: np.ndarray
+    n: int
+
+
+def set_spectrum(name: str, files: list[Path], size: int = 128, limit: int | None = None, use_residual: bool = False,
+                 grayscale: bool = True, progress: Progress = null_progress, cancel: CancelToken = NEVER_CANCEL) -> SetSpectra:
+    """Streamed mean log-spectrum of up to ``limit`` files: memory stays flat as n grows."""
+    files = files[:limit] if limit else files
+    acc, prof = RunningMean(), RunningMean()
+    for x in batches_of(files, size, progress=progress, desc=f"spectrum of {name}", cancel=cancel):
+        s = log_spectrum(residual(x) if use_residual else x, grayscale=grayscale)
+        acc.update(s)
+        prof.update(radial_profile(s if grayscale else s.mean(1)))
+    if acc.count == 0:
+        raise DatasetError(f"{name}: no readable images")
+    return SetSpectra(name, acc.mean, prof.mean, acc.count)
+
+
+def files_by_class(root: str | Path) -> dict[str, list[Path]]:
+    """'real' and each generator of a detection data set -> its files."""
+    ds = discover(root, validate=False)
+    if not isinstance(ds, DetectionDataset):
+        raise DatasetError(f"{root}: fingerprints need a real/fake data set, not {ds.layout}")
+    out: dict[str, list[Path]] = {}
+    for s in ds.samples:
+        out.setdefault(s.generator, []).append(s.path)
+    return out
+
+
+def fingerprints(real: SetSpectra, synthetic: list[SetSpectra]) -> dict[str, Fingerprint]:
+    """FP(R, S) for each synthetic set (seed 000, eq. 1) from precomputed mean spectra."""
+    return {s.name: Fingerprint(s.mean - real.mean, real.n, s.n) for s in synthetic}
+
+
+def clean_set(real_files: list[Path], synth_files: list[Path], method: str, out_root: Path, name: str,
+              strength: float = 1.0, threshold: float = 3.0, size: int = 128, limit: int | None = None,
+              progress: Progress = null_progress, cancel: CancelToken = NEVER_CANCEL) -> Path:
+    """Write a new data set ``out_root``: ``real/`` (the real files) and ``<name>-<method>/`` cleaned.
+
+    The per-channel fingerprint is measured on up to ``limit`` images of each set, then every
+    synthetic image is cleaned with it (seed 000 §5, Table 3) and saved losslessly (PNG).
+    """
+    if method not in REMOVALS:
+        raise ValueError(f"unknown removal {method!r}; choose one of {sorted(REMOVALS)}")
+    if out_root.exists():
+        raise DatasetError(f"{out_root} exists already; choose a new name")
+    r = set_spectrum("real", real_files, size, limit, grayscale=False, progress=progress, cancel=cancel)
+    s = set_spectrum(name, synth_files, size, limit, grayscale=False, progress=progress, cancel=cancel)
+    fp = s.mean - r.mean
+    tmp = out_root.with_name(out_root.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "real").mkdir(parents=True)
+    target = tmp / f"{name}-{method}"
+    target.mkdir()
+    for i, f in enumerate(real_files):
+        dest = tmp / "real" / f.name
+        try:
+            os.link(f, dest)
+        except OSError:
+            shutil.copy2(f, dest)
+        progress(i + 1, len(real_files), "copy real images")
+    done = 0
+    readable: list[tuple[Path, torch.Tensor]] = []
+
+    def flush() -> None:
+        nonlocal done, readable
+        if not readable:
+            return
+        cancel.check()
+        cleaned = REMOVALS[method](torch.stack([t for _, t in readable]), fp, strength, threshold)
+        for (src, _), img in zip(readable, cleaned):
+            arr = (img.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+            Image.fromarray(arr).save(target / f"{src.stem}.png")
+        done += len(readable)
+        readable = []
+        progress(done, len(synth_files), f"clean {name} ({method})")
+
+    for f in synth_files:
+        try:
+            readable.append((f, load_tensor(f, size)))
+        except DetectLabError:
+            continue
+        if len(readable) == 64:
+            flush()
+    flush()
+    tmp.rename(out_root)
+    return out_root
+
+
+@dataclass
+class RemovalPreview:
+    method: str
+    strength: float
+    before: torch.Tensor            # [3, S, S] one synthetic image
+    after: torch.Tensor             # the same image cleaned
+    psnr_db: float                  # mean PSNR of the change over the previewed images
+    fp_before: np.ndarray           # grayscale FP(R, S)
+    fp_after: np.ndarray            # grayscale FP(R, cleaned S)
+    p_fake_before: float | None     # mean P(fake) of the previewed images
+    p_fake_after: float | None
+    n: int
+
+
+def removal_preview(real_files: list[Path], synth_files: list[Path], method: str, strength: float = 1.0,
+                    threshold: float = 3.0, detector=None, size: int = 128, limit: int = 256,
+                    progress: Progress = null_progress, cancel: CancelToken = NEVER_CANCEL) -> RemovalPreview:
+    """Seed 000 Fig. 6 on a sample: clean up to ``limit`` synthetic images and compare."""
+    r = set_spectrum("real", real_files, size, limit, grayscale=False, progress=progress, cancel=cancel)
+    s_batches = list(batches_of(synth_files[:limit], size, progress=progress, desc="load synthetic", cancel=cancel))
+    synth = torch.cat(s_batches)
+    acc = RunningMean()
+    for b in s_batches:
+        acc.update(log_spectrum(b, grayscale=False))
+    fp = acc.mean - r.mean
+    cleaned = torch.cat([REMOVALS[method](synth[lo : lo + 64], fp, strength, threshold) for lo in range(0, len(synth), 64)])
+    real_gray = r.mean.mean(0)  # channel-mean of per-channel log spectra, as for the grayscale view
+    fp_before = fp.mean(0)
+    fp_after = log_spectrum(cleaned, grayscale=False).mean(0).mean(0).numpy() - real_gray
+    mse = ((cleaned - synth) ** 2).flatten(1).mean(1).clamp(min=1e-12)
+    psnr = float((10 * torch.log10(1.0 / mse)).mean())
+    p_b = p_a = None
+    if detector is not None:
+        with torch.no_grad():
+            detector.eval()
+            k = min(len(synth), 64)
+            p_b = float(torch.sigmoid(detector(synth[:k])).mean())
+            p_a = float(torch.sigmoid(detector(cleaned[:k])).mean())
+    return RemovalPreview(method, strength, synth[0], cleaned[0], psnr, fp_before, fp_after, p_b, p_a, len(synth))

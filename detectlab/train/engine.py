@@ -1,0 +1,333 @@
+"""``train(config, progress, cancel)``: the one training function the CLI and the UI call.
+
+Seed 000: BCE loss, Adam (lr 1e-4, wd 1e-3), class-balanced weighted sampling, per-class and
+balanced accuracy, mean ± std over repeated runs. Seed 001: horizontal flip, 80/10/10 split,
+best-validation checkpoint, degradation augmentation, FGSM adversarial training (§4.4.2).
+Seed 002: frozen backbone + linear head; backbone features are computed once per data set
+and kept, so each later epoch costs only the head.
+
+Adversarial training makes FGSM copies on the fly from the weights being trained (the usual
+practice); seed 001 §4.4.2 instead built them once from the already trained model.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from detectlab import config as dl_config
+from detectlab.data import DetectionDataset, discover, split, split_files, split_summary
+from detectlab.data.decode import load_tensor
+from detectlab.models import Detector, FrozenBackboneDetector, create_detector
+from detectlab.models.checkpoint import save_checkpoint
+from detectlab.progress import NEVER_CANCEL, CancelToken, Cancelled, Progress, null_progress
+from detectlab.train.config import TrainConfig
+
+EpochCallback = Callable[[dict], None]
+
+
+@dataclass
+class RunResult:
+    """The outcome of one training run."""
+
+    run_id: str
+    status: str                         # finished | cancelled
+    history: list[dict]                 # one entry per epoch: train_loss, val_loss, val metrics
+    best_epoch: int
+    val: dict
+    test: dict
+    checkpoint: str | None
+    seconds: float
+    images_per_second: float           # training images per second of optimisation steps
+    weights: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TrainResult:
+    runs: list[RunResult]
+    summary: dict                       # mean ± std of test metrics over runs
+
+
+def dataset_fingerprint(samples) -> str:
+    """Hash of the file list and labels, stored with checkpoints to say what they saw."""
+    h = hashlib.sha256()
+    for s in samples:
+        h.update(f"{s.path.name}|{s.generator}|{s.label}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def load_images(samples, size: int, progress: Progress = null_progress, desc: str = "load images") -> torch.Tensor:
+    """Decode samples once into a uint8 tensor ``[N, 3, size, size]`` (a few hundred MB at most)."""
+    out = torch.empty((len(samples), 3, size, size), dtype=torch.uint8)
+    for i, s in enumerate(samples):
+        out[i] = (load_tensor(s.path, size) * 255 + 0.5).clamp(0, 255).to(torch.uint8)
+        if i % 64 == 0 or i == len(samples) - 1:
+            progress(i + 1, len(samples), desc)
+    return out
+
+
+def _class_balanced_weights(labels: torch.Tensor) -> torch.Tensor:
+    counts = torch.bincount(labels.long(), minlength=2).clamp(min=1).float()
+    return (1.0 / counts)[labels.long()]
+
+
+@torch.no_grad()
+def predict_scores(detector: Detector, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+    """P(fake) for uint8 or float images ``[N, 3, S, S]``."""
+    detector.eval()
+    out = []
+    for lo in range(0, len(images), batch_size):
+        x = images[lo : lo + batch_size]
+        x = x.float() / 255.0 if x.dtype == torch.uint8 else x
+        out.append(torch.sigmoid(detector(x)))
+    return torch.cat(out) if out else torch.empty(0)
+
+
+class _Batches:
+    """Draws training batches: class-balanced with replacement (seed 000) or shuffled epochs."""
+
+    def __init__(self, labels: torch.Tensor, batch_size: int, weighted: bool, gen: torch.Generator) -> None:
+        self.labels, self.bs, self.weighted, self.gen = labels, batch_size, weighted, gen
+        self.weights = _class_balanced_weights(labels)
+        self._perm: list[int] = []
+
+    def next(self) -> torch.Tensor:
+        if self.weighted:
+            return torch.multinomial(self.weights, self.bs, replacement=True, generator=self.gen)
+        if len(self._perm) < self.bs:
+            self._perm += torch.randperm(len(self.labels), generator=self.gen).tolist()
+        idx, self._perm = self._perm[: self.bs], self._perm[self.bs :]
+        return torch.tensor(idx)
+
+
+def _augmenter(cfg: TrainConfig):
+    if not cfg.augment.enabled:
+        return None
+    from detectlab.degrade import RandomDegrade
+
+    return RandomDegrade(cfg.augment)
+
+
+def _metrics(labels, scores, generators) -> dict:
+    from detectlab.eval import binary_metrics
+
+    return binary_metrics(np.asarray(labels), np.asarray(scores), groups=list(generators)).to_dict()
+
+
+def _feature_cache_path(detector: FrozenBackboneDetector, samples, size: int, flip: bool) -> Path:
+    key = json.dumps([detector.arch, detector.weights_info.source, size, flip, dataset_fingerprint(samples),
+                      [str(s.path.resolve()) for s in samples[:1]]])
+    return dl_config.home() / "cache" / "features" / (hashlib.sha256(key.encode()).hexdigest()[:24] + ".pt")
+
+
+@torch.no_grad()
+def cached_features(detector: FrozenBackboneDetector, samples, images: torch.Tensor, flip: bool = False,
+                    progress: Progress = null_progress, cancel: CancelToken = NEVER_CANCEL) -> torch.Tensor:
+    """Backbone features of ``images`` (optionally h-flipped), computed once and kept on disk."""
+    path = _feature_cache_path(detector, samples, images.shape[-1], flip)
+    if path.exists():
+        try:
+            feats = torch.load(path, weights_only=True)
+            if feats.shape[0] == len(samples):
+                return feats
+        except Exception:  # noqa: BLE001 - a broken cache file is recomputed
+            pass
+    detector.eval()
+    out = []
+    for lo in range(0, len(images), 64):
+        cancel.check()
+        x = images[lo : lo + 64].float() / 255.0
+        out.append(detector.backbone_features(x.flip(-1) if flip else x))
+        progress(min(lo + 64, len(images)), len(images), "extract backbone features" + (" (flipped)" if flip else ""))
+    feats = torch.cat(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(feats, tmp)
+    tmp.replace(path)
+    return feats
+
+
+def _run_once(cfg: TrainConfig, ds: DetectionDataset, parts: dict, images: dict, run_seed: int, run_dir: Path,
+              progress: Progress, cancel: CancelToken, on_epoch: EpochCallback | None) -> RunResult:
+    torch.manual_seed(run_seed)
+    gen = torch.Generator().manual_seed(run_seed)
+    detector = create_detector(cfg.arch, cfg.pretrained, cfg.input_size)
+    notes = list(detector.weights_info.messages)
+    frozen = isinstance(detector, FrozenBackboneDetector)
+    train_x, val_x = images["train"], images["val"]
+    y_train = torch.tensor([s.label for s in parts["train"]], dtype=torch.float32)
+    y_val = np.array([s.label for s in parts["val"]])
+    g_val = [s.generator for s in parts["val"]]
+    augment = _augmenter(cfg)
+    use_cache = frozen and augment is None and not cfg.adv_eps
+    if frozen and not use_cache:
+        notes.append("degradation/adversarial augmentation changes the input every step, so backbone "
+                     "features cannot be cached: each step runs the frozen backbone")
+    if use_cache:
+        feats = {"train": cached_features(detector, parts["train"], train_x, False, progress, cancel),
+                 "val": cached_features(detector, parts["val"], val_x, False, progress, cancel)}
+        if cfg.hflip:
+            feats["train_flip"] = cached_features(detector, parts["train"], train_x, True, progress, cancel)
+
+    params = detector.trainable_parameters()
+    opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    n_train = len(parts["train"])
+    steps_per_epoch = max(1, math.ceil(n_train / cfg.batch_size))
+    total_steps = cfg.iterations or cfg.epochs * steps_per_epoch
+    epochs = math.ceil(total_steps / steps_per_epoch)
+    if hasattr(detector, "fit"):  # closed-form detectors (spectrum baseline): one fit, one validation
+        progress(0, 1, f"fit {cfg.arch}")
+        detector.fit(train_x, y_train.numpy())
+        total_steps, epochs = 0, 1
+    batches = _Batches(y_train, cfg.batch_size, cfg.weighted_sampling, gen)
+    history: list[dict] = []
+    best_state, best_score, best_epoch = None, -1.0, 0
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "splits.json").write_text(json.dumps(split_files(parts, ds.root)))
+    base_meta = {
+        "training": cfg.to_dict() | {"seed": run_seed},
+        "data": {"root": str(ds.root), "layout": ds.layout, "generators": cfg.generators or ds.generators,
+                 "fingerprint": dataset_fingerprint(ds.samples), "splits": split_summary(parts)},
+        "threshold": 0.5,
+    }
+    step, seen, start, step_seconds = 0, 0, time.perf_counter(), 0.0
+    status = "finished"
+    try:
+        for epoch in range(1, epochs + 1):
+            detector.train()
+            losses = []
+            for _ in range(min(steps_per_epoch, total_steps - step)):
+                cancel.check()
+                t_step = time.perf_counter()
+                idx = batches.next()
+                y = y_train[idx]
+                if use_cache:
+                    flip = cfg.hflip & (torch.rand(len(idx), generator=gen) < 0.5)
+                    f = feats["train"][idx]
+                    if cfg.hflip:
+                        f = torch.where(flip[:, None], feats["train_flip"][idx], f)
+                    logits = detector.forward_head(f)
+                else:
+                    x = train_x[idx].float() / 255.0
+                    if cfg.hflip:
+                        flip = torch.rand(len(idx), generator=gen) < 0.5
+                        x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+                    if augment is not None:
+                        x = augment(x, generator=gen)
+                    if cfg.adv_eps:
+                        from detectlab.attacks import fgsm_batch_for_training
+
+                        k = int(round(cfg.adv_fraction * len(idx)))
+                        if k:
+                            x = x.clone()
+                            x[:k] = fgsm_batch_for_training(detector, x[:k], y[:k], cfg.adv_eps, gen)
+                            detector.train()
+                    logits = detector(x)
+                loss = F.binary_cross_entropy_with_logits(logits, y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                losses.append(loss.item())
+                step_seconds += time.perf_counter() - t_step
+                step += 1
+                seen += len(idx)
+                progress(step, total_steps, f"train {cfg.arch} (epoch {epoch}/{epochs})")
+            # validation
+            with torch.no_grad():
+                detector.eval()
+                if use_cache:
+                    vlogits = torch.cat([detector.forward_head(feats["val"][lo : lo + 256]) for lo in range(0, len(y_val), 256)])
+                else:
+                    vlogits = torch.cat([detector(val_x[lo : lo + 64].float() / 255.0) for lo in range(0, len(y_val), 64)])
+            vscores = torch.sigmoid(vlogits).numpy()
+            vloss = float(F.binary_cross_entropy_with_logits(vlogits, torch.tensor(y_val, dtype=torch.float32)))
+            vm = _metrics(y_val, vscores, g_val)
+            entry = {"epoch": epoch, "step": step, "train_loss": float(np.mean(losses)) if losses else None,
+                     "val_loss": vloss, "val_accuracy": vm["accuracy"], "val_balanced_accuracy": vm["balanced_accuracy"],
+                     "val_ap": vm["ap"], "seconds": round(time.perf_counter() - start, 2)}
+            history.append(entry)
+            score = vm["balanced_accuracy"] if vm["balanced_accuracy"] is not None else -vloss
+            if not cfg.select_best or score >= best_score:
+                best_score, best_epoch = score, epoch
+                best_state = copy.deepcopy({k: v for k, v in detector.state_dict().items()})
+                # on disk at once, so a worker that dies later still leaves its best model
+                save_checkpoint(detector, run_dir / "model.safetensors",
+                                base_meta | {"metrics": {"val": entry, "best_epoch": epoch, "status": "running"}})
+            if on_epoch:
+                on_epoch(dict(entry))
+    except Cancelled:
+        status = "cancelled"
+    seconds = time.perf_counter() - start
+    if best_state is None:  # cancelled before the first validation: nothing worth keeping
+        return RunResult(run_dir.name, status, history, 0, {}, {}, None, seconds, seen / max(step_seconds, 1e-9),
+                         detector.weights_info.source, notes)
+    detector.load_state_dict(best_state)
+    test_scores = _scores(detector, images["test"], use_cache, parts["test"], progress)
+    y_test = [s.label for s in parts["test"]]
+    test = _metrics(y_test, test_scores, [s.generator for s in parts["test"]])
+    val = next(h for h in history if h["epoch"] == best_epoch)
+    meta = base_meta | {"metrics": {"val": val, "test": test, "best_epoch": best_epoch, "status": status}}
+    ckpt = run_dir / "model.safetensors"
+    save_checkpoint(detector, ckpt, meta)
+    return RunResult(run_dir.name, status, history, best_epoch, val, test, str(ckpt), seconds,
+                     seen / max(step_seconds, 1e-9), detector.weights_info.source, notes)
+
+
+def _scores(detector, images, use_cache, samples, progress) -> np.ndarray:
+    if use_cache:
+        feats = cached_features(detector, samples, images, False, progress)
+        with torch.no_grad():
+            detector.eval()
+            return torch.sigmoid(detector.forward_head(feats)).numpy()
+    return predict_scores(detector, images).numpy()
+
+
+def prepare_data(cfg: TrainConfig, progress: Progress = null_progress) -> tuple[DetectionDataset, dict, dict]:
+    """Discover, restrict to the chosen generators, split and decode the data of a run."""
+    ds = discover(cfg.data, progress=progress)
+    if not isinstance(ds, DetectionDataset):
+        raise ValueError(f"{cfg.data}: training needs a real/fake data set, not {ds.layout}")
+    if cfg.generators:
+        missing = sorted(set(cfg.generators) - set(ds.generators))
+        if missing:
+            raise ValueError(f"generators {missing} are not in {ds.root} (it has {ds.generators})")
+        ds = ds.subset(cfg.generators)
+    parts = split(ds.samples, seed=cfg.split_seed, fractions=cfg.split_fractions)
+    for name in ("train", "val"):
+        labels = {s.label for s in parts[name]}
+        if labels != {0, 1}:
+            raise ValueError(f"the {name} split of {ds.root} lacks a class (has {sorted(labels)}); add images")
+    images = {k: load_images(parts[k], cfg.input_size, progress, f"decode {k} images") for k in ("train", "val", "test")}
+    return ds, parts, images
+
+
+def train(cfg: TrainConfig, progress: Progress = null_progress, cancel: CancelToken = NEVER_CANCEL,
+          on_epoch: EpochCallback | None = None, run_id: str | None = None) -> TrainResult:
+    """Train ``cfg.runs`` detectors (seeds seed, seed+1, ...); return their results and mean ± std."""
+    from detectlab.eval import mean_std
+
+    torch.set_num_threads(max(1, cfg.threads))
+    ds, parts, images = prepare_data(cfg, progress)
+    base = Path(cfg.out_dir) if cfg.out_dir else dl_config.home() / "runs"
+    run_id = run_id or time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+    results = []
+    for k in range(cfg.runs):
+        run_dir = base / run_id if cfg.runs == 1 else base / run_id / f"run{k}"
+        res = _run_once(cfg, ds, parts, images, cfg.seed + k, run_dir, progress, cancel, on_epoch)
+        results.append(res)
+        if res.status == "cancelled":
+            break
+    tests = [r.test for r in results if r.test]
+    return TrainResult(results, mean_std(tests) if tests else {})
