@@ -1,0 +1,36 @@
+"""Small helpers shared by the tabs: progress bridging and user-facing error messages."""
+
+from __future__ import annotations
+
+import html
+import traceback
+
+import gradio as gr
+
+from detectlab.errors import DetectLabError
+
+
+class GradioProgress:
+    """Adapts DetectLab's progress callback to ``gr.Progress``."""
+
+    def __init__(self, progress: gr.Progress) -> None:
+        self._progress = progress
+
+    def __call__(self, done: float, total: float | None = None, desc: str = "") -> None:
+        if total:
+            self._progress((done, total), desc=desc, unit="steps")
+        else:
+            self._progress(0, desc=desc)
+
+
+def error_markdown(exc: BaseException) -> str:
+    """A clear one-paragraph message for a failed action; the server keeps running."""
+    if isinstance(exc, DetectLabError):
+        return f"**Error:** {html.escape(str(exc))}"
+    detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    return f"**Unexpected error** (the app keeps running): `{html.escape(detail)}`"
+
+
+def coming(title: str, what: str) -> None:
+    """A tab whose capability is not built yet: says so and what it will do; nothing pretends to work."""
+    gr.Markdown(f"### {title}\n\n*Not available yet.* {what}")

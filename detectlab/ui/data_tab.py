@@ -1,0 +1,94 @@
+"""Data tab: what a data set holds (counts per class, generator and split, examples)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+
+from detectlab import config
+from detectlab.data.overview import import_dataset_zip, known_datasets, overview, resolve_in_roots
+from detectlab.demo.build import GENERATORS, ensure_demo
+from detectlab.ui.common import GradioProgress, error_markdown
+
+HEADERS = ["class", "generator", "images", "train", "val", "test"]
+
+
+def _render(path: Path, progress: gr.Progress):
+    ov = overview(path, progress=GradioProgress(progress))
+    gallery = [(str(p), f"{name}: {p.name}") for name, files in ov.examples.items() for p in files]
+    skipped = [[str(p.relative_to(ov.root)) if ov.root in p.parents else str(p), reason] for p, reason in ov.skipped]
+    status = (f"**{ov.root.name}** — layout `{ov.layout}`, {ov.total} images"
+              + (f", {len(skipped)} files skipped (listed below)" if skipped else "")
+              + ". Splits are 80/10/10 by source group, seed 0.")
+    return status, ov.rows, gallery, skipped
+
+
+def _empty(message: str):
+    return message, [], [], []
+
+
+def show_dataset(label: str, progress=gr.Progress()):
+    try:
+        if label.startswith("demo"):
+            ensure_demo(progress=GradioProgress(progress))
+        datasets = known_datasets()
+        if label not in datasets:
+            return _empty(f"**Error:** unknown data set '{label}'")
+        return _render(datasets[label], progress)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a message, the app keeps serving
+        return _empty(error_markdown(exc))
+
+
+def open_folder(text: str, progress=gr.Progress()):
+    try:
+        return _render(resolve_in_roots(text, config.data_roots()), progress)
+    except Exception as exc:  # noqa: BLE001
+        return _empty(error_markdown(exc))
+
+
+def upload_zip(file: str | None, progress=gr.Progress()):
+    if not file:
+        return (*_empty("**Error:** choose a .zip file first"), gr.update())
+    try:
+        root = import_dataset_zip(Path(file))
+        label = f"uploaded: {root.relative_to(config.home() / 'datasets').parts[0]}"
+        return (*_render(root, progress), gr.update(choices=list(known_datasets()), value=label))
+    except Exception as exc:  # noqa: BLE001
+        return (*_empty(error_markdown(exc)), gr.update())
+
+
+def fingerprint_gallery() -> list[tuple[str, str]]:
+    folder = config.ASSETS / "fingerprints"
+    return [(str(folder / f"{g}.png"), f"FP(real, {g})") for g in GENERATORS if (folder / f"{g}.png").exists()]
+
+
+def build() -> None:
+    """Lay out the Data tab (inside an open ``gr.Tab``)."""
+    gr.Markdown(
+        "Pick a data set, type a folder inside the data roots, or upload a .zip. Accepted layouts: "
+        "`real/` + one folder per generator; `0_real/` + `1_fake/` (optionally under generator folders); "
+        "`images/` + `masks/` for partially manipulated images."
+    )
+    with gr.Row():
+        choice = gr.Dropdown(choices=list(known_datasets()), value="demo (real + 3 generators)",
+                             label="Data set", elem_id="data-choice", scale=2)
+        folder = gr.Textbox(label="…or a folder inside the data roots", placeholder="e.g. demo or /data/mine",
+                            elem_id="data-folder", scale=2)
+        open_btn = gr.Button("Open folder", elem_id="data-open", scale=1)
+    with gr.Row():
+        upload = gr.File(label="…or upload a data set (.zip)", file_types=[".zip"], elem_id="data-zip")
+        upload_btn = gr.Button("Import .zip", elem_id="data-import")
+    status = gr.Markdown(elem_id="data-status")
+    counts = gr.Dataframe(headers=HEADERS, label="Images per class, generator and split", interactive=False,
+                          elem_id="data-counts")
+    gallery = gr.Gallery(label="Examples per class / generator", columns=6, height=320, elem_id="data-gallery")
+    skipped = gr.Dataframe(headers=["file", "reason"], label="Skipped files", interactive=False)
+    gr.Gallery(value=fingerprint_gallery(), label="Demo generator fingerprints FP(R, S) (seed 000, eq. 1; shared colour scale, red = more energy than real)",
+               columns=3, height=300, elem_id="data-fingerprints")
+    outputs = [status, counts, gallery, skipped]
+    choice.change(show_dataset, choice, outputs)
+    open_btn.click(open_folder, folder, outputs)
+    folder.submit(open_folder, folder, outputs)
+    upload_btn.click(upload_zip, upload, [*outputs, choice])
+    return choice, outputs

@@ -1,0 +1,159 @@
+"""Detect tab: P(fake) with heatmaps for one image; a sortable table, CSV and metrics for many."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+import plotly.graph_objects as go
+
+from detectlab import config
+from detectlab.data.decode import to_pil
+from detectlab.data.overview import resolve_in_roots
+from detectlab.detect.analyze import analyze_file, load_detector
+from detectlab.detect.predict import evaluate_dataset, expand_inputs, predict_files, write_csv
+from detectlab.explain import CAM_METHODS, overlay
+from detectlab.ui import state
+from detectlab.ui.common import GradioProgress, error_markdown
+
+TABLE_HEADERS = ["file", "P(fake)", "decision", "detector", "label", "generator", "error"]
+
+
+def _detector_dropdown(**kw) -> gr.Dropdown:
+    choices = list(state.detector_choices())
+    return gr.Dropdown(choices=choices, value=choices[0] if choices else None, label="Detector", **kw)
+
+
+def refresh_detectors(current: str | None):
+    choices = list(state.detector_choices())
+    return gr.update(choices=choices, value=current if current in choices else (choices[0] if choices else None))
+
+
+def _verdict_md(a, meta: dict, label: str) -> str:
+    weights = meta.get("detector", {}).get("weights", {}).get("source", "")
+    where = f"heatmap: {a.method} on {', '.join(n for n, _ in a.maps)}" if a.maps else \
+        "no heatmap: this detector has no spatial layer (a 1-D spectral feature)"
+    return (f"### P(fake) = {a.p_fake:.3f} → **{a.decision.upper()}**\n"
+            f"threshold {a.threshold:.2f} · {label} · {where} · {1000 * a.seconds:.0f} ms"
+            + (f"\n\nbackbone weights: {weights}" if weights else ""))
+
+
+def detect_one(file: str | None, detector_label: str, method: str, opacity: float):
+    """Score one uploaded image; returns (verdict markdown, overlays, analysis state)."""
+    if not file:
+        return "**Error:** upload an image first", [], None
+    try:
+        detector, meta = load_detector(state.resolve_detector(detector_label))
+        a = analyze_file(detector, file, meta.get("threshold", 0.5), method)
+        shown = [(overlay(a.image, m, opacity), name) for name, m in a.maps]
+        return _verdict_md(a, meta, detector_label), shown, a
+    except Exception as exc:  # noqa: BLE001 - a clear message; the tab keeps working
+        return error_markdown(exc), [], None
+
+
+def restyle(analysis, opacity: float):
+    """Opacity changes re-blend the kept heatmaps; the model does not run again."""
+    if analysis is None:
+        return gr.update()
+    return [(overlay(analysis.image, m, opacity), name) for name, m in analysis.maps]
+
+
+def api_detect(image_path: str, detector: str = "", method: str = "gradcam", opacity: float = 0.5):
+    """API: P(fake), decision and heatmap overlay (PNG path) for one image."""
+    label = detector or next(iter(state.detector_choices()))
+    detector_obj, meta = load_detector(state.resolve_detector(label))
+    a = analyze_file(detector_obj, image_path, meta.get("threshold", 0.5), method)
+    out = Path(tempfile.mkdtemp(prefix="detectlab-")) / "heatmap.png"
+    (overlay(a.image, a.maps[0][1], opacity) if a.maps else to_pil(a.image)).save(out)
+    return {"p_fake": a.p_fake, "decision": a.decision, "threshold": a.threshold, "detector": label}, str(out)
+
+
+def _confusion_figure(conf) -> go.Figure:
+    fig = go.Figure(go.Heatmap(z=conf, x=["pred real", "pred fake"], y=["real", "fake"], text=conf,
+                               texttemplate="%{text}", colorscale="Blues", showscale=False))
+    fig.update_layout(height=260, width=320, margin=dict(l=10, r=10, t=30, b=10), title="confusion matrix",
+                      yaxis=dict(autorange="reversed"))
+    return fig
+
+
+def detect_batch(files: list[str] | None, folder: str, detector_label: str, progress=gr.Progress()):
+    """Score many images; with a labelled folder also AP, accuracy, balanced accuracy, confusion."""
+    empty = ([], None, "", None)
+    try:
+        detector, meta = load_detector(state.resolve_detector(detector_label))
+        threshold = meta.get("threshold", 0.5)
+        prog = GradioProgress(progress)
+        metrics_md, fig = "", None
+        if folder and folder.strip():
+            root = resolve_in_roots(folder, config.data_roots())
+            try:
+                preds, metrics = evaluate_dataset(detector, root, threshold, progress=prog)
+                m = metrics.to_dict()
+                per = " · ".join(f"{g}: acc {v.get('accuracy', 0):.3f}" + (f", AP {v['ap']:.3f}" if v.get("ap") is not None else "")
+                                 for g, v in (m.get("per_group") or {}).items())
+                metrics_md = (f"**{m['n']} labelled images** — accuracy {m['accuracy']:.3f} · balanced accuracy "
+                              f"{m['balanced_accuracy'] if m['balanced_accuracy'] is None else format(m['balanced_accuracy'], '.3f')}"
+                              f" · AP {m['ap'] if m['ap'] is None else format(m['ap'], '.3f')}\n\n{per}")
+                fig = _confusion_figure(m["confusion"])
+            except Exception as exc:  # noqa: BLE001 - an unlabelled folder is still scored
+                if "layout" not in str(exc) and "accepted" not in str(exc):
+                    raise
+                preds = predict_files(detector, expand_inputs([root]), threshold, progress=prog)
+                metrics_md = "No labels found (not in an accepted layout): scores only."
+        else:
+            if not files:
+                return ("**Error:** upload images or give a folder inside the data roots", *empty)
+            preds = predict_files(detector, [Path(f) for f in files], threshold, progress=prog)
+        rows = [[Path(p.file).name if not folder else p.file, None if p.p_fake is None else round(p.p_fake, 4),
+                 p.decision, detector_label, p.label, p.generator or "", p.error] for p in preds]
+        out = Path(tempfile.mkdtemp(prefix="detectlab-")) / "detectlab_predictions.csv"
+        write_csv(preds, out, detector_label)
+        bad = sum(p.decision == "error" for p in preds)
+        status = f"Scored {len(preds) - bad} images" + (f"; {bad} could not be read (see the error column)" if bad else "")
+        return status, rows, str(out), metrics_md, fig
+    except Exception as exc:  # noqa: BLE001
+        return (error_markdown(exc), *empty)
+
+
+def build() -> dict:
+    with gr.Row():
+        detector = _detector_dropdown(elem_id="detect-detector", scale=3)
+        refresh = gr.Button("↻ refresh detectors", scale=1, elem_id="detect-refresh")
+        method = gr.Radio(list(CAM_METHODS), value="gradcam", label="Heatmap", scale=2)
+        opacity = gr.Slider(0, 1, value=0.5, step=0.05, label="Heatmap opacity", scale=2, elem_id="detect-opacity")
+    refresh.click(refresh_detectors, detector, detector)
+    with gr.Tab("One image"):
+        with gr.Row():
+            with gr.Column(scale=1):
+                upload = gr.File(label="Image (PNG, JPEG, WebP, BMP, TIFF)", file_count="single", type="filepath",
+                                 elem_id="detect-upload")
+                run = gr.Button("Detect", variant="primary", elem_id="detect-run")
+            with gr.Column(scale=2):
+                verdict = gr.Markdown(elem_id="detect-verdict")
+                gallery = gr.Gallery(label="Heatmap (one per backbone for ensembles)", columns=2, height=360,
+                                     elem_id="detect-heatmaps")
+        analysis = gr.State(None)
+        run.click(detect_one, [upload, detector, method, opacity], [verdict, gallery, analysis], api_name=False)
+        upload.upload(detect_one, [upload, detector, method, opacity], [verdict, gallery, analysis], api_name=False)
+        opacity.release(restyle, [analysis, opacity], gallery, api_name=False)
+    with gr.Tab("Batch"):
+        with gr.Row():
+            files = gr.File(label="Images", file_count="multiple", type="filepath", elem_id="detect-batch-files")
+            folder = gr.Textbox(label="…or a folder inside the data roots (labelled layouts give metrics)",
+                                placeholder="e.g. demo", elem_id="detect-batch-folder")
+        go_btn = gr.Button("Score batch", variant="primary", elem_id="detect-batch-run")
+        status = gr.Markdown(elem_id="detect-batch-status")
+        table = gr.Dataframe(headers=TABLE_HEADERS, interactive=False, label="Predictions (click a header to sort)",
+                             elem_id="detect-batch-table", max_height=420)
+        with gr.Row():
+            csv_file = gr.File(label="CSV download", elem_id="detect-batch-csv")
+            metrics = gr.Markdown(elem_id="detect-batch-metrics")
+            conf = gr.Plot(label="Confusion matrix")
+        go_btn.click(detect_batch, [files, folder, detector], [status, table, csv_file, metrics, conf], api_name=False)
+    # named endpoint for gradio_client
+    api_in = gr.Image(type="filepath", visible=False)
+    api_json, api_img = gr.JSON(visible=False), gr.Image(visible=False)
+    gr.Button(visible=False).click(api_detect, [api_in, gr.Textbox(visible=False), gr.Textbox(value="gradcam", visible=False),
+                                                gr.Number(value=0.5, visible=False)], [api_json, api_img], api_name="detect")
+    return {"detector": detector}

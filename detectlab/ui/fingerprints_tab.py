@@ -1,0 +1,197 @@
+"""Fingerprints tab: FP(R, S) side by side, radial profiles, one image's spectrum, fingerprint removal."""
+
+from __future__ import annotations
+
+import io
+import tempfile
+import zipfile
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from detectlab import config
+from detectlab.data import load_tensor
+from detectlab.data.overview import known_datasets, resolve_in_roots
+from detectlab.data.decode import to_pil
+from detectlab.detect.analyze import load_detector
+from detectlab.spectral import log_spectrum
+from detectlab.spectral.fingerprint import radial_profile
+from detectlab.spectral.sets import clean_set, files_by_class, fingerprints, removal_preview, set_spectrum
+from detectlab.ui import state
+from detectlab.ui.common import GradioProgress, error_markdown
+
+_DEMO = "demo (real + 3 generators)"
+
+
+def _root(choice: str, folder: str) -> Path:
+    if folder and folder.strip():
+        return resolve_in_roots(folder, config.data_roots())
+    if choice.startswith("demo"):
+        from detectlab.demo.build import ensure_demo
+
+        ensure_demo()
+    return known_datasets()[choice]
+
+
+def list_sets(choice: str, folder: str):
+    try:
+        gens = [g for g in files_by_class(_root(choice, folder)) if g != "real"]
+        return gr.update(choices=gens, value=gens), gr.update(choices=gens, value=gens[0] if gens else None), ""
+    except Exception as exc:  # noqa: BLE001
+        return gr.update(choices=[], value=[]), gr.update(choices=[], value=None), error_markdown(exc)
+
+
+def grid_figure(fps: dict[str, np.ndarray], limit: float) -> go.Figure:
+    names = list(fps)
+    cols = max(1, min(len(names), 4))
+    rows = (len(names) + cols - 1) // cols
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[f"FP(real, {n})" for n in names],
+                        horizontal_spacing=0.03, vertical_spacing=0.08)
+    if limit <= 0:
+        limit = max(float(np.percentile(np.abs(v), 99.5)) for v in fps.values()) if fps else 1.0
+    for i, (name, v) in enumerate(fps.items()):
+        h, w = v.shape
+        fig.add_trace(go.Heatmap(z=v, x=np.arange(w) - w // 2, y=np.arange(h) - h // 2, coloraxis="coloraxis",
+                                 hovertemplate="fx %{x}, fy %{y}: %{z:.3f}<extra>" + name + "</extra>"),
+                      row=i // cols + 1, col=i % cols + 1)
+    fig.update_layout(coloraxis=dict(colorscale="RdBu_r", cmin=-limit, cmax=limit, colorbar=dict(title="Δ log|F|")),
+                      height=320 * rows, margin=dict(l=10, r=10, t=40, b=10))
+    fig.update_yaxes(autorange="reversed", scaleanchor="x", showticklabels=False)
+    fig.update_xaxes(showticklabels=False)
+    return fig
+
+
+def profile_figure(spectra: dict[str, np.ndarray], single: tuple[str, np.ndarray] | None = None) -> go.Figure:
+    fig = go.Figure()
+    for name, prof in spectra.items():
+        fig.add_scatter(y=prof, x=np.arange(len(prof)) / (2 * len(prof)), name=name, mode="lines")
+    if single:
+        fig.add_scatter(y=single[1], x=np.arange(len(single[1])) / (2 * len(single[1])), name=single[0],
+                        mode="lines", line=dict(dash="dot", color="black"))
+    fig.update_layout(height=340, title="Radial (azimuthally averaged) log spectrum",
+                      xaxis_title="spatial frequency (cycles/pixel)", yaxis_title="mean log|F|",
+                      margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def compute(choice, folder, gens, n, use_residual, limit, single_file, progress=gr.Progress()):
+    try:
+        root = _root(choice, folder)
+        by_class = files_by_class(root)
+        if "real" not in by_class:
+            raise ValueError("the data set has no real class")
+        if not gens:
+            raise ValueError("pick at least one synthetic set")
+        prog = GradioProgress(progress)
+        n = int(n) or None
+        real = set_spectrum("real", by_class["real"], limit=n, use_residual=use_residual, progress=prog)
+        synth = [set_spectrum(g, by_class[g], limit=n, use_residual=use_residual, progress=prog) for g in gens]
+        fps = {k: v.values for k, v in fingerprints(real, synth).items()}
+        single = None
+        status = f"{real.n} real images; " + ", ".join(f"{s.name}: {s.n}" for s in synth)
+        if single_file:
+            x = load_tensor(single_file, real.mean.shape[-1])[None]
+            spec = log_spectrum(x)[0]
+            single = (f"uploaded: {Path(single_file).name}", radial_profile(spec[None])[0].numpy())
+            fps[f"image − mean real ({Path(single_file).name})"] = spec.numpy() - real.mean
+        kept = {"fps": fps, "profiles": {"real": real.profile, **{s.name: s.profile for s in synth}}, "single": single}
+        return status, grid_figure(fps, float(limit)), profile_figure(kept["profiles"], single), kept, _export(fps)
+    except Exception as exc:  # noqa: BLE001
+        return error_markdown(exc), None, None, None, None
+
+
+def recolor(kept, limit):
+    if not kept:
+        return gr.update()
+    return grid_figure(kept["fps"], float(limit))
+
+
+def _export(fps: dict[str, np.ndarray]) -> str:
+    path = Path(tempfile.mkdtemp(prefix="detectlab-")) / "fingerprints.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, v in fps.items():
+            buf = io.BytesIO()
+            np.save(buf, v.astype(np.float32))
+            zf.writestr(f"{name.replace('/', '_')}.npy", buf.getvalue())
+    return str(path)
+
+
+def preview(choice, folder, gen, method, strength, threshold, n, detector_label, progress=gr.Progress()):
+    try:
+        by_class = files_by_class(_root(choice, folder))
+        det = load_detector(state.resolve_detector(detector_label))[0] if detector_label else None
+        p = removal_preview(by_class["real"], by_class[gen], method, float(strength), float(threshold), det,
+                            limit=int(n) or 256, progress=GradioProgress(progress))
+        text = (f"**{method.upper()}** strength {p.strength:g} on {p.n} {gen} images — change PSNR {p.psnr_db:.1f} dB")
+        if p.p_fake_before is not None:
+            text += f"; mean P(fake) {p.p_fake_before:.3f} → {p.p_fake_after:.3f} ({detector_label})"
+        lim = float(np.percentile(np.abs(p.fp_before), 99.5)) or 1.0
+        fig = grid_figure({f"{gen} before": p.fp_before, f"{gen} after {method}": p.fp_after}, lim)
+        return text, [(to_pil(p.before), "before"), (to_pil(p.after), f"after {method}")], fig
+    except Exception as exc:  # noqa: BLE001
+        return error_markdown(exc), [], None
+
+
+def save_clean(choice, folder, gen, method, strength, threshold, name, progress=gr.Progress()):
+    try:
+        by_class = files_by_class(_root(choice, folder))
+        safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in (name or f"{gen}-{method}")).strip("-")
+        out = config.home() / "datasets" / safe
+        clean_set(by_class["real"], by_class[gen], method, out, gen, float(strength), float(threshold),
+                  progress=GradioProgress(progress))
+        return f"Saved `{out}` (real + {gen}-{method}); pick **uploaded: {safe}** in the Train or Data tab."
+    except Exception as exc:  # noqa: BLE001
+        return error_markdown(exc)
+
+
+def build() -> None:
+    gr.Markdown("Seed 000, eq. 1: FP(R, S) = mean log|F(S)| − mean log|F(R)| (centred spectra, grayscale). "
+                "Red: the synthetic set has more energy at that frequency than the real photos.")
+    with gr.Row():
+        choice = gr.Dropdown(list(known_datasets()), value=_DEMO, label="Data set", elem_id="fp-data")
+        folder = gr.Textbox(label="…or a folder inside the data roots")
+        gens = gr.CheckboxGroup(["transposed-conv", "resize-conv", "pixel-shuffle"],
+                                value=["transposed-conv", "resize-conv", "pixel-shuffle"], label="Synthetic sets",
+                                elem_id="fp-gens")
+    msg = gr.Markdown()
+    with gr.Row():
+        n = gr.Number(0, label="Images per set (0 = all; the paper uses 5000)", precision=0)
+        use_residual = gr.Checkbox(False, label="High-pass residual first")
+        limit = gr.Slider(0, 6, 0, step=0.1, label="Colour scale ± (0 = auto, shared by all)", elem_id="fp-scale")
+        single = gr.File(label="Optional: one image to compare", type="filepath")
+    run = gr.Button("Compute fingerprints", variant="primary", elem_id="fp-run")
+    status = gr.Markdown(elem_id="fp-status")
+    grid = gr.Plot(label="Fingerprints, side by side", elem_id="fp-grid")
+    profiles = gr.Plot(label="Radial spectrum profiles")
+    export = gr.File(label="Fingerprints as .npy (zip)")
+    kept = gr.State(None)
+    gr.Markdown("### Fingerprint removal (seed 000 §5: Mean-Spectrum and Frequency-Peaks attacks)")
+    with gr.Row():
+        gen = gr.Dropdown(["transposed-conv", "resize-conv", "pixel-shuffle"], value="transposed-conv",
+                          label="Synthetic set to clean")
+        method = gr.Radio(["msa", "fpa"], value="msa", label="Method")
+        strength = gr.Slider(0, 2, 1, step=0.05, label="Strength")
+        threshold = gr.Slider(1, 8, 3, step=0.5, label="FPA peak threshold (std above mean)")
+        detector = gr.Dropdown(list(state.detector_choices()), value=None, label="Detector for P(fake) before/after")
+    with gr.Row():
+        n_prev = gr.Number(256, label="Images in the preview", precision=0)
+        prev_btn = gr.Button("Preview removal", elem_id="fp-preview")
+        name = gr.Textbox("", label="Name of the cleaned data set")
+        save_btn = gr.Button("Save cleaned set as a new data set")
+    prev_text = gr.Markdown(elem_id="fp-preview-text")
+    with gr.Row():
+        pair = gr.Gallery(label="Before / after", columns=2, height=260)
+        prev_fig = gr.Plot(label="Fingerprint before / after")
+    saved = gr.Markdown()
+
+    choice.change(list_sets, [choice, folder], [gens, gen, msg])
+    folder.submit(list_sets, [choice, folder], [gens, gen, msg])
+    run.click(compute, [choice, folder, gens, n, use_residual, limit, single], [status, grid, profiles, kept, export],
+              api_name="fingerprints")
+    limit.release(recolor, [kept, limit], grid, api_name=False)
+    prev_btn.click(preview, [choice, folder, gen, method, strength, threshold, n_prev, detector],
+                   [prev_text, pair, prev_fig], api_name=False)
+    save_btn.click(save_clean, [choice, folder, gen, method, strength, threshold, name], saved, api_name=False)
