@@ -121,11 +121,12 @@ def _print_metrics(metrics: dict) -> None:
         print(f"  {k:18s} {v:.4f}" if isinstance(v, float) else f"  {k:18s} {v}")
     groups = metrics.get("per_group") or {}
     if groups:
-        print(f"  {'generator':18s} {'n':>6s} {'acc':>7s} {'AP':>7s}")
+        print("  per generator (its fakes vs all reals, as UnivFD reports):")
+        print(f"  {'generator':18s} {'n':>6s} {'acc':>7s} {'fake acc':>9s} {'AP':>7s}")
         for g, m in groups.items():
-            ap = m.get("ap")
+            ap, fa = m.get("ap"), m.get("fake_accuracy")
             print(f"  {g:18s} {m.get('n', 0):6d} {m.get('accuracy', float('nan')):7.4f} "
-                  f"{'' if ap is None else format(ap, '7.4f')}")
+                  f"{'' if fa is None else format(fa, '9.4f'):>9s} {'' if ap is None else format(ap, '7.4f')}")
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:

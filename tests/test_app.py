@@ -9,6 +9,7 @@ import zipfile
 from urllib.parse import urlparse
 
 import pytest
+from playwright.sync_api import expect
 
 from detectlab.data import discover
 
@@ -20,23 +21,24 @@ def test_data_tab_shows_demo_counts(page, demo_root):
     page.get_by_role("tab", name="Data").click()
     table = page.locator("#data-counts")
     for gen in ("transposed-conv", "resize-conv", "pixel-shuffle"):
-        table.get_by_text(gen, exact=True).wait_for()
+        expect(table).to_contain_text(gen, timeout=120_000)
     text = table.inner_text()
     assert str(counts["real"]) in text and str(counts["pixel-shuffle"]) in text
     assert page.locator("#data-gallery img").count() >= 4 * 3
     assert page.locator("#data-fingerprints img").count() == 3
+    page.screenshot(path="/tmp/detectlab-data-tab.png", full_page=True)
 
 
 def test_folder_outside_roots_is_refused(page):
     page.get_by_role("tab", name="Data").click()
-    page.locator("#data-counts").get_by_text("transposed-conv", exact=True).wait_for()
+    expect(page.locator("#data-counts")).to_contain_text("transposed-conv", timeout=120_000)
     page.locator("#data-folder textarea, #data-folder input").first.fill("/etc")
     page.locator("#data-open").click()
-    page.locator("#data-status").get_by_text("not an existing folder inside the configured data roots").wait_for()
+    expect(page.locator("#data-status")).to_contain_text("not an existing folder inside the configured data roots", timeout=120_000)
     # the tab still works afterwards
     page.locator("#data-folder textarea, #data-folder input").first.fill("demo-inpainted")
     page.locator("#data-open").click()
-    page.locator("#data-counts").get_by_text("images+masks").wait_for()
+    expect(page.locator("#data-counts")).to_contain_text("images+masks", timeout=120_000)
 
 
 def test_zip_upload_becomes_a_dataset(page, tmp_path):
@@ -50,11 +52,12 @@ def test_zip_upload_becomes_a_dataset(page, tmp_path):
                 Image.new("RGB", (32, 32), (40 * i, 90, 200 if cls == "real" else 10)).save(b, "PNG")
                 zf.writestr(f"mine/{cls}/{i}.png", b.getvalue())
     page.get_by_role("tab", name="Data").click()
+    expect(page.locator("#data-counts")).to_contain_text("transposed-conv", timeout=120_000)  # initial load done
     page.locator("#data-zip input[type=file]").set_input_files(str(buf))
     page.locator("#data-import").click()
-    page.locator("#data-counts").get_by_text("mygan", exact=True).wait_for()
+    expect(page.locator("#data-counts")).to_contain_text("mygan", timeout=120_000)
     assert page.locator("#data-choice input").first.input_value().startswith("uploaded: mine")
-    assert "layout `real+generators`" in page.locator("#data-status").inner_text()
+    expect(page.locator("#data-status")).to_contain_text("mine — layout real+generators, 6 images")
 
 
 def test_server_binds_to_loopback_only(app_url):
@@ -64,12 +67,31 @@ def test_server_binds_to_loopback_only(app_url):
     # the port answers on loopback ...
     with socket.create_connection(("127.0.0.1", port), timeout=2):
         pass
-    # ... and not on the machine's other addresses
-    other = socket.gethostbyname(socket.gethostname())
-    if other.startswith("127."):
-        pytest.skip("no non-loopback address on this machine")
-    with pytest.raises(OSError):
-        socket.create_connection((other, port), timeout=2)
+    # ... and not on this machine's other addresses
+    others = _own_non_loopback_ipv4()
+    if not others:
+        pytest.skip("no non-loopback interface on this machine")
+    for addr in others:
+        with pytest.raises(OSError):
+            socket.create_connection((addr, port), timeout=2)
+
+
+def _own_non_loopback_ipv4() -> list[str]:
+    """This machine's own IPv4 addresses (SIOCGIFADDR per interface), loopback excluded."""
+    import fcntl
+    import struct
+
+    out = []
+    for _, name in socket.if_nameindex():
+        if name == "lo":
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                packed = fcntl.ioctl(s.fileno(), 0x8915, struct.pack("256s", name[:15].encode()))
+            except OSError:
+                continue
+        out.append(socket.inet_ntoa(packed[20:24]))
+    return [a for a in out if not a.startswith("127.")]
 
 
 def test_app_py_starts_offline_and_serves(demo_root, tmp_path):

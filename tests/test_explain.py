@@ -27,23 +27,36 @@ def test_maps_have_input_size_and_range(arch, size, method):
     assert all(g is None for g in params_grad)  # parameters untouched
 
 
+class _Masks(nn.Module):
+    def __init__(self):
+        super().__init__()
+        m = torch.zeros(2, 16, 16)
+        m[0, :, :8] = 1.0  # channel 0 sees the left half
+        m[1, :, 8:] = 1.0  # channel 1 sees the right half
+        self.register_buffer("m", m)
+
+    def forward(self, a):
+        return a * self.m
+
+
 class _Split(Detector):
-    """Logit = (mean of left half) - (mean of right half): evidence for fake lives left, for real right."""
+    """Logit = mean(left half) - mean(right half): evidence for fake lives left, for real right."""
 
     def __init__(self):
         super().__init__("split", PreprocessConfig(16))
-        self.conv = nn.Conv2d(3, 1, 1, bias=False)
+        self.conv = nn.Conv2d(3, 2, 1, bias=False)
         nn.init.constant_(self.conv.weight, 1 / 3)
+        self.masks = _Masks()
 
     def features(self, x):
-        return self.conv(x)
+        return self.masks(self.conv(x)).mean((2, 3)) * 2
 
     def forward(self, x):
-        a = self.conv(x)[:, 0]
-        return a[:, :, :8].mean((1, 2)) - a[:, :, 8:].mean((1, 2))
+        f = self.features(x)
+        return f[:, 0] - f[:, 1]
 
     def heatmap_targets(self):
-        return [HeatmapTarget("conv", self.conv)]
+        return [HeatmapTarget("masks", self.masks)]
 
 
 def test_decision_target_explains_real_verdicts_too():

@@ -75,6 +75,7 @@ def known_datasets() -> dict[str, Path]:
 
     found = {"demo (real + 3 generators)": config.DEMO_DIR, "demo-inpainted (images + masks)": config.DEMO_INPAINT_DIR}
     uploads = config.home() / "datasets"
+    uploads.mkdir(parents=True, exist_ok=True)
     for d in sorted(p for p in uploads.iterdir() if p.is_dir() and not p.name.startswith(".")):
         found[f"uploaded: {d.name}"] = d
     return found

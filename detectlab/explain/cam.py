@@ -45,16 +45,16 @@ class BaseCAM:
         store: dict[str, torch.Tensor] = {}
 
         def fwd_hook(_m, _i, out):
-            out = out[0] if isinstance(out, tuple) else out
-            store["acts"] = out
-            out.register_hook(lambda g: store.__setitem__("grads", g))
+            store["acts"] = out[0] if isinstance(out, tuple) else out
 
         was_training = self.detector.training
         self.detector.eval()
         handle = self.target.module.register_forward_hook(fwd_hook)
         try:
             with torch.enable_grad():
-                x = images.detach().requires_grad_(False)
+                # the input carries the graph: a frozen backbone has no trainable parameter before
+                # the target layer, so without it the activations would have no gradient
+                x = images.detach().clone().requires_grad_(True)
                 logits = self.detector(x)
                 if target == "decision":
                     sign = torch.where(logits.detach() >= 0, 1.0, -1.0)

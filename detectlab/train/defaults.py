@@ -15,7 +15,7 @@ from detectlab.train.engine import train
 #: name -> (TrainConfig fields, what it is)
 DEFAULTS: dict[str, tuple[dict, str]] = {
     "cnn-resnet18": (
-        dict(arch="resnet18", input_size=128, epochs=6, batch_size=32, lr=1e-3, weight_decay=1e-4,
+        dict(arch="resnet18", input_size=128, epochs=10, batch_size=32, lr=1e-3, weight_decay=1e-4,
              weighted_sampling=True, hflip=True, seed=0),
         "ResNet-18 trained end to end from random init on the demo (the fast CPU CNN; seed 001 uses ResNet-50)"),
     "univfd-mobilenet_v2": (
