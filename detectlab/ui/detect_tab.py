@@ -123,6 +123,12 @@ def build() -> dict:
         method = gr.Radio(list(CAM_METHODS), value="gradcam", label="Heatmap", scale=2)
         opacity = gr.Slider(0, 1, value=0.5, step=0.05, label="Heatmap opacity", scale=2, elem_id="detect-opacity")
     refresh.click(refresh_detectors, detector, detector)
+    with gr.Accordion("Shipped detectors: test metrics on the demo, and what they say against the papers", open=False):
+        from detectlab.train.defaults import findings, shipped_table
+
+        gr.Dataframe(value=shipped_table(), headers=["name", "arch", "test acc", "balanced acc", "AP", "backbone weights"],
+                     interactive=False)
+        gr.Markdown("\n\n".join(f"- {f}" for f in findings()) or "No shipped checkpoints.", elem_id="detect-findings")
     with gr.Tab("One image"):
         with gr.Row():
             with gr.Column(scale=1):
