@@ -64,7 +64,7 @@ def test_masks_match_manipulated_pixels():
     manifest = json.loads((root / "manifest.json").read_text())["images"]
     areas = []
     for stem, rec in list(manifest.items())[::25]:
-        mask = load_mask(root / "masks" / f"{stem}.png")
+        mask = np.asarray(load_mask(root / "masks" / f"{stem}.png"))
         real = np.asarray(load_image(config.DEMO_DIR / "real" / f"{stem}.png"), dtype=int)
         image = np.asarray(load_image(root / "images" / f"{stem}.png"), dtype=int)
         assert (image[~mask] == real[~mask]).all()  # outside the mask: untouched
