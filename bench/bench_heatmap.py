@@ -39,10 +39,18 @@ def import_pytorch_grad_cam():
     try:
         import pytorch_grad_cam  # noqa: F401
     except ImportError:
+        import tarfile
+
         WHEELS.mkdir(parents=True, exist_ok=True)
-        if not list(WHEELS.glob("grad_cam-*.whl")):
+        if not list(WHEELS.glob("grad_cam-*")):
             subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(WHEELS),
                             "grad-cam==1.5.7", "ttach==0.0.3"], check=True)
+        for sdist in WHEELS.glob("grad_cam-*.tar.gz"):  # grad-cam is published as an sdist only
+            target = WHEELS / sdist.name[: -len(".tar.gz")]
+            if not target.exists():
+                with tarfile.open(sdist) as tf:
+                    tf.extractall(WHEELS, filter="data")
+            sys.path.insert(0, str(target))
         for whl in WHEELS.glob("*.whl"):
             sys.path.insert(0, str(whl))
     from pytorch_grad_cam import GradCAM

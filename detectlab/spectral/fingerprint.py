@@ -16,6 +16,30 @@ import torch
 _EPS = 1e-8
 
 
+def _gray(images: torch.Tensor) -> torch.Tensor:
+    x = images.float()
+    return 0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]
+
+
+def half_log_amplitude(images: torch.Tensor, grayscale: bool = True) -> torch.Tensor:
+    """log|F| on the half plane of ``rfft2`` (``[..., H, W//2 + 1]``), float32.
+
+    A real image's spectrum is Hermitian, so this half holds all of it; means of log
+    amplitudes are taken here and expanded to the full plane once (``full_centred``).
+    """
+    x = _gray(images) if grayscale else images.float()
+    return torch.log(torch.fft.rfft2(x, norm="ortho").abs() + _EPS)
+
+
+def full_centred(half: torch.Tensor, width: int) -> torch.Tensor:
+    """Full, centred ``[..., H, W]`` spectrum from an ``rfft2`` half plane, by Hermitian symmetry."""
+    h = half.shape[-2]
+    rows = (-torch.arange(h)) % h                       # |F(-u, -v)| = |F(u, v)|
+    cols = width - torch.arange(width // 2 + 1, width)  # missing columns mirror these
+    mirrored = half[..., rows, :][..., cols]
+    return torch.fft.fftshift(torch.cat([half, mirrored], dim=-1), dim=(-2, -1))
+
+
 def log_spectrum(images: torch.Tensor, grayscale: bool = True) -> torch.Tensor:
     """Centred log-amplitude spectrum of a batch.
 
@@ -24,11 +48,7 @@ def log_spectrum(images: torch.Tensor, grayscale: bool = True) -> torch.Tensor:
         grayscale: average the channels first (ITU-R 601 luma) and return ``[B, H, W]``;
             otherwise return ``[B, 3, H, W]``, one spectrum per channel.
     """
-    x = images.double()
-    if grayscale:
-        x = 0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]
-    spec = torch.fft.fftshift(torch.fft.fft2(x, norm="ortho"), dim=(-2, -1))
-    return torch.log(spec.abs() + _EPS)
+    return full_centred(half_log_amplitude(images, grayscale), images.shape[-1])
 
 
 class RunningMean:
@@ -51,15 +71,22 @@ class RunningMean:
 
 
 def mean_log_spectrum(batches: Iterable[torch.Tensor], grayscale: bool = True, limit: int | None = None) -> tuple[np.ndarray, int]:
-    """Mean centred log-spectrum of up to ``limit`` images streamed as batches; returns (mean, n)."""
+    """Mean centred log-spectrum of up to ``limit`` images streamed as batches; returns (mean, n).
+
+    Accumulated in float64 on the half plane; memory holds one batch whatever n is.
+    """
     acc = RunningMean()
+    width = None
     for batch in batches:
         if limit is not None and acc.count >= limit:
             break
         if limit is not None:
             batch = batch[: limit - acc.count]
-        acc.update(log_spectrum(batch, grayscale))
-    return acc.mean, acc.count
+        width = batch.shape[-1]
+        acc.update(half_log_amplitude(batch, grayscale))
+    if width is None:
+        raise ValueError("no images were given")
+    return full_centred(torch.from_numpy(acc.mean), width).numpy(), acc.count
 
 
 @dataclass

@@ -15,27 +15,43 @@ from PIL import Image
 from detectlab.data import DetectionDataset, discover, load_tensor
 from detectlab.errors import DatasetError, DetectLabError
 from detectlab.progress import NEVER_CANCEL, CancelToken, Progress, null_progress
-from detectlab.spectral.fingerprint import Fingerprint, RunningMean, log_spectrum, radial_profile, residual
+from detectlab.spectral.fingerprint import (
+    Fingerprint,
+    RunningMean,
+    full_centred,
+    half_log_amplitude,
+    log_spectrum,
+    radial_profile,
+    residual,
+)
 from detectlab.spectral.removal import REMOVALS
 
 
+def _try_load(f: Path, size: int) -> torch.Tensor | None:
+    try:
+        return load_tensor(f, size)
+    except DetectLabError:
+        return None
+
+
 def batches_of(files: list[Path], size: int, batch: int = 64, progress: Progress = null_progress, desc: str = "",
-               cancel: CancelToken = NEVER_CANCEL) -> Iterator[torch.Tensor]:
-    """Decode files to ``[B, 3, size, size]`` batches; unreadable files are skipped."""
-    buf = []
-    for i, f in enumerate(files):
-        cancel.check()
-        try:
-            buf.append(load_tensor(f, size))
-        except DetectLabError:
-            continue
-        if len(buf) == batch:
-            yield torch.stack(buf)
-            buf = []
-        if i % 32 == 0 or i == len(files) - 1:
-            progress(i + 1, len(files), desc)
-    if buf:
-        yield torch.stack(buf)
+               cancel: CancelToken = NEVER_CANCEL, workers: int | None = None) -> Iterator[torch.Tensor]:
+    """Decode files to ``[B, 3, size, size]`` batches, in order; unreadable files are skipped.
+
+    Decoding (zlib/libjpeg inside PIL) releases the GIL, so a small thread pool decodes a
+    batch in parallel; memory holds one batch at a time whatever the number of files.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    workers = workers or min(4, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for lo in range(0, len(files), batch):
+            cancel.check()
+            chunk = files[lo : lo + batch]
+            loaded = [t for t in pool.map(lambda f: _try_load(f, size), chunk) if t is not None]
+            progress(min(lo + batch, len(files)), len(files), desc)
+            if loaded:
+                yield torch.stack(loaded)
 
 
 @dataclass
@@ -52,14 +68,16 @@ def set_spectrum(name: str, files: list[Path], size: int = 128, limit: int | Non
                  grayscale: bool = True, progress: Progress = null_progress, cancel: CancelToken = NEVER_CANCEL) -> SetSpectra:
     """Streamed mean log-spectrum of up to ``limit`` files: memory stays flat as n grows."""
     files = files[:limit] if limit else files
-    acc, prof = RunningMean(), RunningMean()
+    acc, width = RunningMean(), 0
     for x in batches_of(files, size, progress=progress, desc=f"spectrum of {name}", cancel=cancel):
-        s = log_spectrum(residual(x) if use_residual else x, grayscale=grayscale)
-        acc.update(s)
-        prof.update(radial_profile(s if grayscale else s.mean(1)))
+        acc.update(half_log_amplitude(residual(x) if use_residual else x, grayscale=grayscale))
+        width = x.shape[-1]
     if acc.count == 0:
         raise DatasetError(f"{name}: no readable images")
-    return SetSpectra(name, acc.mean, prof.mean, acc.count)
+    mean = full_centred(torch.from_numpy(acc.mean), width)
+    # the radial profile is linear, so the profile of the mean is the mean of the profiles
+    profile = radial_profile(mean if grayscale else mean.mean(0))
+    return SetSpectra(name, mean.numpy(), profile.numpy(), acc.count)
 
 
 def files_by_class(root: str | Path) -> dict[str, list[Path]]:
