@@ -31,12 +31,14 @@ def refresh_detectors(current: str | None):
 
 
 def _verdict_md(a, meta: dict, label: str) -> str:
-    weights = meta.get("detector", {}).get("weights", {}).get("source", "")
+    spec = meta.get("detector", {})
+    weights = spec.get("weights", {}).get("source", "")
+    frozen = spec.get("kind") in ("frozen", "ensemble")
     where = f"heatmap: {a.method} on {', '.join(n for n, _ in a.maps)}" if a.maps else \
         "no heatmap: this detector has no spatial layer (a 1-D spectral feature)"
     return (f"### P(fake) = {a.p_fake:.3f} → **{a.decision.upper()}**\n"
             f"threshold {a.threshold:.2f} · {label} · {where} · {1000 * a.seconds:.0f} ms"
-            + (f"\n\nbackbone weights: {weights}" if weights else ""))
+            + (f"\n\n{'frozen backbone weights' if frozen else 'trained from'}: {weights}" if weights else ""))
 
 
 def detect_one(file: str | None, detector_label: str, method: str, opacity: float):
@@ -46,17 +48,22 @@ def detect_one(file: str | None, detector_label: str, method: str, opacity: floa
     try:
         detector, meta = load_detector(state.resolve_detector(detector_label))
         a = analyze_file(detector, file, meta.get("threshold", 0.5), method)
-        shown = [(overlay(a.image, m, opacity), name) for name, m in a.maps]
-        return _verdict_md(a, meta, detector_label), shown, a
+        return _verdict_md(a, meta, detector_label), _shown(a, opacity), a
     except Exception as exc:  # noqa: BLE001 - a clear message; the tab keeps working
         return error_markdown(exc), [], None
+
+
+def _shown(a, opacity: float) -> list:
+    """The detector's input, then one overlay per heatmap target."""
+    return [(to_pil(a.image), f"input ({a.image.shape[-1]} px)")] + \
+        [(overlay(a.image, m, opacity), f"{a.method}: {name}") for name, m in a.maps]
 
 
 def restyle(analysis, opacity: float):
     """Opacity changes re-blend the kept heatmaps; the model does not run again."""
     if analysis is None:
         return gr.update()
-    return [(overlay(analysis.image, m, opacity), name) for name, m in analysis.maps]
+    return _shown(analysis, opacity)
 
 
 def api_detect(image_path: str, detector: str = "", method: str = "gradcam", opacity: float = 0.5):
@@ -137,8 +144,8 @@ def build() -> dict:
                 run = gr.Button("Detect", variant="primary", elem_id="detect-run")
             with gr.Column(scale=2):
                 verdict = gr.Markdown(elem_id="detect-verdict")
-                gallery = gr.Gallery(label="Heatmap (one per backbone for ensembles)", columns=2, height=360,
-                                     elem_id="detect-heatmaps")
+                gallery = gr.Gallery(label="Input and heatmap (one per backbone for ensembles)", columns=3, height=300,
+                                     object_fit="contain", elem_id="detect-heatmaps")
         analysis = gr.State(None)
         run.click(detect_one, [upload, detector, method, opacity], [verdict, gallery, analysis], api_name=False)
         upload.upload(detect_one, [upload, detector, method, opacity], [verdict, gallery, analysis], api_name=False)

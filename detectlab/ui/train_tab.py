@@ -198,10 +198,10 @@ def build() -> None:
     selected = gr.Textbox(label="Selected run (click a row below)", elem_id="train-selected", interactive=True)
     progress_md = gr.Markdown(elem_id="train-progress")
     curves = gr.Plot(label="Loss and validation accuracy", elem_id="train-curves")
-    with gr.Row():
-        history = gr.Dataframe(headers=RUN_HEADERS, interactive=False, label="Run history", elem_id="train-history",
-                               max_height=300)
-        cfg_view = gr.JSON(label="Config of the selected run")
+    history = gr.Dataframe(headers=RUN_HEADERS, interactive=False, label="Run history (click a row to select it)",
+                           elem_id="train-history", max_height=300)
+    with gr.Accordion("Config of the selected run", open=False):
+        cfg_view = gr.JSON()
     timer = gr.Timer(1.0)
 
     preset.change(apply_preset, preset, [arch, epochs, iterations, lr, wd, batch, weighted, hflip, preset_note])
