@@ -166,6 +166,13 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         print(f"{p.file}\t{'' if p.p_fake is None else format(p.p_fake, '.4f')}\t{p.decision}\t{p.error}")
     if args.csv:
         write_csv(preds, args.csv, path.stem)
+    if args.heatmaps:
+        from detectlab.detect.predict import write_heatmaps
+
+        progress = TqdmProgress()
+        written = write_heatmaps(detector, files, args.heatmaps, meta.get("threshold", 0.5), args.method, progress=progress)
+        progress.close()
+        print(f"{len(written)} heatmaps written to {args.heatmaps}")
     return 1 if any(p.decision == "error" for p in preds) and not any(p.p_fake is not None for p in preds) else 0
 
 
@@ -337,6 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint")
     p.add_argument("inputs", nargs="+")
     p.add_argument("--csv")
+    p.add_argument("--heatmaps", help="folder for heatmap overlays (one PNG per image and heatmap layer)")
+    p.add_argument("--method", default="gradcam", choices=["gradcam", "gradcam++"])
     p.set_defaults(func=_cmd_predict)
 
     ck = sub.add_parser("checkpoints", help="the shipped default detectors").add_subparsers(dest="ck_command", required=True)

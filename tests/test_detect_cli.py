@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from PIL import Image
 
 from detectlab.models.checkpoint import shipped_checkpoints
 
@@ -40,12 +41,14 @@ def test_predict_writes_csv_and_reports_bad_files(cnn, demo_root, tmp_path):
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
     files = [str(demo_root / "real" / "p0000_c0.png"), str(bad)]
     out_csv = tmp_path / "p.csv"
-    res = _run("predict", cnn, *files, "--csv", str(out_csv))
+    res = _run("predict", cnn, *files, "--csv", str(out_csv), "--heatmaps", str(tmp_path / "maps"))
     assert res.returncode == 0, res.stderr
     rows = list(csv.DictReader(out_csv.open()))
     assert len(rows) == 2
     assert 0.0 <= float(rows[0]["p_fake"]) <= 1.0 and rows[0]["decision"] in ("real", "fake")
     assert rows[1]["decision"] == "error" and "broken.png" in rows[1]["error"]
+    maps = list((tmp_path / "maps").glob("p0000_c0_*.png"))
+    assert len(maps) == 1 and Image.open(maps[0]).size == (128, 128)
 
 
 def test_unknown_checkpoint_is_named(tmp_path):

@@ -95,3 +95,26 @@ def write_csv(preds: list[Prediction], path: str | Path, detector_name: str = ""
             w.writerow([p.file, "" if p.p_fake is None else f"{p.p_fake:.6f}", p.decision, detector_name,
                         "" if p.label is None else p.label, p.generator or "", p.error])
     return path
+
+
+def write_heatmaps(detector: Detector, files: list[Path], out_dir: str | Path, threshold: float = 0.5,
+                   method: str = "gradcam", opacity: float = 0.5, progress: Progress = null_progress,
+                   cancel: CancelToken = NEVER_CANCEL) -> list[Path]:
+    """Save a heatmap overlay PNG per readable file (``<stem>_<target>.png``); returns the paths."""
+    from detectlab.detect.analyze import analyze_file
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for i, f in enumerate(files):
+        cancel.check()
+        try:
+            a = analyze_file(detector, f, threshold, method)
+        except DetectLabError:
+            continue  # reported in the predictions already
+        for k, (img, name) in enumerate(a.overlays(opacity)):
+            path = out / f"{Path(f).stem}_{k}_{a.decision}_{a.p_fake:.3f}.png"
+            img.save(path)
+            written.append(path)
+        progress(i + 1, len(files), "heatmaps")
+    return written

@@ -130,6 +130,7 @@ def build() -> dict:
         method = gr.Radio(list(CAM_METHODS), value="gradcam", label="Heatmap", scale=2)
         opacity = gr.Slider(0, 1, value=0.5, step=0.05, label="Heatmap opacity", scale=2, elem_id="detect-opacity")
     refresh.click(refresh_detectors, detector, detector)
+    detector.focus(refresh_detectors, detector, detector, api_name=False)
     with gr.Accordion("Shipped detectors: test metrics on the demo, and what they say against the papers", open=False):
         from detectlab.train.defaults import findings, shipped_table
 

@@ -17,6 +17,7 @@ from detectlab.data import load_tensor
 from detectlab.data.overview import known_datasets, resolve_in_roots
 from detectlab.data.decode import to_pil
 from detectlab.detect.analyze import load_detector
+from detectlab.ui.detect_tab import refresh_detectors
 from detectlab.spectral import log_spectrum
 from detectlab.spectral.fingerprint import radial_profile
 from detectlab.spectral.sets import clean_set, files_by_class, fingerprints, removal_preview, set_spectrum
@@ -48,16 +49,19 @@ def grid_figure(fps: dict[str, np.ndarray], limit: float) -> go.Figure:
     names = list(fps)
     cols = max(1, min(len(names), 4))
     rows = (len(names) + cols - 1) // cols
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[f"FP(real, {n})" for n in names],
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[n if "(" in n or "−" in n else f"FP(real, {n})" for n in names],
                         horizontal_spacing=0.03, vertical_spacing=0.08)
+    raw = any("mean log|F|" in n for n in names)
     if limit <= 0:
         limit = max(float(np.percentile(np.abs(v), 99.5)) for v in fps.values()) if fps else 1.0
+    cmin, cmax, scale = (-limit, limit, "RdBu_r") if not raw else (-limit, limit, "Viridis")
     for i, (name, v) in enumerate(fps.items()):
         h, w = v.shape
         fig.add_trace(go.Heatmap(z=v, x=np.arange(w) - w // 2, y=np.arange(h) - h // 2, coloraxis="coloraxis",
                                  hovertemplate="fx %{x}, fy %{y}: %{z:.3f}<extra>" + name + "</extra>"),
                       row=i // cols + 1, col=i % cols + 1)
-    fig.update_layout(coloraxis=dict(colorscale="RdBu_r", cmin=-limit, cmax=limit, colorbar=dict(title="Δ log|F|")),
+    fig.update_layout(coloraxis=dict(colorscale=scale, cmin=cmin, cmax=cmax,
+                                     colorbar=dict(title="log|F|" if raw else "Δ log|F|")),
                       height=320 * rows, margin=dict(l=10, r=10, t=40, b=10))
     fig.update_yaxes(autorange="reversed", scaleanchor="x", showticklabels=False)
     fig.update_xaxes(showticklabels=False)
@@ -77,7 +81,7 @@ def profile_figure(spectra: dict[str, np.ndarray], single: tuple[str, np.ndarray
     return fig
 
 
-def compute(choice, folder, gens, n, use_residual, limit, single_file, progress=gr.Progress()):
+def compute(choice, folder, gens, n, use_residual, limit, single_file, raw=False, progress=gr.Progress()):
     try:
         root = _root(choice, folder)
         by_class = files_by_class(root)
@@ -89,7 +93,10 @@ def compute(choice, folder, gens, n, use_residual, limit, single_file, progress=
         n = int(n) or None
         real = set_spectrum("real", by_class["real"], limit=n, use_residual=use_residual, progress=prog)
         synth = [set_spectrum(g, by_class[g], limit=n, use_residual=use_residual, progress=prog) for g in gens]
-        fps = {k: v.values for k, v in fingerprints(real, synth).items()}
+        if raw:  # the mean log-spectra themselves, real included (not differences)
+            fps = {"real (mean log|F|)": real.mean, **{f"{s.name} (mean log|F|)": s.mean for s in synth}}
+        else:
+            fps = {k: v.values for k, v in fingerprints(real, synth).items()}
         single = None
         status = f"{real.n} real images; " + ", ".join(f"{s.name}: {s.n}" for s in synth)
         if single_file:
@@ -160,6 +167,7 @@ def build() -> None:
     with gr.Row():
         n = gr.Number(0, label="Images per set (0 = all; the paper uses 5000)", precision=0)
         use_residual = gr.Checkbox(False, label="High-pass residual first")
+        raw = gr.Checkbox(False, label="Raw mean spectra (not differences)")
         limit = gr.Slider(0, 6, 0, step=0.1, label="Colour scale ± (0 = auto, shared by all)", elem_id="fp-scale")
         single = gr.File(label="Optional: one image to compare", type="filepath")
     run = gr.Button("Compute fingerprints", variant="primary", elem_id="fp-run")
@@ -189,7 +197,8 @@ def build() -> None:
 
     choice.change(list_sets, [choice, folder], [gens, gen, msg])
     folder.submit(list_sets, [choice, folder], [gens, gen, msg])
-    run.click(compute, [choice, folder, gens, n, use_residual, limit, single], [status, grid, profiles, kept, export],
+    detector.focus(refresh_detectors, detector, detector, api_name=False)
+    run.click(compute, [choice, folder, gens, n, use_residual, limit, single, raw], [status, grid, profiles, kept, export],
               api_name="fingerprints")
     limit.release(recolor, [kept, limit], grid, api_name=False)
     prev_btn.click(preview, [choice, folder, gen, method, strength, threshold, n_prev, detector],
