@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from detectlab.detect.analyze import analyze_file, load_detector
 from detectlab.models.checkpoint import shipped_checkpoints

@@ -19,7 +19,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from detectlab.models.base import Detector, HeatmapTarget  # noqa: F401
+from detectlab.models.base import Detector, HeatmapTarget
 
 Target = Literal["decision", "fake", "real"]
 

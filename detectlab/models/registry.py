@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from detectlab.models.backbones import BACKBONES, Backbone, tokens_to_grid
+from detectlab.models.backbones import BACKBONES, tokens_to_grid
 from detectlab.models.base import Detector, HeatmapTarget, Normalize, PreprocessConfig
 from detectlab.models.weights import create_timm
 
