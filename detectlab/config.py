@@ -26,15 +26,21 @@ def home() -> Path:
     return path
 
 
+def datasets_dir() -> Path:
+    """Where uploaded and derived (e.g. fingerprint-cleaned) data sets go; created on first use."""
+    path = home() / "datasets"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def data_roots() -> list[Path]:
     """Folders a user may point the UI at (os.pathsep-separated DETECTLAB_DATA_ROOTS).
 
     The shipped assets and DetectLab's own upload folder are always included.
     """
-    roots = [ASSETS.resolve(), (home() / "datasets").resolve()]
+    roots = [ASSETS.resolve(), datasets_dir().resolve()]
     extra = os.environ.get("DETECTLAB_DATA_ROOTS", "")
     roots += [Path(p).expanduser().resolve() for p in extra.split(os.pathsep) if p.strip()]
-    (home() / "datasets").mkdir(parents=True, exist_ok=True)
     return list(dict.fromkeys(roots))
 
 

@@ -67,16 +67,11 @@ def predict_files(detector: Detector, files: list[Path], threshold: float = 0.5,
     return [p for p in preds if p is not None]
 
 
-def evaluate_dataset(detector: Detector, root: str | Path, threshold: float = 0.5, split_name: str | None = None,
-                     seed: int = 0, progress: Progress = null_progress, cancel: CancelToken = NEVER_CANCEL):
-    """Score a labelled data set (optionally one split of it) and compute the metrics, per generator."""
-    from detectlab.data import split
+def evaluate_samples(detector: Detector, samples, threshold: float = 0.5, progress: Progress = null_progress,
+                     cancel: CancelToken = NEVER_CANCEL):
+    """Score labelled samples and compute the metrics, per generator; returns (predictions, metrics)."""
     from detectlab.eval import binary_metrics
 
-    ds = discover(root, progress=progress)
-    if not isinstance(ds, DetectionDataset):
-        raise DatasetError(f"{root}: evaluation needs a real/fake data set, not {ds.layout}")
-    samples = split(ds.samples, seed=seed)[split_name] if split_name else ds.samples
     preds = predict_files(detector, [s.path for s in samples], threshold, progress=progress, cancel=cancel)
     for p, s in zip(preds, samples):
         p.label, p.generator = s.label, s.generator
@@ -84,6 +79,34 @@ def evaluate_dataset(detector: Detector, root: str | Path, threshold: float = 0.
     metrics = binary_metrics(np.array([p.label for p in ok]), np.array([p.p_fake for p in ok]),
                              threshold=threshold, groups=[p.generator for p in ok])
     return preds, metrics
+
+
+def evaluate_dataset(detector: Detector, root: str | Path, threshold: float = 0.5, split_name: str | None = None,
+                     seed: int = 0, progress: Progress = null_progress, cancel: CancelToken = NEVER_CANCEL):
+    """Score a labelled data set (optionally one split of it) and compute the metrics, per generator."""
+    from detectlab.data import split
+
+    ds = discover(root, progress=progress)
+    if not isinstance(ds, DetectionDataset):
+        raise DatasetError(f"{root}: evaluation needs a real/fake data set, not {ds.layout}")
+    samples = split(ds.samples, seed=seed)[split_name] if split_name else ds.samples
+    return evaluate_samples(detector, samples, threshold, progress, cancel)
+
+
+def score_folder(detector: Detector, root: str | Path, threshold: float = 0.5, progress: Progress = null_progress,
+                 cancel: CancelToken = NEVER_CANCEL):
+    """Every image of a folder; with metrics when its layout gives real/fake labels.
+
+    Returns (predictions, metrics or None). A folder in no labelled layout (or an
+    images/masks set) is still scored, file by file, with unreadable files reported.
+    """
+    try:
+        ds = discover(root, progress=progress)
+    except DatasetError:
+        ds = None
+    if isinstance(ds, DetectionDataset):
+        return evaluate_samples(detector, ds.samples, threshold, progress, cancel)
+    return predict_files(detector, expand_inputs([root]), threshold, progress=progress, cancel=cancel), None
 
 
 def write_csv(preds: list[Prediction], path: str | Path, detector_name: str = "") -> Path:

@@ -190,3 +190,52 @@ def removal_preview(real_files: list[Path], synth_files: list[Path], method: str
             p_b = float(torch.sigmoid(detector(synth[:k])).mean())
             p_a = float(torch.sigmoid(detector(cleaned[:k])).mean())
     return RemovalPreview(method, strength, synth[0], cleaned[0], psnr, fp_before, fp_after, p_b, p_a, len(synth))
+
+
+@dataclass
+class SetComparison:
+    """What the Fingerprints view shows: named 2-D panels, radial profiles, counts."""
+
+    panels: dict[str, np.ndarray]          # title -> [H, W] (FP(R, S), or mean log|F| when ``raw``)
+    profiles: dict[str, np.ndarray]        # set name -> radial profile of its mean log spectrum
+    counts: dict[str, int]
+    raw: bool                              # panels are mean spectra, not differences
+    single: tuple[str, np.ndarray] | None = None   # (label, radial profile) of one uploaded image
+
+
+def compare_sets(by_class: dict[str, list[Path]], generators: list[str], limit: int | None = None,
+                 use_residual: bool = False, raw: bool = False, image: str | Path | None = None, size: int = 128,
+                 progress: Progress = null_progress, cancel: CancelToken = NEVER_CANCEL) -> SetComparison:
+    """FP(R, S) for each generator (seed 000, eq. 1), or the raw mean spectra, plus radial
+    profiles; with ``image``, that image's own spectrum minus the real mean, computed the same
+    way (residual or not) so the panels compare like with like."""
+    if "real" not in by_class:
+        raise DatasetError("the data set has no real class")
+    if not generators:
+        raise ValueError("pick at least one synthetic set")
+    missing = [g for g in generators if g not in by_class]
+    if missing:
+        raise DatasetError(f"synthetic sets {missing} are not in the data set")
+    real = set_spectrum("real", by_class["real"], size, limit, use_residual, progress=progress, cancel=cancel)
+    synth = [set_spectrum(g, by_class[g], size, limit, use_residual, progress=progress, cancel=cancel)
+             for g in generators]
+    if raw:
+        panels = {"real (mean log|F|)": real.mean, **{f"{s.name} (mean log|F|)": s.mean for s in synth}}
+    else:
+        panels = {f"FP(real, {k})": v.values for k, v in fingerprints(real, synth).items()}
+    single = None
+    if image is not None:
+        x = load_tensor(image, size)[None]
+        spec = log_spectrum(residual(x) if use_residual else x)[0]
+        name = Path(image).name
+        single = (f"uploaded: {name}", radial_profile(spec[None])[0].numpy())
+        panels[f"{name} − mean real"] = spec.numpy() - real.mean
+    return SetComparison(panels, {"real": real.profile, **{s.name: s.profile for s in synth}},
+                         {"real": real.n, **{s.name: s.n for s in synth}}, raw, single)
+
+
+def export_panels(panels: dict[str, np.ndarray], path: str | Path) -> Path:
+    """All panels as float32 arrays in one ``.npz`` (keys = panel titles)."""
+    path = Path(path)
+    np.savez(path, **{k: v.astype(np.float32) for k, v in panels.items()})
+    return path

@@ -7,8 +7,8 @@ from pathlib import Path
 import gradio as gr
 
 from detectlab import config
-from detectlab.data.overview import import_dataset_zip, known_datasets, overview, resolve_in_roots
-from detectlab.demo.build import GENERATORS, ensure_demo
+from detectlab.data.overview import import_dataset_zip, known_datasets, overview, resolve_dataset, resolve_in_roots
+from detectlab.demo.build import GENERATORS
 from detectlab.ui.common import GradioProgress, error_markdown
 
 HEADERS = ["class", "generator", "images", "train", "val", "test"]
@@ -30,12 +30,7 @@ def _empty(message: str):
 
 def show_dataset(label: str, progress=gr.Progress()):
     try:
-        if label.startswith("demo"):
-            ensure_demo(progress=GradioProgress(progress))
-        datasets = known_datasets()
-        if label not in datasets:
-            return _empty(f"**Error:** unknown data set '{label}'")
-        return _render(datasets[label], progress)
+        return _render(resolve_dataset(label, progress=GradioProgress(progress)), progress)
     except Exception as exc:  # noqa: BLE001 - every failure becomes a message, the app keeps serving
         return _empty(error_markdown(exc))
 
@@ -52,7 +47,7 @@ def upload_zip(file: str | None, progress=gr.Progress()):
         return (*_empty("**Error:** choose a .zip file first"), gr.update())
     try:
         root = import_dataset_zip(Path(file))
-        label = f"uploaded: {root.relative_to(config.home() / 'datasets').parts[0]}"
+        label = f"uploaded: {root.relative_to(config.datasets_dir()).parts[0]}"
         return (*_render(root, progress), gr.update(choices=list(known_datasets()), value=label))
     except Exception as exc:  # noqa: BLE001
         return (*_empty(error_markdown(exc)), gr.update())

@@ -12,7 +12,7 @@ from detectlab import config
 from detectlab.data.decode import to_pil
 from detectlab.data.overview import resolve_in_roots
 from detectlab.detect.analyze import analyze_file, load_detector
-from detectlab.detect.predict import evaluate_dataset, expand_inputs, predict_files, write_csv
+from detectlab.detect.predict import predict_files, score_folder, write_csv
 from detectlab.explain import CAM_METHODS, overlay
 from detectlab.ui import state
 from detectlab.ui.common import GradioProgress, error_markdown
@@ -84,6 +84,17 @@ def _confusion_figure(conf) -> go.Figure:
     return fig
 
 
+def _fmt(v) -> str:
+    return "n/a" if v is None else f"{v:.3f}"
+
+
+def _metrics_md(m: dict) -> str:
+    per = " · ".join(f"{g}: acc {_fmt(v.get('accuracy'))}" + (f", AP {v['ap']:.3f}" if v.get("ap") is not None else "")
+                     for g, v in (m.get("per_group") or {}).items())
+    return (f"**{m['n']} labelled images** — accuracy {_fmt(m['accuracy'])} · balanced accuracy "
+            f"{_fmt(m['balanced_accuracy'])} · AP {_fmt(m['ap'])}\n\n{per}")
+
+
 def detect_batch(files: list[str] | None, folder: str, detector_label: str, progress=gr.Progress()):
     """Score many images; with a labelled folder also AP, accuracy, balanced accuracy, confusion."""
     empty = ([], None, "", None)
@@ -93,21 +104,11 @@ def detect_batch(files: list[str] | None, folder: str, detector_label: str, prog
         prog = GradioProgress(progress)
         metrics_md, fig = "", None
         if folder and folder.strip():
-            root = resolve_in_roots(folder, config.data_roots())
-            try:
-                preds, metrics = evaluate_dataset(detector, root, threshold, progress=prog)
-                m = metrics.to_dict()
-                per = " · ".join(f"{g}: acc {v.get('accuracy', 0):.3f}" + (f", AP {v['ap']:.3f}" if v.get("ap") is not None else "")
-                                 for g, v in (m.get("per_group") or {}).items())
-                metrics_md = (f"**{m['n']} labelled images** — accuracy {m['accuracy']:.3f} · balanced accuracy "
-                              f"{m['balanced_accuracy'] if m['balanced_accuracy'] is None else format(m['balanced_accuracy'], '.3f')}"
-                              f" · AP {m['ap'] if m['ap'] is None else format(m['ap'], '.3f')}\n\n{per}")
-                fig = _confusion_figure(m["confusion"])
-            except Exception as exc:  # noqa: BLE001 - an unlabelled folder is still scored
-                if "layout" not in str(exc) and "accepted" not in str(exc):
-                    raise
-                preds = predict_files(detector, expand_inputs([root]), threshold, progress=prog)
-                metrics_md = "No labels found (not in an accepted layout): scores only."
+            preds, metrics = score_folder(detector, resolve_in_roots(folder, config.data_roots()), threshold, prog)
+            if metrics is None:
+                metrics_md = "No labels found (not in a real/fake layout): scores only."
+            else:
+                metrics_md, fig = _metrics_md(metrics.to_dict()), _confusion_figure(metrics.confusion)
         else:
             if not files:
                 return ("**Error:** upload images or give a folder inside the data roots", *empty)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import io
 import tempfile
-import zipfile
 from pathlib import Path
 
 import gradio as gr
@@ -12,50 +10,35 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from detectlab import config
-from detectlab.data import load_tensor
-from detectlab.data.overview import known_datasets, resolve_in_roots
 from detectlab.data.decode import to_pil
+from detectlab.data.overview import known_datasets, new_dataset_dir, resolve_dataset
 from detectlab.detect.analyze import load_detector
 from detectlab.ui.detect_tab import refresh_detectors
-from detectlab.spectral import log_spectrum
-from detectlab.spectral.fingerprint import radial_profile
-from detectlab.spectral.sets import clean_set, files_by_class, fingerprints, removal_preview, set_spectrum
+from detectlab.spectral.sets import clean_set, compare_sets, export_panels, files_by_class, removal_preview
 from detectlab.ui import state
 from detectlab.ui.common import GradioProgress, error_markdown
 
 _DEMO = "demo (real + 3 generators)"
 
 
-def _root(choice: str, folder: str) -> Path:
-    if folder and folder.strip():
-        return resolve_in_roots(folder, config.data_roots())
-    if choice.startswith("demo"):
-        from detectlab.demo.build import ensure_demo
-
-        ensure_demo()
-    return known_datasets()[choice]
-
-
 def list_sets(choice: str, folder: str):
     try:
-        gens = [g for g in files_by_class(_root(choice, folder)) if g != "real"]
+        gens = [g for g in files_by_class(resolve_dataset(choice, folder)) if g != "real"]
         return gr.update(choices=gens, value=gens), gr.update(choices=gens, value=gens[0] if gens else None), ""
     except Exception as exc:  # noqa: BLE001
         return gr.update(choices=[], value=[]), gr.update(choices=[], value=None), error_markdown(exc)
 
 
-def grid_figure(fps: dict[str, np.ndarray], limit: float) -> go.Figure:
-    names = list(fps)
+def grid_figure(panels: dict[str, np.ndarray], limit: float, raw: bool = False) -> go.Figure:
+    """Panels side by side on one colour axis (symmetric ±limit; 0 = 99.5th percentile of |values|)."""
+    names = list(panels)
     cols = max(1, min(len(names), 4))
     rows = (len(names) + cols - 1) // cols
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[n if "(" in n or "−" in n else f"FP(real, {n})" for n in names],
-                        horizontal_spacing=0.03, vertical_spacing=0.08)
-    raw = any("mean log|F|" in n for n in names)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=names, horizontal_spacing=0.03, vertical_spacing=0.08)
     if limit <= 0:
-        limit = max(float(np.percentile(np.abs(v), 99.5)) for v in fps.values()) if fps else 1.0
-    cmin, cmax, scale = (-limit, limit, "RdBu_r") if not raw else (-limit, limit, "Viridis")
-    for i, (name, v) in enumerate(fps.items()):
+        limit = max(float(np.percentile(np.abs(v), 99.5)) for v in panels.values()) if panels else 1.0
+    cmin, cmax, scale = -limit, limit, ("Viridis" if raw else "RdBu_r")
+    for i, (name, v) in enumerate(panels.items()):
         h, w = v.shape
         fig.add_trace(go.Heatmap(z=v, x=np.arange(w) - w // 2, y=np.arange(h) - h // 2, coloraxis="coloraxis",
                                  hovertemplate="fx %{x}, fy %{y}: %{z:.3f}<extra>" + name + "</extra>"),
@@ -83,52 +66,26 @@ def profile_figure(spectra: dict[str, np.ndarray], single: tuple[str, np.ndarray
 
 def compute(choice, folder, gens, n, use_residual, limit, single_file, raw=False, progress=gr.Progress()):
     try:
-        root = _root(choice, folder)
-        by_class = files_by_class(root)
-        if "real" not in by_class:
-            raise ValueError("the data set has no real class")
-        if not gens:
-            raise ValueError("pick at least one synthetic set")
-        prog = GradioProgress(progress)
-        n = int(n) or None
-        real = set_spectrum("real", by_class["real"], limit=n, use_residual=use_residual, progress=prog)
-        synth = [set_spectrum(g, by_class[g], limit=n, use_residual=use_residual, progress=prog) for g in gens]
-        if raw:  # the mean log-spectra themselves, real included (not differences)
-            fps = {"real (mean log|F|)": real.mean, **{f"{s.name} (mean log|F|)": s.mean for s in synth}}
-        else:
-            fps = {k: v.values for k, v in fingerprints(real, synth).items()}
-        single = None
-        status = f"{real.n} real images; " + ", ".join(f"{s.name}: {s.n}" for s in synth)
-        if single_file:
-            x = load_tensor(single_file, real.mean.shape[-1])[None]
-            spec = log_spectrum(x)[0]
-            single = (f"uploaded: {Path(single_file).name}", radial_profile(spec[None])[0].numpy())
-            fps[f"image − mean real ({Path(single_file).name})"] = spec.numpy() - real.mean
-        kept = {"fps": fps, "profiles": {"real": real.profile, **{s.name: s.profile for s in synth}}, "single": single}
-        return status, grid_figure(fps, float(limit)), profile_figure(kept["profiles"], single), kept, _export(fps)
+        cmp = compare_sets(files_by_class(resolve_dataset(choice, folder)), list(gens), int(n) or None,
+                           bool(use_residual), bool(raw), single_file, progress=GradioProgress(progress))
+        status = f"{cmp.counts['real']} real images; " + ", ".join(f"{k}: {v}" for k, v in cmp.counts.items() if k != "real")
+        export = export_panels(cmp.panels, Path(tempfile.mkdtemp(prefix="detectlab-")) / "fingerprints.npz")
+        return (status, grid_figure(cmp.panels, float(limit), cmp.raw), profile_figure(cmp.profiles, cmp.single), cmp,
+                str(export))
     except Exception as exc:  # noqa: BLE001
         return error_markdown(exc), None, None, None, None
 
 
-def recolor(kept, limit):
-    if not kept:
+def recolor(cmp, limit):
+    """The colour scale changes without recomputing the spectra."""
+    if not cmp:
         return gr.update()
-    return grid_figure(kept["fps"], float(limit))
-
-
-def _export(fps: dict[str, np.ndarray]) -> str:
-    path = Path(tempfile.mkdtemp(prefix="detectlab-")) / "fingerprints.zip"
-    with zipfile.ZipFile(path, "w") as zf:
-        for name, v in fps.items():
-            buf = io.BytesIO()
-            np.save(buf, v.astype(np.float32))
-            zf.writestr(f"{name.replace('/', '_')}.npy", buf.getvalue())
-    return str(path)
+    return grid_figure(cmp.panels, float(limit), cmp.raw)
 
 
 def preview(choice, folder, gen, method, strength, threshold, n, detector_label, progress=gr.Progress()):
     try:
-        by_class = files_by_class(_root(choice, folder))
+        by_class = files_by_class(resolve_dataset(choice, folder))
         det = load_detector(state.resolve_detector(detector_label))[0] if detector_label else None
         p = removal_preview(by_class["real"], by_class[gen], method, float(strength), float(threshold), det,
                             limit=int(n) or 256, progress=GradioProgress(progress))
@@ -136,7 +93,7 @@ def preview(choice, folder, gen, method, strength, threshold, n, detector_label,
         if p.p_fake_before is not None:
             text += f"; mean P(fake) {p.p_fake_before:.3f} → {p.p_fake_after:.3f} ({detector_label})"
         lim = float(np.percentile(np.abs(p.fp_before), 99.5)) or 1.0
-        fig = grid_figure({f"{gen} before": p.fp_before, f"{gen} after {method}": p.fp_after}, lim)
+        fig = grid_figure({f"FP(real, {gen}) before": p.fp_before, f"after {method}": p.fp_after}, lim)
         return text, [(to_pil(p.before), "before"), (to_pil(p.after), f"after {method}")], fig
     except Exception as exc:  # noqa: BLE001
         return error_markdown(exc), [], None
@@ -144,12 +101,11 @@ def preview(choice, folder, gen, method, strength, threshold, n, detector_label,
 
 def save_clean(choice, folder, gen, method, strength, threshold, name, progress=gr.Progress()):
     try:
-        by_class = files_by_class(_root(choice, folder))
-        safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in (name or f"{gen}-{method}")).strip("-")
-        out = config.home() / "datasets" / safe
+        by_class = files_by_class(resolve_dataset(choice, folder))
+        out = new_dataset_dir(name or f"{gen}-{method}")
         clean_set(by_class["real"], by_class[gen], method, out, gen, float(strength), float(threshold),
                   progress=GradioProgress(progress))
-        return f"Saved `{out}` (real + {gen}-{method}); pick **uploaded: {safe}** in the Train or Data tab."
+        return f"Saved `{out}` (real + {gen}-{method}); pick **uploaded: {out.name}** in the Train or Data tab."
     except Exception as exc:  # noqa: BLE001
         return error_markdown(exc)
 
@@ -174,7 +130,7 @@ def build() -> None:
     status = gr.Markdown(elem_id="fp-status")
     grid = gr.Plot(label="Fingerprints, side by side", elem_id="fp-grid")
     profiles = gr.Plot(label="Radial spectrum profiles")
-    export = gr.File(label="Fingerprints as .npy (zip)")
+    export = gr.File(label="Panels as arrays (.npz)")
     kept = gr.State(None)
     gr.Markdown("### Fingerprint removal (seed 000 §5: Mean-Spectrum and Frequency-Peaks attacks)")
     with gr.Row():

@@ -11,7 +11,7 @@ from plotly.subplots import make_subplots
 
 from detectlab import config
 from detectlab.data import DetectionDataset, discover
-from detectlab.data.overview import known_datasets, resolve_in_roots
+from detectlab.data.overview import known_datasets, resolve_dataset
 from detectlab.models import list_detectors
 from detectlab.train import PRESETS, TrainConfig
 from detectlab.ui import state
@@ -21,22 +21,9 @@ RUN_HEADERS = ["run", "name", "arch", "status", "epochs", "best val bal.acc", "t
 _DEFAULT_DATA = "demo (real + 3 generators)"
 
 
-def _data_path(choice: str, folder: str):
-    if folder and folder.strip():
-        return resolve_in_roots(folder, config.data_roots())
-    datasets = known_datasets()
-    if choice not in datasets:
-        raise ValueError(f"unknown data set '{choice}'")
-    if choice.startswith("demo"):
-        from detectlab.demo.build import ensure_demo
-
-        ensure_demo()
-    return datasets[choice]
-
-
 def generators_of(choice: str, folder: str):
     try:
-        ds = discover(_data_path(choice, folder), validate=False)
+        ds = discover(resolve_dataset(choice, folder), validate=False)
         gens = ds.generators if isinstance(ds, DetectionDataset) else []
         return gr.update(choices=gens, value=gens), ""
     except Exception as exc:  # noqa: BLE001
@@ -71,14 +58,17 @@ def _fmt(v):
     return None if v is None else round(v, 4)
 
 
-def runs_table() -> list[list]:
+def runs_table(runs=None) -> list[list]:
+    """One row per run; refreshed every second, so two queries whatever the history's length."""
+    store = state.manager().store
+    runs = store.list() if runs is None else runs
+    epochs = store.epoch_summaries()
     rows = []
-    for r in state.manager().store.list():
-        eps = state.manager().store.epochs(r.id)
-        best = max((e.get("val_balanced_accuracy") or 0 for e in eps), default=None)
+    for r in runs:
+        n_epochs, best = epochs.get(r.id, (0, None))
         test = r.result.get("test") or {}
         started = dt.datetime.fromtimestamp(r.created).strftime("%Y-%m-%d %H:%M:%S")
-        rows.append([r.id, r.name, r.config.get("arch"), r.status, len(eps), _fmt(best), _fmt(test.get("accuracy")),
+        rows.append([r.id, r.name, r.config.get("arch"), r.status, n_epochs, _fmt(best), _fmt(test.get("accuracy")),
                      _fmt(test.get("ap")), started])
     return rows
 
@@ -110,12 +100,10 @@ def show_run(run_id: str | None):
     store = state.manager().store
     runs = store.list()
     if not runs:
-        return "No runs yet.", curves_figure([]), {}, runs_table()
-    try:
-        r = store.get(run_id) if run_id else runs[0]
-    except KeyError:
-        r = runs[0]
-    return _progress_md(r), curves_figure(store.epochs(r.id), f"run {r.id} ({r.config.get('arch')})"), r.config, runs_table()
+        return "No runs yet.", curves_figure([]), {}, []
+    r = next((x for x in runs if x.id == run_id), runs[0])
+    return (_progress_md(r), curves_figure(store.epochs(r.id), f"run {r.id} ({r.config.get('arch')})"), r.config,
+            runs_table(runs))
 
 
 def launch(data_choice, folder, generators, arch, input_size, epochs, iterations, lr, wd, batch, weighted, hflip,
@@ -123,7 +111,7 @@ def launch(data_choice, folder, generators, arch, input_size, epochs, iterations
     try:
         eps = [float(e) for e in str(adv_eps).replace(" ", "").split(",") if e]
         cfg = TrainConfig(
-            data=str(_data_path(data_choice, folder)), generators=list(generators) or None, arch=arch,
+            data=str(resolve_dataset(data_choice, folder)), generators=list(generators) or None, arch=arch,
             input_size=int(input_size), epochs=int(epochs), iterations=int(iterations) or None, lr=float(lr),
             weight_decay=float(wd), batch_size=int(batch), weighted_sampling=bool(weighted), hflip=bool(hflip),
             adv_eps=eps, runs=int(runs), seed=int(seed), name=name or "")
@@ -135,7 +123,7 @@ def launch(data_choice, folder, generators, arch, input_size, epochs, iterations
             cfg.augment.downsize_scale = (float(scale_min), 1.0)
             cfg.augment.patch_size = (int(patch_min), int(input_size))
         record = state.manager().submit(json.loads(json.dumps(cfg.to_dict())), name=name or "")
-        return record.id, *show_run(record.id)[:3], runs_table()
+        return record.id, *show_run(record.id)
     except Exception as exc:  # noqa: BLE001
         return gr.update(), error_markdown(exc), gr.update(), gr.update(), gr.update()
 
