@@ -92,11 +92,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
         cfg.data = str(ensure_demo())
     from detectlab.config import home
     from detectlab.runs import RunStore
-    from detectlab.runs.manager import _new_id
+    from detectlab.runs.store import new_run_id
     from detectlab.runs.worker import execute_run
 
     store = RunStore(home() / "runs.sqlite")
-    record = store.create(_new_id(), json.loads(json.dumps(cfg.to_dict())), cfg.name)
+    record = store.create(new_run_id(), json.loads(json.dumps(cfg.to_dict())), cfg.name)
     progress = TqdmProgress()
     runs_dir = Path(cfg.out_dir) if cfg.out_dir else home() / "runs"
     result = execute_run(store, record.id, runs_dir, progress=progress, on_epoch=lambda e: print(

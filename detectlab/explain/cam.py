@@ -25,31 +25,37 @@ Target = Literal["decision", "fake", "real"]
 
 
 class BaseCAM:
-    """Shared hook machinery; subclasses implement ``channel_weights``."""
+    """Shared hook machinery; subclasses implement ``channel_weights``.
+
+    ``target`` is one ``HeatmapTarget`` or a list (an ensemble's backbones): all are hooked
+    and explained from one forward and one backward pass.
+    """
 
     name = "base"
 
-    def __init__(self, detector: Detector, target: HeatmapTarget) -> None:
+    def __init__(self, detector: Detector, target: HeatmapTarget | list[HeatmapTarget]) -> None:
         self.detector = detector
-        self.target = target
+        self.targets = list(target) if isinstance(target, (list, tuple)) else [target]
 
     def channel_weights(self, acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
         """``[B, C]`` weights from activations and gradients ``[B, C, h, w]``."""
         raise NotImplementedError
 
-    def __call__(self, images: torch.Tensor, target: Target = "decision") -> tuple[torch.Tensor, torch.Tensor]:
-        """Heatmaps ``[B, H, W]`` in [0, 1] at the input's size, and the logits ``[B]``.
+    def compute(self, images: torch.Tensor, target: Target = "decision") -> tuple[list[torch.Tensor], torch.Tensor]:
+        """One heatmap ``[B, H, W]`` in [0, 1] (input size) per target, and the logits ``[B]``.
 
         ``target``: "decision" explains each image's own verdict; "fake"/"real" force one class.
         """
-        store: dict[str, torch.Tensor] = {}
+        acts: list[torch.Tensor | None] = [None] * len(self.targets)
 
-        def fwd_hook(_m, _i, out):
-            store["acts"] = out[0] if isinstance(out, tuple) else out
+        def hook(k):
+            def fwd_hook(_m, _i, out):
+                acts[k] = out[0] if isinstance(out, tuple) else out
+            return fwd_hook
 
         was_training = self.detector.training
         self.detector.eval()
-        handle = self.target.module.register_forward_hook(fwd_hook)
+        handles = [t.module.register_forward_hook(hook(k)) for k, t in enumerate(self.targets)]
         try:
             with torch.enable_grad():
                 # the input carries the graph: a frozen backbone has no trainable parameter before
@@ -61,19 +67,27 @@ class BaseCAM:
                 else:
                     sign = torch.full_like(logits, 1.0 if target == "fake" else -1.0)
                 # gradients only to activations: parameters are not touched
-                acts = store["acts"]
-                (grads,) = torch.autograd.grad((logits * sign).sum(), acts)
+                grads = torch.autograd.grad((logits * sign).sum(), acts)
         finally:
-            handle.remove()
+            for h in handles:
+                h.remove()
             self.detector.train(was_training)
-        acts, grads = acts.detach(), grads.detach()
-        if self.target.reshape is not None:
-            acts, grads = self.target.reshape(acts), self.target.reshape(grads)
+        return [self._map(t, a.detach(), g.detach(), images.shape[-2:]) for t, a, g in zip(self.targets, acts, grads)], \
+            logits.detach()
+
+    def _map(self, t: HeatmapTarget, acts: torch.Tensor, grads: torch.Tensor, size) -> torch.Tensor:
+        if t.reshape is not None:
+            acts, grads = t.reshape(acts), t.reshape(grads)
         cam = F.relu((self.channel_weights(acts, grads)[:, :, None, None] * acts).sum(1, keepdim=True))
-        cam = F.interpolate(cam, size=images.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+        cam = F.interpolate(cam, size=size, mode="bilinear", align_corners=False)[:, 0]
         flat = cam.flatten(1)
         lo, hi = flat.min(1).values[:, None, None], flat.max(1).values[:, None, None]
-        return (cam - lo) / (hi - lo).clamp(min=1e-12), logits.detach()
+        return (cam - lo) / (hi - lo).clamp(min=1e-12)
+
+    def __call__(self, images: torch.Tensor, target: Target = "decision") -> tuple[torch.Tensor, torch.Tensor]:
+        """The first target's heatmap ``[B, H, W]`` and the logits (pytorch-grad-cam's single-layer form)."""
+        maps, logits = self.compute(images, target)
+        return maps[0], logits
 
 
 class GradCAM(BaseCAM):
@@ -105,8 +119,4 @@ def heatmaps(detector: Detector, images: torch.Tensor, method: str = "gradcam",
     """One heatmap batch ``[B, H, W]`` per heatmap target of ``detector`` (ensembles: per backbone)."""
     if method not in CAM_METHODS:
         raise ValueError(f"unknown heatmap method {method!r}; choose one of {sorted(CAM_METHODS)}")
-    maps, logits = [], None
-    for t in detector.heatmap_targets():
-        cam, logits = CAM_METHODS[method](detector, t)(images, target)
-        maps.append(cam)
-    return maps, logits
+    return CAM_METHODS[method](detector, detector.heatmap_targets()).compute(images, target)

@@ -20,7 +20,7 @@ import torch
 from detectlab.errors import CheckpointError
 from detectlab.models.base import Detector
 from detectlab.models.registry import FrozenBackboneDetector, create_detector
-from detectlab.models.weights import load_state_dict
+from detectlab.models.weights import load_state_dict, load_torch_weights_only
 
 FORMAT = "detectlab-detector/1"
 
@@ -74,12 +74,7 @@ def read_metadata(path: str | Path) -> dict:
 
 
 def _load_pickle_safely(path: Path) -> dict:
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001
-        raise CheckpointError(
-            f"{path.name}: refused — this file needs arbitrary code to unpickle ({type(exc).__name__}); "
-            "DetectLab loads only safetensors or plain-tensor torch files (weights_only=True)") from exc
+    obj = load_torch_weights_only(path)
     if not (isinstance(obj, dict) and isinstance(obj.get("meta"), str) and isinstance(obj.get("state_dict"), dict)):
         raise CheckpointError(f"{path.name}: a torch file must hold {{'state_dict': tensors, 'meta': JSON}}; "
                               "use a .safetensors checkpoint written by DetectLab")

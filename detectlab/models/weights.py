@@ -51,6 +51,17 @@ def find_weights(key: str) -> tuple[Path | None, list[str]]:
     return None, looked
 
 
+def load_torch_weights_only(path: Path):
+    """``torch.load(weights_only=True)``: tensors and plain containers only, never code."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - UnpicklingError, RuntimeError, EOFError ...
+        raise CheckpointError(
+            f"{path.name}: refused — it cannot be loaded as plain weights (weights_only=True): "
+            f"{type(exc).__name__}. DetectLab never unpickles code; convert it to safetensors."
+        ) from exc
+
+
 def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """A state dict from safetensors, or from a torch file with ``weights_only=True``.
 
@@ -66,13 +77,7 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             return load_file(str(path))
         except Exception as exc:  # noqa: BLE001 - many error types for a broken file
             raise CheckpointError(f"{path.name}: not a valid safetensors file ({exc})") from exc
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - UnpicklingError, RuntimeError, EOFError ...
-        raise CheckpointError(
-            f"{path.name}: refused — it cannot be loaded as plain weights (weights_only=True): "
-            f"{type(exc).__name__}. DetectLab never unpickles code; convert it to safetensors."
-        ) from exc
+    obj = load_torch_weights_only(path)
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):

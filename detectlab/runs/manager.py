@@ -14,14 +14,9 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 
-from detectlab.runs.store import ACTIVE, RunRecord, RunStore
-
-
-def _new_id() -> str:
-    return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+from detectlab.runs.store import ACTIVE, RunRecord, RunStore, new_run_id
 
 
 def _alive(pid: int | None) -> bool:
@@ -66,7 +61,7 @@ class RunManager:
         from detectlab.train import TrainConfig
 
         TrainConfig.from_dict(config)  # refuse bad settings now, not in the worker
-        record = self.store.create(_new_id(), config, name)
+        record = self.store.create(new_run_id(), config, name)
         self._tick()
         return record
 

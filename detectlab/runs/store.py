@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,11 @@ CREATE TABLE IF NOT EXISTS epochs (
 """
 
 ACTIVE = ("queued", "running")
+
+
+def new_run_id() -> str:
+    """Sortable, unique run id: start time plus a random suffix."""
+    return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
 
 
 @dataclass
@@ -150,6 +156,13 @@ class RunStore:
         with self._conn() as c:
             rows = c.execute("SELECT metrics FROM epochs WHERE run_id=? ORDER BY epoch", (run_id,)).fetchall()
         return [json.loads(r["metrics"]) for r in rows]
+
+    def epoch_summaries(self) -> dict[str, tuple[int, float | None]]:
+        """run id -> (finished epochs, best validation balanced accuracy), in one query."""
+        with self._conn() as c:
+            rows = c.execute("SELECT run_id, COUNT(*), MAX(json_extract(metrics, '$.val_balanced_accuracy')) "
+                             "FROM epochs GROUP BY run_id").fetchall()
+        return {r[0]: (r[1], r[2]) for r in rows}
 
     def cancel_requested(self, run_id: str) -> bool:
         with self._conn() as c:

@@ -12,12 +12,10 @@ practice); seed 001 §4.4.2 instead built them once from the already trained mod
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import math
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -28,10 +26,11 @@ import torch.nn.functional as F
 
 from detectlab import config as dl_config
 from detectlab.data import DetectionDataset, discover, split, split_files, split_summary
-from detectlab.data.decode import load_tensor
+from detectlab.data.torchdata import ImageFolderDataset
 from detectlab.models import Detector, FrozenBackboneDetector, create_detector
 from detectlab.models.checkpoint import save_checkpoint
 from detectlab.progress import NEVER_CANCEL, CancelToken, Cancelled, Progress, null_progress
+from detectlab.runs.store import new_run_id
 from detectlab.train.config import TrainConfig
 
 EpochCallback = Callable[[dict], None]
@@ -70,17 +69,13 @@ def dataset_fingerprint(samples) -> str:
 
 def load_images(samples, size: int, progress: Progress = null_progress, desc: str = "load images") -> torch.Tensor:
     """Decode samples once into a uint8 tensor ``[N, 3, size, size]`` (a few hundred MB at most)."""
+    dataset = ImageFolderDataset(samples, size)
     out = torch.empty((len(samples), 3, size, size), dtype=torch.uint8)
-    for i, s in enumerate(samples):
-        out[i] = (load_tensor(s.path, size) * 255 + 0.5).clamp(0, 255).to(torch.uint8)
+    for i in range(len(dataset)):
+        out[i] = (dataset[i][0] * 255 + 0.5).clamp(0, 255).to(torch.uint8)
         if i % 64 == 0 or i == len(samples) - 1:
             progress(i + 1, len(samples), desc)
     return out
-
-
-def _class_balanced_weights(labels: torch.Tensor) -> torch.Tensor:
-    counts = torch.bincount(labels.long(), minlength=2).clamp(min=1).float()
-    return (1.0 / counts)[labels.long()]
 
 
 @torch.no_grad()
@@ -98,16 +93,17 @@ def predict_scores(detector: Detector, images: torch.Tensor, batch_size: int = 6
 class _Batches:
     """Draws training batches: class-balanced with replacement (seed 000) or shuffled epochs."""
 
-    def __init__(self, labels: torch.Tensor, batch_size: int, weighted: bool, gen: torch.Generator) -> None:
-        self.labels, self.bs, self.weighted, self.gen = labels, batch_size, weighted, gen
-        self.weights = _class_balanced_weights(labels)
+    def __init__(self, samples, batch_size: int, weighted: bool, gen: torch.Generator) -> None:
+        self.n, self.bs, self.weighted, self.gen = len(samples), batch_size, weighted, gen
+        # 1 / count of the sample's class, in float32 as multinomial has always drawn from here
+        self.weights = ImageFolderDataset(samples, 1).sample_weights().float()
         self._perm: list[int] = []
 
     def next(self) -> torch.Tensor:
         if self.weighted:
             return torch.multinomial(self.weights, self.bs, replacement=True, generator=self.gen)
         if len(self._perm) < self.bs:
-            self._perm += torch.randperm(len(self.labels), generator=self.gen).tolist()
+            self._perm += torch.randperm(self.n, generator=self.gen).tolist()
         idx, self._perm = self._perm[: self.bs], self._perm[self.bs :]
         return torch.tensor(idx)
 
@@ -191,7 +187,7 @@ def _run_once(cfg: TrainConfig, ds: DetectionDataset, parts: dict, images: dict,
         progress(0, 1, f"fit {cfg.arch}")
         detector.fit(train_x, y_train.numpy())
         total_steps, epochs = 0, 1
-    batches = _Batches(y_train, cfg.batch_size, cfg.weighted_sampling, gen)
+    batches = _Batches(parts["train"], cfg.batch_size, cfg.weighted_sampling, gen)
     history: list[dict] = []
     best_state, best_score, best_epoch = None, -1.0, 0
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -261,7 +257,9 @@ def _run_once(cfg: TrainConfig, ds: DetectionDataset, parts: dict, images: dict,
             score = vm["balanced_accuracy"] if vm["balanced_accuracy"] is not None else -vloss
             if not cfg.select_best or score >= best_score:
                 best_score, best_epoch = score, epoch
-                best_state = copy.deepcopy({k: v for k, v in detector.state_dict().items()})
+                # frozen backbones never change: keep only what training moves
+                best_state = {k: v.detach().clone() for k, v in detector.state_dict().items()
+                              if not (frozen and k.startswith("backbones."))}
                 # on disk at once, so a worker that dies later still leaves its best model
                 save_checkpoint(detector, run_dir / "model.safetensors",
                                 base_meta | {"metrics": {"val": entry, "best_epoch": epoch, "status": "running"}})
@@ -273,7 +271,7 @@ def _run_once(cfg: TrainConfig, ds: DetectionDataset, parts: dict, images: dict,
     if best_state is None:  # cancelled before the first validation: nothing worth keeping
         return RunResult(run_dir.name, status, history, 0, {}, {}, None, seconds, seen / max(step_seconds, 1e-9),
                          detector.weights_info.source, notes)
-    detector.load_state_dict(best_state)
+    detector.load_state_dict(best_state, strict=not frozen)
     test_scores = _scores(detector, images["test"], use_cache, parts["test"], progress)
     y_test = [s.label for s in parts["test"]]
     test = _metrics(y_test, test_scores, [s.generator for s in parts["test"]])
@@ -321,7 +319,7 @@ def train(cfg: TrainConfig, progress: Progress = null_progress, cancel: CancelTo
     torch.set_num_threads(max(1, cfg.threads))
     ds, parts, images = prepare_data(cfg, progress)
     base = Path(cfg.out_dir) if cfg.out_dir else dl_config.home() / "runs"
-    run_id = run_id or time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+    run_id = run_id or new_run_id()
     results = []
     for k in range(cfg.runs):
         run_dir = base / run_id if cfg.runs == 1 else base / run_id / f"run{k}"
