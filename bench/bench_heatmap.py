@@ -80,7 +80,7 @@ def main() -> None:
     from detectlab.demo.build import ensure_demo
     from detectlab.detect.analyze import analyze_file, load_detector, png_bytes
     from detectlab.explain import GradCAM as OurGradCAM
-    from detectlab.models.checkpoint import shipped_checkpoints
+    from detectlab.catalog import shipped_checkpoints
 
     data = ensure_demo()
     image_path = data / "pixel-shuffle" / "p0001_c0.png"

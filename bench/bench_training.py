@@ -71,7 +71,8 @@ def bench_train(args, data: Path) -> dict:
 def bench_predict(data: Path, n: int = 64) -> dict:
     from detectlab.data import discover
     from detectlab.detect import predict_files
-    from detectlab.models.checkpoint import load_checkpoint, shipped_checkpoints
+    from detectlab.catalog import shipped_checkpoints
+    from detectlab.models.checkpoint import load_checkpoint
 
     files = [s.path for s in discover(data).samples][:n]
     out = {}

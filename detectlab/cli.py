@@ -131,13 +131,13 @@ def _print_metrics(metrics: dict) -> None:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     from detectlab.detect import evaluate_dataset, write_csv
-    from detectlab.models.checkpoint import load_checkpoint, resolve_checkpoint
+    from detectlab.catalog import load_detector
     from detectlab.progress import TqdmProgress
 
-    path = resolve_checkpoint(args.checkpoint)
-    detector, meta = load_checkpoint(path)
+    loaded = load_detector(args.checkpoint)
+    detector, path = loaded.detector, loaded.path
     progress = TqdmProgress()
-    preds, metrics = evaluate_dataset(detector, args.data, threshold=meta.get("threshold", 0.5),
+    preds, metrics = evaluate_dataset(detector, args.data, threshold=loaded.threshold,
                                       split_name=args.split, seed=args.split_seed, progress=progress)
     progress.close()
     d = metrics.to_dict()
@@ -153,14 +153,14 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def _cmd_predict(args: argparse.Namespace) -> int:
     from detectlab.detect import predict_files, write_csv
     from detectlab.detect.predict import expand_inputs
-    from detectlab.models.checkpoint import load_checkpoint, resolve_checkpoint
+    from detectlab.catalog import load_detector
     from detectlab.progress import TqdmProgress
 
-    path = resolve_checkpoint(args.checkpoint)
-    detector, meta = load_checkpoint(path)
+    loaded = load_detector(args.checkpoint)
+    detector, path = loaded.detector, loaded.path
     files = expand_inputs(args.inputs)
     progress = TqdmProgress()
-    preds = predict_files(detector, files, meta.get("threshold", 0.5), progress=progress)
+    preds = predict_files(detector, files, loaded.threshold, progress=progress)
     progress.close()
     for p in preds:
         print(f"{p.file}\t{'' if p.p_fake is None else format(p.p_fake, '.4f')}\t{p.decision}\t{p.error}")
@@ -170,7 +170,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         from detectlab.detect.predict import write_heatmaps
 
         progress = TqdmProgress()
-        written = write_heatmaps(detector, files, args.heatmaps, meta.get("threshold", 0.5), args.method, progress=progress)
+        written = write_heatmaps(detector, files, args.heatmaps, loaded.threshold, args.method, progress=progress)
         progress.close()
         print(f"{len(written)} heatmaps written to {args.heatmaps}")
     return 1 if any(p.decision == "error" for p in preds) and not any(p.p_fake is not None for p in preds) else 0
@@ -178,7 +178,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 def _cmd_models(args: argparse.Namespace) -> int:
     from detectlab.models import list_detectors
-    from detectlab.models.checkpoint import read_metadata, shipped_checkpoints
+    from detectlab.catalog import shipped_checkpoints
+    from detectlab.models.checkpoint import read_metadata
 
     print("architectures:")
     for name, desc in list_detectors().items():
@@ -195,11 +196,20 @@ def _cmd_checkpoints_build(args: argparse.Namespace) -> int:
     from detectlab.progress import TqdmProgress
     from detectlab.train.defaults import build_defaults
 
+    names = args.only.split(",") if args.only else None
     progress = TqdmProgress()
-    manifest = build_defaults(args.only.split(",") if args.only else None, progress=progress)
+    if names and all(n.startswith(("localizer-", "unet-")) for n in names):
+        from detectlab.localize.defaults import build_localizer_defaults
+
+        build_localizer_defaults(names, progress=progress)
+        progress.close()
+        return 0
+    manifest = build_defaults(names, progress=progress)
     progress.close()
     for name, e in manifest["checkpoints"].items():
-        t = e["test"]
+        t = e.get("test") or {}
+        if "accuracy" not in t:
+            continue
         print(f"{name:42s} test acc {t['accuracy']:.4f}  bal.acc {t['balanced_accuracy']:.4f}  AP {t['ap']:.4f}  "
               f"({e['train_seconds']:.0f} s)")
     return 0
@@ -332,7 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=_cmd_train)
 
     e = sub.add_parser("eval", help="metrics of a checkpoint on a labelled data set, per generator")
-    e.add_argument("checkpoint", help="checkpoint file or shipped detector name")
+    e.add_argument("checkpoint", help="shipped detector name, run id, or checkpoint file")
     e.add_argument("data")
     e.add_argument("--split", choices=["train", "val", "test"], default=None, help="evaluate one split only")
     e.add_argument("--split-seed", type=int, default=0)
@@ -341,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("predict", help="P(fake) for files or folders")
-    p.add_argument("checkpoint")
+    p.add_argument("checkpoint", help="shipped detector name, run id, or checkpoint file")
     p.add_argument("inputs", nargs="+")
     p.add_argument("--csv")
     p.add_argument("--heatmaps", help="folder for heatmap overlays (one PNG per image and heatmap layer)")
@@ -387,6 +397,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=7860)
     serve.set_defaults(func=_cmd_serve)
+
+    from detectlab.commands import register_all
+
+    register_all(sub)
     return parser
 
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from detectlab import config
-from detectlab.train import defaults
+from detectlab import catalog as defaults
 
 
 def _manifest(tmp_path, monkeypatch, accs):

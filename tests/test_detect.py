@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from detectlab.detect.analyze import analyze_file, load_detector
-from detectlab.models.checkpoint import shipped_checkpoints
+from detectlab.catalog import shipped_checkpoints
 
 
 @pytest.fixture(scope="module")

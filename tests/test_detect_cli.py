@@ -10,7 +10,7 @@ import sys
 import pytest
 from PIL import Image
 
-from detectlab.models.checkpoint import shipped_checkpoints
+from detectlab.catalog import shipped_checkpoints
 
 
 def _run(*args, timeout=600):

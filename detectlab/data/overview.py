@@ -69,23 +69,6 @@ def overview(path: Path, *, examples: int = 6, seed: int = 0, progress: Progress
     return DatasetOverview(ds.root, ds.layout, rows, ex, list(ds.skipped), ds.summary())
 
 
-def resolve_dataset(choice: str, folder: str = "", progress: Progress = null_progress) -> Path:
-    """The data set a user picked: a typed folder (confined to the data roots) wins over the
-    dropdown choice; the demo is materialized first if it is picked and not yet derived."""
-    from detectlab import config
-
-    if folder and folder.strip():
-        return resolve_in_roots(folder, config.data_roots())
-    datasets = known_datasets()
-    if choice not in datasets:
-        raise DatasetError(f"unknown data set '{choice}'")
-    if datasets[choice] in (config.DEMO_DIR, config.DEMO_INPAINT_DIR):
-        from detectlab.demo.build import ensure_demo
-
-        ensure_demo(progress=progress)
-    return datasets[choice]
-
-
 def new_dataset_dir(name: str) -> Path:
     """A fresh folder under DetectLab's data sets for ``name`` (sanitised; ``-2``, ``-3``... if taken)."""
     import re
@@ -99,16 +82,6 @@ def new_dataset_dir(name: str) -> Path:
         k += 1
         target = config.datasets_dir() / f"{base}-{k}"
     return target
-
-
-def known_datasets() -> dict[str, Path]:
-    """Data sets a user can pick without typing a path: the demo sets and uploaded ones."""
-    from detectlab import config
-
-    found = {"demo (real + 3 generators)": config.DEMO_DIR, "demo-inpainted (images + masks)": config.DEMO_INPAINT_DIR}
-    for d in sorted(p for p in config.datasets_dir().iterdir() if p.is_dir() and not p.name.startswith(".")):
-        found[f"uploaded: {d.name}"] = d
-    return found
 
 
 def import_dataset_zip(zip_path: Path, name: str | None = None) -> Path:

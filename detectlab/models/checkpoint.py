@@ -109,19 +109,10 @@ def load_checkpoint(path: str | Path) -> tuple[Detector, dict]:
     return detector, meta
 
 
-def shipped_checkpoints() -> dict[str, Path]:
-    """The default detectors in ``checkpoints/manifest.json``: name -> file."""
-    from detectlab.config import CHECKPOINT_DIR
-
-    manifest = CHECKPOINT_DIR / "manifest.json"
-    if not manifest.exists():
-        return {}
-    entries = json.loads(manifest.read_text()).get("checkpoints", {})
-    return {name: CHECKPOINT_DIR / e["file"] for name, e in entries.items() if (CHECKPOINT_DIR / e["file"]).exists()}
-
-
 def resolve_checkpoint(name_or_path: str | Path) -> Path:
-    """A checkpoint file from a path or the name of a shipped default detector."""
+    """A checkpoint file from a path or the name of a shipped default detector (runs: see ``detectlab.catalog``)."""
+    from detectlab.models.manifest import shipped_checkpoints
+
     shipped = shipped_checkpoints()
     if str(name_or_path) in shipped:
         return shipped[str(name_or_path)]

@@ -11,17 +11,14 @@ set_offline_env()  # before gradio/timm/ultralytics are imported
 import gradio as gr  # noqa: E402
 
 from detectlab import __version__, config  # noqa: E402
-from detectlab.ui import data_tab, detect_tab, fingerprints_tab, train_tab  # noqa: E402
+from detectlab.ui import (  # noqa: E402
+    attack_tab, data_tab, detect_tab, fingerprints_tab, localize_tab, robustness_tab, train_tab,
+)
 from detectlab.ui.common import coming  # noqa: E402
 
 TITLE = "DetectLab"
 
-_COMING = [
-    ("Localize", "YOLOv8-seg masks of manipulated regions; TP/FP/FN colouring and pixel precision/recall/dice against a ground-truth mask."),
-    ("Robustness", "Blur, JPEG, visible-patch and downsizing sliders that re-score an image live; sweeps over a test set."),
-    ("Attack", "FGSM with an ε slider: residual, adversarial image, P(fake) before/after; confusion rate and transfer."),
-    ("Experiments", "Cross-generator matrix, leave-one-generator-out, few-shot curves and trace-risk compositions."),
-]
+_EXPERIMENTS = ("Experiments", "Cross-generator matrix, leave-one-generator-out, few-shot curves and trace-risk compositions.")
 
 
 def build_app() -> gr.Blocks:
@@ -31,17 +28,18 @@ def build_app() -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Detect", id="detect"):
                 detect = detect_tab.build()
-            with gr.Tab(_COMING[0][0], id="localize"):
-                coming(*_COMING[0])
+            with gr.Tab("Localize", id="localize"):
+                localize_tab.build()
             with gr.Tab("Fingerprints", id="fingerprints"):
                 fingerprints_tab.build()
-            for name, what in _COMING[1:3]:
-                with gr.Tab(name, id=name.lower()):
-                    coming(name, what)
+            with gr.Tab("Robustness", id="robustness"):
+                robustness_tab.build()
+            with gr.Tab("Attack", id="attack"):
+                attack_tab.build()
             with gr.Tab("Train", id="train"):
                 train_tab.build()
             with gr.Tab("Experiments", id="experiments"):
-                coming(*_COMING[3])
+                coming(*_EXPERIMENTS)
             with gr.Tab("Data", id="data"):
                 choice, outputs = data_tab.build()
         demo.load(data_tab.show_dataset, choice, outputs, api_name=False)

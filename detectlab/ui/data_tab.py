@@ -7,7 +7,8 @@ from pathlib import Path
 import gradio as gr
 
 from detectlab import config
-from detectlab.data.overview import import_dataset_zip, known_datasets, overview, resolve_dataset, resolve_in_roots
+from detectlab.catalog import DEMO_LABEL, known_datasets, resolve_dataset
+from detectlab.data.overview import import_dataset_zip, overview, resolve_in_roots
 from detectlab.demo.build import GENERATORS
 from detectlab.ui.common import GradioProgress, error_markdown
 
@@ -66,7 +67,7 @@ def build() -> None:
         "`images/` + `masks/` for partially manipulated images."
     )
     with gr.Row():
-        choice = gr.Dropdown(choices=list(known_datasets()), value="demo (real + 3 generators)",
+        choice = gr.Dropdown(choices=list(known_datasets()), value=DEMO_LABEL,
                              label="Data set", elem_id="data-choice", scale=2)
         folder = gr.Textbox(label="…or a folder inside the data roots", placeholder="e.g. demo or /data/mine",
                             elem_id="data-folder", scale=2)

@@ -133,7 +133,7 @@ def build() -> dict:
     refresh.click(refresh_detectors, detector, detector)
     detector.focus(refresh_detectors, detector, detector, api_name=False)
     with gr.Accordion("Shipped detectors: test metrics on the demo, and what they say against the papers", open=False):
-        from detectlab.train.defaults import findings, shipped_table
+        from detectlab.catalog import findings, shipped_table
 
         gr.Dataframe(value=shipped_table(), headers=["name", "arch", "test acc", "balanced acc", "AP", "backbone weights"],
                      interactive=False)

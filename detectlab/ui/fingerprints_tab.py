@@ -11,14 +11,15 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from detectlab.data.decode import to_pil
-from detectlab.data.overview import known_datasets, new_dataset_dir, resolve_dataset
+from detectlab.catalog import DEMO_LABEL, known_datasets, resolve_dataset
+from detectlab.data.overview import new_dataset_dir
 from detectlab.detect.analyze import load_detector
 from detectlab.ui.detect_tab import refresh_detectors
 from detectlab.spectral.sets import clean_set, compare_sets, export_panels, files_by_class, removal_preview
 from detectlab.ui import state
 from detectlab.ui.common import GradioProgress, error_markdown
 
-_DEMO = "demo (real + 3 generators)"
+_DEMO = DEMO_LABEL
 
 
 def list_sets(choice: str, folder: str):

@@ -32,17 +32,12 @@ def shutdown() -> None:
 
 def detector_choices() -> dict[str, str]:
     """Label -> checkpoint path: the shipped defaults first, then every run's checkpoint."""
-    from detectlab.models.checkpoint import shipped_checkpoints
+    from detectlab.catalog import detector_choices as choices
 
-    out = {f"shipped: {name}": str(path) for name, path in shipped_checkpoints().items()}
-    out.update(manager().checkpoints())
-    return out
+    return {label: str(path) for label, path in choices().items()}
 
 
 def resolve_detector(label: str) -> Path:
-    from detectlab.errors import CheckpointError
+    from detectlab.catalog import resolve_detector as resolve
 
-    choices = detector_choices()
-    if label not in choices:
-        raise CheckpointError(f"detector '{label}' is not available (refresh the list)")
-    return Path(choices[label])
+    return resolve(label)

@@ -11,14 +11,14 @@ from plotly.subplots import make_subplots
 
 from detectlab import config
 from detectlab.data import DetectionDataset, discover
-from detectlab.data.overview import known_datasets, resolve_dataset
+from detectlab.catalog import DEMO_LABEL, known_datasets, resolve_dataset
 from detectlab.models import list_detectors
 from detectlab.train import PRESETS, TrainConfig
 from detectlab.ui import state
 from detectlab.ui.common import error_markdown
 
 RUN_HEADERS = ["run", "name", "arch", "status", "epochs", "best val bal.acc", "test acc", "test AP", "started"]
-_DEFAULT_DATA = "demo (real + 3 generators)"
+_DEFAULT_DATA = DEMO_LABEL
 
 
 def generators_of(choice: str, folder: str):
