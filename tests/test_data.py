@@ -596,7 +596,7 @@ def test_normal_zip_extracts_to_dataset_root(tmp_path, prefix):
     entries += [("__MACOSX/._junk", b"x"), (f"{prefix}real/", b"")]
     archive = make_zip(tmp_path / "ok.zip", entries)
     root = extract_zip(archive, tmp_path / "out" / "ds")
-    assert root == (tmp_path / "out" / "ds" / prefix.rstrip("/") if prefix else tmp_path / "out" / "ds")
+    assert root == tmp_path / "out" / "ds"  # a wrapper folder (zip -r mydata.zip mydata/) is unwrapped
     assert not (tmp_path / "out" / "ds" / "__MACOSX").exists()
     assert discover(root).counts() == {"real": 2, "gan": 1}
 
@@ -627,3 +627,79 @@ def test_masked_image_dataset_aligns_image_and_mask(tmp_path):
     assert image.shape == (3, 8, 8) and m.shape == (1, 8, 8)
     assert set(m.unique().tolist()) == {0.0, 1.0}
     assert m[0, :, :4].sum() == 0 and m[0, :, 4:].min() == 1
+
+
+# --------------------------------------------------------------------------- overview and data-root confinement
+
+from detectlab.data.overview import import_dataset_zip, new_dataset_dir, overview, resolve_in_roots  # noqa: E402
+
+
+@pytest.fixture
+def roots(tmp_path):
+    """One data root holding a folder, a link to a folder inside it and a link to a folder outside it."""
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "mine" / "real").mkdir(parents=True)
+    outside.mkdir()
+    os.symlink(root / "mine", root / "inside-link")
+    os.symlink(outside, root / "escape-link")
+    return root, outside
+
+
+@pytest.mark.parametrize("typed, expected", [
+    ("mine", "root/mine"),                  # relative to a root
+    ("{root}/mine", "root/mine"),           # absolute, inside
+    ("inside-link", "root/mine"),           # a link whose target stays inside
+    ("{root}", "root"),                     # the root itself
+])
+def test_resolve_in_roots_accepts_folders_inside(roots, typed, expected):
+    root, _ = roots
+    got = resolve_in_roots(typed.format(root=root), [root.resolve()])
+    assert got == (root.parent / expected).resolve()
+
+
+@pytest.mark.parametrize("typed", ["escape-link", "{outside}", "../outside", "missing", "/etc", "  "])
+def test_resolve_in_roots_refuses_outside_and_missing(roots, typed):
+    root, outside = roots
+    text = typed.format(outside=outside)
+    with pytest.raises(DatasetError) as info:
+        resolve_in_roots(text, [root.resolve()])
+    msg = str(info.value)
+    assert ("no folder given" in msg) if not text.strip() else (text.strip() in msg and "data roots" in msg)
+
+
+def test_overview_counts_per_generator_and_split(tmp_path):
+    for cls, n in (("real", 20), ("gan", 10)):
+        for i in range(n):
+            write(tmp_path / "ds" / cls / f"{i:02d}.png", PNG)
+    ov = overview(tmp_path / "ds", examples=3)
+    assert ov.layout == "real+generators" and ov.total == 30
+    rows = {r[1]: r for r in ov.rows}
+    assert rows["real"][:3] == ["real", "real", 20] and rows["gan"][:3] == ["fake", "gan", 10]
+    for r in ov.rows:
+        assert sum(r[3:]) == r[2]  # every image in exactly one split
+    assert [len(v) for v in ov.examples.values()] == [3, 3]
+
+
+def test_new_dataset_dir_sanitises_and_never_reuses(tmp_path, monkeypatch):
+    monkeypatch.setenv("DETECTLAB_HOME", str(tmp_path / "home"))
+    first = new_dataset_dir("my data/../set!")
+    assert first.name == "my-data-..-set" or "/" not in first.name
+    assert first.parent == tmp_path / "home" / "datasets"
+    first.mkdir()
+    assert new_dataset_dir("my data/../set!").name == first.name + "-2"
+
+
+def test_zip_in_no_layout_is_rolled_back(tmp_path, monkeypatch):
+    monkeypatch.setenv("DETECTLAB_HOME", str(tmp_path / "home"))
+    archive = make_zip(tmp_path / "flat.zip", [("flat/a.png", PNG), ("flat/b.png", PNG)])
+    with pytest.raises(DatasetError):
+        import_dataset_zip(archive)
+    assert list((tmp_path / "home" / "datasets").iterdir()) == []  # nothing half-made is left
+
+
+def test_zip_in_a_layout_becomes_a_dataset(tmp_path, monkeypatch):
+    monkeypatch.setenv("DETECTLAB_HOME", str(tmp_path / "home"))
+    archive = make_zip(tmp_path / "good.zip", [("good/real/a.png", PNG), ("good/gan/b.png", PNG)])
+    root = import_dataset_zip(archive)
+    assert root == tmp_path / "home" / "datasets" / "good"
+    assert discover(root).counts() == {"real": 1, "gan": 1}

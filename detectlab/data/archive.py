@@ -28,6 +28,20 @@ __all__ = ["extract_zip"]
 _CHUNK = 1 << 20
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _JUNK_TOP = {"__MACOSX"}  # macOS resource forks: never data
+_JUNK_FILES = {".ds_store", "thumbs.db", "desktop.ini"}
+# What an imported data set may hold: raster images (and masks) and the optional split
+# manifest. Anything else (html, svg, scripts) is never stored, so nothing from an upload
+# can be served back to a browser as an active document.
+_KEEP_NAMES = {"manifest.json"}
+
+
+def _keep(parts: tuple[str, ...]) -> bool:
+    from detectlab.data.decode import is_image_file
+
+    name = parts[-1]
+    if name.lower() in _JUNK_FILES or name.startswith("._"):
+        return False
+    return is_image_file(name) or name in _KEEP_NAMES
 
 
 def _member_parts(info: zipfile.ZipInfo, archive: Path) -> tuple[str, ...]:
@@ -70,6 +84,7 @@ def extract_zip(
     max_total_bytes: int = config.MAX_UPLOAD_BYTES,
     max_files: int = 50_000,
     progress: Progress = null_progress,
+    skipped: list[str] | None = None,
 ) -> Path:
     """Safely extract ``zip_path`` into the new folder ``target_dir``; return the data set root.
 
@@ -78,10 +93,13 @@ def extract_zip(
     drive letters, ``..`` components, symbolic links or other special files, encryption;
     more than ``max_files`` entries; more than ``max_total_bytes`` uncompressed, both as
     declared in the directory and as actually produced while streaming (zip bombs).
-    ``__MACOSX`` folders are dropped.
+    ``__MACOSX`` folders, ``.DS_Store``/``Thumbs.db`` and every file that is not an image
+    (or ``manifest.json``) are not stored; their names are appended to ``skipped``. A single
+    top-level wrapper folder (``zip -r mydata.zip mydata/``) is removed, so ``target_dir``
+    itself is the data set.
 
     Returns:
-        ``target_dir``, or its single top-level folder when the archive holds exactly one.
+        ``target_dir``.
     """
     zip_path = Path(zip_path)
     target = Path(target_dir)
@@ -95,15 +113,28 @@ def extract_zip(
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.extract-", dir=target.parent))
     try:
-        _extract_into(zip_path, staging, max_total_bytes=max_total_bytes,
-                      max_files=max_files, progress=progress)
+        dropped = _extract_into(zip_path, staging, max_total_bytes=max_total_bytes,
+                                max_files=max_files, progress=progress)
+        if skipped is not None:
+            skipped.extend(dropped)
+        _unwrap(staging)
         if target.exists() or target.is_symlink():  # appeared while we were extracting
             raise DatasetError(f"{target}: already exists; choose a new folder for the data set")
         os.rename(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return _dataset_root(target)
+    return target
+
+
+def _unwrap(folder: Path) -> None:
+    """Move the contents of a single wrapper folder up into ``folder`` (repeatedly)."""
+    while (inner := _dataset_root(folder)) != folder:
+        tmp = folder / f".unwrap-{os.getpid()}"
+        inner.rename(tmp)
+        for child in tmp.iterdir():
+            child.rename(folder / child.name)
+        tmp.rmdir()
 
 
 def _extract_into(
@@ -113,7 +144,8 @@ def _extract_into(
     max_total_bytes: int,
     max_files: int,
     progress: Progress,
-) -> None:
+) -> list[str]:
+    dropped: list[str] = []
     try:
         with zipfile.ZipFile(zip_path) as archive:
             infos = archive.infolist()
@@ -137,6 +169,9 @@ def _extract_into(
                 if info.is_dir():
                     dest.mkdir(parents=True, exist_ok=True)
                     continue
+                if not _keep(parts):
+                    dropped.append("/".join(parts))
+                    continue
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 with archive.open(info) as src, open(dest, "xb") as out:
                     while chunk := src.read(_CHUNK):
@@ -147,6 +182,7 @@ def _extract_into(
                                 "bytes; refusing the archive")
                         out.write(chunk)
                 progress(i, len(members), "Extracting")
+        return dropped
     except DatasetError:
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, ValueError,

@@ -10,6 +10,7 @@ happily scores grey padding or black-composited alpha as "evidence". Errors are
 from __future__ import annotations
 
 import io
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
@@ -45,6 +46,10 @@ IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", 
 DECODE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF")
 
 ImageSource = Union[str, Path, bytes, bytearray, io.BytesIO]
+
+# Thin images (1×65535) are refused from the header: their content is a sliver, and a
+# short-side resize of one would allocate (side × ratio)² floats.
+MAX_ASPECT_RATIO = float(os.environ.get("DETECTLAB_MAX_ASPECT", 20))
 
 # EXIF orientation tag value -> the transpose that undoes it (as ImageOps.exif_transpose).
 _EXIF_ORIENTATION = 0x0112
@@ -126,6 +131,13 @@ def _check_pixels(im: Image.Image, max_pixels: int, label: str) -> None:
     width, height = im.size
     if width <= 0 or height <= 0:
         raise ImageDecodeError(f"{label}: image has no pixels ({width}×{height})")
+    ratio = max(width, height) / min(width, height)
+    if ratio > MAX_ASPECT_RATIO:
+        raise ImageDecodeError(
+            f"{label}: {width}×{height} has an aspect ratio of {ratio:,.0f}:1, over the limit of "
+            f"{MAX_ASPECT_RATIO:g}:1 (a detector would see a sliver of it; crop the image first, or raise "
+            "DETECTLAB_MAX_ASPECT)"
+        )
     if width * height > max_pixels:
         raise ImageDecodeError(
             f"{label}: {width}×{height} = {width * height:,} pixels is over the limit of "
@@ -358,18 +370,28 @@ def _target_hw(size: int | tuple[int, int]) -> tuple[int, int]:
     return int(height), int(width)
 
 
+def _crop_box(in_h: int, in_w: int, out_h: int, out_w: int) -> tuple[int, int, int, int]:
+    """(top, left, height, width) of the centred region of the input with the output's aspect ratio."""
+    if in_w * out_h > in_h * out_w:     # input wider than the target: crop the width
+        h, w = in_h, max(1, int(round(in_h * out_w / out_h)))
+    else:
+        h, w = max(1, int(round(in_w * out_h / out_w))), in_w
+    return (in_h - h) // 2, (in_w - w) // 2, h, w
+
+
 def resize_center_crop(
     t: torch.Tensor,
     size: int | tuple[int, int],
     *,
     mode: str = "bilinear",
 ) -> torch.Tensor:
-    """Resize so the image covers ``size`` keeping its aspect ratio, then center-crop.
+    """Center-crop to the aspect ratio of ``size``, then resize to ``size``.
 
-    With an int, the shorter side becomes ``size`` and the square center is kept: the
-    torchvision ``Resize(size) + CenterCrop(size)`` recipe of the papers' detectors.
-    Bilinear with antialias (so downsizing does not alias and add spectral artefacts of
-    its own) keeps values inside [0, 1]. ``mode="nearest"`` is for masks.
+    With an int, the square center is kept and scaled to ``size`` × ``size``: the
+    torchvision ``Resize(size) + CenterCrop(size)`` recipe of the papers' detectors, in the
+    order that never allocates more than the input or the output (resizing first would make
+    a thin image huge). Bilinear with antialias (so downsizing does not alias and add
+    spectral artefacts of its own) keeps values inside [0, 1]. ``mode="nearest"`` is for masks.
 
     Args:
         t: tensor [C, H, W] (or [N, C, H, W]).
@@ -378,20 +400,31 @@ def resize_center_crop(
     out_h, out_w = _target_hw(size)
     batched = t.ndim == 4
     x = t if batched else t.unsqueeze(0)
-    in_h, in_w = x.shape[-2:]
-    scale = max(out_h / in_h, out_w / in_w)
-    new_h = max(out_h, int(round(in_h * scale)))
-    new_w = max(out_w, int(round(in_w * scale)))
-    if (new_h, new_w) != (in_h, in_w):
+    top, left, h, w = _crop_box(*x.shape[-2:], out_h, out_w)
+    x = x[..., top:top + h, left:left + w]
+    if (h, w) != (out_h, out_w):
         if mode == "nearest":
-            x = F.interpolate(x.float(), size=(new_h, new_w), mode="nearest").to(x.dtype)
+            x = F.interpolate(x.float(), size=(out_h, out_w), mode="nearest").to(x.dtype)
         else:
-            x = F.interpolate(x, size=(new_h, new_w), mode=mode, antialias=True,
+            x = F.interpolate(x, size=(out_h, out_w), mode=mode, antialias=True,
                               align_corners=False).clamp_(0, 1)
-    top = int(round((new_h - out_h) / 2.0))
-    left = int(round((new_w - out_w) / 2.0))
-    x = x[..., top:top + out_h, left:left + out_w]
     return x if batched else x.squeeze(0)
+
+
+def _shrink_for(img: Image.Image, size: int | tuple[int, int]) -> Image.Image:
+    """Crop a PIL image to the target's aspect ratio and box-reduce it by an integer factor
+    while it stays >= 2x the target, so a 50-MP photo never becomes a 600-MB float tensor.
+
+    The final antialiased resize (``resize_center_crop``) still does the last <= 4x step.
+    """
+    out_h, out_w = _target_hw(size)
+    top, left, h, w = _crop_box(img.height, img.width, out_h, out_w)
+    if (h, w) != (img.height, img.width):
+        img = img.crop((left, top, left + w, top + h))
+    factor = min(h // (2 * out_h), w // (2 * out_w))
+    if factor >= 2:
+        img = img.reduce(factor)
+    return img
 
 
 def load_tensor(
@@ -405,7 +438,7 @@ def load_tensor(
     center ``size`` × ``size`` (or (height, width)) is cropped; see ``resize_center_crop``.
     Keyword arguments go to ``load_image`` (``max_pixels``, ``name``).
     """
-    t = to_tensor(load_image(source, **kw))
-    if size is not None:
-        t = resize_center_crop(t, size)
-    return t
+    img = load_image(source, **kw)
+    if size is None:
+        return to_tensor(img)
+    return resize_center_crop(to_tensor(_shrink_for(img, size)), size)

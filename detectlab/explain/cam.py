@@ -14,6 +14,7 @@ Grad-CAM: Selvaraju et al. 2017, eq. (1)-(2). Grad-CAM++: Chattopadhay et al. 20
 
 from __future__ import annotations
 
+import threading
 from typing import Literal
 
 import torch
@@ -47,14 +48,20 @@ class BaseCAM:
         ``target``: "decision" explains each image's own verdict; "fake"/"real" force one class.
         """
         acts: list[torch.Tensor | None] = [None] * len(self.targets)
+        # The app shares one cached model between concurrent requests, and every request's
+        # hooks fire on every thread's forward pass: keep only this thread's activations,
+        # or another request's (graph-less for us) tensors would overwrite them.
+        owner = threading.get_ident()
 
         def hook(k):
             def fwd_hook(_m, _i, out):
-                acts[k] = out[0] if isinstance(out, tuple) else out
+                if threading.get_ident() == owner:
+                    acts[k] = out[0] if isinstance(out, tuple) else out
             return fwd_hook
 
         was_training = self.detector.training
-        self.detector.eval()
+        if was_training:
+            self.detector.eval()
         handles = [t.module.register_forward_hook(hook(k)) for k, t in enumerate(self.targets)]
         try:
             with torch.enable_grad():
@@ -71,7 +78,8 @@ class BaseCAM:
         finally:
             for h in handles:
                 h.remove()
-            self.detector.train(was_training)
+            if was_training:
+                self.detector.train(True)
         return [self._map(t, a.detach(), g.detach(), images.shape[-2:]) for t, a, g in zip(self.targets, acts, grads)], \
             logits.detach()
 
