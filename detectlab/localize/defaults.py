@@ -1,0 +1,93 @@
+"""The shipped default localizers, trained on the demo's manipulated set.
+
+``detectlab checkpoints build --only localizer-yolov8n-seg`` (or ``unet-small``) retrains
+one and records it in ``checkpoints/manifest.json`` under ``localizers`` with its config,
+image size, training time and test metrics (seed 001 §4.5 / Table 4.8). The YOLO entry also
+carries the heatmap↔mask IoU of the shipped ``cnn-resnet18`` detector on the same split.
+Sized for a CPU: 128 px and epochs that fit about 20 minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import time
+
+from detectlab import config
+from detectlab.errors import DetectLabError
+from detectlab.progress import NEVER_CANCEL, CancelToken, Progress, null_progress
+
+__all__ = ["LOCALIZER_DEFAULTS", "build_localizer_defaults"]
+
+LOCALIZER_DEFAULTS: dict[str, dict] = {
+    "localizer-yolov8n-seg": {"arch": "yolov8n-seg", "epochs": 30, "imgsz": 128, "batch": 16, "seed": 0},
+    "unet-small": {"arch": "unet", "width": 16, "epochs": 15, "imgsz": 128, "batch": 16, "lr": 1e-3, "seed": 0},
+}
+HEATMAP_DETECTOR = "cnn-resnet18"
+CPU_NOTE = ("trained on the CPU (2 cores, shared with other jobs while it ran, so the time is inflated) "
+            "from random init at 128 px; sized to fit about 20 minutes on 2 idle cores")
+
+
+def _heatmap_iou(progress: Progress, cancel: CancelToken) -> dict | None:
+    from detectlab.localize.dataset import write_yolo_dataset
+    from detectlab.localize.train import heatmap_iou_on_split
+    from detectlab.models.checkpoint import load_checkpoint
+    from detectlab.models.manifest import read_manifest
+
+    entry = read_manifest()["checkpoints"].get(HEATMAP_DETECTOR)
+    if not entry or not (config.CHECKPOINT_DIR / entry["file"]).exists():
+        return None
+    detector, _ = load_checkpoint(config.CHECKPOINT_DIR / entry["file"])
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="dl-heatmap-") as tmp:
+        yds = write_yolo_dataset(config.DEMO_INPAINT_DIR, f"{tmp}/data", seed=0, progress=progress, cancel=cancel)
+        return {"detector": HEATMAP_DETECTOR, "split": "test",
+                **heatmap_iou_on_split(detector.eval(), yds, split="test", progress=progress, cancel=cancel)}
+
+
+def build_localizer_defaults(names: list[str] | None = None, progress: Progress = null_progress,
+                             cancel: CancelToken = NEVER_CANCEL) -> dict:
+    """Train the named default localizers into ``checkpoints/`` and record them in the manifest."""
+    from detectlab.localize.train import train_localizer
+    from detectlab.models.manifest import update_manifest
+
+    names = names or list(LOCALIZER_DEFAULTS)
+    unknown = [n for n in names if n not in LOCALIZER_DEFAULTS]
+    if unknown:
+        raise DetectLabError(f"unknown default localizer(s) {unknown}; known: {sorted(LOCALIZER_DEFAULTS)}")
+    results = {}
+    for name in names:
+        cfg = {**LOCALIZER_DEFAULTS[name], "name": name, "data": str(config.DEMO_INPAINT_DIR),
+               "out_dir": str(config.CHECKPOINT_DIR)}
+        start = time.perf_counter()
+        result = train_localizer(cfg, progress=progress, cancel=cancel)
+        test = result["metrics"]["test"]
+        entry = {
+            "file": f"{name}.pt" if result["kind"] == "yolo" else f"{name}.safetensors",
+            "kind": result["kind"], "arch": result["arch"], "imgsz": result["imgsz"],
+            "config": {k: v for k, v in result["config"].items() if k not in ("out_dir", "data")},
+            "data": "assets/demo-inpainted", "dataset": result["dataset"],
+            "train_seconds": result["train_seconds"], "build_seconds": round(time.perf_counter() - start, 1),
+            "note": CPU_NOTE, "test": test,
+            "paper": {"source": "seed 001 Table 4.8 / §4.5", "map50": 0.72,
+                      "map50_quartiles": {"Q1": 0.24, "Q2": 0.74, "Q3": 0.90, "Q4": 0.97}, "unet_dice": 0.58},
+        }
+        if result["kind"] == "yolo":
+            hm = _heatmap_iou(progress, cancel)
+            if hm is not None:
+                entry["heatmap_iou"] = hm
+        update_manifest(name, entry, section="localizers")
+        results[name] = entry
+        _print_summary(name, entry)
+    return results
+
+
+def _print_summary(name: str, entry: dict) -> None:
+    t = entry["test"]
+    px = t["pixel"]
+    line = f"{name}: test pixel P {px['precision']:.3f} R {px['recall']:.3f} dice {px['dice']:.3f}"
+    if "map50" in t:
+        qs = " ".join(f"{q} {v.get('map50', float('nan')):.3f}" for q, v in t["quartiles"].items())
+        line += f"  mAP50 {t['map50']:.3f} mAP50-95 {t['map50_95']:.3f}  by area: {qs}"
+    if "heatmap_iou" in entry:
+        line += f"  {HEATMAP_DETECTOR} heatmap↔mask IoU {entry['heatmap_iou']['mean_iou']:.3f}"
+    print(f"{line}  ({entry['train_seconds']:.0f} s training)")

@@ -1,0 +1,194 @@
+"""YOLOv8-seg localization through ultralytics, fully offline.
+
+Seed 001 §4.5 trains YOLOv8s-seg on the binary masks converted to polygons (instance
+segmentation, one instance per manipulated region). Offline, ``YOLO("yolov8n-seg.pt")``
+would download from GitHub: models are built from the architecture yaml (random init) or
+loaded from a local ``.pt``. ``config.set_offline_env`` runs before ultralytics is imported
+(its settings dir and font path are read at import), so no lookup is made at all.
+
+Trust: a ``.pt`` is a pickle and ultralytics' loader unpickles it (``weights_only=False``):
+loading one runs whatever code it carries. DetectLab's own shipped localizer is one; a
+user's file is loaded only when the caller says the user opted in (the app's upload widget
+asks).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from detectlab import config
+from detectlab.errors import CheckpointError
+from detectlab.localize.masks import polygons_to_mask
+from detectlab.progress import NEVER_CANCEL, CancelToken, Progress, null_progress
+
+__all__ = ["YOLO_ARCHS", "Region", "load_yolo", "predict_yolo", "train_yolo", "val_yolo"]
+
+YOLO_ARCHS = ("yolov8n-seg", "yolov8s-seg")
+
+
+def _yolo_class():
+    config.set_offline_env()
+    from ultralytics import YOLO
+
+    logging.getLogger("ultralytics").setLevel(logging.WARNING)
+    return YOLO
+
+
+@dataclass
+class Region:
+    """One predicted manipulated region: its mask at the image's size, confidence, polygon (pixels)."""
+
+    mask: np.ndarray
+    confidence: float
+    polygon: np.ndarray
+
+
+def build_yolo(arch: str):
+    """A segmentation model from ultralytics' architecture yaml (random init, no download)."""
+    if arch not in YOLO_ARCHS:
+        raise CheckpointError(f"unknown YOLO architecture {arch!r}; choose one of {', '.join(YOLO_ARCHS)} "
+                              "or give a local .pt file")
+    return _yolo_class()(f"{arch}.yaml", task="segment")
+
+
+def load_yolo(path: str | Path):
+    """Load a local ultralytics ``.pt`` (unpickles: see the module docstring) and check it segments.
+
+    Raises:
+        CheckpointError: missing, not loadable (corrupt, not a torch file), or not a
+            segmentation model (a detector or classifier ``.pt``); the message names the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such localizer file")
+    if path.suffix != ".pt":
+        raise CheckpointError(f"{path.name}: a YOLO localizer is an ultralytics .pt file")
+    YOLO = _yolo_class()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            model = YOLO(str(path))
+    except Exception as exc:  # torch/pickle/zip errors of every kind
+        raise CheckpointError(f"{path.name}: cannot be loaded as an ultralytics model "
+                              f"({type(exc).__name__}: {str(exc)[:200]})") from exc
+    if model.task != "segment":
+        raise CheckpointError(f"{path.name}: is an ultralytics '{model.task}' model, not a segmentation "
+                              "model (YOLOv8-seg); localization needs masks")
+    return model
+
+
+def train_yolo(
+    data_yaml: str | Path,
+    out_dir: str | Path,
+    *,
+    arch: str = "yolov8n-seg",
+    weights: str | Path | None = None,
+    epochs: int = 30,
+    imgsz: int = 128,
+    batch: int = 16,
+    seed: int = 0,
+    workers: int = 0,
+    progress: Progress = null_progress,
+    cancel: CancelToken = NEVER_CANCEL,
+) -> dict:
+    """Train a YOLOv8-seg localizer with ultralytics on the CPU; returns the best weights and history.
+
+    ``weights`` (a local ``.pt``, e.g. official pretrained weights) starts from those,
+    else ``arch`` is built from its yaml. ``cancel`` is checked after every batch and
+    epoch (ultralytics callbacks); a cancel raises ``Cancelled`` and ``out_dir`` is removed.
+
+    Returns:
+        ``{"weights": Path to best.pt (optimizer stripped, fp16), "history": [per-epoch
+        losses and val mAP], "seconds": float}``.
+    """
+    model = load_yolo(weights) if weights else build_yolo(arch)
+    out_dir = Path(out_dir)
+    history: list[dict] = []
+
+    def on_batch_end(trainer):
+        cancel.check()
+        nb = max(len(trainer.train_loader), 1)
+        progress(trainer.epoch * nb + getattr(trainer, "_dl_batch", 0), trainer.epochs * nb,
+                 f"Training YOLO (epoch {trainer.epoch + 1}/{trainer.epochs})")
+        trainer._dl_batch = getattr(trainer, "_dl_batch", 0) + 1
+
+    def on_epoch_start(trainer):
+        trainer._dl_batch = 0
+
+    threads = torch.get_num_threads()
+
+    def on_train_start(trainer):
+        # ultralytics sets cpu_count - 1 threads for CPU training: half the machine on 2 cores
+        torch.set_num_threads(threads)
+
+    def on_fit_epoch_end(trainer):
+        m = trainer.metrics or {}
+        row = {"epoch": trainer.epoch + 1}
+        row.update({k: float(v) for k, v in trainer.label_loss_items(trainer.tloss, prefix="train").items()})
+        row.update({k: float(v) for k, v in m.items() if isinstance(v, (int, float))})
+        history.append(row)
+        cancel.check()
+
+    for event, fn in (("on_train_batch_end", on_batch_end), ("on_train_epoch_start", on_epoch_start),
+                      ("on_train_start", on_train_start),
+                      ("on_fit_epoch_end", on_fit_epoch_end)):
+        model.add_callback(event, fn)
+    start = time.perf_counter()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            model.train(data=str(data_yaml), epochs=int(epochs), imgsz=int(imgsz), batch=int(batch),
+                        device="cpu", workers=int(workers), seed=int(seed), deterministic=True,
+                        project=str(out_dir.parent), name=out_dir.name, exist_ok=True, plots=False,
+                        amp=False, verbose=False, pretrained=bool(weights), val=True, patience=0,
+                        cache=False, scale=0.0, translate=0.1, hsv_h=0.0, close_mosaic=max(1, int(epochs) // 5))
+    except BaseException:
+        shutil.rmtree(out_dir, ignore_errors=True)
+        raise
+    finally:
+        torch.set_num_threads(threads)
+    best = out_dir / "weights" / "best.pt"
+    if not best.exists():
+        best = out_dir / "weights" / "last.pt"
+    return {"weights": best, "history": history, "seconds": time.perf_counter() - start}
+
+
+def val_yolo(model, data_yaml: str | Path, *, split: str = "test", imgsz: int = 128, batch: int = 16) -> dict:
+    """Ultralytics' own mask mAP50 and mAP50-95 (and box mAP50) of ``model`` on one split."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="dl-yolo-val-") as tmp, contextlib.redirect_stdout(io.StringIO()):
+        r = model.val(data=str(data_yaml), split=split, imgsz=int(imgsz), batch=int(batch), device="cpu",
+                      plots=False, verbose=False, project=tmp, name="val", workers=0)
+    return {"map50": float(r.seg.map50), "map50_95": float(r.seg.map), "box_map50": float(r.box.map50)}
+
+
+def predict_yolo(model, image: torch.Tensor, *, conf: float = 0.25, imgsz: int = 128) -> list[Region]:
+    """Predicted regions of one image ``[3, H, W]`` in [0, 1], each a mask of the image's size.
+
+    Ultralytics takes numpy images as BGR uint8; its polygons (``masks.xy``, in the
+    original image's pixels) are rasterized back by ``polygons_to_mask``.
+    """
+    h, w = image.shape[-2:]
+    rgb = (image.detach().permute(1, 2, 0).clamp(0, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+    with contextlib.redirect_stdout(io.StringIO()):
+        results = model.predict(np.ascontiguousarray(rgb[..., ::-1]), conf=float(conf), imgsz=int(imgsz),
+                                device="cpu", verbose=False, retina_masks=False)
+    r = results[0]
+    if r.masks is None:
+        return []
+    regions = []
+    for poly, score in zip(r.masks.xy, r.boxes.conf.tolist()):
+        poly = np.asarray(poly, dtype=np.float64)
+        if len(poly) < 3:
+            continue
+        regions.append(Region(polygons_to_mask([poly], (h, w), normalized=False), float(score), poly))
+    regions.sort(key=lambda reg: -reg.confidence)
+    return regions
