@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-MODULES = ("robustness", "attack", "localize")
+MODULES = ("robustness", "attack", "localize", "trust")
 
 
 def register_all(sub: argparse._SubParsersAction) -> None:
