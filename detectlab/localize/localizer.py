@@ -111,3 +111,41 @@ def fit_image(image: torch.Tensor, max_side: int = 1024) -> torch.Tensor:
         return image
     scale = max_side / max(h, w)
     return resize_center_crop(image, (max(1, round(h * scale)), max(1, round(w * scale))))
+
+
+def shipped_localizers() -> dict[str, Path]:
+    """The default localizers recorded in the manifest (section ``localizers``) whose file exists."""
+    from detectlab.models.manifest import read_manifest
+
+    out = {}
+    for name, entry in read_manifest().get("localizers", {}).items():
+        path = config.CHECKPOINT_DIR / entry.get("file", "")
+        if path.is_file():
+            out[name] = path
+    return out
+
+
+def localizer_choices() -> dict[str, Path]:
+    """Screen label -> file: the shipped localizers, then those trained into DetectLab's home."""
+    out = {f"shipped: {name}": path for name, path in shipped_localizers().items()}
+    folder = config.home() / "localizers"
+    for path in sorted(folder.glob("*")) if folder.is_dir() else []:
+        if path.suffix in (".pt", ".safetensors") and not path.name.startswith("."):
+            out[f"trained: {path.stem}"] = path
+    return out
+
+
+def resolve_localizer(name: str | Path) -> Path:
+    """A shipped name, a screen label from ``localizer_choices`` or a file path -> the file."""
+    text = str(name).strip()
+    shipped = shipped_localizers()
+    if text in shipped:
+        return shipped[text]
+    choices = localizer_choices()
+    if text in choices:
+        return choices[text]
+    path = Path(text).expanduser()
+    if path.is_file():
+        return path
+    raise CheckpointError(f"{text!r}: not a shipped localizer ({', '.join(shipped) or 'none built'}) "
+                          "nor a localizer file")

@@ -97,8 +97,8 @@ def mask_area_fraction(mask: np.ndarray | torch.Tensor) -> float:
 def mask_to_polygons(mask: np.ndarray | torch.Tensor, *, normalize: bool = True) -> list[np.ndarray]:
     """One polygon ``[K, 2]`` (x, y) per connected foreground region.
 
-    Coordinates are pixel corners (a pixel (x, y) spans [x, x+1]): contours are traced on a
-    2× up-sampled mask and halved, so that filling the polygon back covers the region's
+    Coordinates follow the pixel corners (a pixel (x, y) spans [x, x+1]) within a quarter
+    pixel: contours are traced on a 2× up-sampled mask and halved, so that filling the polygon back covers the region's
     pixels instead of shrinking it by half a pixel on every side (which costs small ellipses
     several IoU points). With ``normalize`` they are divided by (width, height), as YOLO
     labels are. Holes are joined to their outer contour by a seam (see module docstring).

@@ -28,14 +28,15 @@ QUARTILES = ("Q1", "Q2", "Q3", "Q4")
 
 
 def area_quartile(area: float) -> str | None:
-    """The Table 4.8 bin of a manipulated-area fraction: [0, .08) Q1, [.08, .16) Q2, [.16, .25) Q3, ≥ .25 Q4.
+    """The Table 4.8 bin of a manipulated-area fraction: (0, .08] Q1, (.08, .16] Q2, (.16, .25] Q3, above Q4.
 
-    None for an empty mask (area 0): an unmanipulated image has no region to localize.
+    Upper bounds are inclusive, as the demo's mask generator (``detectlab.demo.inpaint``)
+    bins them. None for an empty mask (area 0): an unmanipulated image has no region.
     """
     if not area > 0:
         return None
     for name, upper in zip(QUARTILES, QUARTILE_EDGES[1:4]):
-        if area < upper:
+        if area <= upper:
             return name
     return QUARTILES[-1]
 

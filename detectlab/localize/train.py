@@ -10,8 +10,10 @@ both per manipulated-area quartile (Table 4.8).
 from __future__ import annotations
 
 import json
+import os
 import platform
 import shutil
+import tempfile
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -25,11 +27,11 @@ from detectlab.errors import DetectLabError
 from detectlab.localize.dataset import YoloDataset, masked_splits, quartile_counts, write_yolo_dataset
 from detectlab.localize.localizer import Localizer, load_localizer
 from detectlab.localize.masks import read_mask
-from detectlab.localize.metrics import QUARTILES, PixelCounts, area_quartile, heatmap_mask_iou, pixel_counts
+from detectlab.localize.metrics import QUARTILE_EDGES, QUARTILES, PixelCounts, area_quartile, heatmap_mask_iou, pixel_counts
 from detectlab.localize.yolo import YOLO_ARCHS, load_yolo, train_yolo, val_yolo
 from detectlab.progress import NEVER_CANCEL, CancelToken, Progress, null_progress
 
-__all__ = ["LocalizerConfig", "evaluate_localizer", "heatmap_iou_on_split", "train_localizer"]
+__all__ = ["LocalizerConfig", "evaluate_localizer", "heatmap_iou_on_split", "quartile_table", "train_localizer"]
 
 ARCHS = YOLO_ARCHS + ("unet",)
 
@@ -52,6 +54,7 @@ class LocalizerConfig:
     conf: float = 0.25
     out_dir: str = ""
     workers: int = 0
+    threads: int = 0          # torch threads while training YOLO (0: ultralytics' choice)
 
     @property
     def kind(self) -> str:
@@ -96,8 +99,8 @@ def train_localizer(cfg: dict | LocalizerConfig, progress: Progress = null_progr
     Steps: YOLO labels from the masks with the data layer's split (for YOLO), training
     (``cancel`` checked per batch and epoch), evaluation on the test split, and the
     checkpoint (``<out_dir>/<name>.pt`` for YOLO, ``.safetensors`` for the U-Net) plus a
-    ``.json`` with config, metrics, history and timings. Work files live in a sibling
-    ``.work`` folder that is removed at the end, whether it succeeded, failed or was
+    ``.json`` with config, metrics, history and timings. Work files live in a temporary
+    folder under ``DETECTLAB_HOME/work`` that is removed at the end, whether it succeeded, failed or was
     cancelled; the checkpoint appears only when complete.
 
     Returns:
@@ -109,15 +112,16 @@ def train_localizer(cfg: dict | LocalizerConfig, progress: Progress = null_progr
     out_dir.mkdir(parents=True, exist_ok=True)
     if cfg.weights:
         load_localizer(cfg.weights, allow_pickle=cfg.trust_weights)  # refuse early: opt-in, corrupt, not seg
-    work = out_dir / f".{cfg.name}.work"
-    shutil.rmtree(work, ignore_errors=True)
+    work_root = config.home() / "work"
+    work_root.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f"{cfg.name}-", dir=work_root))
     start = time.perf_counter()
     try:
         yds = write_yolo_dataset(cfg.data, work / "data", seed=cfg.seed, progress=progress, cancel=cancel)
         if cfg.kind == "yolo":
             trained = train_yolo(yds.data_yaml, work / "run", arch=cfg.arch, weights=cfg.weights or None,
                                  epochs=cfg.epochs, imgsz=cfg.imgsz, batch=cfg.batch, seed=cfg.seed,
-                                 workers=cfg.workers, progress=progress, cancel=cancel)
+                                 workers=cfg.workers, torch_threads=cfg.threads, progress=progress, cancel=cancel)
             localizer = Localizer(cfg.name, "yolo", load_yolo(trained["weights"]), cfg.imgsz)
         else:
             from detectlab.localize.unet import train_unet
@@ -138,7 +142,7 @@ def train_localizer(cfg: dict | LocalizerConfig, progress: Progress = null_progr
                         "splits": {k: len(v) for k, v in yds.splits.items()},
                         "test_quartiles": quartile_counts([yds.areas[s] for s in yds.splits["test"]]),
                         "skipped": len(yds.skipped)},
-            "threads": torch.get_num_threads(), "versions": _versions(),
+            "train_threads": cfg.threads or max(1, (os.cpu_count() or 2) - 1), "versions": _versions(),
         }
         checkpoint = _write_checkpoint(cfg, trained, localizer, meta, out_dir)
     finally:
@@ -243,3 +247,18 @@ def heatmap_iou_on_split(detector, yds: YoloDataset, *, split: str = "test", thr
     return {"threshold": threshold, "images": len(everything),
             "mean_iou": float(np.mean(everything)) if everything else float("nan"),
             "quartiles": {q: float(np.mean(v)) if v else None for q, v in per_image.items()}}
+
+
+def quartile_table(m: dict, heatmap: dict | None = None) -> list[dict]:
+    """The per-quartile table (seed 001 Table 4.8 plus pixel metrics and heatmap IoU), as rows."""
+    rows = []
+    for k, (q, v) in enumerate(m["quartiles"].items()):
+        row = {"quartile": q, "area": f"{QUARTILE_EDGES[k]:.2f}-{QUARTILE_EDGES[k + 1]:.2f}", "images": v["images"]}
+        if "map50" in m:
+            row["mAP50"] = v.get("map50", float("nan"))
+        row.update({"precision": v["pixel"]["precision"], "recall": v["pixel"]["recall"], "dice": v["pixel"]["dice"]})
+        if heatmap is not None:
+            hq = heatmap["quartiles"].get(q)
+            row["heatmap_iou"] = float("nan") if hq is None else hq
+        rows.append(row)
+    return rows

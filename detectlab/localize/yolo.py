@@ -96,6 +96,7 @@ def train_yolo(
     batch: int = 16,
     seed: int = 0,
     workers: int = 0,
+    torch_threads: int = 0,
     progress: Progress = null_progress,
     cancel: CancelToken = NEVER_CANCEL,
 ) -> dict:
@@ -126,8 +127,9 @@ def train_yolo(
     threads = torch.get_num_threads()
 
     def on_train_start(trainer):
-        # ultralytics sets cpu_count - 1 threads for CPU training: half the machine on 2 cores
-        torch.set_num_threads(threads)
+        # ultralytics sets cpu_count - 1 threads for CPU training; ``torch_threads`` overrides it
+        if torch_threads:
+            torch.set_num_threads(int(torch_threads))
 
     def on_fit_epoch_end(trainer):
         m = trainer.metrics or {}
