@@ -137,7 +137,7 @@ def train_localizer(cfg: dict | LocalizerConfig, progress: Progress = null_progr
         meta = {
             "name": cfg.name, "kind": cfg.kind, "arch": cfg.arch, "imgsz": cfg.imgsz,
             "config": asdict(cfg), "train_seconds": round(train_seconds, 1),
-            "history": _dedupe_epochs(trained["history"]), "metrics": metrics,
+            "history": trained["history"], "metrics": metrics,
             "dataset": {"root": str(cfg.data), "seed": cfg.seed,
                         "splits": {k: len(v) for k, v in yds.splits.items()},
                         "test_quartiles": quartile_counts([yds.areas[s] for s in yds.splits["test"]]),
@@ -148,14 +148,6 @@ def train_localizer(cfg: dict | LocalizerConfig, progress: Progress = null_progr
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return {**meta, "checkpoint": str(checkpoint)}
-
-
-def _dedupe_epochs(history: list[dict]) -> list[dict]:
-    # ultralytics reports the final validation through the same callback again
-    by_epoch = {}
-    for row in history:
-        by_epoch.setdefault(row["epoch"], row)
-    return list(by_epoch.values())
 
 
 def _write_checkpoint(cfg: LocalizerConfig, trained: dict, localizer: Localizer, meta: dict, out_dir: Path) -> Path:

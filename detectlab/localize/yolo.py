@@ -108,7 +108,7 @@ def train_yolo(
 
     Returns:
         ``{"weights": Path to best.pt (optimizer stripped, fp16), "history": [per-epoch
-        losses and val mAP], "seconds": float}``.
+        losses and val mAP], "best_val": ultralytics' validation of best.pt, "seconds": float}``.
     """
     model = load_yolo(weights) if weights else build_yolo(arch)
     out_dir = Path(out_dir)
@@ -131,11 +131,17 @@ def train_yolo(
         if torch_threads:
             torch.set_num_threads(int(torch_threads))
 
+    final: dict = {}
+
     def on_fit_epoch_end(trainer):
-        m = trainer.metrics or {}
-        row = {"epoch": trainer.epoch + 1}
+        m = {k: float(v) for k, v in (trainer.metrics or {}).items() if isinstance(v, (int, float))}
+        if len(history) >= trainer.epochs:
+            # ultralytics fires this once more after training, for the validation of best.pt
+            final.update(m)
+            return
+        row = {"epoch": len(history) + 1}
         row.update({k: float(v) for k, v in trainer.label_loss_items(trainer.tloss, prefix="train").items()})
-        row.update({k: float(v) for k, v in m.items() if isinstance(v, (int, float))})
+        row.update(m)
         history.append(row)
         cancel.check()
 
@@ -159,7 +165,7 @@ def train_yolo(
     best = out_dir / "weights" / "best.pt"
     if not best.exists():
         best = out_dir / "weights" / "last.pt"
-    return {"weights": best, "history": history, "seconds": time.perf_counter() - start}
+    return {"weights": best, "history": history, "best_val": final, "seconds": time.perf_counter() - start}
 
 
 def val_yolo(model, data_yaml: str | Path, *, split: str = "test", imgsz: int = 128, batch: int = 16) -> dict:
