@@ -2,9 +2,11 @@
 
 Every degradation is a ``Degradation``: it has a ``name``, one strength parameter with a
 documented valid range and an identity value, and maps images ``[B, 3, H, W]`` in [0, 1] to
-images of the same shape in [0, 1] (``Downsize(resize_only=True)`` alone returns smaller
-images). The base class validates images and strength, short-cuts the identity strength
-(returning an unchanged copy) and clamps the result; a subclass implements ``_apply``.
+images of the same shape in [0, 1] (``resize`` alone returns smaller images). The base class
+validates images and strength, short-cuts the identity strength (returning an unchanged copy)
+and clamps the result; a subclass implements ``_apply``. Randomness (noise, random patch
+placement) comes only from the ``generator`` passed in, so a seeded generator reproduces a
+result exactly; ``detectlab.degrade.chain.Chain`` composes them in a chosen order.
 
 =========  ==========================  ==============  =========================================
 name       strength                    identity        seed 001
@@ -13,6 +15,11 @@ blur       sigma in px, >= 0           0               §4.3.1 Gaussian blur (Fi
 jpeg       quality, integer 1..100     None (off)      §4.3.2 JPEG compression (Fig. 4.5, 4.6)
 downsize   scale factor in (0, 1]      1               §4.3.4 downsizing (Fig. 4.9, 4.10)
 patch      visible side in px, >= 1    >= image side   §4.3.3 visible patch size (Fig. 4.7, 4.8)
+noise      sigma in [0, 1] (pixel      0               the thesis brief's "noise" (§1): additive
+           units of the [0, 1] range)                  white Gaussian noise
+resize     scale factor in (0, 1]      1               §4.3.4 without the way back up: the small
+                                                       image itself (the detector's own
+                                                       preprocessing then enlarges it)
 =========  ==========================  ==============  =========================================
 
 ``RandomDegrade`` turns them into a training augmentation (seed 001 re-trains with the
@@ -33,20 +40,26 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from detectlab.errors import DetectLabError
+
 #: The constant that ``patch`` fills the hidden area with (mid-gray: no real/fake evidence, no edge).
 MASK_VALUE = 0.5
 
 
+class DegradationError(DetectLabError, ValueError):
+    """A bad degradation name, strength or image; the message names the value (a ValueError too)."""
+
+
 def check_images(images: Any, what: str = "images") -> torch.Tensor:
-    """Raise ValueError unless ``images`` is a float tensor ``[B, 3, H, W]`` with values in [0, 1]."""
+    """Raise DegradationError (a ValueError) unless ``images`` is a float tensor ``[B, 3, H, W]`` with values in [0, 1]."""
     if not isinstance(images, torch.Tensor):
-        raise ValueError(f"{what} must be a torch tensor [B, 3, H, W] in [0, 1], got {type(images).__name__}")
+        raise DegradationError(f"{what} must be a torch tensor [B, 3, H, W] in [0, 1], got {type(images).__name__}")
     if images.ndim != 4 or images.shape[1] != 3:
-        raise ValueError(f"{what} must have shape [B, 3, H, W], got {tuple(images.shape)}")
+        raise DegradationError(f"{what} must have shape [B, 3, H, W], got {tuple(images.shape)}")
     if not images.is_floating_point():
-        raise ValueError(f"{what} must be a float tensor in [0, 1] (divide uint8 by 255), got {images.dtype}")
+        raise DegradationError(f"{what} must be a float tensor in [0, 1] (divide uint8 by 255), got {images.dtype}")
     if images.numel() and (torch.isnan(images).any() or images.min() < 0 or images.max() > 1):
-        raise ValueError(f"{what} must have values in [0, 1]")
+        raise DegradationError(f"{what} must have values in [0, 1]")
     return images
 
 
@@ -79,7 +92,7 @@ class Degradation(ABC):
             degraded images, same shape, dtype and device, values in [0, 1].
 
         Raises:
-            ValueError: images not ``[B, 3, H, W]`` in [0, 1], or a strength outside ``valid_range``.
+            DegradationError (a ValueError): images not ``[B, 3, H, W]`` in [0, 1], or a strength outside ``valid_range``.
         """
         check_images(images)
         strength = self.check_strength(strength)
@@ -88,13 +101,17 @@ class Degradation(ABC):
         return self._apply(images, strength, generator).clamp_(0.0, 1.0)
 
     def check_strength(self, strength: Any) -> Any:
-        """The validated strength (normalized type); ValueError naming the valid range otherwise."""
+        """The validated strength (normalized type); DegradationError naming the valid range otherwise."""
         if not self._valid(strength):
-            raise ValueError(f"{self.name}: {self.strength_name} must be {self.valid_range}, got {strength!r}")
+            raise DegradationError(f"{self.name}: {self.strength_name} must be {self.valid_range}, got {strength!r}")
         return self._normalize(strength)
 
     def is_identity(self, strength: Any, images: torch.Tensor) -> bool:
         return strength == self.identity
+
+    def out_size(self, size: tuple[int, int], strength: Any) -> tuple[int, int]:
+        """The ``(H, W)`` this degradation returns for ``(H, W)`` input (only ``resize`` changes it)."""
+        return size
 
     @abstractmethod
     def _valid(self, strength: Any) -> bool: ...
@@ -220,6 +237,53 @@ class Downsize(Degradation):
         return F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
 
 
+class Resize(Downsize):
+    """Resize-only: shrink by ``scale`` in (0, 1] and stop there (seed 001 §4.3.4 without the way back).
+
+    Returns ``round(scale * H) x round(scale * W)`` images (antialiased bilinear, as
+    ``Downsize``). A detector then meets a smaller image than it was trained for, and its own
+    preprocessing (``detectlab.data.resize_center_crop``) enlarges it again.
+
+    Example:
+        >>> small = DEGRADATIONS["resize"](images, 0.5)   # [B, 3, H/2, W/2]
+    """
+
+    name = "resize"
+
+    def __init__(self) -> None:
+        super().__init__(resize_only=True)
+
+    def out_size(self, size: tuple[int, int], scale: Any) -> tuple[int, int]:
+        if scale == self.identity:
+            return size
+        return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
+
+
+class GaussianNoise(Degradation):
+    """Additive white Gaussian noise of standard deviation ``sigma`` in [0, 1] (pixel units).
+
+    ``x + sigma * N(0, 1)`` per pixel and channel, clipped to [0, 1]; sigma is in units of the
+    [0, 1] intensity range (sigma = 0.02 is about 5 grey levels of 255). seed 001's brief names
+    noise among the degradations to test (§1); the noise comes from ``generator``, drawn on the
+    CPU for the whole batch at once, so a seeded generator gives the same noise on any device.
+
+    Example:
+        >>> noisy = DEGRADATIONS["noise"](images, 0.05, generator=torch.Generator().manual_seed(0))
+    """
+
+    name = "noise"
+    strength_name = "sigma"
+    valid_range = "a number in [0, 1] (pixel units of the [0, 1] range; 0 = no noise)"
+    identity = 0.0
+
+    def _valid(self, strength: Any) -> bool:
+        return _is_real(strength) and 0 <= float(strength) <= 1
+
+    def _apply(self, images: torch.Tensor, sigma: float, generator: torch.Generator | None) -> torch.Tensor:
+        noise = torch.randn(images.shape, generator=generator, dtype=torch.float32)
+        return images + sigma * noise.to(images.device, images.dtype)
+
+
 class PatchMask(Degradation):
     """Keep only a visible ``size x size`` px square; set the rest to gray 0.5 (seed 001 §4.3.3).
 
@@ -240,7 +304,7 @@ class PatchMask(Degradation):
 
     def __init__(self, placement: str = "center") -> None:
         if placement not in ("center", "random"):
-            raise ValueError(f'patch placement must be "center" or "random", got {placement!r}')
+            raise DegradationError(f'patch placement must be "center" or "random", got {placement!r}')
         self.placement = placement
 
     def _valid(self, strength: Any) -> bool:
@@ -274,15 +338,35 @@ DEGRADATIONS: dict[str, Degradation] = {
     "jpeg": JPEG(),
     "downsize": Downsize(),
     "patch": PatchMask(),
+    "noise": GaussianNoise(),
+    "resize": Resize(),
 }
 
 
 def degrade(images: torch.Tensor, name: str, strength: Any, *,
             generator: torch.Generator | None = None) -> torch.Tensor:
     """Apply the degradation called ``name`` (a key of ``DEGRADATIONS``) at ``strength``."""
+    return get_degradation(name)(images, strength, generator=generator)
+
+
+def get_degradation(name: str) -> Degradation:
+    """The degradation called ``name``; DegradationError naming it and the choices otherwise."""
     if name not in DEGRADATIONS:
-        raise ValueError(f"unknown degradation {name!r}; choose one of {', '.join(DEGRADATIONS)}")
-    return DEGRADATIONS[name](images, strength, generator=generator)
+        raise DegradationError(f"unknown degradation {name!r}; choose one of {', '.join(DEGRADATIONS)}")
+    return DEGRADATIONS[name]
+
+
+def psnr(reference: torch.Tensor, degraded: torch.Tensor) -> torch.Tensor:
+    """Peak signal-to-noise ratio in dB per image of ``[B, 3, H, W]`` in [0, 1] (peak 1).
+
+    ``10 log10(1 / MSE)``; identical images give ``inf``. A ``degraded`` batch of another size
+    (``resize``) is enlarged back to the reference size (bilinear) first, so the PSNR says how
+    much of the input survived.
+    """
+    if degraded.shape[-2:] != reference.shape[-2:]:
+        degraded = F.interpolate(degraded, size=reference.shape[-2:], mode="bilinear", align_corners=False)
+    mse = (reference.double() - degraded.double()).pow(2).flatten(1).mean(1)
+    return (10 * torch.log10(1.0 / mse)).float()
 
 
 def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -368,16 +452,16 @@ class RandomDegrade:
             p_field, range_field = self._FIELDS[name]
             p = getattr(config, p_field)
             if not (_is_real(p) and 0 <= float(p) <= 1):
-                raise ValueError(f"{p_field} must be a probability in [0, 1], got {p!r}")
+                raise DegradationError(f"{p_field} must be a probability in [0, 1], got {p!r}")
             lo, hi = getattr(config, range_field)
             op = self._ops[name]
             if name == "jpeg" and (lo is None or hi is None):
-                raise ValueError(f"{range_field} must be two qualities in [1, 100], got {(lo, hi)!r}")
+                raise DegradationError(f"{range_field} must be two qualities in [1, 100], got {(lo, hi)!r}")
             op.check_strength(lo)
             if not (name == "patch" and hi is None):
                 op.check_strength(hi)
                 if hi < lo:
-                    raise ValueError(f"{range_field}: low {lo!r} is above high {hi!r}")
+                    raise DegradationError(f"{range_field}: low {lo!r} is above high {hi!r}")
             if float(p) > 0:
                 self._plan.append((name, float(p), (lo, hi)))
 
@@ -411,7 +495,7 @@ class RandomDegrade:
 
 
 __all__ = [
-    "DEGRADATIONS", "MASK_VALUE", "JPEG", "DegradeAugConfig", "Degradation", "Downsize", "GaussianBlur",
-    "PatchMask", "RandomDegrade", "check_images", "degrade", "downsize", "gaussian_blur", "gaussian_kernel1d",
-    "jpeg", "patch_mask",
+    "DEGRADATIONS", "MASK_VALUE", "JPEG", "DegradationError", "DegradeAugConfig", "Degradation", "Downsize",
+    "GaussianBlur", "GaussianNoise", "PatchMask", "RandomDegrade", "Resize", "check_images", "degrade", "downsize",
+    "gaussian_blur", "gaussian_kernel1d", "get_degradation", "jpeg", "patch_mask", "psnr",
 ]
