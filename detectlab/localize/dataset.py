@@ -20,7 +20,7 @@ from detectlab.localize.masks import mask_area_fraction, read_mask, yolo_label_l
 from detectlab.localize.metrics import QUARTILES, area_quartile
 from detectlab.progress import NEVER_CANCEL, CancelToken, Progress, null_progress
 
-__all__ = ["YoloDataset", "masked_splits", "write_yolo_dataset"]
+__all__ = ["YoloDataset", "masked_splits", "quartile_counts", "split_examples", "write_yolo_dataset"]
 
 CLASS_NAME = "manipulated"
 
@@ -175,3 +175,24 @@ def quartile_counts(areas: list[float]) -> dict[str, int]:
             counts[q] += 1
     return counts
 
+
+
+def split_examples(root: str | Path, split_name: str = "test", *, seed: int = 0,
+                   limit: int = 40) -> list[tuple[str, Path, Path]]:
+    """(label, image, mask) of up to ``limit`` pairs of one split, labelled with area and quartile.
+
+    The Localize tab offers these as ready-made examples (with their ground truth); pairs
+    whose mask is unusable are left out.
+    """
+    _, parts = masked_splits(root, seed=seed)
+    out = []
+    for image, mask in parts[split_name]:
+        try:
+            area = mask_area_fraction(read_mask(mask, allow_empty=True))
+        except DetectLabError:
+            continue
+        out.append((f"{image.stem} ({area_quartile(area) or 'no region'}, area {area:.2f})", image, mask))
+    # spread over the quartiles rather than the first files alphabetically
+    out.sort(key=lambda item: (item[0].split("(")[1], item[0]))
+    step = max(1, len(out) // limit)
+    return out[::step][:limit]

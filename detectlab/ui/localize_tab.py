@@ -1,11 +1,376 @@
-"""The Localize tab (placeholder until the capability lands)."""
+"""Localize tab: where was the image manipulated (YOLOv8-seg / U-Net), and does the detector look there?
+
+Wires widgets to ``detectlab.localize``; no science here. One image: predicted regions
+with their confidence, a confidence slider that re-draws on release (the model does not
+run again), TP/FP/FN against a ground-truth mask (seed 001 Fig. 4.15), and beside it a
+detector's Grad-CAM with the heatmap↔mask IoU. A set: seed 001 Table 4.8 by area quartile.
+"""
 
 from __future__ import annotations
 
-from detectlab.ui.common import coming
+import csv
+import html
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+import plotly.graph_objects as go
+
+from detectlab import config
+from detectlab.errors import DetectLabError
+from detectlab.progress import CancelToken
+from detectlab.ui import state
+from detectlab.ui.common import GradioProgress, error_markdown
+from detectlab.ui.widgets import ImageInput
+
+NO_DETECTOR = "(none)"
+PAPER_MAP50 = {"all": 0.72, "Q1": 0.24, "Q2": 0.74, "Q3": 0.90, "Q4": 0.97}  # seed 001 Table 4.8
+TRUST_LABEL = "I trust this .pt file (ultralytics unpickles it: a .pt can run code when loaded)"
+
+
+def _localizer_choices() -> list[str]:
+    from detectlab.localize.localizer import localizer_choices
+
+    return list(localizer_choices())
+
+
+def _demo_examples() -> dict[str, tuple[Path, Path]]:
+    from detectlab.localize.dataset import split_examples
+
+    try:
+        return {label: (img, mask) for label, img, mask in split_examples(config.DEMO_INPAINT_DIR)}
+    except DetectLabError:
+        return {}  # demo not materialized: the upload still works
+
+
+_EXAMPLES: dict[str, tuple[Path, Path]] | None = None
+
+
+def demo_examples() -> dict[str, tuple[Path, Path]]:
+    global _EXAMPLES
+    if not _EXAMPLES:
+        _EXAMPLES = _demo_examples()
+    return _EXAMPLES
+
+
+_LOADED: dict[tuple, object] = {}
+
+
+def _load_localizer(label: str, pt_file: str | None, trust: bool):
+    """The picked localizer, or an uploaded .pt (refused without the trust tick); cached per file version."""
+    from detectlab.localize.localizer import load_localizer, localizer_choices, shipped_localizers
+
+    if pt_file:
+        path, allow = Path(pt_file), bool(trust)
+    else:
+        known = {**localizer_choices(), **shipped_localizers()}
+        if not label:
+            raise DetectLabError("no localizer: build the default (detectlab checkpoints build --only "
+                                 "localizer-yolov8n-seg) or train one (detectlab localize train)")
+        if label not in known:  # names only: a typed path could point anywhere on the server
+            raise DetectLabError(f"unknown localizer {label!r}; known: {', '.join(known) or 'none'}")
+        path, allow = known[label], False
+    if path.suffix == ".pt" and pt_file and not allow:
+        raise DetectLabError(f"{path.name}: tick '{TRUST_LABEL.split(' (')[0]}' to load an uploaded .pt — "
+                             "ultralytics unpickles it, and a pickle can run code")
+    key = (str(path), path.stat().st_mtime if path.exists() else 0, allow)
+    if key not in _LOADED:
+        if len(_LOADED) > 4:
+            _LOADED.clear()
+        _LOADED[key] = load_localizer(path, allow_pickle=allow)
+    return _LOADED[key]
+
+
+def _detector(label: str):
+    if not label or label == NO_DETECTOR:
+        return None
+    from detectlab.detect.analyze import load_detector
+
+    detector, _ = load_detector(state.resolve_detector(label))
+    return detector
+
+
+def _fmt(v) -> str:
+    return "n/a" if v is None else f"{v:.3f}"
+
+
+def _summary(result, name: str, localizer_name: str, detector_label: str) -> str:
+    shown = result.shown()
+    confs = ", ".join(f"{r.confidence:.2f}" for r in shown) or "none"
+    lines = [f"### `{html.escape(name)}` — {len(shown)} region(s) at confidence ≥ {result.conf:.2f}",
+             f"confidences: {confs} · predicted area {result.predicted_mask().mean():.1%} of the image · "
+             f"{localizer_name} · {1000 * result.seconds:.0f} ms"]
+    px = result.pixel()
+    if px is not None:
+        lines.append(f"**vs ground truth** (true area {result.truth.mean():.1%}): pixel precision "
+                     f"{px.precision:.3f} · recall {px.recall:.3f} · IoU {px.iou:.3f} · dice {px.dice:.3f} — "
+                     "yellow TP, red FP, green FN")
+    else:
+        lines.append("No ground-truth mask: upload one (same size, black/white) for TP/FP/FN and pixel metrics.")
+    if result.p_fake is not None:
+        iou = result.heatmap_iou()
+        lines.append(f"**{html.escape(detector_label)}**: P(fake) {result.p_fake:.3f}"
+                     + (f" · Grad-CAM ≥ {result.heatmap_threshold:.2f} vs true mask IoU {iou:.3f}"
+                        if iou is not None else "")
+                     + ("" if result.heatmap is not None else " · no heatmap (no spatial layer)"))
+    return "\n\n".join(lines)
+
+
+def _views(result, name, localizer_name, detector_label):
+    return (_summary(result, name, localizer_name, detector_label), result.overlay(), result.tp_fp_fn(),
+            result.heatmap_overlay())
+
+
+def run_localize(image_path, mask_path, localizer_label, detector_label, conf, pt_file, trust, name=None):
+    """Localize one image; returns (summary, overlay, TP/FP/FN, heatmap, kept result)."""
+    from detectlab.localize import localize_image
+
+    if not image_path:
+        return "**Error:** upload an image or pick a demo example", None, None, None, None
+    try:
+        localizer = _load_localizer(localizer_label, pt_file, trust)
+        result = localize_image(localizer, image_path, mask=mask_path or None, conf=float(conf),
+                                detector=_detector(detector_label))
+        shown_name = name or Path(image_path).name
+        kept = {"result": result, "name": shown_name, "localizer": localizer.name, "detector": detector_label}
+        return (*_views(result, shown_name, localizer.name, detector_label), kept)
+    except Exception as exc:  # noqa: BLE001 - a clear message; the tab keeps working
+        return error_markdown(exc), None, None, None, None
+
+
+def redraw(kept, conf):
+    """Confidence slider released: re-draw from the kept regions (the model does not run again)."""
+    if not kept:
+        return gr.update(), gr.update(), gr.update(), gr.update()
+    result = kept["result"]
+    result.conf = float(conf)
+    return _views(result, kept["name"], kept["localizer"], kept["detector"])
+
+
+def api_localize(image_path: str, mask_path: str = "", localizer: str = "", detector: str = "",
+                 conf: float = 0.25):
+    """API: regions (confidence, area), pixel metrics against ``mask_path`` and overlay PNGs."""
+    from detectlab.localize import localize_image
+
+    choices = _localizer_choices()
+    label = localizer or (choices[0] if choices else "")
+    loc = _load_localizer(label, None, False)
+    result = localize_image(loc, image_path, mask=mask_path or None, conf=float(conf),
+                            detector=_detector(detector) if detector else None)
+    out = Path(tempfile.mkdtemp(prefix="detectlab-"))
+    result.overlay().save(out / "overlay.png")
+    info = {"file": Path(image_path).name, "localizer": loc.name, "conf": float(conf),
+            "regions": [{"confidence": r.confidence, "area": float(r.mask.mean())} for r in result.shown()],
+            "predicted_area": float(result.predicted_mask().mean())}
+    px = result.pixel()
+    tpfpfn = None
+    if px is not None:
+        info["pixel"] = px.as_dict()
+        tpfpfn = out / "tp_fp_fn.png"
+        result.tp_fp_fn().save(tpfpfn)
+    if result.p_fake is not None:
+        info["detector"] = {"name": detector, "p_fake": result.p_fake, "heatmap_iou": result.heatmap_iou()}
+    return info, str(out / "overlay.png"), None if tpfpfn is None else str(tpfpfn)
+
+
+# --------------------------------------------------------------------------- a whole set
+
+
+def _quartile_figure(metrics: dict) -> go.Figure:
+    qs = list(metrics["quartiles"])
+    fig = go.Figure()
+    if "map50" in metrics:
+        fig.add_bar(name="mAP50 (this localizer)", x=["all"] + qs,
+                    y=[metrics["map50"]] + [metrics["quartiles"][q].get("map50") for q in qs])
+        fig.add_bar(name="mAP50, seed 001 Table 4.8", x=["all"] + qs, y=[PAPER_MAP50[k] for k in ["all"] + qs],
+                    marker_color="lightgrey")
+    fig.add_bar(name="pixel dice", x=["all"] + qs,
+                y=[metrics["pixel"]["dice"]] + [metrics["quartiles"][q]["pixel"]["dice"] for q in qs])
+    if "heatmap_iou" in metrics:
+        h = metrics["heatmap_iou"]
+        fig.add_bar(name=f"heatmap↔mask IoU ({h['detector']})", x=["all"] + qs,
+                    y=[h["mean_iou"]] + [h["quartiles"][q] for q in qs])
+    fig.update_layout(barmode="group", height=340, yaxis=dict(range=[0, 1], title="score"),
+                      xaxis_title="manipulated area quartile (Q1 0–0.08 · Q2 –0.16 · Q3 –0.25 · Q4 –0.36)",
+                      margin=dict(l=40, r=10, t=30, b=40), legend=dict(orientation="h", y=1.15))
+    return fig
+
+
+def run_evaluation(choice, folder, split_name, localizer_label, detector_label, conf, pt_file, trust, cancel_box,
+                   progress=gr.Progress()):
+    """Seed 001 §4.5 metrics on a split: table, bar chart, CSV."""
+    from detectlab.catalog import resolve_dataset
+    from detectlab.localize import evaluate_localizer, heatmap_iou_on_split, quartile_table, write_yolo_dataset
+
+    token = CancelToken()
+    cancel_box["token"] = token
+    prog = GradioProgress(progress)
+    try:
+        localizer = _load_localizer(localizer_label, pt_file, trust)
+        root = resolve_dataset(choice, folder, prog)
+        with tempfile.TemporaryDirectory(prefix="dl-localize-") as tmp:
+            yds = write_yolo_dataset(root, Path(tmp) / "data", progress=prog, cancel=token)
+            metrics = evaluate_localizer(localizer, yds, split=split_name, conf=float(conf), progress=prog,
+                                         cancel=token)
+            heat = None
+            detector = _detector(detector_label)
+            if detector is not None:
+                heat = heatmap_iou_on_split(detector, yds, split=split_name, progress=prog, cancel=token)
+                metrics["heatmap_iou"] = {"detector": detector_label, **heat}
+        rows = quartile_table(metrics, heat)
+        out = Path(tempfile.mkdtemp(prefix="detectlab-")) / "localization_by_quartile.csv"
+        with open(out, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+        px = metrics["pixel"]
+        head = (f"**{localizer.name} on {html.escape(str(root.name))} / {split_name}** ({metrics['images']} images): "
+                f"pixel precision {px['precision']:.3f} · recall {px['recall']:.3f} · IoU {px['iou']:.3f} · "
+                f"dice {px['dice']:.3f}")
+        if "map50" in metrics:
+            head += f" · mAP50 {metrics['map50']:.3f} · mAP50-95 {metrics['map50_95']:.3f} (seed 001: 0.72 overall)"
+        if heat is not None:
+            head += f" · {html.escape(detector_label)} heatmap↔mask IoU {_fmt(heat['mean_iou'])}"
+        table = [[_round(v) for v in r.values()] for r in rows]
+        return head, gr.update(value=table, headers=list(rows[0])), _quartile_figure(metrics), str(out)
+    except Exception as exc:  # noqa: BLE001
+        return error_markdown(exc), gr.update(), None, None
+
+
+def _round(v):
+    return round(v, 4) if isinstance(v, float) else v
+
+
+def cancel_evaluation(cancel_box):
+    token = cancel_box.get("token") if cancel_box else None
+    if token is not None:
+        token.cancel()
+    return "Cancelling…"
+
+
+def shipped_rows() -> list[list]:
+    """The shipped localizers' test metrics beside seed 001 (from the manifest)."""
+    from detectlab.models.manifest import read_manifest
+
+    rows = []
+    for name, e in read_manifest().get("localizers", {}).items():
+        t = e.get("test", {})
+        q = t.get("quartiles", {})
+        rows.append([name, e.get("imgsz"), e.get("config", {}).get("epochs"), _round(t.get("map50")),
+                     *[_round(q.get(k, {}).get("map50")) for k in ("Q1", "Q2", "Q3", "Q4")],
+                     _round(t.get("pixel", {}).get("dice")),
+                     _round(e.get("heatmap_iou", {}).get("mean_iou")), e.get("train_seconds")])
+    rows.append(["seed 001 (YOLOv8s-seg, 4.5k SD-inpainted faces)", None, None, 0.72, 0.24, 0.74, 0.90, 0.97,
+                 "U-Net 0.58", None, None])
+    return rows
+
+
+def refresh_localizers(current):
+    choices = _localizer_choices()
+    return gr.update(choices=choices, value=current if current in choices else (choices[0] if choices else None))
 
 
 def build() -> dict:
-    """Build the tab inside the current gr.Tab; returns its components by name."""
-    coming("Localize", "Not built yet.")
-    return {}
+    gr.Markdown("Where was the image manipulated? A YOLOv8-seg localizer (instance masks, one confidence per "
+                "region) or the U-Net baseline (seed 001 §4.5). With a ground-truth mask: TP/FP/FN pixels. Beside "
+                "it, a detector's Grad-CAM and its IoU with the true mask — does the detector look where the "
+                "manipulation is?")
+    choices = _localizer_choices()
+    detectors = [NO_DETECTOR] + list(state.detector_choices())
+    with gr.Row():
+        localizer = gr.Dropdown(choices=choices, value=choices[0] if choices else None, label="Localizer",
+                                elem_id="localize-localizer", scale=3)
+        refresh = gr.Button("↻", scale=0, min_width=40)
+        detector = gr.Dropdown(choices=detectors, value=detectors[1] if len(detectors) > 1 else NO_DETECTOR,
+                               label="Detector for the Grad-CAM comparison", elem_id="localize-detector", scale=3)
+        conf = gr.Slider(0.05, 0.95, value=0.25, step=0.05, label="Confidence threshold (re-draws on release)",
+                         elem_id="localize-conf", scale=3)
+    refresh.click(refresh_localizers, localizer, localizer, api_name=False)
+    with gr.Accordion("Your own YOLOv8-seg .pt (e.g. official pretrained weights)", open=False):
+        gr.Markdown("A `.pt` is a Python pickle: ultralytics' loader unpickles it, which runs any code the file "
+                    "carries. Load only files you trust; the upload is refused unless you tick the box.")
+        with gr.Row():
+            pt_file = gr.File(label=".pt file", file_types=[".pt"], type="filepath", elem_id="localize-pt")
+            trust = gr.Checkbox(label=TRUST_LABEL, value=False, elem_id="localize-trust")
+    with gr.Accordion("Shipped localizers: test metrics on the demo beside seed 001 Table 4.8", open=False):
+        gr.Dataframe(value=shipped_rows(), headers=["name", "imgsz", "epochs", "mAP50", "Q1", "Q2", "Q3", "Q4",
+                                                    "pixel dice", "heatmap IoU (cnn-resnet18)", "train s"],
+                     interactive=False, elem_id="localize-shipped")
+    kept = gr.State(None)
+    with gr.Tab("One image"):
+        with gr.Row():
+            with gr.Column(scale=1):
+                examples = demo_examples()
+                demo = gr.Dropdown(choices=list(examples), value=None, label="Demo manipulated image (test split, "
+                                   "with its mask)", elem_id="localize-demo")
+                image = ImageInput(label="…or upload an image", elem_id="localize-image", height=220)
+                mask = gr.File(label="Ground-truth mask (optional; binary, same size)", type="filepath",
+                               file_types=["image"], elem_id="localize-mask")
+                run = gr.Button("Localize", variant="primary", elem_id="localize-run")
+            with gr.Column(scale=3):
+                summary = gr.Markdown(elem_id="localize-summary")
+                with gr.Row():
+                    overlay = gr.Image(label="Predicted regions (confidence)", type="pil", elem_id="localize-overlay",
+                                       interactive=False, height=300)
+                    tpfpfn = gr.Image(label="TP yellow / FP red / FN green", type="pil", elem_id="localize-tpfpfn",
+                                      interactive=False, height=300)
+                    heat = gr.Image(label="Detector Grad-CAM (white: true region's outline)", type="pil",
+                                    elem_id="localize-heatmap", interactive=False, height=300)
+        outs = [summary, overlay, tpfpfn, heat, kept]
+        source = gr.State({})
+
+        def from_demo(label, loc, det, c, pt, tr):
+            if label not in examples:
+                return ("**Error:** pick a demo image", None, None, None, None, {})
+            img, msk = examples[label]
+            res = run_localize(str(img), str(msk), loc, det, c, pt, tr, name=img.name)
+            return (*res, {"image": str(img), "mask": str(msk), "name": img.name})
+
+        def from_upload(img, msk, loc, det, c, pt, tr):
+            res = run_localize(img, msk, loc, det, c, pt, tr)
+            return (*res, {"image": img, "mask": msk})
+
+        def again(src, img, msk, loc, det, c, pt, tr):
+            if img:
+                return from_upload(img, msk, loc, det, c, pt, tr)
+            if src.get("image"):
+                return (*run_localize(src["image"], msk or src.get("mask"), loc, det, c, pt, tr,
+                                      name=src.get("name")), src)
+            return ("**Error:** upload an image or pick a demo example", None, None, None, None, src)
+
+        common = [localizer, detector, conf, pt_file, trust]
+        demo.change(from_demo, [demo] + common, outs + [source], api_name=False)
+        image.upload(from_upload, [image, mask] + common, outs + [source], api_name=False)
+        mask.upload(again, [source, image, mask] + common, outs + [source], api_name=False)
+        run.click(again, [source, image, mask] + common, outs + [source], api_name=False)
+        conf.release(redraw, [kept, conf], [summary, overlay, tpfpfn, heat], api_name=False)
+    with gr.Tab("Evaluate on a set"):
+        from detectlab.catalog import DEMO_INPAINT_LABEL, known_datasets
+
+        with gr.Row():
+            ds_choice = gr.Dropdown(choices=list(known_datasets()), value=DEMO_INPAINT_LABEL, label="Data set",
+                                    elem_id="localize-eval-dataset")
+            folder = gr.Textbox(label="…or an images/ + masks/ folder inside the data roots",
+                                elem_id="localize-eval-folder")
+            split_name = gr.Radio(["test", "val", "train"], value="test", label="Split (seed 0, by source group)")
+        with gr.Row():
+            go_btn = gr.Button("Evaluate", variant="primary", elem_id="localize-eval-run")
+            stop = gr.Button("Cancel", elem_id="localize-eval-cancel")
+        eval_md = gr.Markdown(elem_id="localize-eval-summary")
+        table = gr.Dataframe(interactive=False, label="By manipulated-area quartile (seed 001 Table 4.8)",
+                             elem_id="localize-eval-table")
+        with gr.Row():
+            plot = gr.Plot(label="mAP50 / dice / heatmap IoU by quartile")
+            csv_file = gr.File(label="CSV download", elem_id="localize-eval-csv")
+        cancel_box = gr.State({})
+        go_btn.click(run_evaluation, [ds_choice, folder, split_name, localizer, detector, conf, pt_file, trust,
+                                      cancel_box], [eval_md, table, plot, csv_file], api_name=False)
+        stop.click(cancel_evaluation, cancel_box, eval_md, api_name=False)
+    # named endpoint for gradio_client
+    api_img = gr.File(visible=False, type="filepath")
+    api_mask = gr.File(visible=False, type="filepath")
+    api_json, api_overlay, api_tp = gr.JSON(visible=False), gr.Image(visible=False), gr.Image(visible=False)
+    gr.Button(visible=False).click(
+        api_localize, [api_img, api_mask, gr.Textbox(visible=False), gr.Textbox(visible=False),
+                       gr.Number(value=0.25, visible=False)], [api_json, api_overlay, api_tp], api_name="localize")
+    return {"localizer": localizer, "detector": detector, "conf": conf}

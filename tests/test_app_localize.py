@@ -1,0 +1,87 @@
+"""Localize tab in headless chromium, and the /localize API through gradio_client."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def demo_pair(demo_root, tmp_path_factory):
+    """A test-split manipulated demo image and its mask, copied under a name unique to this module."""
+    from detectlab import config
+    from detectlab.localize.dataset import split_examples
+
+    _, image, mask = split_examples(config.DEMO_INPAINT_DIR)[25]
+    folder = tmp_path_factory.mktemp("localize-upload")
+    img = folder / f"upload-{image.name}"
+    msk = folder / f"mask-{image.name}"
+    shutil.copy(image, img)
+    shutil.copy(mask, msk)
+    return img, msk
+
+
+def _open(page):
+    page.get_by_role("tab", name="Localize").click()
+    expect(page.locator("#localize-localizer")).to_be_visible()
+
+
+def test_upload_shows_overlay_tp_fp_fn_and_heatmap_then_slider_redraws(page, demo_pair):
+    img, msk = demo_pair
+    _open(page)
+    page.locator("#localize-mask input[type=file]").set_input_files(str(msk))
+    summary = page.locator("#localize-summary")
+    page.locator("#localize-image input[type=file]").set_input_files(str(img))
+    expect(summary).to_contain_text(img.name, timeout=90_000)     # this upload's answer
+    expect(summary).to_contain_text("vs ground truth", timeout=30_000)
+    expect(summary).to_contain_text("pixel precision")
+    expect(page.locator("#localize-overlay img")).to_be_visible()
+    expect(page.locator("#localize-tpfpfn img")).to_be_visible()
+    expect(page.locator("#localize-heatmap img")).to_be_visible()
+    assert re.search(r"true mask IoU \d\.\d{3}", summary.inner_text())
+
+    # release the slider near its right end: the summary names the new threshold (no model run)
+    track = page.locator("#localize-conf input[type=range]")
+    box = track.bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.9, box["y"] + box["height"] / 2)
+    value = float(page.locator("#localize-conf input[type=number]").input_value())
+    assert value > 0.6
+    expect(summary).to_contain_text(f"confidence ≥ {value:.2f}", timeout=30_000)
+
+
+def test_bad_mask_says_so_and_the_tab_keeps_working(page, demo_pair, tmp_path):
+    img, msk = demo_pair
+    _open(page)
+    soft = tmp_path / "soft_mask.png"
+    Image.fromarray(np.tile(np.linspace(0, 255, 128).astype(np.uint8), (128, 1))).save(soft)
+    page.locator("#localize-mask input[type=file]").set_input_files(str(soft))
+    summary = page.locator("#localize-summary")
+    expect(summary).to_contain_text("not binary", timeout=60_000)
+    page.locator("#localize-mask button[aria-label='Clear']").first.click()
+    page.locator("#localize-demo").click()
+    page.get_by_role("option").nth(3).click()
+    expect(summary).to_contain_text("vs ground truth", timeout=60_000)
+    expect(page.locator("#localize-tpfpfn img")).to_be_visible()
+
+
+def test_localize_api(app_url, demo_pair):
+    from gradio_client import Client, handle_file
+
+    img, msk = demo_pair
+    client = Client(app_url, verbose=False)
+    info, overlay, tpfpfn = client.predict(handle_file(str(img)), handle_file(str(msk)), "", "shipped: cnn-resnet18",
+                                           0.25, api_name="/localize")
+    assert info["file"] == img.name
+    assert 0.0 <= info["pixel"]["dice"] <= 1.0 and info["pixel"]["tp"] + info["pixel"]["fn"] > 0
+    assert all(0.25 <= r["confidence"] <= 1.0 for r in info["regions"])
+    assert 0.0 <= info["detector"]["heatmap_iou"] <= 1.0
+    with Image.open(overlay) as im:
+        assert im.width >= 128
+    assert tpfpfn is not None
