@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import tempfile
 from pathlib import Path
 
@@ -23,12 +22,6 @@ CHROMIUM_ARGS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def demo_root() -> Path:
     """The demo detection set, materialized from the committed weights if needed."""
@@ -39,15 +32,12 @@ def demo_root() -> Path:
 
 @pytest.fixture(scope="session")
 def app_url(demo_root):
-    """The real app served on a free loopback port for the whole session."""
-    from detectlab.ui.app import build_app
+    """The real app served for the whole session on a port the system picked (bound once, read back)."""
+    from detectlab.ui.app import serve
 
-    demo = build_app()
-    demo.queue()
-    port = _free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{port}/"
-    demo.close()
+    served = serve(host="127.0.0.1", port=0)
+    yield served.url
+    served.close()
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from detectlab.data import discover
 pytestmark = pytest.mark.browser
 
 
-def test_data_tab_shows_demo_counts(page, demo_root):
+def test_data_tab_shows_demo_counts(page, demo_root, tmp_path):
     counts = discover(demo_root).counts()
     page.get_by_role("tab", name="Data").click()
     table = page.locator("#data-counts")
@@ -25,7 +25,7 @@ def test_data_tab_shows_demo_counts(page, demo_root):
     assert str(counts["real"]) in text and str(counts["pixel-shuffle"]) in text
     assert page.locator("#data-gallery img").count() >= 4 * 3
     assert page.locator("#data-fingerprints img").count() == 3
-    page.screenshot(path="/tmp/detectlab-data-tab.png", full_page=True)
+    page.screenshot(path=str(tmp_path / "data-tab.png"), full_page=True)
 
 
 def test_folder_outside_roots_is_refused(page):
@@ -94,33 +94,36 @@ def _own_non_loopback_ipv4() -> list[str]:
 
 
 def test_app_py_starts_offline_and_serves(demo_root, tmp_path):
-    """`python app.py` (what `run.sh app` runs) serves the page on 127.0.0.1 without network."""
+    """`python app.py` (what `run.sh app` runs) serves the page on 127.0.0.1 without network.
+
+    ``--port 0``: the app binds a free port itself and prints its URL, which is read back here.
+    """
     import os
+    import queue
+    import re
     import subprocess
     import sys
-    import time
+    import threading
     import urllib.request
 
-    port = socket.socket()
-    port.bind(("127.0.0.1", 0))
-    number = port.getsockname()[1]
-    port.close()
     env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "YOLO_OFFLINE")}
     env["DETECTLAB_HOME"] = str(tmp_path / "home")
-    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(number)], env=env,
+    proc = subprocess.Popen([sys.executable, "app.py", "--port", "0"], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout] + [lines.put(None)], daemon=True).start()
+    seen = []
     try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{number}/", timeout=2) as resp:
-                    assert resp.status == 200 and b"DetectLab" in resp.read()
-                    break
-            except OSError:
-                assert proc.poll() is None, proc.stdout.read().decode()[-2000:]
-                time.sleep(0.5)
-        else:
-            pytest.fail("app.py did not serve within 90 s")
+        while True:
+            line = lines.get(timeout=90)  # queue.Empty fails the test if nothing is printed for 90 s
+            assert line is not None, f"app.py exited ({proc.wait()}): {''.join(seen)[-2000:]}"
+            seen.append(line)
+            m = re.search(r"running on (http://127\.0\.0\.1:(\d+)/)", line)
+            if m:
+                break
+        assert int(m.group(2)) > 0
+        with urllib.request.urlopen(m.group(1), timeout=30) as resp:
+            assert resp.status == 200 and b"DetectLab" in resp.read()
     finally:
         proc.terminate()
         proc.wait(timeout=20)
