@@ -28,25 +28,10 @@ UPLOADED_PREFIX = "uploaded: "
 def run_checkpoints() -> dict[str, Path]:
     """Every run with a checkpoint on disk (finished, cancelled or failed with a best model): label -> file."""
     from detectlab.runs.store import RunStore
+    from detectlab.train.layout import runs_db
 
-    db = config.home() / "runs.sqlite"
-    if not db.exists():
-        return {}
-    out = {}
-    store = RunStore(db)
-    try:
-        records = store.list()
-    finally:
-        close = getattr(store, "close", None)
-        if close:
-            close()
-    for r in records:
-        if r.checkpoint and Path(r.checkpoint).exists() and r.status in ("finished", "cancelled", "failed") \
-                and Path(r.checkpoint).suffix == ".safetensors":
-            acc = (r.result.get("test") or {}).get("accuracy") if isinstance(r.result, dict) else None
-            label = f"run {r.id}{' ' + r.name if r.name else ''} ({r.config.get('arch')}, {r.status}"
-            out[label + (f", test acc {acc:.3f})" if isinstance(acc, float) else ")")] = Path(r.checkpoint)
-    return out
+    db = runs_db()
+    return RunStore(db).checkpoints() if db.exists() else {}
 
 
 def detector_choices() -> dict[str, Path]:

@@ -90,16 +90,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
             setattr(cfg.augment, k, args.augment)
     if not cfg.data:
         cfg.data = str(ensure_demo())
-    from detectlab.config import home
     from detectlab.runs import RunStore
-    from detectlab.runs.store import new_run_id
     from detectlab.runs.worker import execute_run
+    from detectlab.train.layout import RunLayout, new_run_id, runs_db
 
-    store = RunStore(home() / "runs.sqlite")
+    store = RunStore(runs_db())
     record = store.create(new_run_id(), json.loads(json.dumps(cfg.to_dict())), cfg.name)
     progress = TqdmProgress()
-    runs_dir = Path(cfg.out_dir) if cfg.out_dir else home() / "runs"
-    result = execute_run(store, record.id, runs_dir, progress=progress, on_epoch=lambda e: print(
+    result = execute_run(store, record.id, RunLayout.of(cfg.out_dir).root, progress=progress, on_epoch=lambda e: print(
         f"  epoch {e['epoch']}: train loss {e['train_loss'] or 0:.4f}  val loss {e['val_loss']:.4f}  "
         f"val acc {e['val_accuracy']:.3f}  val bal.acc {e['val_balanced_accuracy'] or 0:.3f}", flush=True))
     progress.close()
@@ -216,10 +214,10 @@ def _cmd_checkpoints_build(args: argparse.Namespace) -> int:
 
 
 def _cmd_runs_list(args: argparse.Namespace) -> int:
-    from detectlab.config import home
     from detectlab.runs import RunStore
+    from detectlab.train.layout import runs_db
 
-    store = RunStore(home() / "runs.sqlite")
+    store = RunStore(runs_db())
     print(f"{'run':24s} {'status':10s} {'arch':40s} {'epochs':>6s} {'test acc':>8s}  name")
     for r in store.list():
         acc = (r.result.get("test") or {}).get("accuracy")
@@ -229,10 +227,10 @@ def _cmd_runs_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_runs_show(args: argparse.Namespace) -> int:
-    from detectlab.config import home
     from detectlab.runs import RunStore
+    from detectlab.train.layout import runs_db
 
-    store = RunStore(home() / "runs.sqlite")
+    store = RunStore(runs_db())
     try:
         r = store.get(args.run_id)
     except KeyError as exc:
@@ -395,7 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="start the browser app")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=7860)
+    serve.add_argument("--port", type=int, default=7860, help="0 = any free port (the printed URL says which)")
     serve.set_defaults(func=_cmd_serve)
 
     from detectlab.commands import register_all

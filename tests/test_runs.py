@@ -101,6 +101,41 @@ def test_cancel_queue_kill_and_restart(tmp_path, tiny_data):
         m2.close()
 
 
+def test_killed_repeated_runs_worker_keeps_its_checkpoint(tmp_path, tiny_data):
+    """Repeated runs write run0/, run1/...; a worker killed mid-way still leaves the run its best model."""
+    m = RunManager(tmp_path / "home", poll_seconds=0.2)
+    try:
+        rec = m.submit(_cfg(tiny_data, runs=2, epochs=60, iterations=None), name="repeats")
+        assert _wait(lambda: m.store.get(rec.id).status == "running" and len(m.store.epochs(rec.id)) >= 1
+                     and m.worker_pid(), 120)
+        os.kill(m.worker_pid(), signal.SIGKILL)
+        assert _wait(lambda: m.store.get(rec.id).status == "failed", 10)
+        r = m.store.get(rec.id)
+        assert "SIGKILL" in r.error
+        expected = m.layout.checkpoint(rec.id, 0, 2)
+        assert expected == tmp_path / "home" / "runs" / rec.id / "run0" / "model.safetensors"
+        assert r.checkpoint == str(expected) and expected.exists()
+        assert rec.id in " ".join(m.checkpoints())  # pickable as a detector
+    finally:
+        m.close()
+
+
+def test_run_layout_paths(tmp_path):
+    from detectlab.train.layout import RunLayout, new_run_id, runs_db
+
+    layout = RunLayout(tmp_path / "runs")
+    rid = new_run_id()
+    assert layout.checkpoint(rid) == tmp_path / "runs" / rid / "model.safetensors"
+    assert layout.checkpoint(rid, 1, 3) == tmp_path / "runs" / rid / "run1" / "model.safetensors"
+    assert layout.saved_checkpoint(rid) is None
+    layout.checkpoint(rid, 0, 2).parent.mkdir(parents=True)
+    layout.checkpoint(rid, 0, 2).write_bytes(b"x")
+    assert layout.saved_checkpoint(rid) == layout.checkpoint(rid, 0, 2)
+    assert RunLayout.default(tmp_path).root == tmp_path / "runs" and runs_db(tmp_path) == tmp_path / "runs.sqlite"
+    assert RunLayout.of("") == RunLayout.default() and RunLayout.of(tmp_path).root == tmp_path
+    assert new_run_id() != rid and len(rid) == len("20261127-031500-ab12cd")
+
+
 def test_recover_marks_orphaned_runs_failed(tmp_path):
     store = RunStore(tmp_path / "home" / "runs.sqlite")
     store.create("orphan", {"arch": "resnet18"})

@@ -16,7 +16,8 @@ import threading
 import time
 from pathlib import Path
 
-from detectlab.runs.store import ACTIVE, RunRecord, RunStore, new_run_id
+from detectlab.runs.store import ACTIVE, RunRecord, RunStore
+from detectlab.train.layout import RunLayout, new_run_id, runs_db
 
 
 def _alive(pid: int | None) -> bool:
@@ -42,9 +43,10 @@ class RunManager:
 
     def __init__(self, home: Path, poll_seconds: float = 0.5) -> None:
         self.home = Path(home)
-        self.runs_dir = self.home / "runs"
+        self.layout = RunLayout.default(self.home)
+        self.runs_dir = self.layout.root
         self.runs_dir.mkdir(parents=True, exist_ok=True)
-        self.store = RunStore(self.home / "runs.sqlite")
+        self.store = RunStore(runs_db(self.home))
         self.poll_seconds = poll_seconds
         self._proc: subprocess.Popen | None = None
         self._proc_run: str | None = None
@@ -76,13 +78,7 @@ class RunManager:
 
     def checkpoints(self) -> dict[str, str]:
         """Finished (or cancelled / failed with a best model) runs' checkpoints: label -> path."""
-        out = {}
-        for r in self.store.list():
-            if r.checkpoint and Path(r.checkpoint).exists() and r.status in ("finished", "cancelled", "failed"):
-                acc = (r.result.get("test") or {}).get("accuracy")
-                label = f"run {r.id}{' ' + r.name if r.name else ''} ({r.config.get('arch')}, {r.status}"
-                out[label + (f", test acc {acc:.3f})" if isinstance(acc, float) else ")")] = r.checkpoint
-        return out
+        return {label: str(path) for label, path in self.store.checkpoints().items()}
 
     def close(self) -> None:
         self._stop.set()
@@ -96,7 +92,7 @@ class RunManager:
                 self.store.finish(r.id, "failed", error="worker stopped while the app was not running")
 
     def _spawn(self, record: RunRecord) -> None:
-        log = open(self.runs_dir / f"{record.id}.log", "ab")
+        log = open(self.layout.log(record.id), "ab")
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "detectlab.runs.worker", str(self.store.path), record.id, str(self.runs_dir)],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=os.environ.copy())
@@ -120,8 +116,9 @@ class RunManager:
                 self._cancel_sent.pop(run_id, None)
                 record = self.store.get(run_id)
                 if record.status in ACTIVE:
-                    ckpt = self.runs_dir / run_id / "model.safetensors"
-                    self.store.finish(run_id, "failed", checkpoint=str(ckpt) if ckpt.exists() else None,
+                    # a single run's model.safetensors, or run0/'s for repeated runs
+                    ckpt = self.layout.saved_checkpoint(run_id)
+                    self.store.finish(run_id, "failed", checkpoint=str(ckpt) if ckpt else None,
                                       error=describe_exit(code))
             nxt = self.store.next_queued()
             if nxt is not None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,11 +42,7 @@ CREATE TABLE IF NOT EXISTS epochs (
 """
 
 ACTIVE = ("queued", "running")
-
-
-def new_run_id() -> str:
-    """Sortable, unique run id: start time plus a random suffix."""
-    return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+ENDED = ("finished", "cancelled", "failed")
 
 
 @dataclass
@@ -67,6 +62,21 @@ class RunRecord:
     checkpoint: str | None = None
     result: dict = field(default_factory=dict)
     error: str | None = None
+
+    @property
+    def label(self) -> str:
+        """How detector pickers show this run: id, name, architecture, status and test accuracy."""
+        acc = (self.result.get("test") or {}).get("accuracy") if isinstance(self.result, dict) else None
+        text = f"run {self.id}{' ' + self.name if self.name else ''} ({self.config.get('arch')}, {self.status}"
+        return text + (f", test acc {acc:.3f})" if isinstance(acc, float) else ")")
+
+    @property
+    def usable_checkpoint(self) -> Path | None:
+        """The run's checkpoint when it can be picked as a detector (ended, file on disk, safetensors)."""
+        if self.status in ENDED and self.checkpoint and Path(self.checkpoint).suffix == ".safetensors" \
+                and Path(self.checkpoint).exists():
+            return Path(self.checkpoint)
+        return None
 
     @property
     def eta_seconds(self) -> float | None:
@@ -168,6 +178,10 @@ class RunStore:
         with self._conn() as c:
             row = c.execute("SELECT cancel FROM runs WHERE id=?", (run_id,)).fetchone()
         return bool(row and row["cancel"])
+
+    def checkpoints(self) -> dict[str, Path]:
+        """Runs whose checkpoint can be picked (finished, or cancelled / failed with a best model): label -> file."""
+        return {r.label: r.usable_checkpoint for r in self.list() if r.usable_checkpoint}
 
     def next_queued(self) -> RunRecord | None:
         with self._conn() as c:

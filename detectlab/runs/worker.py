@@ -15,6 +15,7 @@ from pathlib import Path
 
 from detectlab.progress import CancelToken
 from detectlab.runs.store import RunStore
+from detectlab.train.layout import RunLayout
 
 
 class StoreCancelToken(CancelToken):
@@ -55,15 +56,17 @@ def execute_run(store: RunStore, run_id: str, runs_dir: Path, progress=None, on_
     """Run ``run_id`` to its end and record the outcome; returns the ``TrainResult``.
 
     ``progress`` and ``on_epoch`` are optional extra sinks (the CLI prints through them).
+    ``runs_dir`` is the runs folder (see ``detectlab.train.layout``).
     """
     from detectlab.train import TrainConfig, train
 
     record = store.get(run_id)
     store.mark_running(run_id, os.getpid())
+    layout = RunLayout(Path(runs_dir))
     try:
         cfg = TrainConfig.from_dict(record.config)
-        cfg.out_dir = str(runs_dir)
-        ckpt = runs_dir / run_id / ("model.safetensors" if cfg.runs == 1 else "run0/model.safetensors")
+        cfg.out_dir = str(layout.root)
+        ckpt = layout.checkpoint(run_id, 0, cfg.runs)  # the first repeat's: the one the run reports
 
         store_progress = StoreProgress(store, run_id)
 
@@ -92,7 +95,7 @@ def execute_run(store: RunStore, run_id: str, runs_dir: Path, progress=None, on_
     except BaseException as exc:  # noqa: BLE001 - every failure is recorded, then re-raised for the exit code
         reason = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         store.finish(run_id, "failed", {"traceback": traceback.format_exc()[-4000:]},
-                     checkpoint=str(ckpt) if "ckpt" in locals() and ckpt.exists() else None, error=reason)
+                     checkpoint=str(saved) if (saved := layout.saved_checkpoint(run_id)) else None, error=reason)
         raise
 
 

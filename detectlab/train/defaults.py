@@ -12,6 +12,7 @@ from detectlab.progress import NEVER_CANCEL, CancelToken, Progress, null_progres
 from detectlab.degrade import DegradeAugConfig
 from detectlab.train.config import TrainConfig
 from detectlab.train.engine import train
+from detectlab.train.layout import RunLayout
 
 #: name -> (TrainConfig fields, what it is)
 DEFAULTS: dict[str, tuple[dict, str]] = {
@@ -31,14 +32,15 @@ DEFAULTS: dict[str, tuple[dict, str]] = {
         "(seed 002 §4.3)"),
     "cnn-resnet18-aug": (
         dict(arch="resnet18", input_size=128, epochs=10, batch_size=32, lr=1e-3, weight_decay=1e-4,
-             weighted_sampling=True, hflip=True, seed=0,
+             weighted_sampling=True, hflip=True, seed=0, threads=1,
              augment=DegradeAugConfig(blur_p=0.5, blur_sigma=(0.0, 3.0), jpeg_p=0.5, jpeg_quality=(30, 100),
                                       downsize_p=0.5, downsize_scale=(0.5, 1.0))),
         "cnn-resnet18 with blur + JPEG + downsize augmentation (CNNDetection's recipe: each p = 0.5, blur "
         "sigma in [0, 3], JPEG quality in [30, 100]; downsize scale in [0.5, 1]) — seed 001 §4.3's robust twin"),
     "cnn-resnet18-adv": (
         dict(arch="resnet18", input_size=128, epochs=10, batch_size=32, lr=1e-3, weight_decay=1e-4,
-             weighted_sampling=True, hflip=True, seed=0, adv_eps=[0.005, 0.01, 0.02], adv_fraction=0.5),
+             weighted_sampling=True, hflip=True, seed=0, threads=1, adv_eps=[0.005, 0.01, 0.02],
+             adv_fraction=0.5),
         "cnn-resnet18 with FGSM adversarial training (seed 001 §4.4.2): half of each batch replaced by FGSM "
         "copies at eps drawn from {0.005, 0.01, 0.02}, made on the fly from the weights being trained"),
     "spectrum-durrall": (
@@ -59,7 +61,7 @@ def build_defaults(names: list[str] | None = None, data: Path | None = None, pro
     manifest = read_manifest()
     for name in names or list(DEFAULTS):
         fields, what = DEFAULTS[name]
-        cfg = TrainConfig(data=str(data), out_dir=str(config.home() / "runs" / "defaults"), name=name, **fields)
+        cfg = TrainConfig(data=str(data), out_dir=str(RunLayout.default().run_dir("defaults")), name=name, **fields)
         start = time.perf_counter()
         run = train(cfg, progress=progress, cancel=cancel).runs[0]
         shutil.copy(run.checkpoint, out / f"{name}.safetensors")

@@ -30,8 +30,8 @@ from detectlab.data.torchdata import ImageFolderDataset
 from detectlab.models import Detector, FrozenBackboneDetector, create_detector
 from detectlab.models.checkpoint import save_checkpoint
 from detectlab.progress import NEVER_CANCEL, CancelToken, Cancelled, Progress, null_progress
-from detectlab.runs.store import new_run_id
 from detectlab.train.config import TrainConfig
+from detectlab.train.layout import CHECKPOINT_NAME, RunLayout, new_run_id
 
 EpochCallback = Callable[[dict], None]
 
@@ -261,7 +261,7 @@ def _run_once(cfg: TrainConfig, ds: DetectionDataset, parts: dict, images: dict,
                 best_state = {k: v.detach().clone() for k, v in detector.state_dict().items()
                               if not (frozen and k.startswith("backbones."))}
                 # on disk at once, so a worker that dies later still leaves its best model
-                save_checkpoint(detector, run_dir / "model.safetensors",
+                save_checkpoint(detector, run_dir / CHECKPOINT_NAME,
                                 base_meta | {"metrics": {"val": entry, "best_epoch": epoch, "status": "running"}})
             if on_epoch:
                 on_epoch(dict(entry))
@@ -277,7 +277,7 @@ def _run_once(cfg: TrainConfig, ds: DetectionDataset, parts: dict, images: dict,
     test = _metrics(y_test, test_scores, [s.generator for s in parts["test"]])
     val = next(h for h in history if h["epoch"] == best_epoch)
     meta = base_meta | {"metrics": {"val": val, "test": test, "best_epoch": best_epoch, "status": status}}
-    ckpt = run_dir / "model.safetensors"
+    ckpt = run_dir / CHECKPOINT_NAME
     save_checkpoint(detector, ckpt, meta)
     return RunResult(run_dir.name, status, history, best_epoch, val, test, str(ckpt), seconds,
                      seen / max(step_seconds, 1e-9), detector.weights_info.source, notes)
@@ -318,11 +318,11 @@ def train(cfg: TrainConfig, progress: Progress = null_progress, cancel: CancelTo
 
     torch.set_num_threads(max(1, cfg.threads))
     ds, parts, images = prepare_data(cfg, progress)
-    base = Path(cfg.out_dir) if cfg.out_dir else dl_config.home() / "runs"
+    layout = RunLayout.of(cfg.out_dir)
     run_id = run_id or new_run_id()
     results = []
     for k in range(cfg.runs):
-        run_dir = base / run_id if cfg.runs == 1 else base / run_id / f"run{k}"
+        run_dir = layout.repeat_dir(run_id, k, cfg.runs)
         res = _run_once(cfg, ds, parts, images, cfg.seed + k, run_dir, progress, cancel, on_epoch)
         results.append(res)
         if res.status == "cancelled":
