@@ -157,6 +157,21 @@ def resolve_dataset(choice: str, folder: str = "", progress: Progress = null_pro
     return path
 
 
+def dataset_generators(path: str | Path) -> list[str]:
+    """The generators (fake classes) of a data set folder, as the data set names them; [] for images/masks sets."""
+    from detectlab.data import DetectionDataset, discover
+
+    ds = discover(path, validate=False)
+    return list(ds.generators) if isinstance(ds, DetectionDataset) else []
+
+
+def demo_generators() -> list[str]:
+    """The demo's generators when it is materialized (cheap: pickers fill in at build), else []."""
+    from detectlab.demo.build import is_materialized
+
+    return dataset_generators(config.DEMO_DIR) if is_materialized() else []
+
+
 # -- what the shipped detectors measured -------------------------------------------------------
 def shipped_table() -> list[list]:
     """Rows (name, arch, test acc, balanced acc, AP, backbone weights) of the shipped detectors."""

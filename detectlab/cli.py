@@ -57,37 +57,24 @@ def _cmd_data_info(args: argparse.Namespace) -> int:
     return 0
 
 
+#: ``detectlab train`` flags that are TrainConfig settings of the same name (parsed by ``with_overrides``).
+_TRAIN_FLAGS = ("data", "generators", "arch", "pretrained", "input_size", "epochs", "iterations", "batch_size", "lr",
+                "weight_decay", "seed", "runs", "split_seed", "adv_eps", "out_dir", "name")
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from detectlab.demo.build import ensure_demo
     from detectlab.progress import TqdmProgress
-    from detectlab.train import PRESETS, TrainConfig
+    from detectlab.train import TrainConfig
 
     cfg = TrainConfig.from_file(args.config) if args.config else TrainConfig()
     if args.preset:
-        match = [k for k in PRESETS if k.startswith(args.preset)]
-        if len(match) != 1:
-            raise SystemExit(f"--preset must name one of: {list(PRESETS)}")
-        for k, v in PRESETS[match[0]].items():
-            if k != "note":
-                setattr(cfg, k, v)
-    for key in ("data", "arch", "input_size", "epochs", "iterations", "batch_size", "lr", "weight_decay", "seed",
-                "runs", "out_dir", "name", "split_seed"):
-        val = getattr(args, key)
-        if val is not None:
-            setattr(cfg, key, val)
-    if args.pretrained is not None:
-        cfg.pretrained = {"true": True, "false": False}.get(args.pretrained.lower(), args.pretrained)
-    if args.generators:
-        cfg.generators = args.generators.split(",")
-    if args.no_weighted_sampling:
-        cfg.weighted_sampling = False
-    if args.no_hflip:
-        cfg.hflip = False
-    if args.adv_eps:
-        cfg.adv_eps = [float(e) for e in args.adv_eps.split(",")]
-    if args.augment:
-        for k in ("blur_p", "jpeg_p", "downsize_p", "patch_p"):
-            setattr(cfg.augment, k, args.augment)
+        cfg = cfg.with_preset(args.preset)
+    cfg = cfg.with_overrides(
+        **{key: getattr(args, key) for key in _TRAIN_FLAGS},
+        weighted_sampling=False if args.no_weighted_sampling else None, hflip=False if args.no_hflip else None,
+        augment_p=args.augment or None,
+        augment_kinds=args.augment_kinds.split(",") if args.augment_kinds else None)
     if not cfg.data:
         cfg.data = str(ensure_demo())
     from detectlab.runs import RunStore
@@ -334,6 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-weighted-sampling", action="store_true")
     t.add_argument("--no-hflip", action="store_true")
     t.add_argument("--augment", type=float, default=None, help="probability of each degradation augmentation")
+    t.add_argument("--augment-kinds", help="comma-separated degradations --augment applies to (default: "
+                   "blur,jpeg,downsize,patch)")
     t.add_argument("--adv-eps", help="comma-separated FGSM eps list for adversarial training")
     t.add_argument("--out-dir", default=None)
     t.add_argument("--name", default=None)

@@ -68,3 +68,56 @@ def test_launch_watch_finish_and_use_checkpoint(page, tiny_set):
     page.locator("#detect-detector input").first.click()
     expect(page.get_by_role("option", name=run_id).or_(
         page.locator("[role=option]", has_text=run_id))).to_be_visible(timeout=20_000)
+
+
+# --------------------------------------------------------------------------- the form as wiring (no browser)
+
+AUG = "CNNDetection augmentation (blur+JPEG+downsize, p=0.5)"
+ADV = "FGSM adversarial training"
+
+
+@pytest.mark.parametrize("preset, augment, p, kinds, eps", [
+    (AUG, True, 0.5, ["blur", "jpeg", "downsize"], ""),
+    (ADV, False, 0.3, ["blur", "jpeg", "downsize", "patch"], "0.005, 0.01, 0.02"),
+])
+def test_presets_fill_the_form(preset, augment, p, kinds, eps):
+    from detectlab.ui.train_tab import _PRESET_OUTPUTS, apply_preset
+
+    values = dict(zip(_PRESET_OUTPUTS, apply_preset(preset)))
+    assert (values["arch"], values["epochs"], values["lr"], values["batch"]) == ("resnet18", 10, 1e-3, 32)
+    assert (values["augment"], values["aug_p"], values["aug_kinds"], values["adv_eps"]) == (augment, p, kinds, eps)
+    if augment:
+        assert (values["blur_max"], values["jpeg_min"], values["scale_min"]) == (3.0, 30, 0.5)
+    assert preset in values["preset_note"]
+
+
+@pytest.mark.parametrize("preset, default", [(AUG, "cnn-resnet18-aug"), (ADV, "cnn-resnet18-adv")])
+def test_launching_a_preset_as_shown_queues_the_shipped_default_config(preset, default, monkeypatch, demo_root):
+    """Pick a preset, leave the form as it fills, launch: the queued run trains what the shipped default trained."""
+    from detectlab.catalog import DEMO_LABEL
+    from detectlab.train import TrainConfig
+    from detectlab.train.defaults import DEFAULTS
+    from detectlab.ui import state, train_tab
+
+    queued = {}
+
+    class Manager:
+        def submit(self, cfg, name=""):
+            queued.update(cfg)
+            raise RuntimeError("stop here")  # the form's outcome is all this test needs
+
+    monkeypatch.setattr(state, "manager", lambda: Manager())
+    form = dict(zip(train_tab._PRESET_OUTPUTS, train_tab.apply_preset(preset)))
+    train_tab.launch(preset, DEMO_LABEL, "", [], form["arch"], form["input_size"], form["epochs"], form["iterations"],
+                     form["lr"], form["wd"], form["batch"], form["weighted"], form["hflip"], form["augment"],
+                     form["aug_p"], form["aug_kinds"], form["blur_max"], form["jpeg_min"], form["scale_min"],
+                     form["patch_min"], form["adv_eps"], 1, 0, "")
+    expected = TrainConfig(**DEFAULTS[default][0]).to_dict()
+    got = TrainConfig.from_dict(queued).to_dict()
+    for key in ("arch", "input_size", "epochs", "batch_size", "lr", "weight_decay", "adv_eps", "adv_fraction",
+                "weighted_sampling", "hflip", "seed"):
+        assert got[key] == expected[key], key
+    ga, ea = got["augment"], expected["augment"]
+    for key in ("blur_p", "jpeg_p", "downsize_p", "patch_p", "blur_sigma", "jpeg_quality", "downsize_scale"):
+        assert tuple(ga[key]) == tuple(ea[key]) if isinstance(ea[key], tuple) else ga[key] == ea[key], key
+    assert got["generators"] is None and got["data"] == str(demo_root)

@@ -51,7 +51,7 @@ def test_loss_falls_and_checkpoint_round_trips(tiny_set, tmp_path):
 
 
 def test_frozen_detector_caches_backbone_features(tiny_set, tmp_path, monkeypatch):
-    from detectlab.models.registry import FrozenBackboneDetector
+    from detectlab.models import FrozenBackboneDetector
 
     calls = {"n": 0}
     original = FrozenBackboneDetector.backbone_features
@@ -91,3 +91,49 @@ def test_cancel_keeps_what_finished(tiny_set, tmp_path):
 def test_unknown_generator_is_named(tiny_set, tmp_path):
     with pytest.raises(ValueError, match="generators \\['nope'\\] are not in"):
         train(_cfg(tiny_set, tmp_path, generators=["nope"]))
+
+
+# --------------------------------------------------------------------------- presets and overrides
+
+@pytest.mark.parametrize("changes, expected", [
+    (dict(adv_eps="0.002, 0.005"), dict(adv_eps=[0.002, 0.005])),
+    (dict(adv_eps=""), dict(adv_eps=[])),
+    (dict(generators="a, b"), dict(generators=["a", "b"])),
+    (dict(generators=[]), dict(generators=None)),
+    (dict(pretrained="FALSE"), dict(pretrained=False)),
+    (dict(pretrained="/w.safetensors"), dict(pretrained="/w.safetensors")),
+    (dict(iterations=0, epochs=3), dict(iterations=None, epochs=3)),
+    (dict(lr=None, epochs=None), dict(lr=1e-4, epochs=5)),  # None leaves a setting as it is
+])
+def test_with_overrides_reads_form_and_command_line_values(changes, expected):
+    cfg = TrainConfig().with_overrides(**changes)
+    for key, value in expected.items():
+        assert getattr(cfg, key) == value
+
+
+@pytest.mark.parametrize("kinds, ps", [
+    (None, (0.3, 0.3, 0.3, 0.3)),
+    (["blur", "jpeg", "downsize"], (0.3, 0.3, 0.3, 0.0)),
+    ([], (0.0, 0.0, 0.0, 0.0)),
+])
+def test_one_augmentation_probability_spreads_over_the_chosen_degradations(kinds, ps):
+    cfg = TrainConfig().with_overrides(augment_p=0.3, augment_kinds=kinds, blur_max=2.0, jpeg_min=40, scale_min=0.5,
+                                       patch_min=16)
+    a = cfg.augment
+    assert (a.blur_p, a.jpeg_p, a.downsize_p, a.patch_p) == ps
+    assert a.blur_sigma == (0.0, 2.0) and a.jpeg_quality == (40, 100) and a.downsize_scale == (0.5, 1.0)
+    assert a.patch_size == (16, None) and a.enabled == any(ps)
+    assert TrainConfig().augment.blur_p == 0.0  # the original is untouched
+
+
+def test_with_preset_and_bad_values_are_named():
+    cfg = TrainConfig(data="d").with_preset("seed 001")
+    assert (cfg.arch, cfg.epochs, cfg.data) == ("resnet50", 2, "d")
+    with pytest.raises(ValueError, match="preset 'seed' must name one of"):
+        TrainConfig().with_preset("seed")  # three presets start so
+    with pytest.raises(ValueError, match="unknown training settings: \\['nonsense'\\]"):
+        TrainConfig().with_overrides(nonsense=1)
+    with pytest.raises(ValueError, match="adv_eps: '0.1,x'"):
+        TrainConfig().with_overrides(adv_eps="0.1,x")
+    with pytest.raises(ValueError, match="unknown degradations \\['noise'\\]"):
+        TrainConfig().with_overrides(augment_p=0.5, augment_kinds=["noise"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -62,6 +63,94 @@ class TrainConfig:
     def from_file(cls, path: str | Path) -> "TrainConfig":
         return cls.from_dict(json.loads(Path(path).read_text()))
 
+    def with_preset(self, name: str) -> "TrainConfig":
+        """A copy with a preset's settings (``name``: a key of ``PRESETS`` or a unique start of one)."""
+        return self.with_overrides(**preset_fields(name))
+
+    def with_overrides(self, **changes) -> "TrainConfig":
+        """A copy with ``changes`` applied; a value of None leaves that setting as it is.
+
+        Besides the fields, as typed in a form or on a command line:
+
+        - ``adv_eps``: a list or text (``"0.002, 0.005"``; empty = no adversarial training);
+        - ``generators``: a list or comma-separated text (empty = all of the data set's);
+        - ``pretrained``: True/False or ``"true"``/``"false"``/a weight file;
+        - ``iterations``: 0 means "use epochs";
+        - ``augment_p``: one probability for every degradation in ``augment_kinds`` (default all
+          of ``AUGMENT_KINDS``; the others get 0; 0 turns augmentation off), with the free ends of
+          the strength ranges ``blur_max``, ``jpeg_min``, ``scale_min`` and ``patch_min``.
+        """
+        d = self.to_dict()
+        d["augment"] = DegradeAugConfig(**d["augment"])
+        aug = {k: changes.pop(k, None) for k in ("augment_p", "augment_kinds", "blur_max", "jpeg_min",
+                                                   "scale_min", "patch_min")}
+        unknown = set(changes) - set(d)
+        if unknown:
+            raise ValueError(f"unknown training settings: {sorted(unknown)}")
+        for key, value in changes.items():
+            if value is None:
+                continue
+            if key == "adv_eps" and isinstance(value, str):
+                value = _floats(value, "adv_eps")
+            elif key == "generators" and isinstance(value, str):
+                value = [g.strip() for g in value.split(",") if g.strip()]
+            elif key == "pretrained" and isinstance(value, str):
+                value = {"true": True, "false": False}.get(value.strip().lower(), value)
+            elif key == "augment" and isinstance(value, dict):
+                value = DegradeAugConfig(**value)
+            elif key == "iterations" and value <= 0:
+                value = None
+            if key == "generators":
+                value = list(value) or None
+            d[key] = copy.deepcopy(value)
+        d["augment"] = _spread_augment(d["augment"], **aug)
+        return TrainConfig.from_dict(d)
+
+
+#: Degradations a single augmentation probability can be spread over (``DegradeAugConfig`` fields ``<kind>_p``).
+AUGMENT_KINDS = ("blur", "jpeg", "downsize", "patch")
+
+
+def _floats(text: str, what: str) -> list[float]:
+    try:
+        return [float(e) for e in text.replace(" ", "").split(",") if e]
+    except ValueError:
+        raise ValueError(f"{what}: '{text}' is not a comma-separated list of numbers") from None
+
+
+def _spread_augment(aug: DegradeAugConfig, augment_p=None, augment_kinds=None, blur_max=None, jpeg_min=None,
+                    scale_min=None, patch_min=None) -> DegradeAugConfig:
+    aug = copy.deepcopy(aug)
+    if augment_p is not None:
+        kinds = AUGMENT_KINDS if augment_kinds is None else tuple(augment_kinds)
+        bad = sorted(set(kinds) - set(AUGMENT_KINDS))
+        if bad:
+            raise ValueError(f"unknown degradations {bad}; choose from {list(AUGMENT_KINDS)}")
+        for kind in AUGMENT_KINDS:
+            setattr(aug, f"{kind}_p", float(augment_p) if kind in kinds else 0.0)
+    if blur_max is not None:
+        aug.blur_sigma = (0.0, float(blur_max))
+    if jpeg_min is not None:
+        aug.jpeg_quality = (int(jpeg_min), 100)
+    if scale_min is not None:
+        aug.downsize_scale = (float(scale_min), 1.0)
+    if patch_min is not None:
+        aug.patch_size = (int(patch_min), None)  # up to the image side
+    return aug
+
+
+def preset_fields(name: str) -> dict:
+    """The settings of a preset (its note left out); ``name`` may be a unique start of a preset's name."""
+    match = [k for k in PRESETS if k == name] or [k for k in PRESETS if k.startswith(name)]
+    if len(match) != 1:
+        raise ValueError(f"preset '{name}' must name one of: {list(PRESETS)}")
+    return {k: copy.deepcopy(v) for k, v in PRESETS[match[0]].items() if k != "note"}
+
+
+#: ResNet-18 from scratch at the demo's 128 px: the fast CPU CNN behind the shipped ``cnn-resnet18*`` detectors.
+CPU_RESNET18 = dict(arch="resnet18", input_size=128, epochs=10, batch_size=32, lr=1e-3, weight_decay=1e-4,
+                    weighted_sampling=True, hflip=True, seed=0)
+
 
 #: The seed papers' settings, scaled down where a 2-core CPU needs it (and saying so).
 PRESETS: dict[str, dict] = {
@@ -75,7 +164,19 @@ PRESETS: dict[str, dict] = {
     "seed 002: frozen backbone + linear head": dict(
         arch="frozen:mobilenet_v2", lr=1e-3, weight_decay=0.0, batch_size=64, epochs=30, weighted_sampling=True,
         note="paper: CLIP ViT-L/14, DINOv2; offline: ImageNet MobileNetV2 (no CLIP weights ship on any registry)"),
+    "CNNDetection augmentation (blur+JPEG+downsize, p=0.5)": dict(
+        **CPU_RESNET18,
+        augment=DegradeAugConfig(blur_p=0.5, blur_sigma=(0.0, 3.0), jpeg_p=0.5, jpeg_quality=(30, 100),
+                                 downsize_p=0.5, downsize_scale=(0.5, 1.0)),
+        note="CNNDetection's recipe (Wang et al. 2020), seed 001 §4.3's robust re-training: blur sigma in [0, 3], "
+        "JPEG quality in [30, 100], downsize scale in [0.5, 1], each with p = 0.5; what the shipped "
+        "cnn-resnet18-aug uses"),
+    "FGSM adversarial training": dict(
+        **CPU_RESNET18, adv_eps=[0.005, 0.01, 0.02], adv_fraction=0.5,
+        note="seed 001 §4.4.2: half of each batch replaced by FGSM copies at eps drawn from {0.005, 0.01, 0.02}, "
+        "made on the fly from the weights being trained (the paper built them once from the trained model); "
+        "what the shipped cnn-resnet18-adv uses"),
     "CPU demo: ResNet-18 from scratch": dict(
         arch="resnet18", lr=1e-3, weight_decay=1e-4, batch_size=32, epochs=6, hflip=True,
-        note="small and fast; what the shipped CNN checkpoint uses"),
+        note="small and fast; the shipped cnn-resnet18 uses these settings with 10 epochs"),
 }

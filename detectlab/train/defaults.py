@@ -9,16 +9,14 @@ from pathlib import Path
 from detectlab import config
 from detectlab.models.manifest import read_manifest, update_manifest
 from detectlab.progress import NEVER_CANCEL, CancelToken, Progress, null_progress
-from detectlab.degrade import DegradeAugConfig
-from detectlab.train.config import TrainConfig
+from detectlab.train.config import CPU_RESNET18, TrainConfig, preset_fields
 from detectlab.train.engine import train
 from detectlab.train.layout import RunLayout
 
 #: name -> (TrainConfig fields, what it is)
 DEFAULTS: dict[str, tuple[dict, str]] = {
     "cnn-resnet18": (
-        dict(arch="resnet18", input_size=128, epochs=10, batch_size=32, lr=1e-3, weight_decay=1e-4,
-             weighted_sampling=True, hflip=True, seed=0),
+        dict(CPU_RESNET18),
         "ResNet-18 trained end to end from random init on the demo (the fast CPU CNN; seed 001 uses ResNet-50)"),
     "univfd-mobilenet_v2": (
         dict(arch="frozen:mobilenet_v2", input_size=128, epochs=40, batch_size=64, lr=1e-3, weight_decay=0.0,
@@ -30,17 +28,13 @@ DEFAULTS: dict[str, tuple[dict, str]] = {
              weight_decay=0.0, weighted_sampling=True, hflip=True, seed=0),
         "two frozen ImageNet backbones (MobileNetV2, EfficientNet-Lite0), features concatenated + linear head "
         "(seed 002 §4.3)"),
+    # the Train tab's presets of the same names train exactly these
     "cnn-resnet18-aug": (
-        dict(arch="resnet18", input_size=128, epochs=10, batch_size=32, lr=1e-3, weight_decay=1e-4,
-             weighted_sampling=True, hflip=True, seed=0, threads=1,
-             augment=DegradeAugConfig(blur_p=0.5, blur_sigma=(0.0, 3.0), jpeg_p=0.5, jpeg_quality=(30, 100),
-                                      downsize_p=0.5, downsize_scale=(0.5, 1.0))),
+        preset_fields("CNNDetection augmentation (blur+JPEG+downsize, p=0.5)"),
         "cnn-resnet18 with blur + JPEG + downsize augmentation (CNNDetection's recipe: each p = 0.5, blur "
         "sigma in [0, 3], JPEG quality in [30, 100]; downsize scale in [0.5, 1]) — seed 001 §4.3's robust twin"),
     "cnn-resnet18-adv": (
-        dict(arch="resnet18", input_size=128, epochs=10, batch_size=32, lr=1e-3, weight_decay=1e-4,
-             weighted_sampling=True, hflip=True, seed=0, threads=1, adv_eps=[0.005, 0.01, 0.02],
-             adv_fraction=0.5),
+        preset_fields("FGSM adversarial training"),
         "cnn-resnet18 with FGSM adversarial training (seed 001 §4.4.2): half of each batch replaced by FGSM "
         "copies at eps drawn from {0.005, 0.01, 0.02}, made on the fly from the weights being trained"),
     "spectrum-durrall": (

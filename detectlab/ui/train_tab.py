@@ -9,11 +9,11 @@ import gradio as gr
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from detectlab import config
-from detectlab.data import DetectionDataset, discover
-from detectlab.catalog import DEMO_LABEL, known_datasets, resolve_dataset
+from detectlab.catalog import DEMO_LABEL, dataset_generators, demo_generators, known_datasets, resolve_dataset
 from detectlab.models import list_detectors
 from detectlab.train import PRESETS, TrainConfig
+from detectlab.train.config import AUGMENT_KINDS
+from detectlab.train.layout import runs_db
 from detectlab.ui import state
 from detectlab.ui.common import error_markdown
 
@@ -23,19 +23,30 @@ _DEFAULT_DATA = DEMO_LABEL
 
 def generators_of(choice: str, folder: str):
     try:
-        ds = discover(resolve_dataset(choice, folder), validate=False)
-        gens = ds.generators if isinstance(ds, DetectionDataset) else []
+        gens = dataset_generators(resolve_dataset(choice, folder))
         return gr.update(choices=gens, value=gens), ""
     except Exception as exc:  # noqa: BLE001
         return gr.update(choices=[], value=[]), error_markdown(exc)
 
 
-def apply_preset(name: str):
-    p = PRESETS[name]
-    base = TrainConfig()
-    get = lambda k: p.get(k, getattr(base, k))  # noqa: E731
-    return (get("arch"), get("epochs"), get("iterations") or 0, get("lr"), get("weight_decay"), get("batch_size"),
-            get("weighted_sampling"), get("hflip"), f"*{name}* — {p.get('note', '')}")
+def apply_preset(name: str | None):
+    """The form's values for a preset: architecture, schedule, augmentation, adversarial training, and its note."""
+    if not name:
+        return [gr.update()] * (len(_PRESET_OUTPUTS) - 1) + [""]
+    cfg = TrainConfig().with_preset(name)
+    a = cfg.augment
+    ps = {k: getattr(a, f"{k}_p") for k in AUGMENT_KINDS}
+    kinds = [k for k, p in ps.items() if p > 0]
+    note = PRESETS[name].get("note", "")
+    return (cfg.arch, cfg.input_size, cfg.epochs, cfg.iterations or 0, cfg.lr, cfg.weight_decay, cfg.batch_size,
+            cfg.weighted_sampling, cfg.hflip, a.enabled, max(ps.values()) if kinds else 0.3,
+            kinds or list(AUGMENT_KINDS), a.blur_sigma[1], a.jpeg_quality[0], a.downsize_scale[0], a.patch_size[0],
+            ", ".join(f"{e:g}" for e in cfg.adv_eps), f"*{name}* — {note}")
+
+
+#: What ``apply_preset`` fills, in order (names of the form's widgets).
+_PRESET_OUTPUTS = ("arch", "input_size", "epochs", "iterations", "lr", "wd", "batch", "weighted", "hflip", "augment",
+                   "aug_p", "aug_kinds", "blur_max", "jpeg_min", "scale_min", "patch_min", "adv_eps", "preset_note")
 
 
 def curves_figure(epochs: list[dict], title: str = "") -> go.Figure:
@@ -106,22 +117,21 @@ def show_run(run_id: str | None):
             runs_table(runs))
 
 
-def launch(data_choice, folder, generators, arch, input_size, epochs, iterations, lr, wd, batch, weighted, hflip,
-           augment, aug_p, blur_max, jpeg_min, scale_min, patch_min, adv_eps, runs, seed, name):
+def launch(preset, data_choice, folder, generators, arch, input_size, epochs, iterations, lr, wd, batch, weighted,
+           hflip, augment, aug_p, aug_kinds, blur_max, jpeg_min, scale_min, patch_min, adv_eps, runs, seed, name):
+    """Queue a run: the preset's settings (those the form does not show included), then the form's values."""
     try:
-        eps = [float(e) for e in str(adv_eps).replace(" ", "").split(",") if e]
-        cfg = TrainConfig(
-            data=str(resolve_dataset(data_choice, folder)), generators=list(generators) or None, arch=arch,
-            input_size=int(input_size), epochs=int(epochs), iterations=int(iterations) or None, lr=float(lr),
-            weight_decay=float(wd), batch_size=int(batch), weighted_sampling=bool(weighted), hflip=bool(hflip),
-            adv_eps=eps, runs=int(runs), seed=int(seed), name=name or "")
-        if augment:
-            p = float(aug_p)
-            cfg.augment.blur_p = cfg.augment.jpeg_p = cfg.augment.downsize_p = cfg.augment.patch_p = p
-            cfg.augment.blur_sigma = (0.0, float(blur_max))
-            cfg.augment.jpeg_quality = (int(jpeg_min), 100)
-            cfg.augment.downsize_scale = (float(scale_min), 1.0)
-            cfg.augment.patch_size = (int(patch_min), int(input_size))
+        cfg = TrainConfig(data=str(resolve_dataset(data_choice, folder)))
+        if preset:
+            cfg = cfg.with_preset(preset)
+        aug = dict(augment_p=float(aug_p), augment_kinds=list(aug_kinds), blur_max=float(blur_max),
+                   jpeg_min=int(jpeg_min), scale_min=float(scale_min), patch_min=int(patch_min)) if augment else \
+            dict(augment_p=0.0)
+        cfg = cfg.with_overrides(
+            generators=list(generators), arch=arch, input_size=int(input_size), epochs=int(epochs),
+            iterations=int(iterations), lr=float(lr), weight_decay=float(wd), batch_size=int(batch),
+            weighted_sampling=bool(weighted), hflip=bool(hflip), adv_eps=str(adv_eps), runs=int(runs),
+            seed=int(seed), name=name or "", **aug)
         record = state.manager().submit(json.loads(json.dumps(cfg.to_dict())), name=name or "")
         return record.id, *show_run(record.id)
     except Exception as exc:  # noqa: BLE001
@@ -143,7 +153,7 @@ def cancel(run_id: str | None):
 
 def build() -> None:
     gr.Markdown("Runs execute in a separate worker process, one at a time (others queue); the history lives in "
-                f"`{config.home() / 'runs.sqlite'}` and survives restarts. Finished runs' checkpoints appear in "
+                f"`{runs_db()}` and survives restarts. Finished runs' checkpoints appear in "
                 "every detector picker.")
     with gr.Row():
         preset = gr.Dropdown(list(PRESETS), value=None, label="Preset (seed papers' settings, scaled for the CPU)",
@@ -152,9 +162,9 @@ def build() -> None:
     with gr.Row():
         data_choice = gr.Dropdown(list(known_datasets()), value=_DEFAULT_DATA, label="Data set", elem_id="train-data")
         folder = gr.Textbox(label="…or a folder inside the data roots")
-        generators = gr.CheckboxGroup(["transposed-conv", "resize-conv", "pixel-shuffle"],
-                                      value=["transposed-conv", "resize-conv", "pixel-shuffle"],
-                                      label="Generators forming the fake class", elem_id="train-generators")
+        gens = demo_generators()  # the demo's own generator folders; any other data set's when picked
+        generators = gr.CheckboxGroup(gens, value=gens, label="Generators forming the fake class (none = all)",
+                                      elem_id="train-generators")
     data_msg = gr.Markdown()
     with gr.Row():
         arch = gr.Dropdown(list(list_detectors()), value="resnet18", label="Architecture", elem_id="train-arch")
@@ -169,13 +179,17 @@ def build() -> None:
         hflip = gr.Checkbox(True, label="Horizontal flip (seed 001)")
     with gr.Accordion("Degradation augmentation and adversarial training (seed 001)", open=False):
         with gr.Row():
-            augment = gr.Checkbox(False, label="Degradation augmentation")
-            aug_p = gr.Slider(0, 1, 0.3, step=0.05, label="Probability of each degradation")
+            augment = gr.Checkbox(False, label="Degradation augmentation", elem_id="train-augment")
+            aug_p = gr.Slider(0, 1, 0.3, step=0.05, label="Probability of each degradation", elem_id="train-aug-p")
+            aug_kinds = gr.CheckboxGroup(list(AUGMENT_KINDS), value=list(AUGMENT_KINDS), label="Degradations",
+                                         elem_id="train-aug-kinds")
+        with gr.Row():
             blur_max = gr.Slider(0, 5, 3, step=0.1, label="Blur σ up to")
             jpeg_min = gr.Slider(5, 100, 30, step=1, label="JPEG quality from")
             scale_min = gr.Slider(0.1, 1, 0.25, step=0.05, label="Downsize scale from")
             patch_min = gr.Slider(8, 128, 32, step=4, label="Visible patch from (px)")
-        adv_eps = gr.Textbox("", label="FGSM adversarial training ε list (e.g. 0.002,0.005,0.01); empty = off")
+        adv_eps = gr.Textbox("", label="FGSM adversarial training ε list (e.g. 0.002,0.005,0.01); empty = off",
+                             elem_id="train-adv-eps")
     with gr.Row():
         runs = gr.Number(1, label="Repeated runs (mean ± std)", precision=0)
         seed = gr.Number(0, label="Seed", precision=0)
@@ -192,12 +206,16 @@ def build() -> None:
         cfg_view = gr.JSON()
     timer = gr.Timer(1.0)
 
-    preset.change(apply_preset, preset, [arch, epochs, iterations, lr, wd, batch, weighted, hflip, preset_note])
-    data_choice.change(generators_of, [data_choice, folder], [generators, data_msg])
-    folder.submit(generators_of, [data_choice, folder], [generators, data_msg])
-    launch_btn.click(launch, [data_choice, folder, generators, arch, input_size, epochs, iterations, lr, wd, batch,
-                              weighted, hflip, augment, aug_p, blur_max, jpeg_min, scale_min, patch_min, adv_eps, runs,
-                              seed, name], [selected, progress_md, curves, cfg_view, history], api_name="train")
+    form = dict(arch=arch, input_size=input_size, epochs=epochs, iterations=iterations, lr=lr, wd=wd, batch=batch,
+                weighted=weighted, hflip=hflip, augment=augment, aug_p=aug_p, aug_kinds=aug_kinds, blur_max=blur_max,
+                jpeg_min=jpeg_min, scale_min=scale_min, patch_min=patch_min, adv_eps=adv_eps, preset_note=preset_note)
+    preset.change(apply_preset, preset, [form[k] for k in _PRESET_OUTPUTS], api_name=False)
+    data_choice.change(generators_of, [data_choice, folder], [generators, data_msg], api_name=False)
+    folder.submit(generators_of, [data_choice, folder], [generators, data_msg], api_name=False)
+    launch_btn.click(launch, [preset, data_choice, folder, generators, arch, input_size, epochs, iterations, lr, wd,
+                              batch, weighted, hflip, augment, aug_p, aug_kinds, blur_max, jpeg_min, scale_min,
+                              patch_min, adv_eps, runs, seed, name],
+                     [selected, progress_md, curves, cfg_view, history], api_name="train")
     cancel_btn.click(cancel, selected, progress_md, api_name=False)
     timer.tick(show_run, selected, [progress_md, curves, cfg_view, history], api_name=False, show_progress="hidden")
     history.select(_select_row, None, selected, api_name=False)
