@@ -56,18 +56,23 @@ def test_upload_shows_overlay_tp_fp_fn_and_heatmap_then_slider_redraws(page, dem
     expect(summary).to_contain_text(f"confidence ≥ {value:.2f}", timeout=30_000)
 
 
-def test_bad_mask_says_so_and_the_tab_keeps_working(page, demo_pair, tmp_path):
-    img, msk = demo_pair
+def test_bad_mask_says_so_and_the_tab_keeps_working(page, tmp_path):
     _open(page)
+    summary = page.locator("#localize-summary")
+    page.locator("#localize-demo input").click()
+    option = page.locator("#localize-demo [role=option], ul.options li").nth(3)
+    stem = option.inner_text().split(" ")[0]
+    option.click()
+    expect(summary).to_contain_text(f"{stem}.png", timeout=60_000)
+    expect(summary).to_contain_text("vs ground truth")           # the demo's own mask
     soft = tmp_path / "soft_mask.png"
     Image.fromarray(np.tile(np.linspace(0, 255, 128).astype(np.uint8), (128, 1))).save(soft)
     page.locator("#localize-mask input[type=file]").set_input_files(str(soft))
-    summary = page.locator("#localize-summary")
-    expect(summary).to_contain_text("not binary", timeout=60_000)
+    expect(summary).to_contain_text("soft_mask.png: the mask is not binary", timeout=60_000)
     page.locator("#localize-mask button[aria-label='Clear']").first.click()
-    page.locator("#localize-demo").click()
-    page.get_by_role("option").nth(3).click()
-    expect(summary).to_contain_text("vs ground truth", timeout=60_000)
+    page.locator("#localize-run").click()
+    expect(summary).to_contain_text(f"{stem}.png", timeout=60_000)
+    expect(summary).to_contain_text("vs ground truth")
     expect(page.locator("#localize-tpfpfn img")).to_be_visible()
 
 

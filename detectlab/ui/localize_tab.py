@@ -21,7 +21,6 @@ from detectlab.errors import DetectLabError
 from detectlab.progress import CancelToken
 from detectlab.ui import state
 from detectlab.ui.common import GradioProgress, error_markdown
-from detectlab.ui.widgets import ImageInput
 
 NO_DETECTOR = "(none)"
 PAPER_MAP50 = {"all": 0.72, "Q1": 0.24, "Q2": 0.74, "Q3": 0.90, "Q4": 0.97}  # seed 001 Table 4.8
@@ -303,7 +302,8 @@ def build() -> dict:
                 examples = demo_examples()
                 demo = gr.Dropdown(choices=list(examples), value=None, label="Demo manipulated image (test split, "
                                    "with its mask)", elem_id="localize-demo")
-                image = ImageInput(label="…or upload an image", elem_id="localize-image", height=220)
+                image = gr.File(label="…or upload an image (PNG, JPEG, WebP, BMP, TIFF)", file_count="single",
+                                type="filepath", elem_id="localize-image")
                 mask = gr.File(label="Ground-truth mask (optional; binary, same size)", type="filepath",
                                file_types=["image"], elem_id="localize-mask")
                 run = gr.Button("Localize", variant="primary", elem_id="localize-run")
