@@ -290,3 +290,17 @@ def test_unet_file_that_is_not_a_localizer_is_refused(tmp_path):
 def test_config_errors_name_the_value(bad, message):
     with pytest.raises(DetectLabError, match=message):
         LocalizerConfig.from_dict(bad)
+
+
+def test_heatmap_iou_on_a_split_is_a_mean_per_quartile(tmp_path):
+    from detectlab.localize import heatmap_iou_on_split
+    from detectlab.models import create_detector
+
+    yds = write_yolo_dataset(make_masked_set(tmp_path / "set", n=20), tmp_path / "yolo")
+    detector = create_detector("resnet18", pretrained=False, input_size=64).eval()
+    out = heatmap_iou_on_split(detector, yds, split="train")
+    assert out["images"] == len(yds.splits["train"])
+    assert 0.0 <= out["mean_iou"] <= 1.0
+    assert set(out["quartiles"]) == {"Q1", "Q2", "Q3", "Q4"}
+    values = [v for v in out["quartiles"].values() if v is not None]
+    assert values and all(0.0 <= v <= 1.0 for v in values)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from detectlab.localize import load_localizer, localize_image, train_localizer
 from detectlab.progress import CancelToken, Cancelled
@@ -81,6 +82,12 @@ def test_two_epoch_training_offline_then_predict_masks_of_the_image_size(arch, t
         assert region.mask.shape == (64, 64) and region.mask.dtype == bool and 0 <= region.confidence <= 1
     assert out.predicted_mask().shape == (64, 64)
     assert out.pixel() is not None and out.tp_fp_fn().size[0] >= 64
+    # an image of another size and shape: masks come back at its own size
+    odd = tmp_path / "odd.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (80, 100, 3), dtype=np.uint8)).save(odd)
+    out = localize_image(localizer, odd, conf=0.0)
+    assert out.predicted_mask().shape == (80, 100)
+    assert all(r.mask.shape == (80, 100) for r in out.regions)
     assert no_network == [], no_network
 
 
