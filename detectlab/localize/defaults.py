@@ -18,12 +18,14 @@ from detectlab.progress import NEVER_CANCEL, CancelToken, Progress, null_progres
 __all__ = ["LOCALIZER_DEFAULTS", "build_localizer_defaults"]
 
 LOCALIZER_DEFAULTS: dict[str, dict] = {
-    "localizer-yolov8n-seg": {"arch": "yolov8n-seg", "epochs": 30, "imgsz": 128, "batch": 16, "seed": 0},
-    "unet-small": {"arch": "unet", "width": 16, "epochs": 15, "imgsz": 128, "batch": 16, "lr": 1e-3, "seed": 0},
+    "localizer-yolov8n-seg": {"arch": "yolov8n-seg", "epochs": 30, "imgsz": 128, "batch": 16, "seed": 0, "threads": 1},
+    "unet-small": {"arch": "unet", "width": 16, "epochs": 15, "imgsz": 128, "batch": 16, "lr": 1e-3, "seed": 0,
+                   "threads": 1},
 }
 HEATMAP_DETECTOR = "cnn-resnet18"
-CPU_NOTE = ("trained on the CPU (2 cores, shared with other jobs while it ran, so the time is inflated) "
-            "from random init at 128 px; sized to fit about 20 minutes on 2 idle cores")
+CPU_NOTE = ("trained on the CPU with 1 torch thread (2 cores, shared with other jobs while it ran, so the time "
+            "is inflated; two threads fighting for a shared CPU ran ~10x slower) from random init at 128 px; "
+            "sized to fit about 20 minutes on 2 idle cores")
 
 
 def _heatmap_iou(progress: Progress, cancel: CancelToken) -> dict | None:

@@ -27,7 +27,14 @@ from detectlab.errors import DetectLabError
 from detectlab.localize.dataset import YoloDataset, masked_splits, quartile_counts, write_yolo_dataset
 from detectlab.localize.localizer import Localizer, load_localizer
 from detectlab.localize.masks import read_mask
-from detectlab.localize.metrics import QUARTILE_EDGES, QUARTILES, PixelCounts, area_quartile, heatmap_mask_iou, pixel_counts
+from detectlab.localize.metrics import (
+    QUARTILE_EDGES,
+    QUARTILES,
+    PixelCounts,
+    area_quartile,
+    heatmap_mask_iou,
+    pixel_counts,
+)
 from detectlab.localize.yolo import YOLO_ARCHS, load_yolo, train_yolo, val_yolo
 from detectlab.progress import NEVER_CANCEL, CancelToken, Progress, null_progress
 
@@ -54,7 +61,7 @@ class LocalizerConfig:
     conf: float = 0.25
     out_dir: str = ""
     workers: int = 0
-    threads: int = 0          # torch threads while training YOLO (0: ultralytics' choice)
+    threads: int = 0          # torch threads while training (0: ultralytics' choice for YOLO, torch's for U-Net)
 
     @property
     def kind(self) -> str:
@@ -127,9 +134,15 @@ def train_localizer(cfg: dict | LocalizerConfig, progress: Progress = null_progr
             from detectlab.localize.unet import train_unet
 
             _, parts = masked_splits(cfg.data, seed=cfg.seed)
-            trained = train_unet(parts["train"], parts["val"], imgsz=cfg.imgsz, width=cfg.width,
-                                 epochs=cfg.epochs, batch=cfg.batch, lr=cfg.lr, seed=cfg.seed,
-                                 progress=progress, cancel=cancel)
+            threads = torch.get_num_threads()
+            if cfg.threads:
+                torch.set_num_threads(int(cfg.threads))
+            try:
+                trained = train_unet(parts["train"], parts["val"], imgsz=cfg.imgsz, width=cfg.width,
+                                     epochs=cfg.epochs, batch=cfg.batch, lr=cfg.lr, seed=cfg.seed,
+                                     progress=progress, cancel=cancel)
+            finally:
+                torch.set_num_threads(threads)
             localizer = Localizer(cfg.name, "unet", trained["model"], cfg.imgsz)
         train_seconds = time.perf_counter() - start
         metrics = {"test": evaluate_localizer(localizer, yds, split="test", conf=cfg.conf, progress=progress,
@@ -142,7 +155,9 @@ def train_localizer(cfg: dict | LocalizerConfig, progress: Progress = null_progr
                         "splits": {k: len(v) for k, v in yds.splits.items()},
                         "test_quartiles": quartile_counts([yds.areas[s] for s in yds.splits["test"]]),
                         "skipped": len(yds.skipped)},
-            "train_threads": cfg.threads or max(1, (os.cpu_count() or 2) - 1), "versions": _versions(),
+            "train_threads": cfg.threads or (max(1, (os.cpu_count() or 2) - 1) if cfg.kind == "yolo"
+                                             else torch.get_num_threads()),
+            "versions": _versions(),
         }
         checkpoint = _write_checkpoint(cfg, trained, localizer, meta, out_dir)
     finally:
