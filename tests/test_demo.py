@@ -86,3 +86,104 @@ def test_cli_reports_a_bad_folder(tmp_path):
     out = subprocess.run([sys.executable, "-m", "detectlab", "data", "info", str(tmp_path / "nope")],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "folder does not exist" in out.stderr
+
+
+# --------------------------------------------------------------------------- photo sources (demo/sources/)
+
+def _rcc(path, files: dict[str, tuple[bytes, bool]]):
+    """A version-1 Qt resource bundle: one folder ``img`` holding ``files`` (name -> (bytes, zlib))."""
+    import struct
+    import zlib
+
+    names, tree, data = b"", b"", b""
+
+    def name(text):
+        nonlocal names
+        off = len(names)
+        names += struct.pack(">HI", len(text), 0) + text.encode("utf-16-be")
+        return off
+
+    tree += struct.pack(">IHII", 0, 2, 1, 1)                      # node 0: root folder, 1 child at 1
+    tree += struct.pack(">IHII", name("img"), 2, len(files), 2)   # node 1: folder img, children from 2
+    for fname, (payload, packed) in files.items():
+        body = struct.pack(">I", len(payload)) + zlib.compress(payload) if packed else payload
+        tree += struct.pack(">IHHHI", name(fname), 1 if packed else 0, 0, 0, len(data))
+        data += struct.pack(">I", len(body)) + body
+    tree_off = 20
+    data_off = tree_off + len(tree)
+    names_off = data_off + len(data)
+    path.write_bytes(b"qres" + struct.pack(">4I", 1, tree_off, data_off, names_off) + tree + data + names)
+    return path
+
+
+def test_read_rcc_yields_paths_and_unpacked_bytes(tmp_path):
+    from detectlab.demo.sources import SourcesError, read_rcc
+
+    bundle = _rcc(tmp_path / "b.rcc", {"a.webp": (b"raw bytes", False), "README": (b"License: CC0\n" * 20, True)})
+    entries = {e.path: e for e in read_rcc(bundle)}
+    assert entries["/img/a.webp"].data == b"raw bytes" and entries["/img/a.webp"].compression == ""
+    assert entries["/img/README"].data == b"License: CC0\n" * 20 and entries["/img/README"].compression == "zlib"
+    (tmp_path / "x.rcc").write_bytes(b"nope")
+    with pytest.raises(SourcesError, match="x.rcc: not a Qt resource bundle"):
+        list(read_rcc(tmp_path / "x.rcc"))
+
+
+@pytest.mark.parametrize("raw, spdx", [("CC-BY-SA 4.0", "CC-BY-SA-4.0"), ("Public Domain", "public-domain"),
+                                       ("GPLv3+", "GPL-3+"), ("cc0", "CC0-1.0"), ("CC BY 2.0.", "CC-BY-2.0")])
+def test_licence_names_are_spelt_the_spdx_way(raw, spdx):
+    from detectlab.demo.sources.licences import normalise_licence
+
+    assert normalise_licence(raw) == spdx
+
+
+def test_dep5_and_attribution_readme_licences(tmp_path):
+    from detectlab.demo.sources.licences import dep5_licence, parse_attribution_readme, parse_dep5
+
+    (tmp_path / "copyright").write_text(
+        "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\n"
+        "Files: *\nCopyright: someone\nLicense: GPL-3+\n\n"
+        "Files: src/photos/*.jpg\n another/one.png\nLicense: CC-BY-4.0\n\n"
+        "License: GPL-3+\n the licence text\n")
+    stanzas = parse_dep5(tmp_path / "copyright")
+    assert stanzas == [(["*"], "GPL-3+"), (["src/photos/*.jpg", "another/one.png"], "CC-BY-4.0")]
+    assert dep5_licence(stanzas, "src/photos/cat.webp") == "CC-BY-4.0"  # converted upstream: extension differs
+    assert dep5_licence(stanzas, "src/other.png") == "GPL-3+"
+    readme = parse_attribution_readme("Copyright: A\nLicense: CC BY-SA 3.0\nFiles:\ncat.webp dog.webp\n\n"
+                                      "Source: https://example.org/x\nLicense: Public Domain\nFiles: owl.webp\n",
+                                      "/res/animals")
+    assert readme == [(["/res/animals/cat.webp", "/res/animals/dog.webp"], "CC-BY-SA-3.0"),
+                      (["/res/animals/owl.webp"], "public-domain")]
+
+
+def test_exclusions_are_a_data_file_with_patterns():
+    from detectlab.demo.sources import EXCLUDE, exclusion_reason
+
+    assert len(EXCLUDE) >= 60 and all(isinstance(v, str) and v for v in EXCLUDE.values())
+    assert "chessboard" in exclusion_reason("usr/share/doc/opencv-doc/examples/data/left07.jpg")
+    assert exclusion_reason("usr/share/doc/opencv-doc/examples/data/lena.jpg") is None
+
+
+def test_photo_heuristics_tell_photos_from_graphics_and_copies(tmp_path):
+    from PIL import Image
+
+    from detectlab.demo.sources import dhash, heuristic_rejection, load_rgb, photo_statistics
+    from detectlab.demo.sources.heuristics import is_near_duplicate, thumb
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:300, 0:400]
+    scene = np.clip(np.stack([xx * 0.5, yy * 0.6, (xx + yy) * 0.3], -1) + rng.normal(0, 12, (300, 400, 3)), 0, 255)
+    photo = Image.fromarray(scene.astype(np.uint8))
+    photo.save(tmp_path / "photo.jpg", quality=92)
+    Image.new("RGB", (400, 300), (20, 120, 200)).save(tmp_path / "flat.png")
+    rgba = Image.new("RGBA", (400, 300), (0, 0, 0, 0))
+    rgba.paste(photo.crop((0, 0, 200, 300)), (0, 0))
+    rgba.save(tmp_path / "cutout.png")
+    assert heuristic_rejection(photo_statistics(tmp_path / "photo.jpg")) is None
+    assert "flat" in heuristic_rejection(photo_statistics(tmp_path / "flat.png"))
+    assert "transparent" in heuristic_rejection(photo_statistics(tmp_path / "cutout.png"))
+    # a resized, recompressed copy is a near-duplicate; another picture is not
+    photo.resize((200, 150), Image.BOX).save(tmp_path / "copy.jpg", quality=70)
+    a, b = load_rgb(tmp_path / "photo.jpg"), load_rgb(tmp_path / "copy.jpg")
+    other = load_rgb(tmp_path / "cutout.png")
+    assert is_near_duplicate((dhash(a), thumb(a)), (dhash(b), thumb(b)))
+    assert not is_near_duplicate((dhash(a), thumb(a)), (dhash(other), thumb(other)))
