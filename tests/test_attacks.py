@@ -51,7 +51,7 @@ def _assert_untouched(model: nn.Module, snap) -> None:
 
 
 def test_registry():
-    assert ATTACKS == {"fgsm": FGSM}
+    assert ATTACKS["fgsm"] is FGSM
 
 
 @pytest.mark.parametrize("label,expected_sign", [(1, -1.0), (0, 1.0), (None, -1.0)])

@@ -1,21 +1,48 @@
-"""Adversarial attacks on detectors (seed 001 §3.2, §4.4): FGSM, confusion rate, adversarial training."""
+"""Adversarial attacks on detectors (seed 001 §3.2, §4.4): one file per attack over one base class.
 
-from detectlab.attacks.fgsm import (
-    FGSM,
+``base`` (the shared machinery), ``fgsm`` (eq. 3.10, and adversarial-training batches), ``pgd``,
+``lbfgs`` (eq. 3.14), ``confusion`` (the confusion rate), ``playground`` (one image, with the
+change's size and whether it survives being saved), ``experiments`` (set-level: confusion
+against eps, transfer matrix, cross-sample, blur defence, Tables 4.4-4.7).
+"""
+
+from detectlab.attacks.base import (
+    NON_DIFFERENTIABLE_KINDS,
     Attack,
+    AttackError,
+    eval_mode,
+    model_device,
+    require_gradients,
+)
+from detectlab.attacks.confusion import (
     ConfusionResult,
+    confusion_from_decisions,
     confusion_rate,
     confusion_stats,
-    eval_mode,
-    fgsm,
-    fgsm_batch_for_training,
-    model_device,
+    decisions,
 )
-
-#: The named attacks (one file each, torchattacks style).
-ATTACKS = {"fgsm": FGSM}
+from detectlab.attacks.experiments import (
+    BlurDefenceResult,
+    CrossSampleResult,
+    ImageSet,
+    TransferResult,
+    blur_defence,
+    cross_sample,
+    load_image_set,
+    load_split,
+    transfer,
+    write_csv,
+)
+from detectlab.attacks.fgsm import FGSM, fgsm, fgsm_batch_for_training
+from detectlab.attacks.lbfgs import LBFGS
+from detectlab.attacks.pgd import PGD
+from detectlab.attacks.playground import PerturbationSize, PlaygroundResult, attack_image
+from detectlab.attacks.registry import ATTACKS, DESCRIPTIONS, make_attack
 
 __all__ = [
-    "ATTACKS", "Attack", "ConfusionResult", "FGSM", "confusion_rate", "confusion_stats", "eval_mode", "fgsm",
-    "fgsm_batch_for_training", "model_device",
+    "ATTACKS", "Attack", "AttackError", "BlurDefenceResult", "ConfusionResult", "CrossSampleResult", "DESCRIPTIONS",
+    "FGSM", "ImageSet", "LBFGS", "NON_DIFFERENTIABLE_KINDS", "PGD", "PerturbationSize", "PlaygroundResult",
+    "TransferResult", "attack_image", "blur_defence", "confusion_from_decisions", "confusion_rate",
+    "confusion_stats", "cross_sample", "decisions", "eval_mode", "fgsm", "fgsm_batch_for_training",
+    "load_image_set", "load_split", "make_attack", "model_device", "require_gradients", "transfer", "write_csv",
 ]
