@@ -56,11 +56,12 @@ def tiny_set(tmp_path_factory):
 
 @pytest.mark.parametrize("arch", ["yolov8n-seg", "unet"])
 def test_two_epoch_training_offline_then_predict_masks_of_the_image_size(arch, tiny_set, tmp_path, no_network):
-    seen = []
+    seen, epochs = [], []
     result = train_localizer({"arch": arch, "data": str(tiny_set), "epochs": 2, "imgsz": 64, "batch": 8,
                               "out_dir": str(tmp_path / "out")},
-                             progress=lambda done, total=None, desc="": seen.append(desc))
+                             progress=lambda done, total=None, desc="": seen.append(desc), on_epoch=epochs.append)
     assert no_network == [], no_network
+    assert [e["epoch"] for e in epochs] == [1, 2]  # live per-epoch rows for the run queue's curves
     ckpt = tmp_path / "out" / (f"localizer-{arch}.pt" if arch != "unet" else "unet-w16.safetensors")
     assert result["checkpoint"] == str(ckpt) and ckpt.is_file()
     meta = json.loads(ckpt.with_suffix(".json").read_text())

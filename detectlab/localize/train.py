@@ -17,6 +17,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -100,13 +101,14 @@ def _versions() -> dict:
 
 
 def train_localizer(cfg: dict | LocalizerConfig, progress: Progress = null_progress,
-                    cancel: CancelToken = NEVER_CANCEL) -> dict:
+                    cancel: CancelToken = NEVER_CANCEL, on_epoch: Callable[[dict], None] | None = None) -> dict:
     """Train one localizer end to end; the run queue's and the CLI's entry point.
 
     Steps: YOLO labels from the masks with the data layer's split (for YOLO), training
     (``cancel`` checked per batch and epoch), evaluation on the test split, and the
     checkpoint (``<out_dir>/<name>.pt`` for YOLO, ``.safetensors`` for the U-Net) plus a
-    ``.json`` with config, metrics, history and timings. Work files live in a temporary
+    ``.json`` with config, metrics, history and timings. ``on_epoch`` receives each epoch's
+    row (``{"epoch": n, ...losses, val metrics}``) as it ends, for live curves. Work files live in a temporary
     folder under ``DETECTLAB_HOME/work`` that is removed at the end, whether it succeeded, failed or was
     cancelled; the checkpoint appears only when complete.
 
@@ -128,7 +130,8 @@ def train_localizer(cfg: dict | LocalizerConfig, progress: Progress = null_progr
         if cfg.kind == "yolo":
             trained = train_yolo(yds.data_yaml, work / "run", arch=cfg.arch, weights=cfg.weights or None,
                                  epochs=cfg.epochs, imgsz=cfg.imgsz, batch=cfg.batch, seed=cfg.seed,
-                                 workers=cfg.workers, torch_threads=cfg.threads, progress=progress, cancel=cancel)
+                                 workers=cfg.workers, torch_threads=cfg.threads, progress=progress, cancel=cancel,
+                                 on_epoch=on_epoch)
             localizer = Localizer(cfg.name, "yolo", load_yolo(trained["weights"]), cfg.imgsz)
         else:
             from detectlab.localize.unet import train_unet
@@ -140,7 +143,7 @@ def train_localizer(cfg: dict | LocalizerConfig, progress: Progress = null_progr
             try:
                 trained = train_unet(parts["train"], parts["val"], imgsz=cfg.imgsz, width=cfg.width,
                                      epochs=cfg.epochs, batch=cfg.batch, lr=cfg.lr, seed=cfg.seed,
-                                     progress=progress, cancel=cancel)
+                                     progress=progress, cancel=cancel, on_epoch=on_epoch)
             finally:
                 torch.set_num_threads(threads)
             localizer = Localizer(cfg.name, "unet", trained["model"], cfg.imgsz)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn as nn
@@ -93,11 +94,12 @@ def train_unet(
     seed: int = 0,
     progress: Progress = null_progress,
     cancel: CancelToken = NEVER_CANCEL,
+    on_epoch: Callable[[dict], None] | None = None,
 ) -> dict:
     """Train the U-Net with Adam on (image, mask) pairs; keep the best validation dice.
 
     Returns ``{"model": UNet (best weights, eval mode), "history": [...], "seconds": float,
-    "best_epoch": int}``. ``cancel`` is checked every batch.
+    "best_epoch": int}``. ``cancel`` is checked every batch; ``on_epoch`` gets each epoch's row.
     """
     from detectlab.localize.metrics import PixelCounts, pixel_counts
 
@@ -130,6 +132,8 @@ def train_unet(
                 counts += pixel_counts(model(x) > 0, m > 0.5)
         history.append({"epoch": epoch + 1, "train_loss": total / len(train_loader.dataset), "val_dice": counts.dice,
                         "val_iou": counts.iou})
+        if on_epoch is not None:
+            on_epoch(history[-1])
         if counts.dice > best:
             best, best_epoch = counts.dice, epoch + 1
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}

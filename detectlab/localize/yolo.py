@@ -21,6 +21,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -99,6 +100,7 @@ def train_yolo(
     torch_threads: int = 0,
     progress: Progress = null_progress,
     cancel: CancelToken = NEVER_CANCEL,
+    on_epoch: Callable[[dict], None] | None = None,
 ) -> dict:
     """Train a YOLOv8-seg localizer with ultralytics on the CPU; returns the best weights and history.
 
@@ -143,6 +145,8 @@ def train_yolo(
         row.update({k: float(v) for k, v in trainer.label_loss_items(trainer.tloss, prefix="train").items()})
         row.update(m)
         history.append(row)
+        if on_epoch is not None:
+            on_epoch(row)
         cancel.check()
 
     for event, fn in (("on_train_batch_end", on_batch_end), ("on_train_epoch_start", on_epoch_start),
