@@ -124,7 +124,7 @@ def train_localizer(cfg: dict | LocalizerConfig, progress: Progress = null_progr
     work_root = config.home() / "work"
     work_root.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f"{cfg.name}-", dir=work_root))
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     try:
         yds = write_yolo_dataset(cfg.data, work / "data", seed=cfg.seed, progress=progress, cancel=cancel)
         if cfg.kind == "yolo":
@@ -148,11 +148,14 @@ def train_localizer(cfg: dict | LocalizerConfig, progress: Progress = null_progr
                 torch.set_num_threads(threads)
             localizer = Localizer(cfg.name, "unet", trained["model"], cfg.imgsz)
         train_seconds = time.perf_counter() - start
+        # CPU seconds of this process: on a shared machine, closer to the time on idle cores than the wall clock
+        train_cpu_seconds = time.process_time() - cpu_start
         metrics = {"test": evaluate_localizer(localizer, yds, split="test", conf=cfg.conf, progress=progress,
                                               cancel=cancel)}
         meta = {
             "name": cfg.name, "kind": cfg.kind, "arch": cfg.arch, "imgsz": cfg.imgsz,
             "config": asdict(cfg), "train_seconds": round(train_seconds, 1),
+            "train_cpu_seconds": round(train_cpu_seconds, 1),
             "history": trained["history"], "metrics": metrics,
             "dataset": {"root": str(cfg.data), "seed": cfg.seed,
                         "splits": {k: len(v) for k, v in yds.splits.items()},
