@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-MODULES = ("robustness", "attack", "localize", "trust")
+MODULES = ("robustness", "attack", "localize", "trust", "heldout")
 
 
 def register_all(sub: argparse._SubParsersAction) -> None:
