@@ -160,7 +160,8 @@ def train_localizer(cfg: dict | LocalizerConfig, progress: Progress = null_progr
             "dataset": {"root": str(cfg.data), "seed": cfg.seed,
                         "splits": {k: len(v) for k, v in yds.splits.items()},
                         "test_quartiles": quartile_counts([yds.areas[s] for s in yds.splits["test"]]),
-                        "skipped": len(yds.skipped)},
+                        "skipped": len(yds.skipped),
+                        "empty_masks": sum(1 for a in yds.areas.values() if a == 0)},
             "train_threads": cfg.threads or (max(1, (os.cpu_count() or 2) - 1) if cfg.kind == "yolo"
                                              else torch.get_num_threads()),
             "versions": _versions(),

@@ -1,0 +1,80 @@
+"""Bench: one Localize request (decode -> regions -> overlay) against bare ultralytics and the forward floor.
+
+Sides, interleaved, each repeated: DetectLab's ``localize_image`` + overlay PNG, ultralytics'
+own ``model.predict(path)`` on the same file, and the floor: the segmentation network's
+forward pass alone on an already prepared tensor. Prints min and median per side and the
+ratios to the floor. Run: ``python bench/bench_localize.py [LOCALIZER] [--repeats N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+
+def main() -> None:
+    from detectlab import config
+
+    config.set_offline_env()
+    from detectlab.localize import load_localizer, localize_image
+    from detectlab.localize.dataset import split_examples
+    from detectlab.localize.localizer import resolve_localizer
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("localizer", nargs="?", default="localizer-yolov8n-seg")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--images", type=int, default=10)
+    args = parser.parse_args()
+    loc = load_localizer(resolve_localizer(args.localizer), allow_pickle=True)
+    pairs = split_examples(config.DEMO_INPAINT_DIR)[: args.images]
+    x = torch.rand(1, 3, loc.imgsz, loc.imgsz)
+
+    def detectlab_side():
+        for _, img, mask in pairs:
+            r = localize_image(loc, img, mask=mask, conf=0.25)
+            r.overlay().save(io.BytesIO(), format="PNG")
+            r.tp_fp_fn()
+
+    def ultralytics_side():
+        with contextlib.redirect_stdout(io.StringIO()):
+            for _, img, _ in pairs:
+                loc.model.predict(str(img), imgsz=loc.imgsz, conf=0.25, device="cpu", verbose=False)
+
+    def floor_side():
+        net = loc.model.predictor.model  # the fused network ultralytics' predictor runs
+        with torch.no_grad():
+            for _ in pairs:
+                net(x)
+
+    sides = {"detectlab localize_image + overlays": detectlab_side, "ultralytics predict(path)": ultralytics_side,
+             "forward pass only (floor)": floor_side}
+    for fn in (ultralytics_side, detectlab_side, floor_side):  # warm-up (builds the predictor first)
+        fn()
+    times: dict[str, list[float]] = {k: [] for k in sides}
+    for _ in range(args.repeats):
+        for name, fn in sides.items():
+            t = time.perf_counter()
+            fn()
+            times[name].append(1000 * (time.perf_counter() - t) / len(pairs))
+    floor = statistics.median(times["forward pass only (floor)"])
+    out = {}
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        out[name] = {"min_ms": round(min(ts), 2), "median_ms": round(med, 2), "ratio_to_floor": round(med / floor, 2)}
+        print(f"{name:40s} min {min(ts):7.2f} ms  median {med:7.2f} ms  x{med / floor:.2f} of the floor")
+    results = Path(__file__).parent / "results"
+    results.mkdir(exist_ok=True)
+    (results / "bench_localize.json").write_text(json.dumps(
+        {"localizer": args.localizer, "imgsz": loc.imgsz, "images": len(pairs), "repeats": args.repeats,
+         "threads": torch.get_num_threads(), "per_image": out}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
