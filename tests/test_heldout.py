@@ -205,3 +205,19 @@ def test_false_positive_rates_on_every_part(tmp_path):
                                                   ([0.6], 0.7, 0.0)])
 def test_false_positive_rate_counts_strictly_above_threshold(p, threshold, expected):
     assert false_positive_rate(p, threshold) == pytest.approx(expected)
+
+
+def test_cli_build_lists_packages_and_names_a_missing_file(tmp_path, capsys):
+    from detectlab.cli import main
+
+    src = tmp_path / "src"
+    selection = _write_selection(tmp_path, _packages(src, {"debian:a.jpg": (_photo(600, 400, 8), "JPEG"),
+                                                           "pypi:fake_samples/b.jpg": (_photo(500, 500, 9), "JPEG")}))
+    out = tmp_path / "out"
+    args = ["heldout", "build", "--sources", str(src), "--selection", str(selection), "--out", str(out), "--quiet"]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "2 photos, " in text and "fake-wallpapers" in text and "fake-samples" in text and "CC0-1.0 (pypi)" in text
+    (src / "fake-wallpapers" / "a.jpg").unlink()
+    assert main(args) == 2
+    assert "fake-wallpapers: no a.jpg" in capsys.readouterr().err

