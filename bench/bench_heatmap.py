@@ -78,14 +78,14 @@ def main() -> None:
 
     from detectlab.data import load_tensor
     from detectlab.demo.build import ensure_demo
-    from detectlab.detect.analyze import analyze_file, load_detector, png_bytes
+    from detectlab.catalog import load_detector
+    from detectlab.detect.analyze import analyze_file, png_bytes
     from detectlab.explain import GradCAM as OurGradCAM
-    from detectlab.catalog import shipped_checkpoints
 
     data = ensure_demo()
     image_path = data / "pixel-shuffle" / "p0001_c0.png"
-    det, meta = load_detector(shipped_checkpoints()["cnn-resnet18"])
-    det.eval()
+    loaded = load_detector("cnn-resnet18")
+    det = loaded.detector
     x = load_tensor(image_path, det.preprocess.input_size)[None]
     target = det.heatmap_targets()[0]
 
@@ -121,7 +121,7 @@ def main() -> None:
         theirs(input_tensor=x, targets=[BinaryTarget(label)])
 
     def whole_request():
-        a = analyze_file(det, image_path, meta["threshold"])
+        a = analyze_file(det, image_path, loaded.threshold)
         png_bytes(a.overlays(0.5)[0][0])
 
     r = {name: round(timed(fn, args.repeats), 2) for name, fn in [

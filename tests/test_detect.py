@@ -125,7 +125,7 @@ def test_heatmap_of_a_synthetic_image_is_informative(cnn, demo_root):
 def shipped_threshold():
     from detectlab.models.checkpoint import read_metadata
 
-    return float(read_metadata(shipped_checkpoints()["cnn-resnet18"]).get("threshold", 0.5))
+    return float(read_metadata(shipped_checkpoints()["cnn-resnet18"])["threshold"])  # written by training
 
 
 def test_gradio_client_endpoint(app_url, demo_root):

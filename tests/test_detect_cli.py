@@ -53,4 +53,30 @@ def test_predict_writes_csv_and_reports_bad_files(cnn, demo_root, tmp_path):
 
 def test_unknown_checkpoint_is_named(tmp_path):
     res = _run("predict", str(tmp_path / "missing.safetensors"), str(tmp_path))
-    assert res.returncode == 2 and "no such checkpoint" in res.stderr
+    assert res.returncode == 2 and "missing.safetensors" in res.stderr and "no such detector" in res.stderr
+
+
+def test_predict_takes_a_run_id_or_its_label(cnn, demo_root, tmp_path):
+    """The CLI resolves names like the app: a run's id (or its picker label) finds its checkpoint."""
+    import os
+    import shutil
+
+    from detectlab.runs import RunStore
+    from detectlab.train.layout import RunLayout, new_run_id, runs_db
+
+    home = tmp_path / "home"
+    run_id = new_run_id()
+    ckpt = RunLayout.default(home).checkpoint(run_id)
+    ckpt.parent.mkdir(parents=True)
+    shutil.copy(shipped_checkpoints()[cnn], ckpt)
+    store = RunStore(runs_db(home))
+    store.create(run_id, {"arch": "resnet18"}, "from-cli")
+    store.finish(run_id, "finished", {"test": {"accuracy": 0.5}}, checkpoint=str(ckpt))
+    label = store.get(run_id).label
+    image = str(demo_root / "real" / "p0000_c0.png")
+    env = dict(os.environ, DETECTLAB_HOME=str(home))
+    for name in (run_id, label):
+        res = subprocess.run([sys.executable, "-m", "detectlab", "predict", name, image], capture_output=True,
+                             text=True, timeout=600, env=env)
+        assert res.returncode == 0, res.stderr
+        assert res.stdout.startswith(image) and res.stdout.split("\t")[2] in ("real", "fake")

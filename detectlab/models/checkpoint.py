@@ -108,17 +108,3 @@ def load_checkpoint(path: str | Path) -> tuple[Detector, dict]:
         detector.weights_info.loaded = True
     detector.eval()
     return detector, meta
-
-
-def resolve_checkpoint(name_or_path: str | Path) -> Path:
-    """A checkpoint file from a path or the name of a shipped default detector (runs: see ``detectlab.catalog``)."""
-    from detectlab.models.manifest import shipped_checkpoints
-
-    shipped = shipped_checkpoints()
-    if str(name_or_path) in shipped:
-        return shipped[str(name_or_path)]
-    path = Path(name_or_path).expanduser()
-    if path.is_file():
-        return path
-    raise CheckpointError(f"{name_or_path}: no such checkpoint file or shipped detector "
-                          f"(shipped: {', '.join(shipped) or 'none'})")

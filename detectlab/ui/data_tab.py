@@ -7,9 +7,8 @@ from pathlib import Path
 import gradio as gr
 
 from detectlab import config
-from detectlab.catalog import DEMO_LABEL, known_datasets, resolve_dataset
+from detectlab.catalog import DEMO_LABEL, UPLOADED_PREFIX, known_datasets, resolve_dataset
 from detectlab.data.overview import import_dataset_zip, overview, resolve_in_roots
-from detectlab.demo.build import GENERATORS
 from detectlab.ui.common import GradioProgress, error_markdown
 
 HEADERS = ["class", "generator", "images", "train", "val", "test"]
@@ -48,15 +47,15 @@ def upload_zip(file: str | None, progress=gr.Progress()):
         return (*_empty("**Error:** choose a .zip file first"), gr.update())
     try:
         root = import_dataset_zip(Path(file))
-        label = f"uploaded: {root.relative_to(config.datasets_dir()).parts[0]}"
+        label = f"{UPLOADED_PREFIX}{root.relative_to(config.datasets_dir()).parts[0]}"
         return (*_render(root, progress), gr.update(choices=list(known_datasets()), value=label))
     except Exception as exc:  # noqa: BLE001
         return (*_empty(error_markdown(exc)), gr.update())
 
 
 def fingerprint_gallery() -> list[tuple[str, str]]:
-    folder = config.ASSETS / "fingerprints"
-    return [(str(folder / f"{g}.png"), f"FP(real, {g})") for g in GENERATORS if (folder / f"{g}.png").exists()]
+    """The demo generators' rendered fingerprints, one per generator the build wrote."""
+    return [(str(png), f"FP(real, {png.stem})") for png in sorted((config.ASSETS / "fingerprints").glob("*.png"))]
 
 
 def build() -> None:

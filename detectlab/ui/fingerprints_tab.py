@@ -11,9 +11,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from detectlab.data.decode import to_pil
-from detectlab.catalog import DEMO_LABEL, known_datasets, resolve_dataset
+from detectlab.catalog import DEMO_LABEL, demo_generators, known_datasets, load_detector, resolve_dataset
 from detectlab.data.overview import new_dataset_dir
-from detectlab.detect.analyze import load_detector
 from detectlab.ui.detect_tab import refresh_detectors
 from detectlab.spectral.sets import clean_set, compare_sets, export_panels, files_by_class, removal_preview
 from detectlab.ui import state
@@ -87,7 +86,7 @@ def recolor(cmp, limit):
 def preview(choice, folder, gen, method, strength, threshold, n, detector_label, progress=gr.Progress()):
     try:
         by_class = files_by_class(resolve_dataset(choice, folder))
-        det = load_detector(state.resolve_detector(detector_label))[0] if detector_label else None
+        det = load_detector(detector_label).detector if detector_label else None
         p = removal_preview(by_class["real"], by_class[gen], method, float(strength), float(threshold), det,
                             limit=int(n) or 256, progress=GradioProgress(progress))
         text = (f"**{method.upper()}** strength {p.strength:g} on {p.n} {gen} images — change PSNR {p.psnr_db:.1f} dB")
@@ -117,9 +116,8 @@ def build() -> None:
     with gr.Row():
         choice = gr.Dropdown(list(known_datasets()), value=_DEMO, label="Data set", elem_id="fp-data")
         folder = gr.Textbox(label="…or a folder inside the data roots")
-        gens = gr.CheckboxGroup(["transposed-conv", "resize-conv", "pixel-shuffle"],
-                                value=["transposed-conv", "resize-conv", "pixel-shuffle"], label="Synthetic sets",
-                                elem_id="fp-gens")
+        synthetic = demo_generators()  # the demo's own generator folders; any other data set's when picked
+        gens = gr.CheckboxGroup(synthetic, value=synthetic, label="Synthetic sets", elem_id="fp-gens")
     msg = gr.Markdown()
     with gr.Row():
         n = gr.Number(0, label="Images per set (0 = all; the paper uses 5000)", precision=0)
@@ -135,8 +133,7 @@ def build() -> None:
     kept = gr.State(None)
     gr.Markdown("### Fingerprint removal (seed 000 §5: Mean-Spectrum and Frequency-Peaks attacks)")
     with gr.Row():
-        gen = gr.Dropdown(["transposed-conv", "resize-conv", "pixel-shuffle"], value="transposed-conv",
-                          label="Synthetic set to clean")
+        gen = gr.Dropdown(synthetic, value=synthetic[0] if synthetic else None, label="Synthetic set to clean")
         method = gr.Radio(["msa", "fpa"], value="msa", label="Method")
         strength = gr.Slider(0, 2, 1, step=0.05, label="Strength")
         threshold = gr.Slider(1, 8, 3, step=0.5, label="FPA peak threshold (std above mean)")
