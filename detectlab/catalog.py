@@ -150,6 +150,12 @@ def resolve_dataset(choice: str, folder: str = "", progress: Progress = null_pro
         if choice not in datasets:
             raise DatasetError(f"unknown data set '{choice}' (known: {', '.join(datasets)})")
         path = datasets[choice]
+    return materialize_if_demo(path, progress)
+
+
+def materialize_if_demo(path: str | Path, progress: Progress = null_progress) -> Path:
+    """``path``, after deriving the demo's images if it is one of the demo sets and they are not there yet."""
+    path = Path(path)
     if path.resolve() in (config.DEMO_DIR.resolve(), config.DEMO_INPAINT_DIR.resolve()):
         from detectlab.demo.build import ensure_demo
 

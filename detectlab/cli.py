@@ -41,14 +41,10 @@ def _cmd_demo_materialize(args: argparse.Namespace) -> int:
 
 
 def _cmd_data_info(args: argparse.Namespace) -> int:
-    from detectlab.config import DEMO_DIR, DEMO_INPAINT_DIR
+    from detectlab.catalog import materialize_if_demo
     from detectlab.data import discover
-    from detectlab.demo.build import ensure_demo
 
-    path = Path(args.path).resolve()
-    if path in (DEMO_DIR.resolve(), DEMO_INPAINT_DIR.resolve()):
-        ensure_demo()
-    ds = discover(path)
+    ds = discover(materialize_if_demo(Path(args.path).resolve()))
     if args.json:
         print(json.dumps({"root": str(ds.root), "layout": ds.layout, "counts": ds.counts() if hasattr(ds, "counts") else len(ds.pairs),
                           "skipped": [[str(p), r] for p, r in ds.skipped]}, indent=1))
