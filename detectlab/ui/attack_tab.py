@@ -45,11 +45,9 @@ def _default(choices: list[str], preferred: str) -> str | None:
     return preferred if preferred in choices else (choices[0] if choices else None)
 
 
-def refresh(current):
-    choices = _labels()
-    if isinstance(current, list):
-        return gr.update(choices=choices, value=[c for c in current if c in choices])
-    return gr.update(choices=choices, value=current if current in choices else _default(choices, DEFAULT_DETECTOR))
+def refresh():
+    """New runs appear when a picker is opened; only the choices change, so a pick made meanwhile stays."""
+    return gr.update(choices=_labels())
 
 
 # -- playground ----------------------------------------------------------------------------------
@@ -356,7 +354,7 @@ def build() -> dict:
         method = gr.Radio(METHODS, value="fgsm", label="Attack", scale=2, elem_id="attack-method")
         eps = gr.Slider(0, 0.1, value=0.01, step=0.001, label="ε (L∞ strength, [0, 1] pixel units)", scale=3,
                         elem_id="attack-eps")
-    detector.focus(refresh, detector, detector, api_name=False)
+    detector.focus(refresh, None, detector, api_name=False)
     with gr.Row():
         with gr.Column(scale=1):
             upload = gr.File(label="Image (PNG, JPEG, WebP, BMP, TIFF)", file_count="single", type="filepath",
@@ -432,7 +430,7 @@ def _build_sets(choices: list[str]) -> None:
             t_curve, t_matrix = gr.Plot(label="white-box confusion against ε"), gr.Plot(label="transfer matrix")
         t_table = gr.Dataframe(interactive=False, label="every (crafted on, judged by, ε) cell")
         t_csv = gr.File(label="CSV")
-        dets.focus(refresh, dets, dets, api_name=False)
+        dets.focus(refresh, None, dets, api_name=False)
         go_t.click(run_transfer, [*data_in, dets, set_method, eps_list], [t_md, t_table, t_curve, t_matrix, t_csv],
                    api_name=False)
     with gr.Tab("Adversarial training"):
@@ -461,4 +459,4 @@ def _build_sets(choices: list[str]) -> None:
         go_b.click(run_blur, [*data_in, det_b, set_method, eps_b, sigma], _outputs("blur"), api_name=False)
     stop.click(cancel, None, status, api_name=False)
     for widget in (orig, hard, det_c, det_b):
-        widget.focus(refresh, widget, widget, api_name=False)
+        widget.focus(refresh, None, widget, api_name=False)
