@@ -383,10 +383,16 @@ class HeldoutResult:
     counts: dict
     p_fake_full_tiled: list = field(default_factory=list, repr=False)
 
-    def row(self) -> dict:
+    def row(self, digits: int = 4) -> dict:
+        """The rates rounded for the manifest (per-photo scores left out)."""
+        def rnd(v):
+            if isinstance(v, float):
+                return round(v, digits)
+            return {k: rnd(x) for k, x in v.items()} if isinstance(v, dict) else v
+
         d = asdict(self)
         d.pop("p_fake_full_tiled")
-        return d
+        return {k: rnd(v) for k, v in d.items()}
 
 
 def _p_fake(detector, x: torch.Tensor, batch_size: int = 64) -> np.ndarray:

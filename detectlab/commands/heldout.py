@@ -8,15 +8,15 @@ import time
 from pathlib import Path
 
 COLUMNS = (
-    ("demo_test_reals", "demo test reals"),
-    ("full_tiled", "held-out full, tiled"),
-    ("full_resized", "held-out full, resized"),
-    ("crops", "held-out 128 px crops"),
-    ("demo_blur_sigma1", "demo reals, blur σ=1"),
-    ("demo_downup_2x", "demo reals, 2× down-up"),
-    ("ood_share", "held-out flagged OOD"),
+    ("demo_test_reals", "demo test", "the demo's test-split reals (in distribution)"),
+    ("full_tiled", "full tiled", "held-out photos, full size, tiles at native resolution"),
+    ("full_resized", "full resized", "held-out photos, full size, resized to the input"),
+    ("crops", "crops", "held-out 128 px crops made the demo's way"),
+    ("demo_blur_sigma1", "blur σ=1", "demo test reals after a Gaussian blur of sigma 1"),
+    ("demo_downup_2x", "down-up 2×", "demo test reals after a 2x down-and-up resize"),
+    ("ood_share", "OOD flagged", "held-out photos flagged 'unlike the training data' (not a false-positive rate)"),
 )
-"""Result fields in table order, with their column headings (all are shares of real images)."""
+"""Result fields in table order: (field, column heading, what it measures)."""
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
@@ -76,21 +76,24 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             "packages": [{k: p[k] for k in ("package", "registry", "version", "photos", "licences")}
                          for p in m["packages"]],
             "demo_test_reals": len(heldout.demo_reals),
-            "measures": {k: f"share of real images called fake ({label})" for k, label in COLUMNS},
+            "measures": {k: ("share of " if k == "ood_share" else "share called fake of ") + what
+                         for k, _, what in COLUMNS},
         }, section="heldout")
     print(f"False-positive rate (real images called fake at each detector's threshold): "
           f"{len(heldout.full)} held-out photos from {len(heldout.manifest['packages'])} packages, "
           f"{len(heldout.crop_files)} crops, {len(heldout.demo_reals)} demo test reals")
-    print(f"{'detector':42s} " + " ".join(f"{label:>12.12s}" for _, label in COLUMNS))
+    print(f"{'detector':42s} " + " ".join(f"{label:>12s}" for _, label, _ in COLUMNS))
     for name, res in rows:
-        print(f"{name[:42]:42s} " + " ".join(f"{_fmt(getattr(res, k)):>12s}" for k, _ in COLUMNS))
+        print(f"{name[:42]:42s} " + " ".join(f"{_fmt(getattr(res, k)):>12s}" for k, _, _ in COLUMNS))
+    for _, label, what in COLUMNS:
+        print(f"  {label}: {what}")
     if args.csv:
         with open(args.csv, "w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(["detector", "threshold"] + [k for k, _ in COLUMNS])
+            w.writerow(["detector", "threshold"] + [k for k, _, _ in COLUMNS])
             for name, res in rows:
                 w.writerow([name, res.threshold] + ["" if getattr(res, k) is None else getattr(res, k)
-                                                    for k, _ in COLUMNS])
+                                                    for k, _, _ in COLUMNS])
         print(f"wrote {args.csv}")
     return 0
 
