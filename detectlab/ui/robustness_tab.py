@@ -33,6 +33,8 @@ _SLIDER_LABELS = {
     "downsize": "downsize scale (down and back up)", "noise": "Gaussian noise σ ([0, 1] units)",
     "resize": "resize-only scale (down, not back up)",
 }
+#: What the API's ``detectors`` parameter defaults to: the pair above where built, else the first detector.
+DEFAULT_DETECTORS = "default"
 _STEPS = {"blur": 0.1, "jpeg": 1, "patch": 1, "downsize": 0.01, "noise": 0.005, "resize": 0.01}
 _cancel_lock = threading.Lock()
 _cancel_tokens: dict[str, CancelToken] = {}
@@ -60,7 +62,7 @@ def refresh_detectors(current: list[str] | None):
 
 def _load(labels: list[str] | str | None) -> list:
     if isinstance(labels, str):
-        labels = [n.strip() for n in labels.split(",") if n.strip()]
+        labels = [n.strip() for n in labels.split(",") if n.strip() and n.strip() != DEFAULT_DETECTORS]
     if not labels:
         labels = _default_detectors(list(state.detector_choices()))
     if not labels:
@@ -123,13 +125,13 @@ def live_example(label, *rest):
     return (*live(str(path) if path else None, *rest), str(path) if path else None)
 
 
-def api_degrade_score(image: str, detectors: str = "", blur_sigma: float = 0.0, jpeg_quality: float = 100,
+def api_degrade_score(image: str, detectors: str = DEFAULT_DETECTORS, blur_sigma: float = 0.0, jpeg_quality: float = 100,
                       patch_size: float = 1024, downsize_scale: float = 1.0, noise_sigma: float = 0.0,
                       resize_scale: float = 1.0, order: str = ", ".join(DEFAULT_ORDER), heatmap: bool = False):
     """API: degrade one image by the slider values (in ``order``) and score it with each detector.
 
     Returns JSON (chain, PSNR, scored size, P(fake)/threshold/decision per detector) and the
-    degraded image (PNG). ``detectors``: comma-separated names (default: the tab's pair).
+    degraded image (PNG). ``detectors``: comma-separated names ("default": the tab's pair).
     """
     values = dict(blur_sigma=blur_sigma, jpeg_quality=jpeg_quality, patch_size=patch_size,
                   downsize_scale=downsize_scale, noise_sigma=noise_sigma, resize_scale=resize_scale)
@@ -138,6 +140,8 @@ def api_degrade_score(image: str, detectors: str = "", blur_sigma: float = 0.0, 
     except Exception as exc:  # noqa: BLE001 - the client gets the message
         raise gr.Error(str(exc)) from exc
     out = r.to_dict()
+    for d in out["detectors"]:
+        d["name"] = d["name"].removeprefix(catalog.SHIPPED_PREFIX)
     out.update(image=work.name, source_size=list(work.source_size), scored_size=work.size)
     return out, to_pil(r.degraded)
 
@@ -246,7 +250,7 @@ def build() -> dict:
             dataset = gr.Dropdown(choices=datasets, value=catalog.DEMO_LABEL, label="Data set", scale=2,
                                   elem_id="rob-dataset")
             folder = gr.Textbox(label="…or a labelled folder inside the data roots", scale=2, elem_id="rob-folder")
-            split_name = gr.Radio(list(SPLITS), value="test", label="Split (seed 0)", scale=2)
+            split_name = gr.Radio(list(SPLITS), value="test", label="Split (seed 0)", scale=2, elem_id="rob-split")
         with gr.Row():
             degradation = gr.Dropdown(list(DEGRADATIONS), value="jpeg", label="Degradation to vary",
                                       elem_id="rob-degradation", scale=1)
@@ -270,7 +274,7 @@ def build() -> dict:
                   [status, plot, table, files, reading], api_name=False)
         stop.click(cancel_sweep, None, status, api_name=False)
     # named endpoint for gradio_client: /degrade_score
-    api_inputs = [gr.File(type="filepath", visible=False), gr.Textbox(visible=False)] + \
+    api_inputs = [gr.File(type="filepath", visible=False), gr.Textbox(DEFAULT_DETECTORS, visible=False)] + \
         [gr.Number(value=identity, visible=False) for (_, _, _, identity) in SLIDERS.values()] + \
         [gr.Textbox(value=", ".join(DEFAULT_ORDER), visible=False), gr.Checkbox(False, visible=False)]
     api_outputs = [gr.JSON(visible=False), gr.Image(type="pil", format="png", visible=False)]
