@@ -33,15 +33,13 @@ also reports the share of held-out photos flagged "unlike the training data".
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
-import io
 import json
 import shutil
-import subprocess
 import sys
 import tarfile
 import zipfile
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -285,10 +283,7 @@ def build_heldout(src_dir: str | Path, out_dir: str | Path = HELDOUT_DIR, *,
             stale.unlink()
     crops = make_real_crops([it[0] for it in items], crops_dir, size=crop_size, seed=seed,
                             max_crops_per_photo=crops_per_photo, progress=progress)
-    by_package = {}
-    for p in photos:
-        by_package.setdefault(p["package"], 0)
-        by_package[p["package"]] += 1
+    by_package = Counter(p["package"] for p in photos)
     manifest = {
         "about": "Real camera photographs from registry packages the demo never reads (whole packages held out "
                  "from training); built by `detectlab heldout build` from detectlab/heldout_sources.json.",
