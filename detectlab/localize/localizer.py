@@ -118,7 +118,9 @@ def shipped_localizers() -> dict[str, Path]:
     from detectlab.models.manifest import read_manifest
 
     out = {}
-    for name, entry in read_manifest().get("localizers", {}).items():
+    entries = read_manifest().get("localizers", {})
+    # YOLO first: the default pick of the app and the API is the instance-segmentation localizer
+    for name, entry in sorted(entries.items(), key=lambda item: (item[1].get("kind") != "yolo", item[0])):
         path = config.CHECKPOINT_DIR / entry.get("file", "")
         if path.is_file():
             out[name] = path
