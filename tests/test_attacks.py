@@ -162,3 +162,18 @@ def test_bad_input_raises_value_error(call, match):
     model = LinearDetector(_alternating(), b=0.0)
     with pytest.raises(ValueError, match=match):
         call(model, torch.full((1, 3, H, W), 0.5))
+
+
+@pytest.mark.parametrize("scale,logit", [(1.0, 5.0), (6.0, 30.0), (16.0, 80.0)])
+def test_fgsm_moves_images_the_detector_is_very_sure_of(scale, logit):
+    # logit = scale * w . x (5 at scale 1): from ~17 on, sigmoid(z) - 1 is exactly 0 in float32, yet
+    # the gradient sign -sign(w) must survive (the softplus form of the BCE keeps exp(-z) > 0)
+    w = _alternating() * scale
+    model = LinearDetector(w, b=0.0).eval()
+    x = torch.full((1, 3, H, W), 0.5)
+    x.view(-1)[w > 0] = 0.9  # logit = scale * sum(w+ * 0.9 + w- * 0.5) > 0: a confident "fake"
+    with torch.no_grad():
+        assert model(x).item() == pytest.approx(logit, rel=0.05)
+    adv = FGSM(model, eps=0.05)(x, torch.tensor([1]))
+    expected = (x - 0.05 * torch.sign(w).view(1, 3, H, W)).clamp(0, 1)
+    assert torch.allclose(adv, expected, atol=1e-6)

@@ -70,6 +70,18 @@ def require_gradients(model: nn.Module, name: str = "") -> None:
             "judge residuals crafted on another detector (transfer matrix).")
 
 
+def bce_with_logits(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Per-image binary cross-entropy J(theta, x, y) of a logit z against y in {0, 1}, with exact gradients.
+
+    ``y softplus(-z) + (1 - y) softplus(z)`` equals ``F.binary_cross_entropy_with_logits``, but its
+    gradient is ``-y sigmoid(-z) + (1 - y) sigmoid(z)``, computed without cancellation: PyTorch's
+    BCE backward forms ``sigmoid(z) - y``, which is exactly 0 in float32 once |z| > ~17, so a very
+    confident detector would give FGSM no gradient sign at all.
+    """
+    y = targets.to(logits.dtype)
+    return y * F.softplus(-logits) + (1 - y) * F.softplus(logits)
+
+
 def model_device(model: nn.Module) -> torch.device:
     """The device of the model's first parameter or buffer (CPU for a model with neither)."""
     for t in model.parameters():
@@ -149,8 +161,7 @@ class Attack:
     @torch.no_grad()
     def losses(self, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Per-image BCE-with-logits loss J(theta, x, y) of the detector's logit against ``targets``."""
-        logits = self.model(x).reshape(-1)
-        return F.binary_cross_entropy_with_logits(logits, targets.to(logits.dtype), reduction="none")
+        return bce_with_logits(self.model(x).reshape(-1), targets)
 
     def loss_and_gradient(self, x: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-image BCE-with-logits loss J(theta, x, y) and its gradient with respect to the input only.
@@ -161,8 +172,7 @@ class Attack:
         """
         x = x.detach().clone().requires_grad_(True)
         with torch.enable_grad():
-            logits = self.model(x).reshape(-1)
-            loss = F.binary_cross_entropy_with_logits(logits, targets.to(logits.dtype), reduction="none")
+            loss = bce_with_logits(self.model(x).reshape(-1), targets)
             (grad,) = torch.autograd.grad(loss.sum(), x)
         return loss.detach(), grad
 

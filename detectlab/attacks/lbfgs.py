@@ -5,10 +5,9 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from detectlab.attacks.base import Attack, AttackError, check_eps, check_positive_int
+from detectlab.attacks.base import Attack, AttackError, bce_with_logits, check_eps, check_positive_int
 
 
 class LBFGS(Attack):
@@ -62,7 +61,7 @@ class LBFGS(Attack):
             # sqrt with a floor: the L2 norm of eq. (3.14) without a NaN gradient at r = 0
             norm = ((adv - x).flatten(1).pow(2).sum(1) + 1e-12).sqrt()
             logits = self.model(adv).reshape(-1)
-            total = (c * norm + F.binary_cross_entropy_with_logits(logits, goal, reduction="none")).sum()
+            total = (c * norm + bce_with_logits(logits, goal)).sum()
             total.backward(inputs=[r])  # the input only: no parameter gets a .grad
             return total
 
