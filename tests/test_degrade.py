@@ -229,3 +229,14 @@ def test_random_degrade_is_seeded_per_image_and_validated():
                        (DegradeAugConfig(downsize_scale=(0.8, 0.5)), "above high")]:
         with pytest.raises(ValueError, match=match):
             RandomDegrade(bad)
+
+
+@pytest.mark.parametrize("sigma", [0.5, 2.0, 10.0, 30.0])  # 30: kernel wider than the image -> replicate
+def test_blur_as_matrices_equals_blur_as_convolutions(sigma, monkeypatch):
+    import detectlab.degrade.ops as ops
+
+    x = _images(b=2, size=40)[..., :36]
+    by_matmul = ops.DEGRADATIONS["blur"](x, sigma)
+    monkeypatch.setattr(ops, "BLUR_MATMUL_MAX_SIDE", 0)
+    by_conv = ops.DEGRADATIONS["blur"](x, sigma)
+    assert float((by_matmul - by_conv).abs().max()) < 1e-6

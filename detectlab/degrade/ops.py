@@ -28,6 +28,7 @@ degradations in the training set, which makes the detector markedly more robust)
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import numbers
@@ -135,12 +136,37 @@ def gaussian_kernel1d(sigma: float, dtype: torch.dtype = torch.float32,
     return (k / k.sum()).to(dtype=dtype, device=device)
 
 
+@functools.lru_cache(maxsize=64)
+def _blur_matrix(n: int, sigma: float) -> torch.Tensor:
+    """``[n, n]`` matrix ``M`` with ``M @ v`` = ``v`` (length n) convolved with the Gaussian, borders
+    reflected (replicated when the kernel is wider than ``n``, where reflection is undefined)."""
+    k = gaussian_kernel1d(sigma, torch.float64)
+    r = (k.numel() - 1) // 2
+    idx = torch.arange(n)[:, None] + torch.arange(-r, r + 1)[None, :]
+    if r < n:
+        idx = idx.abs()
+        idx = torch.where(idx > n - 1, 2 * (n - 1) - idx, idx)
+    else:
+        idx = idx.clamp(0, n - 1)
+    m = torch.zeros(n, n, dtype=torch.float64)
+    m.index_put_((torch.arange(n)[:, None].expand_as(idx), idx), k.expand(n, -1).clone(), accumulate=True)
+    return m.float()
+
+
+#: Up to this side the separable blur runs as two dense matrix products (BLAS; 10-20x faster on a
+#: CPU than a single-channel ``conv2d`` at detector input sizes); above it, as convolutions.
+BLUR_MATMUL_MAX_SIDE = 512
+
+
 class GaussianBlur(Degradation):
     """Gaussian blur of standard deviation ``sigma`` px (seed 001 §4.3.1, Fig. 4.3-4.4).
 
-    Separable convolution with a kernel of size ``2 * ceil(3 sigma) + 1``; borders are
+    Separable: a kernel of size ``2 * ceil(3 sigma) + 1`` along rows, then columns; borders are
     reflected (replicated when the kernel is wider than the image, where reflection is
-    undefined). seed 001 went up to sigma = 21 px on 224 px faces.
+    undefined). The whole batch is blurred at once: for sides up to ``BLUR_MATMUL_MAX_SIDE`` as
+    ``M_h @ x @ M_w^T`` with the border rule folded into the matrices, else as two batched
+    convolutions; both give the same result to float precision. seed 001 went up to
+    sigma = 21 px on 224 px faces.
 
     Example:
         >>> blurred = DEGRADATIONS["blur"](images, 2.0)   # sigma = 2 px
@@ -156,6 +182,10 @@ class GaussianBlur(Degradation):
 
     def _apply(self, images: torch.Tensor, sigma: float, generator: torch.Generator | None) -> torch.Tensor:
         b, c, h, w = images.shape
+        if max(h, w) <= BLUR_MATMUL_MAX_SIDE:
+            mh = _blur_matrix(h, sigma).to(images.device, images.dtype)
+            mw = _blur_matrix(w, sigma).to(images.device, images.dtype)
+            return mh @ images @ mw.T
         k = gaussian_kernel1d(sigma, images.dtype, images.device)
         r = (k.numel() - 1) // 2
         x = images.reshape(b * c, 1, h, w)
