@@ -127,3 +127,28 @@ def test_app_py_starts_offline_and_serves(demo_root, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+@pytest.mark.parametrize("name, status", [("page.html", 403), ("image.svg", 403), ("photo.png", 200)])
+def test_the_server_sends_only_raster_images_from_data_roots(app_url, name, status):
+    """The running app wraps Gradio in DetectLab's serving guard (detectlab.ui.serving)."""
+    import shutil
+    import urllib.error
+    import urllib.request
+
+    from detectlab import config
+
+    folder = config.datasets_dir() / f"served-{name.replace('.', '-')}"
+    folder.mkdir(exist_ok=True)
+    target = folder / name
+    if name.endswith(".png"):
+        shutil.copy(config.ASSETS / "fingerprints" / "pixel-shuffle.png", target)
+    else:
+        target.write_text("<script>alert(1)</script>")
+    try:
+        with urllib.request.urlopen(f"{app_url}gradio_api/file={target}", timeout=30) as resp:
+            got, headers = resp.status, resp.headers
+    except urllib.error.HTTPError as err:
+        got, headers = err.code, err.headers
+    assert got == status
+    assert headers["x-content-type-options"] == "nosniff"

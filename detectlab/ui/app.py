@@ -19,6 +19,7 @@ from detectlab.ui import (  # noqa: E402
     attack_tab, data_tab, detect_tab, fingerprints_tab, localize_tab, robustness_tab, train_tab,
 )
 from detectlab.ui.common import coming  # noqa: E402
+from detectlab.ui.serving import RasterOnlyFromDataRoots  # noqa: E402
 
 TITLE = "DetectLab"
 
@@ -85,6 +86,7 @@ def serve(blocks: gr.Blocks | None = None, host: str = "127.0.0.1", port: int = 
         footer_links=["api", "settings"],
         show_error=True,
     )
+    app = RasterOnlyFromDataRoots(app, roots=config.data_roots())  # data roots serve raster images only
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
