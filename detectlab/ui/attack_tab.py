@@ -22,6 +22,7 @@ from detectlab.attacks import (
     transfer,
     write_csv,
 )
+from detectlab import config
 from detectlab.attacks import paper
 from detectlab.catalog import DEMO_LABEL, detector_choices, known_datasets, load_detector, resolve_dataset
 from detectlab.data import load_tensor, to_pil
@@ -361,7 +362,8 @@ def build() -> dict:
                              elem_id="attack-upload")
             examples = _demo_examples()
             if examples:
-                gr.Examples(examples=[[p] for p in examples], inputs=[upload], label="…or a demo test image")
+                gr.Examples(examples=[[p] for _, p in examples], inputs=[upload], label="…or a demo image",
+                            example_labels=[f"{g}: {Path(p).name}" for g, p in examples])
             download = gr.File(label="adversarial image (PNG, lossless)", elem_id="attack-download")
         with gr.Column(scale=2):
             verdict = gr.Markdown("Upload or pick an image, then move ε.", elem_id="attack-verdict")
@@ -386,15 +388,13 @@ def build() -> dict:
     return {"detector": detector, "eps": eps, "verdict": verdict}
 
 
-def _demo_examples() -> list[str]:
-    """A few demo test images (fakes of each generator and reals), if the demo is materialized."""
-    from detectlab import config
-
+def _demo_examples() -> list[tuple[str, str]]:
+    """(class folder, file): one demo image of each generator and one real, if the demo is materialized."""
     root = config.DEMO_DIR
     out = []
     for sub in ("transposed-conv", "resize-conv", "pixel-shuffle", "real"):
         files = sorted((root / sub).glob("*.png"))[:1] if (root / sub).is_dir() else []
-        out += [str(f) for f in files]
+        out += [(sub, str(f)) for f in files]
     return out
 
 
