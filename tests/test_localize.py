@@ -304,3 +304,19 @@ def test_heatmap_iou_on_a_split_is_a_mean_per_quartile(tmp_path):
     assert set(out["quartiles"]) == {"Q1", "Q2", "Q3", "Q4"}
     values = [v for v in out["quartiles"].values() if v is not None]
     assert values and all(0.0 <= v <= 1.0 for v in values)
+
+
+@pytest.mark.parametrize("q4,unet_dice,phrase", [(0.97, 0.5, "rising with area"), (0.5, 0.9, "not monotone"),
+                                                  (0.97, 0.9, "contradicts seed 001")])
+def test_findings_follow_the_measured_numbers(monkeypatch, q4, unet_dice, phrase):
+    from detectlab.localize import defaults
+
+    quart = {"Q1": {"map50": 0.1}, "Q2": {"map50": 0.5}, "Q3": {"map50": 0.8}, "Q4": {"map50": q4}}
+    manifest = {"localizers": {
+        "y": {"kind": "yolo", "imgsz": 128, "config": {"epochs": 3},
+              "test": {"map50": 0.6, "quartiles": quart, "pixel": {"dice": 0.6}},
+              "heatmap_iou": {"detector": "d", "mean_iou": 0.05, "images": 9}},
+        "u": {"kind": "unet", "test": {"pixel": {"dice": unet_dice}}}}}
+    monkeypatch.setattr("detectlab.models.manifest.read_manifest", lambda: manifest)
+    text = " ".join(defaults.findings())
+    assert phrase in text and "mAP50 0.60" in text and "mean IoU 0.050" in text

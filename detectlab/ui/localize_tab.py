@@ -295,6 +295,10 @@ def build() -> dict:
         gr.Dataframe(value=shipped_rows(), headers=["name", "imgsz", "epochs", "mAP50", "Q1", "Q2", "Q3", "Q4",
                                                     "pixel dice", "heatmap IoU (cnn-resnet18)", "train s"],
                      interactive=False, elem_id="localize-shipped")
+        from detectlab.localize.defaults import findings
+
+        gr.Markdown("\n\n".join(f"- {f}" for f in findings()) or "No shipped localizers.",
+                    elem_id="localize-findings")
     kept = gr.State(None)
     with gr.Tab("One image"):
         with gr.Row():
