@@ -144,7 +144,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             continue
         regions = result.shown()
         result.predicted_mask_image().save(out / f"{path.stem}_mask.png")
-        result.overlay().save(out / f"{path.stem}_overlay.png")
+        result.overlay().save(out / f"{path.stem}_overlay.png", compress_level=1)
         confs = ", ".join(f"{r.confidence:.2f}" for r in regions) or "none"
         print(f"{path}: {len(regions)} region(s) (confidence {confs}), "
               f"{result.predicted_mask().mean():.1%} of the image")

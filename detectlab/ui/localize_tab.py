@@ -157,7 +157,8 @@ def api_localize(image_path: str, mask_path: str = "", localizer: str = "", dete
     result = localize_image(loc, image_path, mask=mask_path or None, conf=float(conf),
                             detector=_detector(detector) if detector else None)
     out = Path(tempfile.mkdtemp(prefix="detectlab-"))
-    result.overlay().save(out / "overlay.png")
+    # fast PNG compression: the encode otherwise costs a third of the request (bench/bench_localize.py)
+    result.overlay().save(out / "overlay.png", compress_level=1)
     info = {"file": Path(image_path).name, "localizer": loc.name, "conf": float(conf),
             "regions": [{"confidence": r.confidence, "area": float(r.mask.mean())} for r in result.shown()],
             "predicted_area": float(result.predicted_mask().mean())}
@@ -166,7 +167,7 @@ def api_localize(image_path: str, mask_path: str = "", localizer: str = "", dete
     if px is not None:
         info["pixel"] = px.as_dict()
         tpfpfn = out / "tp_fp_fn.png"
-        result.tp_fp_fn().save(tpfpfn)
+        result.tp_fp_fn().save(tpfpfn, compress_level=1)
     if result.p_fake is not None:
         info["detector"] = {"name": detector, "p_fake": result.p_fake, "heatmap_iou": result.heatmap_iou()}
     return info, str(out / "overlay.png"), None if tpfpfn is None else str(tpfpfn)
