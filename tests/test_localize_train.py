@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from detectlab.localize import load_localizer, localize_image, train_localizer
@@ -57,11 +58,13 @@ def tiny_set(tmp_path_factory):
 @pytest.mark.parametrize("arch", ["yolov8n-seg", "unet"])
 def test_two_epoch_training_offline_then_predict_masks_of_the_image_size(arch, tiny_set, tmp_path, no_network):
     seen, epochs = [], []
+    threads = torch.get_num_threads()
     result = train_localizer({"arch": arch, "data": str(tiny_set), "epochs": 2, "imgsz": 64, "batch": 8,
                               "out_dir": str(tmp_path / "out")},
                              progress=lambda done, total=None, desc="": seen.append(desc), on_epoch=epochs.append)
     assert no_network == [], no_network
     assert [e["epoch"] for e in epochs] == [1, 2]  # live per-epoch rows for the run queue's curves
+    assert torch.get_num_threads() == threads  # ultralytics' process-wide thread change is undone
     ckpt = tmp_path / "out" / (f"localizer-{arch}.pt" if arch != "unet" else "unet-w16.safetensors")
     assert result["checkpoint"] == str(ckpt) and ckpt.is_file()
     meta = json.loads(ckpt.with_suffix(".json").read_text())
@@ -87,6 +90,7 @@ def test_two_epoch_training_offline_then_predict_masks_of_the_image_size(arch, t
     odd = tmp_path / "odd.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (80, 100, 3), dtype=np.uint8)).save(odd)
     out = localize_image(localizer, odd, conf=0.0)
+    assert torch.get_num_threads() == threads
     assert out.predicted_mask().shape == (80, 100)
     assert all(r.mask.shape == (80, 100) for r in out.regions)
     assert no_network == [], no_network

@@ -44,6 +44,18 @@ def _yolo_class():
     return YOLO
 
 
+@contextlib.contextmanager
+def _keep_threads():
+    """Ultralytics sets torch to cpu_count - 1 threads whenever it selects the CPU (predict, val,
+    train): process-wide, so without this every other tab's model would run on one thread after
+    the first localization."""
+    threads = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 @dataclass
 class Region:
     """One predicted manipulated region: its mask at the image's size, confidence, polygon (pixels)."""
@@ -176,7 +188,8 @@ def val_yolo(model, data_yaml: str | Path, *, split: str = "test", imgsz: int = 
     """Ultralytics' own mask mAP50 and mAP50-95 (and box mAP50) of ``model`` on one split."""
     import tempfile
 
-    with tempfile.TemporaryDirectory(prefix="dl-yolo-val-") as tmp, contextlib.redirect_stdout(io.StringIO()):
+    with tempfile.TemporaryDirectory(prefix="dl-yolo-val-") as tmp, contextlib.redirect_stdout(io.StringIO()), \
+            _keep_threads():
         r = model.val(data=str(data_yaml), split=split, imgsz=int(imgsz), batch=int(batch), device="cpu",
                       plots=False, verbose=False, project=tmp, name="val", workers=0)
     return {"map50": float(r.seg.map50), "map50_95": float(r.seg.map), "box_map50": float(r.box.map50)}
@@ -190,7 +203,7 @@ def predict_yolo(model, image: torch.Tensor, *, conf: float = 0.25, imgsz: int =
     """
     h, w = image.shape[-2:]
     rgb = (image.detach().permute(1, 2, 0).clamp(0, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)
-    with contextlib.redirect_stdout(io.StringIO()):
+    with contextlib.redirect_stdout(io.StringIO()), _keep_threads():
         results = model.predict(np.ascontiguousarray(rgb[..., ::-1]), conf=float(conf), imgsz=int(imgsz),
                                 device="cpu", verbose=False, retina_masks=False)
     r = results[0]
