@@ -90,3 +90,19 @@ def test_localize_api(app_url, demo_pair):
     with Image.open(overlay) as im:
         assert im.width >= 128
     assert tpfpfn is not None
+
+
+def test_uploaded_pt_needs_the_trust_tick_and_is_checked(tmp_path):
+    from detectlab.errors import DetectLabError
+    from detectlab.ui import localize_tab
+
+    pt = tmp_path / "uploaded.pt"
+    pt.write_bytes(b"not a model")
+    with pytest.raises(DetectLabError, match="tick 'I trust this .pt file'"):
+        localize_tab._load_localizer("", str(pt), False)
+    with pytest.raises(DetectLabError, match="uploaded.pt: cannot be loaded"):
+        localize_tab._load_localizer("", str(pt), True)
+    with pytest.raises(DetectLabError, match="unknown localizer '/etc/passwd'"):
+        localize_tab._load_localizer("/etc/passwd", None, False)
+    summary, *_ = localize_tab.run_localize("x.png", None, "", "(none)", 0.25, str(pt), False)
+    assert summary.startswith("**Error:**") and "trust" in summary
