@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from detectlab.data import load_tensor, resize_center_crop
 from detectlab.localize.localizer import Localizer, fit_image
@@ -109,15 +109,16 @@ def overlay_regions(image: torch.Tensor, regions: list[Region], opacity: float =
     img = _enlarge(Image.fromarray((base + 0.5).astype(np.uint8)))
     k_scale = _scale(*image.shape[-2:])
     draw = ImageDraw.Draw(img)
+    font = ImageFont.load_default(size=max(11, img.width // 24))  # Pillow's bundled font: no file lookup
     for k, r in enumerate(regions):
         ys, xs = np.nonzero(r.mask)
         if not len(xs):
             continue
         x, y = int(xs.min()) * k_scale, int(ys.min()) * k_scale
         text = f"{r.confidence:.2f}"
-        box = draw.textbbox((x, y), text)
+        box = draw.textbbox((x, y), text, font=font)
         draw.rectangle((box[0] - 2, box[1] - 1, box[2] + 2, box[3] + 1), fill=PALETTE[k % len(PALETTE)])
-        draw.text((x, y), text, fill=(0, 0, 0))
+        draw.text((x, y), text, fill=(0, 0, 0), font=font)
     return img
 
 
