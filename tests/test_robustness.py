@@ -190,14 +190,18 @@ def test_csv_png_and_html_exports(labelled, tmp_path):
     assert fig.layout.xaxis.autorange == "reversed"   # quality falls left to right, as strength rises
 
 
-def test_reading_says_whether_augmentation_lifts_robustness(labelled):
+@pytest.mark.parametrize("robust_threshold, verdict", [(0.0, "contradicts seed 001"), (0.5, "is a tie")])
+def test_reading_says_whether_augmentation_lifts_robustness(labelled, robust_threshold, verdict):
     samples, _ = sweep_samples(labelled, "all")
     plain, robust = Scored("plain", SharpnessDetector(gain=60)), Scored("robust", SharpnessDetector(gain=60))
-    robust.threshold = 0.0   # calls everything fake: 0.5 everywhere, worse on clean images
-    result = run_sweep(group_detectors([plain, robust]), samples, SweepSpec.make("blur", "0,3"))
+    robust.threshold = robust_threshold   # 0: calls everything fake, balanced accuracy 0.5 everywhere
+    result = run_sweep(group_detectors([plain, robust]), samples, SweepSpec.make("blur", "0,0.3,3"))
     lines = robustness_reading(result, {"plain": False, "robust": True})
-    assert len(lines) == 3 and "robust vs plain" in lines[2]
-    assert "contradicts seed 001" in lines[2] and "-25.0 points" in lines[2]
+    assert len(lines) == 3 and lines[2].startswith("robust vs plain under blur")
+    bal = {g: np.mean(result.curve(g, "balanced_accuracy")[1][1:]) for g in ("plain", "robust")}
+    assert f"{bal['robust']:.3f} vs {bal['plain']:.3f}" in lines[2]
+    assert verdict in lines[2]
+    assert "balanced accuracy 1.000 → 0.500" in lines[0]
 
 
 @pytest.mark.parametrize("make, match", [

@@ -36,6 +36,7 @@ _SLIDER_LABELS = {
 #: What the API's ``detectors`` parameter defaults to: the pair above where built, else the first detector.
 DEFAULT_DETECTORS = "default"
 _STEPS = {"blur": 0.1, "jpeg": 1, "patch": 1, "downsize": 0.01, "noise": 0.005, "resize": 0.01}
+_PROMPT = "Upload an image or pick a demo image; every slider release re-scores it."
 _cancel_lock = threading.Lock()
 _cancel_tokens: dict[str, CancelToken] = {}
 
@@ -103,6 +104,8 @@ def _verdict_md(work, r) -> str:
 def live(source: str | None, detectors, order, blur, jpeg, patch, downsize, noise, resize, heatmap):
     """One slider state -> (verdict markdown, gallery, P(fake) bar chart)."""
     values = dict(blur=blur, jpeg=jpeg, patch=patch, downsize=downsize, noise=noise, resize=resize)
+    if not source:   # sliders moved before any image: say what to do, not an error
+        return _PROMPT, gr.update(), gr.update()
     try:
         work, r = _score(source, detectors, order, values, heatmap)
     except Exception as exc:  # noqa: BLE001 - a clear message; the tab keeps working
@@ -229,7 +232,7 @@ def build() -> dict:
                 heatmap = gr.Checkbox(False, label="heatmap follows (Grad-CAM of the degraded image)",
                                       elem_id="rob-heatmap")
             with gr.Column(scale=3):
-                verdict = gr.Markdown("Upload an image or pick a demo image; every slider release re-scores it.",
+                verdict = gr.Markdown(_PROMPT,
                                       elem_id="rob-live-verdict")
                 gallery = gr.Gallery(label="Input, degraded, heatmaps", columns=4, height=300, object_fit="contain",
                                      format="png", elem_id="rob-live-gallery")
