@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-MODULES = ("robustness", "attack", "localize", "trust", "heldout")
+MODULES = ("robustness", "attack", "localize", "trust", "heldout", "storage")
 
 
 def register_all(sub: argparse._SubParsersAction) -> None:
