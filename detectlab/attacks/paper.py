@@ -96,7 +96,7 @@ def cross_sample_findings(result: CrossSampleResult) -> list[str]:
         ref = TABLE_4_4["ResNet-50"].get(e)
         line = f"{result.detector} cross-sample at eps {e:g}: mean {_pct(m)} over {len(result.sources)} source images"
         if ref is not None and m is not None:
-            close = abs(100 * m - ref) <= 20
+            close = abs(100 * m - ref) <= 10
             line += f" — seed 001 ResNet-50 {ref:.1f} % ({'similar' if close else 'different'})"
         out.append(line + ".")
     return out
