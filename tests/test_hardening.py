@@ -137,3 +137,23 @@ def test_gradcam_is_safe_under_concurrent_requests_on_one_model():
     for k, maps in results.items():
         for m in maps:
             assert np.allclose(m.numpy(), expected[k].numpy(), atol=1e-5)
+
+
+def test_decoding_ignores_another_librarys_image_open_patch(tmp_path):
+    """ultralytics replaces PIL.Image.open process-wide; DetectLab's messages must not change."""
+    code = (
+        "import sys\n"
+        "from detectlab.errors import ImageDecodeError\n"
+        "from detectlab.data import load_image\n"
+        "import ultralytics  # patches PIL.Image.open\n"
+        "import PIL.Image\n"
+        "assert PIL.Image.open.__module__ != 'PIL.Image'\n"
+        "try:\n"
+        "    load_image(sys.argv[1])\n"
+        "except ImageDecodeError as e:\n"
+        "    print(e)\n"
+    )
+    path = tmp_path / "notes.png"
+    path.write_text("this is text, not an image")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
+    assert "not an image" in out.stdout and "pi_heif" not in out.stdout

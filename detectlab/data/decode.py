@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
@@ -46,6 +47,9 @@ IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", 
 DECODE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF")
 
 ImageSource = Union[str, Path, bytes, bytearray, io.BytesIO]
+
+# PIL's opener as this module found it (see ``_pil_open``).
+_PIL_IMAGE_OPEN = Image.open
 
 # Thin images (1×65535) are refused from the header: their content is a sliver, and a
 # short-side resize of one would allocate (side × ratio)² floats.
@@ -145,6 +149,22 @@ def _check_pixels(im: Image.Image, max_pixels: int, label: str) -> None:
         )
 
 
+def _pil_open():
+    """PIL's own ``Image.open``, even after another library replaced it process-wide.
+
+    ultralytics swaps ``PIL.Image.open`` for a wrapper (HEIC support through pi-heif) when it
+    is imported; for a file PIL cannot identify that wrapper fails with "No module named
+    'pi_heif'" instead of "not an image". DetectLab decodes with PIL's opener and its own
+    format allow-list whatever else is loaded.
+    """
+    fn = Image.open
+    if getattr(fn, "__module__", "") == "PIL.Image":
+        return fn
+    patches = sys.modules.get("ultralytics.utils.patches")
+    original = getattr(patches, "_image_open", None)
+    return original if getattr(original, "__module__", "") == "PIL.Image" else _PIL_IMAGE_OPEN
+
+
 def _open_checked(stream, max_pixels: int, label: str) -> Image.Image:
     """``Image.open`` with our pixel limit checked from the header, before any decode.
 
@@ -153,7 +173,7 @@ def _open_checked(stream, max_pixels: int, label: str) -> Image.Image:
     filters are left alone: ``catch_warnings`` is not thread-safe and discovery decodes
     in threads.
     """
-    im = Image.open(stream, formats=DECODE_FORMATS)
+    im = _pil_open()(stream, formats=DECODE_FORMATS)
     _check_pixels(im, max_pixels, label)
     return im
 
