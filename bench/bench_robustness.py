@@ -13,7 +13,8 @@
 2. Slider round trip. The app served in-process; ``gradio_client`` calls ``/degrade_score``
    with a 512 px JPEG that is uploaded once and then referred to by its server path (and, for
    comparison, uploaded again with every call), JPEG + blur + cnn-resnet18, a different slider
-   value each call. Targets (already on the server): p50 < 150 ms, p95 < 300 ms.
+   value each call. Targets (already on the server): p50 < 150 ms, p95 < 300 ms. The floor: a
+   Gradio endpoint with the same inputs and outputs that does no work.
 """
 
 from __future__ import annotations
@@ -108,6 +109,22 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _floor_app():
+    """The true floor of a round trip: a Gradio endpoint with the same inputs and outputs that does
+    no work (returns a fixed JSON and a fixed 128 px PNG)."""
+    import gradio as gr
+    from PIL import Image
+
+    still = Image.new("RGB", (128, 128), (90, 120, 150))
+    with gr.Blocks() as app:
+        f, j, im = gr.File(type="filepath"), gr.JSON(), gr.Image(type="pil", format="png")
+        gr.Button().click(lambda _p: ({"p_fake": 0.5}, still), f, [j, im], api_name="noop")
+    app.queue()
+    port = _free_port()
+    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    return app, f"http://127.0.0.1:{port}/"
+
+
 def bench_api(calls: int) -> dict:
     import httpx
     from gradio_client import Client, handle_file
@@ -125,6 +142,7 @@ def bench_api(calls: int) -> dict:
     demo.queue(default_concurrency_limit=4)
     port = _free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    floor_app, floor_url = _floor_app()
     try:
         url = f"http://127.0.0.1:{port}/"
         client = Client(url, verbose=False)
@@ -143,12 +161,19 @@ def bench_api(calls: int) -> dict:
                                   jpeg_quality=int(rng.integers(10, 100)), order="blur, jpeg",
                                   api_name="/degrade_score")
 
+        floor_client = Client(floor_url, verbose=False)
+
+        def floor_call(image=ref):
+            return floor_client.predict(image, api_name="/noop")
+
         out, _ = call()  # warm-up: detector load, first decode of the photo
-        times: dict[str, list[float]] = {"on_server": [], "upload_each_call": []}
+        floor_call(handle_file(str(photo)))
+        times: dict[str, list[float]] = {"on_server": [], "upload_each_call": [], "gradio_floor_upload_each_call": []}
         for _ in range(calls):   # interleaved
-            for key, image in (("on_server", ref), ("upload_each_call", handle_file(str(photo)))):
+            for key, fn, image in (("on_server", call, ref), ("upload_each_call", call, handle_file(str(photo))),
+                                   ("gradio_floor_upload_each_call", floor_call, handle_file(str(photo)))):
                 t = time.perf_counter()
-                call(image)
+                fn(image)
                 times[key].append(time.perf_counter() - t)
         r = {"calls": calls, "server_seconds_last": out["seconds"], "source_size": out["source_size"],
              "scored_size": out["scored_size"]}
@@ -159,6 +184,7 @@ def bench_api(calls: int) -> dict:
         return r
     finally:
         demo.close()
+        floor_app.close()
 
 
 def main() -> None:
