@@ -113,11 +113,14 @@ def test_gradcam_is_safe_under_concurrent_requests_on_one_model():
     det = create_detector("resnet18", False, 64).eval()
     images = [torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(i)) for i in range(6)]
     expected = [heatmaps(det, x)[0][0] for x in images]
-    # a pause inside the target layer lets the threads' forward passes interleave, as real
-    # requests do on a busy server
-    import time
+    # every thread's forward pass meets the others inside the target layer, so all hooks fire
+    # while all requests are in flight: the interleaving a busy server produces, made certain
+    meet = threading.Barrier(len(images), timeout=60)
 
-    det.heatmap_targets()[0].module.register_forward_pre_hook(lambda *_: time.sleep(0.005))
+    def rendezvous(*_):
+        meet.wait()  # returns None: the layer's inputs stay as they are
+
+    det.heatmap_targets()[0].module.register_forward_pre_hook(rendezvous)
     errors, results = [], {}
 
     def work(k):
@@ -128,7 +131,7 @@ def test_gradcam_is_safe_under_concurrent_requests_on_one_model():
         except Exception as exc:  # noqa: BLE001 - the test reports any failure
             errors.append(repr(exc))
 
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(6)]
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(len(images))]
     for t in threads:
         t.start()
     for t in threads:
