@@ -32,6 +32,14 @@ def _fill_number(page, label, value):
     box.press("Tab")
 
 
+def _launch(page, button: str) -> str:
+    """Press a launch button; the id of the run it queued (the selection box shows it)."""
+    page.locator(button).click()
+    selected = page.locator("#train-selected textarea, #train-selected input").first
+    expect(selected).not_to_have_value("", timeout=30_000)
+    return selected.input_value()
+
+
 def test_launch_watch_finish_and_use_checkpoint(page, tiny_set):
     page.get_by_role("tab", name="Train").click()
     folder = page.get_by_label("…or a folder inside the data roots", exact=True)
@@ -42,10 +50,7 @@ def test_launch_watch_finish_and_use_checkpoint(page, tiny_set):
     _fill_number(page, "Epochs", EPOCHS)
     _fill_number(page, "Batch size", 16)
     page.locator("#train-name textarea, #train-name input").first.fill("browser-run")
-    page.locator("#train-launch").click()
-    selected = page.locator("#train-selected textarea, #train-selected input").first
-    expect(selected).not_to_have_value("", timeout=30_000)
-    run_id = selected.input_value()
+    run_id = _launch(page, "#train-launch")
 
     progress = page.locator("#train-progress")
     points = page.locator("#train-curves .scatterlayer .trace").first.locator(".points path")  # train loss
@@ -68,6 +73,56 @@ def test_launch_watch_finish_and_use_checkpoint(page, tiny_set):
     page.locator("#detect-detector input").first.click()
     expect(page.get_by_role("option", name=run_id).or_(
         page.locator("[role=option]", has_text=run_id))).to_be_visible(timeout=20_000)
+
+
+@pytest.fixture
+def masked_set(tmp_path_factory):
+    """24 images with ellipse masks (images/ + masks/) inside the data roots."""
+    from detectlab import config
+    from tests.test_localize import make_masked_set
+
+    root = config.datasets_dir() / tmp_path_factory.mktemp("masked").name
+    make_masked_set(root, n=24, size=64)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_localizer_run_from_the_queue_then_delete_it(page, masked_set):
+    """A YOLOv8-seg localizer is another run kind: launched here, curves per epoch, then in the Localize tab."""
+    page.get_by_role("tab", name="Train").click()
+    page.locator("#train-kind").get_by_text("localizer", exact=True).click()
+    expect(page.locator("#train-loc-launch")).to_be_visible()
+    expect(page.locator("#train-launch")).to_be_hidden()
+    page.locator("#train-loc-folder textarea, #train-loc-folder input").first.fill(str(masked_set))
+    _fill_number(page, "Localizer epochs", 2)
+    _fill_number(page, "Image size (multiple of 32)", 64)
+    _fill_number(page, "Localizer batch size", 8)
+    page.locator("#train-loc-name textarea, #train-loc-name input").first.fill("browser-localizer")
+    run_id = _launch(page, "#train-loc-launch")
+    progress = page.locator("#train-progress")
+    expect(progress).to_contain_text(f"Run {run_id}: finished", timeout=300_000)
+    expect(progress).to_contain_text("test mAP50")
+    expect(progress).to_contain_text("Localize tab")
+    # both epochs drawn: the mask-loss trace has a point per epoch
+    expect(page.locator("#train-curves .legendtext", has_text="mask loss")).to_be_visible()
+    expect(page.locator("#train-curves .scatterlayer .trace").first.locator(".points path")).to_have_count(2)
+    row = page.locator("#train-history tr", has_text=run_id)
+    expect(row).to_contain_text("localizer")
+    expect(row).to_contain_text("yolov8n-seg")
+
+    page.get_by_role("tab", name="Localize").click()
+    page.locator("button:visible", has_text="↻").first.click()  # the Localize tab's picker refresh
+    page.locator("#localize-localizer input").first.click()
+    expect(page.locator("[role=option]", has_text=f"run-{run_id}")).to_be_visible(timeout=20_000)
+    page.keyboard.press("Escape")
+
+    page.get_by_role("tab", name="Train").click()
+    page.locator("#train-delete").click()
+    expect(progress).to_contain_text(f"Tick *confirm* to delete run {run_id}".replace("*", ""))
+    page.locator("#train-delete-confirm").get_by_role("checkbox").check()
+    page.locator("#train-delete").click()
+    expect(progress).to_contain_text(f"Deleted run {run_id}")
+    expect(page.locator("#train-history")).not_to_contain_text(run_id)
 
 
 # --------------------------------------------------------------------------- the form as wiring (no browser)

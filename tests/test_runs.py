@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from detectlab.errors import DetectLabError
 from detectlab.runs import RunManager, RunStore, describe_exit
+from detectlab.runs.store import pid_alive
+from detectlab.train.layout import runs_db
 
 
 @pytest.fixture(scope="module")
@@ -33,13 +40,18 @@ def _cfg(data, **kw):
     return base
 
 
-def _wait(pred, timeout, step=0.2):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(step)
-    return False
+def _wait(store, run_id, until, timeout):
+    """Run ``run_id``'s record once ``until(record)`` holds; the store re-reads only when the database changed."""
+    return store.wait_for(run_id, until, timeout)
+
+
+def _ended(status):
+    return lambda r: r.status == status
+
+
+def _epochs(store, n=1):
+    """Running with at least ``n`` finished epochs."""
+    return lambda r: r.status == "running" and len(store.epochs(r.id)) >= n
 
 
 def test_store_round_trip_and_first_outcome_wins(tmp_path):
@@ -65,29 +77,28 @@ def test_cancel_queue_kill_and_restart(tmp_path, tiny_data):
     try:
         first = m.submit(_cfg(tiny_data, epochs=1, iterations=400), name="long")
         second = m.submit(_cfg(tiny_data, iterations=400), name="queued")
-        assert _wait(lambda: m.store.get(first.id).status == "running" and len(m.store.epochs(first.id)) >= 1, 120)
+        _wait(m.store, first.id, _epochs(m.store), 120)
         assert m.store.get(second.id).status == "queued"  # one worker at a time: the second waits
 
         # cancel: the run stops within 5 s and keeps its history
         epochs_before = len(m.store.epochs(first.id))
         t0 = time.monotonic()
         m.cancel(first.id)
-        assert _wait(lambda: m.store.get(first.id).status == "cancelled", 5), m.store.get(first.id)
+        _wait(m.store, first.id, _ended("cancelled"), 5)
         assert time.monotonic() - t0 < 5
         assert len(m.store.epochs(first.id)) >= epochs_before
 
         # the queued run starts next; kill its worker outright
-        assert _wait(lambda: m.store.get(second.id).status == "running" and m.worker_pid(), 60)
-        assert _wait(lambda: len(m.store.epochs(second.id)) >= 1, 120)
-        os.kill(m.worker_pid(), signal.SIGKILL)
-        assert _wait(lambda: m.store.get(second.id).status == "failed", 10)
-        r = m.store.get(second.id)
+        running = _wait(m.store, second.id, _epochs(m.store), 180)
+        assert running.pid == m.worker_pid()
+        os.kill(running.pid, signal.SIGKILL)
+        r = _wait(m.store, second.id, _ended("failed"), 10)
         assert "SIGKILL" in r.error and r.checkpoint and os.path.exists(r.checkpoint)
         assert len(m.store.epochs(second.id)) >= 1 and m.store.integrity_ok()
 
         # the next run starts normally after a crash
         third = m.submit(_cfg(tiny_data, iterations=20), name="after-crash")
-        assert _wait(lambda: m.store.get(third.id).status == "finished", 120), m.store.get(third.id)
+        _wait(m.store, third.id, _ended("finished"), 120)
         assert third.id in " ".join(m.checkpoints())
     finally:
         m.close()
@@ -106,11 +117,9 @@ def test_killed_repeated_runs_worker_keeps_its_checkpoint(tmp_path, tiny_data):
     m = RunManager(tmp_path / "home", poll_seconds=0.2)
     try:
         rec = m.submit(_cfg(tiny_data, runs=2, epochs=60, iterations=None), name="repeats")
-        assert _wait(lambda: m.store.get(rec.id).status == "running" and len(m.store.epochs(rec.id)) >= 1
-                     and m.worker_pid(), 120)
-        os.kill(m.worker_pid(), signal.SIGKILL)
-        assert _wait(lambda: m.store.get(rec.id).status == "failed", 10)
-        r = m.store.get(rec.id)
+        running = _wait(m.store, rec.id, _epochs(m.store), 120)
+        os.kill(running.pid, signal.SIGKILL)
+        r = _wait(m.store, rec.id, _ended("failed"), 10)
         assert "SIGKILL" in r.error
         expected = m.layout.checkpoint(rec.id, 0, 2)
         assert expected == tmp_path / "home" / "runs" / rec.id / "run0" / "model.safetensors"
@@ -143,7 +152,7 @@ def test_recover_marks_orphaned_runs_failed(tmp_path):
     m = RunManager(tmp_path / "home")
     try:
         r = m.store.get("orphan")
-        assert r.status == "failed" and "not running" in r.error
+        assert r.status == "failed" and f"pid {2**22 + 12345}" in r.error and "ended without recording" in r.error
     finally:
         m.close()
 
@@ -153,5 +162,151 @@ def test_bad_config_is_refused_at_submit(tmp_path):
     try:
         with pytest.raises(ValueError, match="unknown training settings"):
             m.submit({"arch": "resnet18", "nonsense": 1})
+    finally:
+        m.close()
+
+
+def _queue_and_die(home, config) -> subprocess.Popen:
+    """An app process that queues a run and is then killed: its worker (own session) lives on."""
+    code = ("import json, sys, time\nfrom detectlab.runs import RunManager\n"
+            "m = RunManager(sys.argv[1], poll_seconds=0.2)\nm.submit(json.loads(sys.argv[2]), name='orphan')\n"
+            "time.sleep(600)\n")
+    return subprocess.Popen([sys.executable, "-c", code, str(home), json.dumps(config)])
+
+
+def test_restarted_app_adopts_the_live_worker_and_never_runs_two(tmp_path, tiny_data):
+    home = tmp_path / "home"
+    app = _queue_and_die(home, _cfg(tiny_data, iterations=160))
+    try:
+        # the run appears in the database the killed app and the restarted one share
+        store = _store_when_created(home)
+        rid = store.list()[0].id
+        running = _wait(store, rid, _epochs(store), 180)
+        app.kill()
+        app.wait(10)
+        assert pid_alive(running.pid), "the worker outlives its app"
+
+        m = RunManager(home, poll_seconds=0.2)  # the restarted app
+        try:
+            assert m.store.get(rid).status == "running"  # adopted, not marked failed
+            second = m.submit(_cfg(tiny_data, iterations=10), name="after-restart")
+            # while the adopted worker runs, the queue waits: one worker at a time
+            for _ in range(5):
+                m._tick()
+                assert m.worker_pid() is None and m.store.get(second.id).status == "queued"
+            done = _wait(m.store, rid, lambda r: r.status in ("finished", "failed", "cancelled"), 240)
+            assert done.status == "finished" and done.error is None  # the worker's own outcome
+            assert done.result["test"]["accuracy"] is not None
+            _wait(m.store, second.id, _ended("finished"), 120)
+            assert m.store.get(second.id).started >= done.finished
+        finally:
+            m.close()
+    finally:
+        app.kill()
+
+
+def _store_when_created(home, timeout=60.0):
+    """The app's run store, once the killed-to-be app has created its database and queued the run."""
+    db = runs_db(home)
+    deadline = time.monotonic() + timeout
+    while not (db.exists() and RunStore(db).list()):
+        assert time.monotonic() < deadline, "the app did not queue its run"
+        time.sleep(0.1)
+    return RunStore(db)
+
+
+def test_killed_cli_run_is_marked_failed_within_a_minute(tmp_path, tiny_data):
+    home = tmp_path / "home"
+    env = {**os.environ, "DETECTLAB_HOME": str(home), "OMP_NUM_THREADS": "1"}
+    cli = subprocess.Popen([sys.executable, "-m", "detectlab", "train", "--data", str(tiny_data), "--arch", "resnet18",
+                            "--input-size", "32", "--iterations", "2000", "--batch-size", "8", "--name", "cli-run"],
+                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        store = _store_when_created(home, timeout=120)
+        rid = store.list()[0].id
+        running = _wait(store, rid, _ended("running"), 120)
+        assert running.pid == cli.pid and running.heartbeat is not None
+        cli.kill()
+        cli.wait(10)
+        t0 = time.monotonic()
+        # any later open of the store (a CLI command, an app start) reaps it
+        r = RunStore(runs_db(home)).get(rid)
+        assert r.status == "failed" and f"pid {cli.pid}" in r.error and "ended without recording" in r.error
+        assert time.monotonic() - t0 < 60
+    finally:
+        cli.kill()
+
+
+def test_silent_heartbeat_marks_a_run_failed(tmp_path, monkeypatch):
+    """A process that is alive but silent (stopped, hung, or a pid reused) ends failed after the timeout."""
+    monkeypatch.setenv("DETECTLAB_HEARTBEAT_TIMEOUT", "30")
+    store = RunStore(tmp_path / "r.sqlite")
+    store.create("a", {"arch": "resnet18"})
+    store.mark_running("a", pid=os.getpid())  # alive: this test
+    assert store.reap() == [] and store.get("a").status == "running"
+    store._exec("UPDATE runs SET heartbeat=? WHERE id='a'", (time.time() - 31,))
+    assert store.reap() == ["a"]
+    assert "no heartbeat" in store.get("a").error and "31 s" in store.get("a").error
+
+
+def test_heartbeat_beats_while_a_block_runs(tmp_path):
+    from detectlab.runs.worker import heartbeat
+
+    store = RunStore(tmp_path / "r.sqlite")
+    store.create("a", {"arch": "resnet18"})
+    store.mark_running("a", pid=os.getpid())
+    first = store.get("a").heartbeat
+    with heartbeat(store, "a", every=0.05):
+        later = _wait(store, "a", lambda r: r.heartbeat > first, 5)
+    assert later.heartbeat > first
+
+
+def test_delete_removes_an_ended_run_and_its_files(tmp_path):
+    m = RunManager(tmp_path / "home")
+    try:
+        m.store.create("r1", {"arch": "resnet18"})
+        with pytest.raises(ValueError, match="queued; cancel it"):
+            m.delete("r1")
+        run_dir = m.layout.run_dir("r1")
+        run_dir.mkdir(parents=True)
+        (run_dir / "model.safetensors").write_bytes(b"x")
+        m.layout.log("r1").write_text("log")
+        m.store.add_epoch("r1", 1, {"epoch": 1})
+        m.store.finish("r1", "finished", checkpoint=str(run_dir / "model.safetensors"))
+        assert m.delete("r1").id == "r1"
+        assert not run_dir.exists() and not m.layout.log("r1").exists()
+        with pytest.raises(KeyError):
+            m.store.get("r1")
+        assert m.store.epochs("r1") == []
+    finally:
+        m.close()
+
+
+def test_localizer_run_through_the_queue(tmp_path, monkeypatch):
+    """A localizer is another run kind: same worker, per-epoch history, outcome; not a detector in pickers."""
+    from tests.test_localize import make_masked_set
+
+    monkeypatch.setenv("DETECTLAB_HOME", str(tmp_path / "home"))
+    data = make_masked_set(tmp_path / "masked", n=24, size=64)
+    m = RunManager(tmp_path / "home", poll_seconds=0.2)
+    try:
+        with pytest.raises(DetectLabError, match="imgsz must be a multiple of 32"):
+            m.submit({"kind": "localizer", "arch": "unet", "data": str(data), "imgsz": 50})
+        rec = m.submit({"kind": "localizer", "arch": "unet", "data": str(data), "epochs": 2, "imgsz": 64,
+                        "batch": 8, "threads": 1, "width": 8}, name="loc")
+        done = _wait(m.store, rec.id, lambda r: r.status in ("finished", "failed", "cancelled"), 300)
+        assert done.status == "finished", done.error
+        assert done.kind == "localizer" and "unet localizer" in done.label and "dice" in done.label
+        assert 0.0 <= done.result["test"]["pixel"]["dice"] <= 1.0
+        assert [e["epoch"] for e in m.store.epochs(rec.id)] == [1, 2]
+        assert {"train_loss", "val_dice"} <= set(m.store.epochs(rec.id)[0])
+        ckpt = Path(done.checkpoint)
+        assert ckpt.exists() and ckpt.parent == tmp_path / "home" / "localizers" and rec.id in ckpt.name
+        assert m.checkpoints() == {}  # not offered as a detector
+        from detectlab.localize.localizer import localizer_choices
+
+        assert any(rec.id in label for label in localizer_choices())
+        m.delete(rec.id)
+        assert not ckpt.exists()
     finally:
         m.close()

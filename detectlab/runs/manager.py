@@ -1,14 +1,20 @@
 """Queues training runs and executes them one at a time in worker processes.
 
-The app owns one ``RunManager``. A watcher thread starts the oldest queued run when no worker
-is alive, and notices a worker that died (killed, out of memory, crashed): the run is
+The app owns one ``RunManager``. A watcher thread starts the oldest queued run when no run is
+executing, and notices a worker that died (killed, out of memory, crashed): the run is
 marked failed with the reason, its finished epochs and best checkpoint stay, and the next
 queued run starts normally.
+
+"No run is executing" is read from the store, not from this process's memory: a worker left
+by an app that died, or a ``detectlab train`` in a terminal, is adopted — the queue waits
+for it, its own outcome is kept, and if it dies without one the heartbeat reaper marks it
+failed. So a restarted app never runs two workers at once.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,14 +26,16 @@ from detectlab.runs.store import ACTIVE, RunRecord, RunStore
 from detectlab.train.layout import RunLayout, new_run_id, runs_db
 
 
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
+def validate_run_config(config: dict) -> None:
+    """Refuse bad settings before queueing (detector runs: ``TrainConfig``; localizers: ``LocalizerConfig``)."""
+    if config.get("kind") == "localizer":
+        from detectlab.localize import LocalizerConfig
+
+        LocalizerConfig.from_dict(config)
+    else:
+        from detectlab.train import TrainConfig
+
+        TrainConfig.from_dict(config)
 
 
 def describe_exit(code: int) -> str:
@@ -53,16 +61,13 @@ class RunManager:
         self._cancel_sent: dict[str, float] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self.recover()
         self._thread = threading.Thread(target=self._watch, name="detectlab-runs", daemon=True)
         self._thread.start()
 
     # -- public -------------------------------------------------------------------------
     def submit(self, config: dict, name: str = "") -> RunRecord:
-        """Queue a run (it starts when no other run is executing)."""
-        from detectlab.train import TrainConfig
-
-        TrainConfig.from_dict(config)  # refuse bad settings now, not in the worker
+        """Queue a run (it starts when no other run is executing); ``config["kind"] == "localizer"`` for a localizer."""
+        validate_run_config(config)  # refuse bad settings now, not in the worker
         record = self.store.create(new_run_id(), config, name)
         self._tick()
         return record
@@ -76,6 +81,17 @@ class RunManager:
             self.store.request_cancel(run_id)
             self._cancel_sent[run_id] = time.monotonic()
 
+    def delete(self, run_id: str) -> RunRecord:
+        """Remove an ended run: its history rows, its run folder and log (a localizer's checkpoint too)."""
+        record = self.store.delete(run_id)
+        shutil.rmtree(self.layout.run_dir(run_id), ignore_errors=True)
+        self.layout.log(run_id).unlink(missing_ok=True)
+        if record.kind == "localizer" and record.checkpoint:
+            ckpt = Path(record.checkpoint)
+            for path in (ckpt, ckpt.with_suffix(".json")):
+                path.unlink(missing_ok=True)
+        return record
+
     def checkpoints(self) -> dict[str, str]:
         """Finished (or cancelled / failed with a best model) runs' checkpoints: label -> path."""
         return {label: str(path) for label, path in self.store.checkpoints().items()}
@@ -85,12 +101,6 @@ class RunManager:
         self._thread.join(timeout=5)
 
     # -- internals ----------------------------------------------------------------------
-    def recover(self) -> None:
-        """Runs left 'running' by a previous app whose worker is gone are marked failed."""
-        for r in self.store.list():
-            if r.status == "running" and not _alive(r.pid):
-                self.store.finish(r.id, "failed", error="worker stopped while the app was not running")
-
     def _spawn(self, record: RunRecord) -> None:
         log = open(self.layout.log(record.id), "ab")
         self._proc = subprocess.Popen(
@@ -108,9 +118,7 @@ class RunManager:
                 code = self._proc.poll()
                 run_id = self._proc_run
                 if code is None:
-                    sent = self._cancel_sent.get(run_id)
-                    if sent and time.monotonic() - sent > 10:
-                        self._proc.terminate()
+                    self._terminate_if_cancel_ignored(run_id, self._proc.pid)
                     return
                 self._proc, self._proc_run = None, None
                 self._cancel_sent.pop(run_id, None)
@@ -120,9 +128,23 @@ class RunManager:
                     ckpt = self.layout.saved_checkpoint(run_id)
                     self.store.finish(run_id, "failed", checkpoint=str(ckpt) if ckpt else None,
                                       error=describe_exit(code))
+            self.store.reap()
+            adopted = self.store.running()  # a worker of an earlier app, or a `detectlab train`
+            if adopted:
+                for record in adopted:
+                    self._terminate_if_cancel_ignored(record.id, record.pid)
+                return
             nxt = self.store.next_queued()
             if nxt is not None:
                 self._spawn(nxt)
+
+    def _terminate_if_cancel_ignored(self, run_id: str, pid: int | None) -> None:
+        sent = self._cancel_sent.get(run_id)
+        if sent and pid and time.monotonic() - sent > 10:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except OSError:
+                pass
 
     def _watch(self) -> None:
         while not self._stop.is_set():

@@ -1,16 +1,28 @@
 """Run history in an embedded SQLite database that outlives the app.
 
-Tables: ``runs`` (config, status, progress, result, checkpoint, error, worker pid) and
-``epochs`` (one row of metrics per finished epoch). The app and the worker processes share
-the file; WAL mode lets the UI read while a worker writes, and every write is one short
-transaction so a killed process never leaves a half-written row.
+Tables: ``runs`` (config, status, progress, result, checkpoint, error, worker pid, host and
+heartbeat) and ``epochs`` (one row of metrics per finished epoch). The app, its worker processes
+and the CLI share the file; WAL mode lets the UI read while a worker writes, and every write is
+one short transaction so a killed process never leaves a half-written row.
+
+A run is executed by one process (the app's worker or ``detectlab train``) that beats a
+heartbeat every few seconds. Opening the store (every CLI command, every app start) and the
+app's watcher reap runs left ``running`` whose process is gone (checked by pid on this host)
+or whose heartbeat stopped: they end ``failed`` with that reason, so a killed run never stays
+``running``.
+
+Two kinds of runs share the history: detectors (``TrainConfig``) and localizers
+(``LocalizerConfig``, config key ``kind: "localizer"``); detector pickers list only the former.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
 import time
+from typing import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +43,9 @@ CREATE TABLE IF NOT EXISTS runs (
     stage       TEXT NOT NULL DEFAULT '',
     checkpoint  TEXT,
     result      TEXT,                      -- test metrics etc. as JSON
-    error       TEXT
+    error       TEXT,
+    host        TEXT,                      -- machine of the process executing the run
+    heartbeat   REAL                       -- last sign of life of that process
 );
 CREATE TABLE IF NOT EXISTS epochs (
     run_id  TEXT NOT NULL REFERENCES runs(id),
@@ -43,6 +57,30 @@ CREATE TABLE IF NOT EXISTS epochs (
 
 ACTIVE = ("queued", "running")
 ENDED = ("finished", "cancelled", "failed")
+#: Seconds between heartbeats of the process executing a run.
+HEARTBEAT_SECONDS = 5.0
+
+
+def heartbeat_timeout() -> float:
+    """Seconds without a heartbeat after which a running run counts as dead (env DETECTLAB_HEARTBEAT_TIMEOUT)."""
+    return float(os.environ.get("DETECTLAB_HEARTBEAT_TIMEOUT", 45))
+
+
+def pid_alive(pid: int | None) -> bool:
+    """True if process ``pid`` exists on this machine and is not a zombie."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
 
 
 @dataclass
@@ -62,20 +100,50 @@ class RunRecord:
     checkpoint: str | None = None
     result: dict = field(default_factory=dict)
     error: str | None = None
+    host: str | None = None
+    heartbeat: float | None = None
+
+    @property
+    def kind(self) -> str:
+        """``detector`` or ``localizer``."""
+        return "localizer" if self.config.get("kind") == "localizer" else "detector"
 
     @property
     def label(self) -> str:
-        """How detector pickers show this run: id, name, architecture, status and test accuracy."""
-        acc = (self.result.get("test") or {}).get("accuracy") if isinstance(self.result, dict) else None
-        text = f"run {self.id}{' ' + self.name if self.name else ''} ({self.config.get('arch')}, {self.status}"
-        return text + (f", test acc {acc:.3f})" if isinstance(acc, float) else ")")
+        """How pickers show this run: id, name, architecture, status and its headline test metric."""
+        what = f"{self.config.get('arch')} localizer" if self.kind == "localizer" else self.config.get("arch")
+        text = f"run {self.id}{' ' + self.name if self.name else ''} ({what}, {self.status}"
+        metric, value = self.headline
+        return text + (f", {metric} {value:.3f})" if isinstance(value, float) else ")")
 
     @property
     def usable_checkpoint(self) -> Path | None:
         """The run's checkpoint when it can be picked as a detector (ended, file on disk, safetensors)."""
-        if self.status in ENDED and self.checkpoint and Path(self.checkpoint).suffix == ".safetensors" \
-                and Path(self.checkpoint).exists():
+        if self.kind == "detector" and self.status in ENDED and self.checkpoint \
+                and Path(self.checkpoint).suffix == ".safetensors" and Path(self.checkpoint).exists():
             return Path(self.checkpoint)
+        return None
+
+    @property
+    def headline(self) -> tuple[str, float | None]:
+        """The run's main test metric: accuracy (detectors), mAP50 (YOLO localizers) or pixel dice (U-Net)."""
+        test = (self.result.get("test") or {}) if isinstance(self.result, dict) else {}
+        if self.kind == "detector":
+            return "test acc", test.get("accuracy")
+        if "map50" in test:
+            return "mAP50", test.get("map50")
+        return "dice", (test.get("pixel") or {}).get("dice")
+
+    def worker_gone(self, now: float | None = None) -> str | None:
+        """Why a ``running`` run has no live process (None while it has one, or if it is not running)."""
+        if self.status != "running":
+            return None
+        now = time.time() if now is None else now
+        if self.host == socket.gethostname() and self.pid and not pid_alive(self.pid):
+            return f"its process (pid {self.pid}) ended without recording an outcome (killed or crashed)"
+        last = self.heartbeat or self.started
+        if last is not None and now - last > heartbeat_timeout():
+            return f"no heartbeat from its process (pid {self.pid}) for {now - last:.0f} s (stopped or hung)"
         return None
 
     @property
@@ -94,6 +162,11 @@ class RunStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._conn() as c:
             c.executescript(SCHEMA)
+            have = {row[1] for row in c.execute("PRAGMA table_info(runs)")}
+            for column, kind in (("host", "TEXT"), ("heartbeat", "REAL")):  # databases of earlier versions
+                if column not in have:
+                    c.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
+        self.reap()
 
     @contextmanager
     def _conn(self):
@@ -127,7 +200,36 @@ class RunStore:
         return self.get(run_id)
 
     def mark_running(self, run_id: str, pid: int) -> None:
-        self._exec("UPDATE runs SET status='running', started=?, pid=? WHERE id=?", (time.time(), pid, run_id))
+        now = time.time()
+        self._exec("UPDATE runs SET status='running', started=?, pid=?, host=?, heartbeat=? WHERE id=?",
+                   (now, pid, socket.gethostname(), now, run_id))
+
+    def beat(self, run_id: str) -> None:
+        """The executing process is alive (see ``HEARTBEAT_SECONDS``)."""
+        self._exec("UPDATE runs SET heartbeat=? WHERE id=? AND status='running'", (time.time(), run_id))
+
+    def reap(self) -> list[str]:
+        """End every ``running`` run whose process is gone as ``failed`` with the reason; returns their ids."""
+        reaped = []
+        for record in self.running():
+            reason = record.worker_gone()
+            if reason:
+                ckpt = record.checkpoint if record.checkpoint and Path(record.checkpoint).exists() else None
+                self.finish(record.id, "failed", checkpoint=ckpt, error=f"worker stopped: {reason}")
+                reaped.append(record.id)
+        return reaped
+
+    def delete(self, run_id: str) -> RunRecord:
+        """Remove an ended run from the history (its files are the caller's to remove); returns it."""
+        record = self.get(run_id)
+        if record.status not in ENDED:
+            raise ValueError(f"run {run_id} is {record.status}; cancel it before deleting it")
+        with self._conn() as c:
+            c.execute("BEGIN IMMEDIATE")
+            c.execute("DELETE FROM epochs WHERE run_id=?", (run_id,))
+            c.execute("DELETE FROM runs WHERE id=?", (run_id,))
+            c.execute("COMMIT")
+        return record
 
     def set_progress(self, run_id: str, step: int, total: int, stage: str) -> None:
         self._exec("UPDATE runs SET step=?, total=?, stage=? WHERE id=?", (int(step), int(total), stage, run_id))
@@ -168,11 +270,42 @@ class RunStore:
         return [json.loads(r["metrics"]) for r in rows]
 
     def epoch_summaries(self) -> dict[str, tuple[int, float | None]]:
-        """run id -> (finished epochs, best validation balanced accuracy), in one query."""
+        """run id -> (finished epochs, best validation score), in one query.
+
+        The score is the balanced accuracy for detectors, mask mAP50 for YOLO localizers and
+        pixel dice for the U-Net (whichever the epoch rows carry)."""
         with self._conn() as c:
-            rows = c.execute("SELECT run_id, COUNT(*), MAX(json_extract(metrics, '$.val_balanced_accuracy')) "
+            rows = c.execute("SELECT run_id, COUNT(*), MAX(COALESCE(json_extract(metrics, '$.val_balanced_accuracy'), "
+                             "json_extract(metrics, '$.\"metrics/mAP50(M)\"'), json_extract(metrics, '$.val_dice'))) "
                              "FROM epochs GROUP BY run_id").fetchall()
         return {r[0]: (r[1], r[2]) for r in rows}
+
+    def running(self) -> list[RunRecord]:
+        with self._conn() as c:
+            rows = c.execute("SELECT * FROM runs WHERE status='running' ORDER BY started").fetchall()
+        return [self._record(r) for r in rows]
+
+    def wait_for(self, run_id: str, until: Callable[[RunRecord], bool], timeout: float,
+                 poll: float = 0.1) -> RunRecord:
+        """Block until ``until(record)`` holds for run ``run_id``; returns the record.
+
+        Reads only when the database changed (SQLite's ``data_version``), so waiting costs
+        nothing while the run is quiet. Raises ``TimeoutError`` with the run's last state.
+        """
+        deadline = time.monotonic() + timeout
+        with self._conn() as c:
+            seen = None
+            while True:
+                version = c.execute("PRAGMA data_version").fetchone()[0]
+                if version != seen:
+                    seen = version
+                    record = self.get(run_id)
+                    if until(record):
+                        return record
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"run {run_id} after {timeout:.0f} s: {record.status}, "
+                                       f"{record.stage} {record.step}/{record.total}, error {record.error}")
+                time.sleep(poll)
 
     def cancel_requested(self, run_id: str) -> bool:
         with self._conn() as c:
@@ -180,7 +313,9 @@ class RunStore:
         return bool(row and row["cancel"])
 
     def checkpoints(self) -> dict[str, Path]:
-        """Runs whose checkpoint can be picked (finished, or cancelled / failed with a best model): label -> file."""
+        """Detector runs whose checkpoint can be picked (finished, or cancelled / failed with a best model).
+
+        Label -> file; localizer runs are not detectors and are not listed."""
         return {r.label: r.usable_checkpoint for r in self.list() if r.usable_checkpoint}
 
     def next_queued(self) -> RunRecord | None:

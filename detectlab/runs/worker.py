@@ -2,19 +2,27 @@
 
 ``python -m detectlab.runs.worker DB RUN_ID`` runs in its own process, so a crash or an
 out-of-memory kill cannot take the server down; progress, epochs, the checkpoint and the
-outcome go to the run database, and cancellation is a flag the worker polls there.
+outcome go to the run database, and cancellation is a flag the worker polls there. While a
+run executes, a heartbeat thread marks it alive (see ``detectlab.runs.store``).
+
+A run's config is a ``TrainConfig`` (a detector) or, with ``kind: "localizer"``, a
+``LocalizerConfig`` (a YOLOv8-seg or U-Net localizer): same process, progress, cancel,
+per-epoch history and failure handling.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 import traceback
+from contextlib import contextmanager
 from pathlib import Path
 
+from detectlab import config
 from detectlab.progress import CancelToken
-from detectlab.runs.store import RunStore
+from detectlab.runs.store import HEARTBEAT_SECONDS, RunStore
 from detectlab.train.layout import RunLayout
 
 
@@ -52,28 +60,93 @@ class StoreProgress:
             self._last, self._stage = now, desc
 
 
+@contextmanager
+def heartbeat(store: RunStore, run_id: str, every: float = HEARTBEAT_SECONDS):
+    """Beat ``run_id``'s heartbeat from a background thread while the block runs."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(every):
+            try:
+                store.beat(run_id)
+            except Exception:  # noqa: BLE001 - a busy database skips one beat; the timeout allows many
+                pass
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{run_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=every + 1)
+
+
 def execute_run(store: RunStore, run_id: str, runs_dir: Path, progress=None, on_epoch=None):
-    """Run ``run_id`` to its end and record the outcome; returns the ``TrainResult``.
+    """Run ``run_id`` to its end and record the outcome; returns the ``TrainResult`` (a dict for localizers).
 
     ``progress`` and ``on_epoch`` are optional extra sinks (the CLI prints through them).
     ``runs_dir`` is the runs folder (see ``detectlab.train.layout``).
     """
-    from detectlab.train import TrainConfig, train
-
     record = store.get(run_id)
     store.mark_running(run_id, os.getpid())
     layout = RunLayout(Path(runs_dir))
+    store_progress = StoreProgress(store, run_id)
+
+    def both_progress(done, total=None, desc=""):
+        store_progress(done, total, desc)
+        if progress:
+            progress(done, total, desc)
+
+    with heartbeat(store, run_id):
+        if record.kind == "localizer":
+            return _execute_localizer(store, record, both_progress, on_epoch)
+        return _execute_detector(store, record, layout, both_progress, on_epoch)
+
+
+def _record_failure(store: RunStore, run_id: str, exc: BaseException, checkpoint: Path | None) -> None:
+    reason = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    store.finish(run_id, "failed", {"traceback": traceback.format_exc()[-4000:]},
+                 checkpoint=str(checkpoint) if checkpoint else None, error=reason)
+
+
+def _execute_localizer(store: RunStore, record, progress, on_epoch):
+    """Train a localizer into DetectLab's ``localizers`` folder (listed by the Localize tab)."""
+    from detectlab.localize import LocalizerConfig, train_localizer
+    from detectlab.progress import Cancelled
+
+    run_id = record.id
+    try:
+        cfg = LocalizerConfig.from_dict({**record.config, "out_dir": str(config.home() / "localizers"),
+                                         "name": f"run-{run_id}"})
+
+        def record_epoch(row: dict) -> None:
+            store.add_epoch(run_id, int(row["epoch"]), row)
+            if on_epoch:
+                on_epoch(row)
+
+        try:
+            result = train_localizer(cfg, progress=progress, cancel=StoreCancelToken(store, run_id),
+                                     on_epoch=record_epoch)
+        except Cancelled as exc:
+            store.finish(run_id, "cancelled", {"kind": "localizer"}, error=str(exc) or "cancelled")
+            return None
+        summary = {"kind": "localizer", "test": result["metrics"]["test"], "seconds": result["train_seconds"],
+                   "imgsz": result.get("imgsz")}
+        store.finish(run_id, "finished", summary, checkpoint=result["checkpoint"])
+        return result
+    except BaseException as exc:  # noqa: BLE001 - every failure is recorded, then re-raised for the exit code
+        _record_failure(store, run_id, exc, None)
+        raise
+
+
+def _execute_detector(store: RunStore, record, layout: RunLayout, both_progress, on_epoch):
+    from detectlab.train import TrainConfig, train
+
+    run_id = record.id
     try:
         cfg = TrainConfig.from_dict(record.config)
         cfg.out_dir = str(layout.root)
         ckpt = layout.checkpoint(run_id, 0, cfg.runs)  # the first repeat's: the one the run reports
-
-        store_progress = StoreProgress(store, run_id)
-
-        def both_progress(done, total=None, desc=""):
-            store_progress(done, total, desc)
-            if progress:
-                progress(done, total, desc)
 
         def record_epoch(entry: dict) -> None:
             store.add_epoch(run_id, entry["epoch"], entry)
@@ -93,9 +166,7 @@ def execute_run(store: RunStore, run_id: str, runs_dir: Path, progress=None, on_
         store.finish(run_id, status, summary, checkpoint=first.checkpoint)
         return result
     except BaseException as exc:  # noqa: BLE001 - every failure is recorded, then re-raised for the exit code
-        reason = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-        store.finish(run_id, "failed", {"traceback": traceback.format_exc()[-4000:]},
-                     checkpoint=str(saved) if (saved := layout.saved_checkpoint(run_id)) else None, error=reason)
+        _record_failure(store, run_id, exc, layout.saved_checkpoint(run_id))
         raise
 
 

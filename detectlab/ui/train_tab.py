@@ -1,15 +1,29 @@
-"""Train tab: launch runs in a worker process, watch live curves, cancel, browse the history."""
+"""Train tab: launch detector or localizer runs in a worker process, watch live curves, cancel,
+browse and prune the history."""
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
+import shutil
+from pathlib import Path
 
 import gradio as gr
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from detectlab.catalog import DEMO_LABEL, dataset_generators, demo_generators, known_datasets, resolve_dataset
+from detectlab import config
+from detectlab.catalog import (
+    DEMO_INPAINT_LABEL,
+    DEMO_LABEL,
+    dataset_generators,
+    demo_generators,
+    known_datasets,
+    resolve_dataset,
+)
+from detectlab.localize import LocalizerConfig
+from detectlab.localize.train import ARCHS as LOCALIZER_ARCHS
 from detectlab.models import list_detectors
 from detectlab.train import PRESETS, TrainConfig
 from detectlab.train.config import AUGMENT_KINDS
@@ -17,8 +31,14 @@ from detectlab.train.layout import runs_db
 from detectlab.ui import state
 from detectlab.ui.common import error_markdown
 
-RUN_HEADERS = ["run", "name", "arch", "status", "epochs", "best val bal.acc", "test acc", "test AP", "started"]
+RUN_HEADERS = ["run", "name", "kind", "arch", "status", "epochs", "best val", "test", "test AP", "started"]
 _DEFAULT_DATA = DEMO_LABEL
+KINDS = ("detector", "localizer")
+#: Curves of localizer runs: (epoch-row key, legend, on the metric axis?) for YOLO and the U-Net.
+_LOCALIZER_CURVES = (("train/box_loss", "box loss", False), ("train/seg_loss", "mask loss", False),
+                     ("train/cls_loss", "class loss", False), ("train_loss", "dice + BCE loss", False),
+                     ("metrics/mAP50(M)", "val mask mAP50", True), ("metrics/mAP50-95(M)", "val mask mAP50-95", True),
+                     ("val_dice", "val pixel dice", True), ("val_iou", "val pixel IoU", True))
 
 
 def generators_of(choice: str, folder: str):
@@ -49,7 +69,10 @@ _PRESET_OUTPUTS = ("arch", "input_size", "epochs", "iterations", "lr", "wd", "ba
                    "aug_p", "aug_kinds", "blur_max", "jpeg_min", "scale_min", "patch_min", "adv_eps", "preset_note")
 
 
-def curves_figure(epochs: list[dict], title: str = "") -> go.Figure:
+def curves_figure(epochs: list[dict], title: str = "", kind: str = "detector") -> go.Figure:
+    """Per-epoch losses (left axis) and validation scores (right axis) of a run."""
+    if kind == "localizer":
+        return _localizer_curves(epochs, title)
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     x = [e["epoch"] for e in epochs]
     fig.add_scatter(x=x, y=[e.get("train_loss") for e in epochs], name="train loss", mode="lines+markers")
@@ -62,6 +85,20 @@ def curves_figure(epochs: list[dict], title: str = "") -> go.Figure:
                       xaxis_title="epoch", legend=dict(orientation="h", y=-0.25))
     fig.update_yaxes(title_text="BCE loss", secondary_y=False)
     fig.update_yaxes(title_text="accuracy", range=[0, 1.02], secondary_y=True)
+    return fig
+
+
+def _localizer_curves(epochs: list[dict], title: str) -> go.Figure:
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    x = [e["epoch"] for e in epochs]
+    for key, name, metric in _LOCALIZER_CURVES:
+        if any(key in e for e in epochs):
+            fig.add_scatter(x=x, y=[e.get(key) for e in epochs], name=name, mode="lines+markers",
+                            line=dict(dash="dot") if metric else None, secondary_y=metric)
+    fig.update_layout(height=330, margin=dict(l=10, r=10, t=40, b=10), title=title or "curves",
+                      xaxis_title="epoch", legend=dict(orientation="h", y=-0.25))
+    fig.update_yaxes(title_text="training loss", secondary_y=False)
+    fig.update_yaxes(title_text="validation score", range=[0, 1.02], secondary_y=True)
     return fig
 
 
@@ -79,7 +116,7 @@ def runs_table(runs=None) -> list[list]:
         n_epochs, best = epochs.get(r.id, (0, None))
         test = r.result.get("test") or {}
         started = dt.datetime.fromtimestamp(r.created).strftime("%Y-%m-%d %H:%M:%S")
-        rows.append([r.id, r.name, r.config.get("arch"), r.status, n_epochs, _fmt(best), _fmt(test.get("accuracy")),
+        rows.append([r.id, r.name, r.kind, r.config.get("arch"), r.status, n_epochs, _fmt(best), _fmt(r.headline[1]),
                      _fmt(test.get("ap")), started])
     return rows
 
@@ -94,13 +131,20 @@ def _progress_md(r) -> str:
         return f"**Run {r.id}: queued** — waits for the running run to end"
     text = f"**Run {r.id}: {r.status}**"
     test = r.result.get("test") or {}
-    if test:
+    if test and r.kind == "localizer":
+        metric, value = r.headline
+        text += f" — test {metric} {value:.3f}" if isinstance(value, float) else ""
+        pixel = test.get("pixel") or {}
+        if pixel:
+            text += f", pixel precision {pixel['precision']:.3f}, recall {pixel['recall']:.3f}, dice {pixel['dice']:.3f}"
+    elif test:
         text += (f" — test accuracy {test.get('accuracy', 0):.3f}, balanced accuracy "
                  f"{test.get('balanced_accuracy') or 0:.3f}, AP {test.get('ap') or 0:.3f}")
     if r.error:
         text += f"\n\n**Reason:** {r.error}"
     if r.checkpoint:
-        text += f"\n\ncheckpoint: `{r.checkpoint}` (listed in every detector picker)"
+        where = "the Localize tab's localizer picker" if r.kind == "localizer" else "every detector picker"
+        text += f"\n\ncheckpoint: `{r.checkpoint}` (listed in {where})"
     for note in r.result.get("notes") or []:
         text += f"\n\n*note:* {note}"
     return text
@@ -113,8 +157,8 @@ def show_run(run_id: str | None):
     if not runs:
         return "No runs yet.", curves_figure([]), {}, []
     r = next((x for x in runs if x.id == run_id), runs[0])
-    return (_progress_md(r), curves_figure(store.epochs(r.id), f"run {r.id} ({r.config.get('arch')})"), r.config,
-            runs_table(runs))
+    return (_progress_md(r), curves_figure(store.epochs(r.id), f"run {r.id} ({r.config.get('arch')})", r.kind),
+            r.config, runs_table(runs))
 
 
 def launch(preset, data_choice, folder, generators, arch, input_size, epochs, iterations, lr, wd, batch, weighted,
@@ -138,6 +182,52 @@ def launch(preset, data_choice, folder, generators, arch, input_size, epochs, it
         return gr.update(), error_markdown(exc), gr.update(), gr.update(), gr.update()
 
 
+def launch_localizer(arch, data_choice, folder, epochs, imgsz, batch, seed, threads, weights, trust, name):
+    """Queue a localizer run (YOLOv8-seg or the U-Net) on an images/ + masks/ data set."""
+    try:
+        cfg = {"kind": "localizer", "arch": arch, "data": str(resolve_dataset(data_choice, folder)),
+               "epochs": int(epochs), "imgsz": int(imgsz), "batch": int(batch), "seed": int(seed),
+               "threads": int(threads), "weights": "", "trust_weights": bool(trust)}
+        LocalizerConfig.from_dict(cfg)
+        if weights:
+            cfg["weights"] = str(_keep_upload(weights, bool(trust)))
+        record = state.manager().submit(cfg, name=name or "")
+        return record.id, *show_run(record.id)
+    except Exception as exc:  # noqa: BLE001
+        return gr.update(), error_markdown(exc), gr.update(), gr.update(), gr.update()
+
+
+def _keep_upload(path: str, trusted: bool) -> Path:
+    """A copy of an uploaded ``.pt`` in DetectLab's home (the upload cache may be cleaned before a queued run
+    starts), named by its content; refused unless the user trusts it (ultralytics unpickles it)."""
+    from detectlab.localize.localizer import load_localizer
+
+    load_localizer(path, allow_pickle=trusted)  # refuse now: not trusted, corrupt, or not a segmentation model
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    dest = config.home() / "weights" / f"{digest}.pt"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if not dest.exists():
+        shutil.copyfile(path, dest)
+    return dest
+
+
+def delete_run(run_id: str | None, confirmed: bool):
+    """Remove an ended run, its files and (for a localizer) its checkpoint; asks for confirmation first."""
+    if not run_id:
+        return "Select a run in the history first.", gr.update(), gr.update()
+    if not confirmed:
+        return f"Tick *confirm* to delete run {run_id} and its files.", gr.update(), gr.update()
+    try:
+        record = state.manager().delete(run_id)
+    except (KeyError, ValueError) as exc:
+        return error_markdown(exc), gr.update(), gr.update()
+    return f"Deleted run {record.id} ({record.name or record.config.get('arch')}) and its files.", "", runs_table()
+
+
+def show_kind(kind: str):
+    return gr.update(visible=kind == "detector"), gr.update(visible=kind == "localizer")
+
+
 def cancel(run_id: str | None):
     store = state.manager().store
     runs = [r for r in store.list() if r.status in ("running", "queued")]
@@ -153,8 +243,43 @@ def cancel(run_id: str | None):
 
 def build() -> None:
     gr.Markdown("Runs execute in a separate worker process, one at a time (others queue); the history lives in "
-                f"`{runs_db()}` and survives restarts. Finished runs' checkpoints appear in "
-                "every detector picker.")
+                f"`{runs_db()}` and survives restarts. Finished detector runs appear in every detector picker, "
+                "localizer runs in the Localize tab.")
+    kind = gr.Radio(list(KINDS), value="detector", label="What to train", elem_id="train-kind")
+    with gr.Group(visible=True) as detector_form:
+        _detector_form = _build_detector_form()
+    with gr.Group(visible=False) as localizer_form:
+        loc = _build_localizer_form()
+    kind.change(show_kind, kind, [detector_form, localizer_form], api_name=False)
+    _build_runs(_detector_form, loc)
+
+
+def _build_localizer_form() -> dict:
+    gr.Markdown("Manipulation localization (seed 001 §4.5): ultralytics YOLOv8-seg (instance masks) or the U-Net "
+                "baseline, on a folder with `images/` and `masks/`. Defaults: the shipped localizer's settings "
+                "(CPU-sized). A `.pt` to start from is unpickled by ultralytics: only tick *trust* for files you made.")
+    d = LocalizerConfig()
+    with gr.Row():
+        arch = gr.Dropdown(list(LOCALIZER_ARCHS), value=d.arch, label="Localizer", elem_id="train-loc-arch")
+        data_choice = gr.Dropdown(list(known_datasets()), value=DEMO_INPAINT_LABEL, label="Data set (images + masks)",
+                                  elem_id="train-loc-data")
+        folder = gr.Textbox(label="…or an images/ + masks/ folder inside the data roots", elem_id="train-loc-folder")
+    with gr.Row():
+        epochs = gr.Number(d.epochs, label="Localizer epochs", precision=0, elem_id="train-loc-epochs")
+        imgsz = gr.Number(d.imgsz, label="Image size (multiple of 32)", precision=0, elem_id="train-loc-imgsz")
+        batch = gr.Number(d.batch, label="Localizer batch size", precision=0, elem_id="train-loc-batch")
+        seed = gr.Number(d.seed, label="Localizer seed", precision=0)
+        threads = gr.Number(1, label="CPU threads", precision=0)
+    with gr.Row():
+        weights = gr.File(label="Start from an ultralytics .pt (optional)", file_types=[".pt"], type="filepath")
+        trust = gr.Checkbox(False, label="I trust this .pt (it is unpickled)")
+        name = gr.Textbox("", label="Run name", elem_id="train-loc-name")
+    button = gr.Button("Launch localizer training", variant="primary", elem_id="train-loc-launch")
+    return dict(inputs=[arch, data_choice, folder, epochs, imgsz, batch, seed, threads, weights, trust, name],
+                button=button)
+
+
+def _build_detector_form() -> dict:
     with gr.Row():
         preset = gr.Dropdown(list(PRESETS), value=None, label="Preset (seed papers' settings, scaled for the CPU)",
                              scale=3, elem_id="train-preset")
@@ -194,28 +319,38 @@ def build() -> None:
         runs = gr.Number(1, label="Repeated runs (mean ± std)", precision=0)
         seed = gr.Number(0, label="Seed", precision=0)
         name = gr.Textbox("", label="Run name", elem_id="train-name")
-    with gr.Row():
-        launch_btn = gr.Button("Launch training", variant="primary", elem_id="train-launch")
-        cancel_btn = gr.Button("Cancel run", variant="stop", elem_id="train-cancel")
-    selected = gr.Textbox(label="Selected run (click a row below)", elem_id="train-selected", interactive=True)
-    progress_md = gr.Markdown(elem_id="train-progress")
-    curves = gr.Plot(label="Loss and validation accuracy", elem_id="train-curves")
-    history = gr.Dataframe(headers=RUN_HEADERS, interactive=False, label="Run history (click a row to select it)",
-                           elem_id="train-history", max_height=300)
-    with gr.Accordion("Config of the selected run", open=False):
-        cfg_view = gr.JSON()
-    timer = gr.Timer(1.0)
-
+    launch_btn = gr.Button("Launch training", variant="primary", elem_id="train-launch")
     form = dict(arch=arch, input_size=input_size, epochs=epochs, iterations=iterations, lr=lr, wd=wd, batch=batch,
                 weighted=weighted, hflip=hflip, augment=augment, aug_p=aug_p, aug_kinds=aug_kinds, blur_max=blur_max,
                 jpeg_min=jpeg_min, scale_min=scale_min, patch_min=patch_min, adv_eps=adv_eps, preset_note=preset_note)
     preset.change(apply_preset, preset, [form[k] for k in _PRESET_OUTPUTS], api_name=False)
     data_choice.change(generators_of, [data_choice, folder], [generators, data_msg], api_name=False)
     folder.submit(generators_of, [data_choice, folder], [generators, data_msg], api_name=False)
-    launch_btn.click(launch, [preset, data_choice, folder, generators, arch, input_size, epochs, iterations, lr, wd,
-                              batch, weighted, hflip, augment, aug_p, aug_kinds, blur_max, jpeg_min, scale_min,
-                              patch_min, adv_eps, runs, seed, name],
-                     [selected, progress_md, curves, cfg_view, history], api_name="train")
+    return dict(inputs=[preset, data_choice, folder, generators, arch, input_size, epochs, iterations, lr, wd, batch,
+                        weighted, hflip, augment, aug_p, aug_kinds, blur_max, jpeg_min, scale_min, patch_min, adv_eps,
+                        runs, seed, name], button=launch_btn)
+
+
+def _build_runs(detector: dict, localizer: dict) -> None:
+    with gr.Row():
+        cancel_btn = gr.Button("Cancel run", variant="stop", elem_id="train-cancel")
+        delete_btn = gr.Button("Delete selected run", elem_id="train-delete")
+        confirm = gr.Checkbox(False, label="confirm: delete the run and its files", elem_id="train-delete-confirm")
+    selected = gr.Textbox(label="Selected run (click a row below)", elem_id="train-selected", interactive=True)
+    progress_md = gr.Markdown(elem_id="train-progress")
+    curves = gr.Plot(label="Losses and validation scores", elem_id="train-curves")
+    history = gr.Dataframe(headers=RUN_HEADERS, interactive=False,
+                           label="Run history (click a row to select it). best val / test: balanced accuracy / "
+                                 "accuracy for detectors, mask mAP50 for YOLO localizers, pixel dice for the U-Net",
+                           elem_id="train-history", max_height=300)
+    with gr.Accordion("Config of the selected run", open=False):
+        cfg_view = gr.JSON()
+    timer = gr.Timer(1.0)
+
+    outputs = [selected, progress_md, curves, cfg_view, history]
+    detector["button"].click(launch, detector["inputs"], outputs, api_name="train")
+    localizer["button"].click(launch_localizer, localizer["inputs"], outputs, api_name="train_localizer")
+    delete_btn.click(delete_run, [selected, confirm], [progress_md, selected, history], api_name=False)
     cancel_btn.click(cancel, selected, progress_md, api_name=False)
     timer.tick(show_run, selected, [progress_md, curves, cfg_view, history], api_name=False, show_progress="hidden")
     history.select(_select_row, None, selected, api_name=False)
