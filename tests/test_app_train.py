@@ -67,6 +67,10 @@ def test_launch_watch_finish_and_use_checkpoint(page, tiny_set):
     expect(points).to_have_count(EPOCHS, timeout=30_000)  # the end: every epoch drawn
     assert 1 <= mid < EPOCHS, mid  # drawn while the run went on, then grew
     expect(page.locator("#train-history")).to_contain_text(run_id)
+    # the results panel: headline numbers, the confusion counts and a row per generator
+    expect(page.locator("#train-results")).to_contain_text(f"Test split of run {run_id}")
+    expect(page.locator("#train-results")).to_contain_text("Confusion: real→real")
+    expect(page.locator("#train-results-table")).to_contain_text("tinygan")
 
     page.get_by_role("tab", name="Detect").click()
     page.locator("#detect-refresh").click()
@@ -106,6 +110,7 @@ def test_localizer_run_from_the_queue_then_delete_it(page, masked_set):
     # both epochs drawn: the mask-loss trace has a point per epoch
     expect(page.locator("#train-curves .legendtext", has_text="mask loss")).to_be_visible()
     expect(page.locator("#train-curves .scatterlayer .trace").first.locator(".points path")).to_have_count(2)
+    expect(page.locator("#train-results-table")).to_contain_text("Q1")
     row = page.locator("#train-history tr", has_text=run_id)
     expect(row).to_contain_text("localizer")
     expect(row).to_contain_text("yolov8n-seg")
@@ -118,10 +123,11 @@ def test_localizer_run_from_the_queue_then_delete_it(page, masked_set):
 
     page.get_by_role("tab", name="Train").click()
     page.locator("#train-delete").click()
-    expect(progress).to_contain_text(f"Tick *confirm* to delete run {run_id}".replace("*", ""))
+    action = page.locator("#train-action")
+    expect(action).to_contain_text(f"Tick confirm to delete run {run_id}")
     page.locator("#train-delete-confirm").get_by_role("checkbox").check()
     page.locator("#train-delete").click()
-    expect(progress).to_contain_text(f"Deleted run {run_id}")
+    expect(action).to_contain_text(f"Deleted run {run_id}")
     expect(page.locator("#train-history")).not_to_contain_text(run_id)
 
 

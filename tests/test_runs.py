@@ -310,3 +310,19 @@ def test_localizer_run_through_the_queue(tmp_path, monkeypatch):
         assert not ckpt.exists()
     finally:
         m.close()
+
+
+def test_eta_is_measured_over_the_training_stage_and_does_not_jump_at_epochs(tmp_path):
+    from detectlab.runs.worker import StoreProgress
+
+    store = RunStore(tmp_path / "r.sqlite")
+    store.create("a", {"arch": "resnet18"})
+    p = StoreProgress(store, "a")
+    assert p.eta(10, 100, "load images", 0.0) is None  # no ETA outside training
+    assert p.eta(0, 40, "train resnet18 (epoch 1/4)", 100.0) is None  # the stage's first step: no rate yet
+    assert p.eta(10, 40, "train resnet18 (epoch 1/4)", 110.0) == pytest.approx(30.0)  # 1 s a step, 30 left
+    # a new epoch (new stage text, same step count) keeps the rate measured since the first step
+    assert p.eta(20, 40, "train resnet18 (epoch 3/4)", 120.0) == pytest.approx(20.0)
+    assert p.eta(30, 40, "Training YOLO (epoch 4/4)", 140.0) == pytest.approx(40 / 30 * 10)
+    p(30, 40, "train resnet18 (epoch 4/4)")
+    assert store.get("a").stage == "train resnet18 (epoch 4/4)" and store.get("a").step == 30

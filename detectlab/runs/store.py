@@ -45,7 +45,8 @@ CREATE TABLE IF NOT EXISTS runs (
     result      TEXT,                      -- test metrics etc. as JSON
     error       TEXT,
     host        TEXT,                      -- machine of the process executing the run
-    heartbeat   REAL                       -- last sign of life of that process
+    heartbeat   REAL,                      -- last sign of life of that process
+    eta         REAL                       -- seconds left in the training stage, as the worker measures it
 );
 CREATE TABLE IF NOT EXISTS epochs (
     run_id  TEXT NOT NULL REFERENCES runs(id),
@@ -102,6 +103,7 @@ class RunRecord:
     error: str | None = None
     host: str | None = None
     heartbeat: float | None = None
+    eta: float | None = None
 
     @property
     def kind(self) -> str:
@@ -148,10 +150,8 @@ class RunRecord:
 
     @property
     def eta_seconds(self) -> float | None:
-        if self.status != "running" or not self.started or self.step <= 0 or self.total <= 0:
-            return None
-        elapsed = time.time() - self.started
-        return elapsed * (self.total - self.step) / self.step
+        """Seconds left in the training stage (None before training steps have a measured rate)."""
+        return self.eta if self.status == "running" else None
 
 
 class RunStore:
@@ -163,7 +163,7 @@ class RunStore:
         with self._conn() as c:
             c.executescript(SCHEMA)
             have = {row[1] for row in c.execute("PRAGMA table_info(runs)")}
-            for column, kind in (("host", "TEXT"), ("heartbeat", "REAL")):  # databases of earlier versions
+            for column, kind in (("host", "TEXT"), ("heartbeat", "REAL"), ("eta", "REAL")):  # databases of earlier versions
                 if column not in have:
                     c.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
         self.reap()
@@ -231,8 +231,9 @@ class RunStore:
             c.execute("COMMIT")
         return record
 
-    def set_progress(self, run_id: str, step: int, total: int, stage: str) -> None:
-        self._exec("UPDATE runs SET step=?, total=?, stage=? WHERE id=?", (int(step), int(total), stage, run_id))
+    def set_progress(self, run_id: str, step: int, total: int, stage: str, eta: float | None = None) -> None:
+        self._exec("UPDATE runs SET step=?, total=?, stage=?, eta=? WHERE id=?",
+                   (int(step), int(total), stage, eta, run_id))
 
     def add_epoch(self, run_id: str, epoch: int, metrics: dict) -> None:
         self._exec("INSERT OR REPLACE INTO epochs (run_id, epoch, metrics) VALUES (?, ?, ?)",

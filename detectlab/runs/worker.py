@@ -48,15 +48,33 @@ class StoreCancelToken(CancelToken):
 
 
 class StoreProgress:
-    """Writes (step, total, stage) to the run row, at most every 0.3 s and at stage changes."""
+    """Writes (step, total, stage, ETA) to the run row, at most every 0.3 s and at stage changes.
+
+    The ETA covers the training stage (stages named "train…"/"Training…", whose step counts run
+    across epochs): the rate is measured from the first step of that stage, so it does not jump
+    when a new epoch or a short evaluation stage starts. Other stages (loading, features) get none.
+    """
 
     def __init__(self, store: RunStore, run_id: str) -> None:
         self._store, self._run_id, self._last, self._stage = store, run_id, 0.0, None
+        self._train_start: tuple[float, float, float] | None = None  # (time, step, total) at the first train step
+
+    def eta(self, done: float, total: float | None, desc: str, now: float) -> float | None:
+        if not desc.lower().startswith("train") or not total:
+            return None
+        if self._train_start is None or self._train_start[2] != total or done < self._train_start[1]:
+            self._train_start = (now, done, total)
+            return None
+        t0, s0, _ = self._train_start
+        if done - s0 < 1:
+            return None
+        return (now - t0) / (done - s0) * (total - done)
 
     def __call__(self, done: float, total: float | None = None, desc: str = "") -> None:
         now = time.monotonic()
+        eta = self.eta(done, total, desc, now)
         if desc != self._stage or now - self._last > 0.3 or (total and done >= total):
-            self._store.set_progress(self._run_id, int(done), int(total or 0), desc)
+            self._store.set_progress(self._run_id, int(done), int(total or 0), desc, eta)
             self._last, self._stage = now, desc
 
 

@@ -121,15 +121,25 @@ def runs_table(runs=None) -> list[list]:
     return rows
 
 
-def _progress_md(r) -> str:
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+
+
+def _progress_md(r, runs=()) -> str:
     if r.status == "running":
-        eta = r.eta_seconds
         pct = 100 * r.step / r.total if r.total else 0
-        return (f"**Run {r.id}: running** — {r.stage or 'starting'}: {r.step}/{r.total} ({pct:.0f} %)"
-                + (f", ETA {eta:.0f} s" if eta is not None else ""))
+        eta = r.eta_seconds
+        when = f", about {_duration(eta)} left in training" if eta is not None else ""
+        return f"**Run {r.id}: running** — {r.stage or 'starting'}: {r.step}/{r.total} ({pct:.0f} %){when}"
     if r.status == "queued":
-        return f"**Run {r.id}: queued** — waits for the running run to end"
+        ahead = [x for x in runs if x.status == "running"]
+        if ahead:
+            return f"**Run {r.id}: queued** — waits for run {ahead[0].id} to end"
+        return f"**Run {r.id}: queued** — its worker process is starting"
     text = f"**Run {r.id}: {r.status}**"
+    if r.started and r.finished:
+        text += f" after {_duration(r.finished - r.started)}"
     test = r.result.get("test") or {}
     if test and r.kind == "localizer":
         metric, value = r.headline
@@ -150,15 +160,50 @@ def _progress_md(r) -> str:
     return text
 
 
+RESULT_HEADERS = ["group", "images", "accuracy", "balanced acc.", "AP", "ROC-AUC"]
+LOCALIZER_RESULT_HEADERS = ["quartile", "area", "images", "mAP50", "precision", "recall", "dice"]
+
+
+def results_panel(r) -> tuple[str, dict]:
+    """The selected run's test results: headline numbers and a per-generator (or per-quartile) table."""
+    test = r.result.get("test") or {} if isinstance(r.result, dict) else {}
+    if not test:
+        return "", gr.update(value=[], headers=RESULT_HEADERS)
+    if r.kind == "localizer":
+        from detectlab.localize.metrics import QUARTILE_EDGES
+
+        rows = []
+        for k, (q, v) in enumerate((test.get("quartiles") or {}).items()):
+            px = v.get("pixel") or {}
+            rows.append([q, f"{QUARTILE_EDGES[k]:.2f}-{QUARTILE_EDGES[k + 1]:.2f}", v.get("images"),
+                         _fmt(v.get("map50")), _fmt(px.get("precision")), _fmt(px.get("recall")), _fmt(px.get("dice"))])
+        text = f"**Test split of run {r.id}** ({test.get('images')} images, confidence ≥ {test.get('conf')})"
+        if "map50" in test:
+            text += f": mask mAP50 {test['map50']:.3f}, mAP50-95 {test.get('map50_95', float('nan')):.3f}"
+        return text, gr.update(value=rows, headers=LOCALIZER_RESULT_HEADERS)
+    rows = [[g, m.get("n"), _fmt(m.get("accuracy")), _fmt(m.get("balanced_accuracy")), _fmt(m.get("ap")),
+             _fmt(m.get("roc_auc"))] for g, m in (test.get("per_group") or {}).items()]
+    rows.append(["all", test.get("n"), _fmt(test.get("accuracy")), _fmt(test.get("balanced_accuracy")),
+                 _fmt(test.get("ap")), _fmt(test.get("roc_auc"))])
+    (tn, fp), (fn, tp) = test.get("confusion") or ((0, 0), (0, 0))
+    text = (f"**Test split of run {r.id}** ({test.get('n_real')} real, {test.get('n_fake')} synthetic) at threshold "
+            f"{test.get('threshold', 0.5):g}: accuracy {test.get('accuracy', 0):.3f}, ROC-AUC "
+            f"{test.get('roc_auc') or float('nan'):.3f}. Confusion: real→real {tn}, real→fake {fp}, fake→real {fn}, "
+            f"fake→fake {tp}. The best threshold on this split would be {test.get('best_threshold', float('nan')):.3f} "
+            f"(accuracy {test.get('accuracy_at_best', float('nan')):.3f}) — chosen on test, so optimistic. "
+            "Per generator, each row holds that generator's images and the real ones.")
+    return text, gr.update(value=rows, headers=RESULT_HEADERS)
+
+
 def show_run(run_id: str | None):
-    """Progress line, curves and config of one run (the latest if none is selected)."""
+    """Progress line, curves, results and config of one run (the latest if none is selected)."""
     store = state.manager().store
     runs = store.list()
     if not runs:
-        return "No runs yet.", curves_figure([]), {}, []
+        return "No runs yet.", curves_figure([]), {}, [], "", gr.update(value=[], headers=RESULT_HEADERS)
     r = next((x for x in runs if x.id == run_id), runs[0])
-    return (_progress_md(r), curves_figure(store.epochs(r.id), f"run {r.id} ({r.config.get('arch')})", r.kind),
-            r.config, runs_table(runs))
+    return (_progress_md(r, runs), curves_figure(store.epochs(r.id), f"run {r.id} ({r.config.get('arch')})", r.kind),
+            r.config, runs_table(runs), *results_panel(r))
 
 
 def launch(preset, data_choice, folder, generators, arch, input_size, epochs, iterations, lr, wd, batch, weighted,
@@ -179,7 +224,7 @@ def launch(preset, data_choice, folder, generators, arch, input_size, epochs, it
         record = state.manager().submit(json.loads(json.dumps(cfg.to_dict())), name=name or "")
         return record.id, *show_run(record.id)
     except Exception as exc:  # noqa: BLE001
-        return gr.update(), error_markdown(exc), gr.update(), gr.update(), gr.update()
+        return gr.update(), error_markdown(exc), *[gr.update()] * 5
 
 
 def launch_localizer(arch, data_choice, folder, epochs, imgsz, batch, seed, threads, weights, trust, name):
@@ -194,7 +239,7 @@ def launch_localizer(arch, data_choice, folder, epochs, imgsz, batch, seed, thre
         record = state.manager().submit(cfg, name=name or "")
         return record.id, *show_run(record.id)
     except Exception as exc:  # noqa: BLE001
-        return gr.update(), error_markdown(exc), gr.update(), gr.update(), gr.update()
+        return gr.update(), error_markdown(exc), *[gr.update()] * 5
 
 
 def _keep_upload(path: str, trusted: bool) -> Path:
@@ -336,9 +381,13 @@ def _build_runs(detector: dict, localizer: dict) -> None:
         cancel_btn = gr.Button("Cancel run", variant="stop", elem_id="train-cancel")
         delete_btn = gr.Button("Delete selected run", elem_id="train-delete")
         confirm = gr.Checkbox(False, label="confirm: delete the run and its files", elem_id="train-delete-confirm")
+    action_md = gr.Markdown(elem_id="train-action")
     selected = gr.Textbox(label="Selected run (click a row below)", elem_id="train-selected", interactive=True)
     progress_md = gr.Markdown(elem_id="train-progress")
     curves = gr.Plot(label="Losses and validation scores", elem_id="train-curves")
+    with gr.Accordion("Test results of the selected run", open=True):
+        results_md = gr.Markdown(elem_id="train-results")
+        results = gr.Dataframe(headers=RESULT_HEADERS, interactive=False, elem_id="train-results-table")
     history = gr.Dataframe(headers=RUN_HEADERS, interactive=False,
                            label="Run history (click a row to select it). best val / test: balanced accuracy / "
                                  "accuracy for detectors, mask mAP50 for YOLO localizers, pixel dice for the U-Net",
@@ -347,12 +396,12 @@ def _build_runs(detector: dict, localizer: dict) -> None:
         cfg_view = gr.JSON()
     timer = gr.Timer(1.0)
 
-    outputs = [selected, progress_md, curves, cfg_view, history]
-    detector["button"].click(launch, detector["inputs"], outputs, api_name="train")
-    localizer["button"].click(launch_localizer, localizer["inputs"], outputs, api_name="train_localizer")
-    delete_btn.click(delete_run, [selected, confirm], [progress_md, selected, history], api_name=False)
-    cancel_btn.click(cancel, selected, progress_md, api_name=False)
-    timer.tick(show_run, selected, [progress_md, curves, cfg_view, history], api_name=False, show_progress="hidden")
+    shown = [progress_md, curves, cfg_view, history, results_md, results]
+    detector["button"].click(launch, detector["inputs"], [selected, *shown], api_name="train")
+    localizer["button"].click(launch_localizer, localizer["inputs"], [selected, *shown], api_name="train_localizer")
+    delete_btn.click(delete_run, [selected, confirm], [action_md, selected, history], api_name=False)
+    cancel_btn.click(cancel, selected, action_md, api_name=False)
+    timer.tick(show_run, selected, shown, api_name=False, show_progress="hidden")
     history.select(_select_row, None, selected, api_name=False)
 
 
