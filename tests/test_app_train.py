@@ -53,12 +53,17 @@ def test_launch_watch_finish_and_use_checkpoint(page, tiny_set):
     run_id = _launch(page, "#train-launch")
 
     progress = page.locator("#train-progress")
-    points = page.locator("#train-curves .scatterlayer .trace").first.locator(".points path")  # train loss
-    # mid-run: the curve has points while the run still says "running" (checked in one DOM snapshot)
+    expect(progress).to_contain_text(f"Run {run_id}: running", timeout=120_000)
+    # the per-step loss is drawn within 30 s of the run starting, long before its first epoch ends
+    expect(page.locator("#train-curves .legendtext", has_text="per step")).to_be_visible(timeout=30_000)
+    # the per-epoch train loss: the first trace with markers
+    points = page.locator("#train-curves .scatterlayer .trace").filter(
+        has=page.locator(".points path")).first.locator(".points path")
+    # mid-run: the epoch curve has points while the run still says "running" (checked in one DOM snapshot)
     page.wait_for_function(
         """marker => {
-               const trace = document.querySelector('#train-curves .scatterlayer .trace');
-               return trace !== null && trace.querySelectorAll('.points path').length >= 1
+               const traces = [...document.querySelectorAll('#train-curves .scatterlayer .trace')];
+               return traces.some(t => t.querySelectorAll('.points path').length >= 1)
                    && document.querySelector('#train-progress').innerText.includes(marker);
            }""",
         arg=f"Run {run_id}: running", timeout=300_000)

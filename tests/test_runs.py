@@ -326,3 +326,26 @@ def test_eta_is_measured_over_the_training_stage_and_does_not_jump_at_epochs(tmp
     assert p.eta(30, 40, "Training YOLO (epoch 4/4)", 140.0) == pytest.approx(40 / 30 * 10)
     p(30, 40, "train resnet18 (epoch 4/4)")
     assert store.get("a").stage == "train resnet18 (epoch 4/4)" and store.get("a").step == 30
+
+
+def test_step_losses_are_batched_and_thinned(tmp_path):
+    from detectlab.runs.worker import StepLosses
+
+    store = RunStore(tmp_path / "r.sqlite")
+    store.create("a", {"arch": "resnet18"})
+    sink = StepLosses(store, "a", every=3600)  # nothing written until flushed
+    for k in range(1, 5):
+        sink({"step": k, "epoch": k / 4, "loss": float(k)})
+    assert store.steps("a") == []
+    sink.flush()
+    assert store.steps("a") == [(4, 1.0, 2.5)]  # one row: the last step, the mean loss
+    store.add_steps("a", [(k, k / 100, 1.0) for k in range(5, 105)])
+    thinned = store.steps("a", max_points=10)
+    assert len(thinned) <= 10 and thinned[0][0] == 4 and [r[0] for r in thinned] == sorted(r[0] for r in thinned)
+
+
+def test_smoothed_curve():
+    from detectlab.ui.train_tab import smoothed
+
+    assert smoothed([1.0, 0.0, 0.0], alpha=0.5) == [1.0, 0.5, 0.25]
+    assert smoothed([]) == []

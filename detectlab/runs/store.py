@@ -54,6 +54,13 @@ CREATE TABLE IF NOT EXISTS epochs (
     metrics TEXT NOT NULL,
     PRIMARY KEY (run_id, epoch)
 );
+CREATE TABLE IF NOT EXISTS steps (          -- training loss as it comes (mean over a few steps)
+    run_id  TEXT NOT NULL REFERENCES runs(id),
+    step    INTEGER NOT NULL,
+    epoch   REAL NOT NULL,                  -- fractional: 1.5 = half-way through the second epoch
+    loss    REAL NOT NULL,
+    PRIMARY KEY (run_id, step)
+);
 """
 
 ACTIVE = ("queued", "running")
@@ -227,6 +234,7 @@ class RunStore:
         with self._conn() as c:
             c.execute("BEGIN IMMEDIATE")
             c.execute("DELETE FROM epochs WHERE run_id=?", (run_id,))
+            c.execute("DELETE FROM steps WHERE run_id=?", (run_id,))
             c.execute("DELETE FROM runs WHERE id=?", (run_id,))
             c.execute("COMMIT")
         return record
@@ -238,6 +246,24 @@ class RunStore:
     def add_epoch(self, run_id: str, epoch: int, metrics: dict) -> None:
         self._exec("INSERT OR REPLACE INTO epochs (run_id, epoch, metrics) VALUES (?, ?, ?)",
                    (run_id, epoch, json.dumps(metrics)))
+
+    def add_steps(self, run_id: str, rows: list[tuple[int, float, float]]) -> None:
+        """Record (step, fractional epoch, loss) rows of a run's training loss."""
+        with self._conn() as c:
+            c.execute("BEGIN IMMEDIATE")
+            c.executemany("INSERT OR REPLACE INTO steps (run_id, step, epoch, loss) VALUES (?, ?, ?, ?)",
+                          [(run_id, int(s), float(e), float(v)) for s, e, v in rows])
+            c.execute("COMMIT")
+
+    def steps(self, run_id: str, max_points: int = 2000) -> list[tuple[int, float, float]]:
+        """(step, fractional epoch, loss) of a run, thinned evenly to at most ``max_points`` rows."""
+        with self._conn() as c:
+            n = c.execute("SELECT COUNT(*) FROM steps WHERE run_id=?", (run_id,)).fetchone()[0]
+            every = max(1, -(-n // max_points))
+            rows = c.execute("SELECT step, epoch, loss FROM (SELECT step, epoch, loss, ROW_NUMBER() OVER "
+                             "(ORDER BY step) AS k FROM steps WHERE run_id=?) WHERE (k - 1) % ? = 0 ORDER BY step",
+                             (run_id, every)).fetchall()
+        return [tuple(r) for r in rows]
 
     def set_checkpoint(self, run_id: str, path: str) -> None:
         self._exec("UPDATE runs SET checkpoint=? WHERE id=?", (path, run_id))

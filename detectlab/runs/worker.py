@@ -78,6 +78,28 @@ class StoreProgress:
             self._last, self._stage = now, desc
 
 
+class StepLosses:
+    """Collects per-step training losses and writes their mean every ``every`` seconds (one row per write)."""
+
+    def __init__(self, store: RunStore, run_id: str, every: float = 0.5) -> None:
+        self._store, self._run_id, self._every = store, run_id, every
+        self._pending: list[tuple[int, float, float]] = []
+        self._last = time.monotonic()
+
+    def __call__(self, entry: dict) -> None:
+        self._pending.append((int(entry["step"]), float(entry["epoch"]), float(entry["loss"])))
+        if time.monotonic() - self._last >= self._every:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._pending:
+            rows = self._pending
+            step, epoch = rows[-1][0], rows[-1][1]
+            self._store.add_steps(self._run_id, [(step, epoch, sum(r[2] for r in rows) / len(rows))])
+            self._pending = []
+        self._last = time.monotonic()
+
+
 @contextmanager
 def heartbeat(store: RunStore, run_id: str, every: float = HEARTBEAT_SECONDS):
     """Beat ``run_id``'s heartbeat from a background thread while the block runs."""
@@ -166,15 +188,21 @@ def _execute_detector(store: RunStore, record, layout: RunLayout, both_progress,
         cfg.out_dir = str(layout.root)
         ckpt = layout.checkpoint(run_id, 0, cfg.runs)  # the first repeat's: the one the run reports
 
+        step_losses = StepLosses(store, run_id)
+
         def record_epoch(entry: dict) -> None:
+            step_losses.flush()  # the step curve reaches the epoch's end before the epoch's point appears
             store.add_epoch(run_id, entry["epoch"], entry)
             if ckpt.exists():
                 store.set_checkpoint(run_id, str(ckpt))
             if on_epoch:
                 on_epoch(entry)
 
-        result = train(cfg, progress=both_progress, cancel=StoreCancelToken(store, run_id),
-                       on_epoch=record_epoch, run_id=run_id)
+        try:
+            result = train(cfg, progress=both_progress, cancel=StoreCancelToken(store, run_id),
+                           on_epoch=record_epoch, run_id=run_id, on_step=step_losses)
+        finally:
+            step_losses.flush()
         first = result.runs[0]
         status = "cancelled" if any(r.status == "cancelled" for r in result.runs) else "finished"
         summary = {"test": first.test, "val": first.val, "best_epoch": first.best_epoch,

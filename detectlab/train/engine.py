@@ -156,7 +156,8 @@ def cached_features(detector: FrozenBackboneDetector, samples, images: torch.Ten
 
 
 def _run_once(cfg: TrainConfig, ds: DetectionDataset, parts: dict, images: dict, run_seed: int, run_dir: Path,
-              progress: Progress, cancel: CancelToken, on_epoch: EpochCallback | None) -> RunResult:
+              progress: Progress, cancel: CancelToken, on_epoch: EpochCallback | None,
+              on_step: EpochCallback | None = None) -> RunResult:
     torch.manual_seed(run_seed)
     gen = torch.Generator().manual_seed(run_seed)
     detector = create_detector(cfg.arch, cfg.pretrained, cfg.input_size)
@@ -204,6 +205,7 @@ def _run_once(cfg: TrainConfig, ds: DetectionDataset, parts: dict, images: dict,
         for epoch in range(1, epochs + 1):
             detector.train()
             losses = []
+            steps_this_epoch = max(1, min(steps_per_epoch, total_steps - step))
             for _ in range(min(steps_per_epoch, total_steps - step)):
                 cancel.check()
                 t_step = time.perf_counter()
@@ -239,6 +241,8 @@ def _run_once(cfg: TrainConfig, ds: DetectionDataset, parts: dict, images: dict,
                 step_seconds += time.perf_counter() - t_step
                 step += 1
                 seen += len(idx)
+                if on_step:
+                    on_step({"step": step, "epoch": epoch - 1 + len(losses) / steps_this_epoch, "loss": losses[-1]})
                 progress(step, total_steps, f"train {cfg.arch} (epoch {epoch}/{epochs})")
             # validation
             with torch.no_grad():
@@ -312,8 +316,13 @@ def prepare_data(cfg: TrainConfig, progress: Progress = null_progress) -> tuple[
 
 
 def train(cfg: TrainConfig, progress: Progress = null_progress, cancel: CancelToken = NEVER_CANCEL,
-          on_epoch: EpochCallback | None = None, run_id: str | None = None) -> TrainResult:
-    """Train ``cfg.runs`` detectors (seeds seed, seed+1, ...); return their results and mean ± std."""
+          on_epoch: EpochCallback | None = None, run_id: str | None = None,
+          on_step: EpochCallback | None = None) -> TrainResult:
+    """Train ``cfg.runs`` detectors (seeds seed, seed+1, ...); return their results and mean ± std.
+
+    ``on_epoch`` gets each epoch's row (losses, validation metrics); ``on_step`` each training
+    step's ``{"step", "epoch" (fractional), "loss"}`` for live curves.
+    """
     from detectlab.eval import mean_std
 
     torch.set_num_threads(max(1, cfg.threads))
@@ -323,7 +332,8 @@ def train(cfg: TrainConfig, progress: Progress = null_progress, cancel: CancelTo
     results = []
     for k in range(cfg.runs):
         run_dir = layout.repeat_dir(run_id, k, cfg.runs)
-        res = _run_once(cfg, ds, parts, images, cfg.seed + k, run_dir, progress, cancel, on_epoch)
+        res = _run_once(cfg, ds, parts, images, cfg.seed + k, run_dir, progress, cancel, on_epoch,
+                        on_step if k == 0 else None)
         results.append(res)
         if res.status == "cancelled":
             break

@@ -69,11 +69,26 @@ _PRESET_OUTPUTS = ("arch", "input_size", "epochs", "iterations", "lr", "wd", "ba
                    "aug_p", "aug_kinds", "blur_max", "jpeg_min", "scale_min", "patch_min", "adv_eps", "preset_note")
 
 
-def curves_figure(epochs: list[dict], title: str = "", kind: str = "detector") -> go.Figure:
-    """Per-epoch losses (left axis) and validation scores (right axis) of a run."""
+def smoothed(values: list[float], alpha: float = 0.3) -> list[float]:
+    """Exponential moving average (the first value as it is)."""
+    out: list[float] = []
+    for v in values:
+        out.append(v if not out else alpha * v + (1 - alpha) * out[-1])
+    return out
+
+
+def curves_figure(epochs: list[dict], title: str = "", kind: str = "detector",
+                  steps: list[tuple[int, float, float]] = ()) -> go.Figure:
+    """Losses (left axis) and validation scores (right axis) of a run against (fractional) epochs.
+
+    ``steps``: (step, fractional epoch, loss) rows of the training loss as it comes, drawn
+    smoothed so a run shows a curve long before its first epoch ends."""
     if kind == "localizer":
         return _localizer_curves(epochs, title)
     fig = make_subplots(specs=[[{"secondary_y": True}]])
+    if steps:
+        fig.add_scatter(x=[s[1] for s in steps], y=smoothed([s[2] for s in steps]), name="train loss (per step, smoothed)",
+                        mode="lines", line=dict(width=1, color="rgba(99,110,250,0.55)"))
     x = [e["epoch"] for e in epochs]
     fig.add_scatter(x=x, y=[e.get("train_loss") for e in epochs], name="train loss", mode="lines+markers")
     fig.add_scatter(x=x, y=[e.get("val_loss") for e in epochs], name="val loss", mode="lines+markers")
@@ -202,8 +217,9 @@ def show_run(run_id: str | None):
     if not runs:
         return "No runs yet.", curves_figure([]), {}, [], "", gr.update(value=[], headers=RESULT_HEADERS)
     r = next((x for x in runs if x.id == run_id), runs[0])
-    return (_progress_md(r, runs), curves_figure(store.epochs(r.id), f"run {r.id} ({r.config.get('arch')})", r.kind),
-            r.config, runs_table(runs), *results_panel(r))
+    steps = store.steps(r.id) if r.kind == "detector" else []
+    figure = curves_figure(store.epochs(r.id), f"run {r.id} ({r.config.get('arch')})", r.kind, steps)
+    return _progress_md(r, runs), figure, r.config, runs_table(runs), *results_panel(r)
 
 
 def launch(preset, data_choice, folder, generators, arch, input_size, epochs, iterations, lr, wd, batch, weighted,
