@@ -136,6 +136,24 @@ def test_localizer_run_from_the_queue_then_delete_it(page, masked_set):
     expect(page.locator("#train-history")).not_to_contain_text(run_id)
 
 
+def test_a_data_set_added_after_the_page_loaded_is_offered_when_the_picker_opens(page, tiny_set):
+    """Pickers are read when opened, not fixed at server start."""
+    from detectlab import config
+
+    page.get_by_role("tab", name="Train").click()
+    expect(page.locator("#train-data")).to_be_visible()
+    late = config.datasets_dir() / f"late-{tiny_set.name}"
+    shutil.copytree(tiny_set, late)  # e.g. a zip imported in another browser tab
+    try:
+        page.locator("#train-data input").first.click()
+        option = page.locator("[role=option]", has_text=f"uploaded: {late.name}")
+        expect(option).to_be_visible(timeout=20_000)
+        option.click()
+        expect(page.locator("#train-generators")).to_contain_text("tinygan")  # picked: its generators load
+    finally:
+        shutil.rmtree(late, ignore_errors=True)
+
+
 # --------------------------------------------------------------------------- the form as wiring (no browser)
 
 AUG = "CNNDetection augmentation (blur+JPEG+downsize, p=0.5)"

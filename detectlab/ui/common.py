@@ -34,3 +34,11 @@ def error_markdown(exc: BaseException) -> str:
 def coming(title: str, what: str) -> None:
     """A tab whose capability is not built yet: says so and what it will do; nothing pretends to work."""
     gr.Markdown(f"### {title}\n\n*Not available yet.* {what}")
+
+
+def refresh_on_open(dropdown: gr.Dropdown, choices) -> None:
+    """Re-read a picker's choices whenever the user opens it (new data sets, runs and checkpoints
+    appear without a restart). Only the choices are sent, never the value, so a pick the user makes
+    while the answer is on its way is not overwritten."""
+    dropdown.focus(lambda: gr.update(choices=list(choices())), None, dropdown, api_name=False,
+                   show_progress="hidden", queue=False)

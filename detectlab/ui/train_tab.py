@@ -29,7 +29,7 @@ from detectlab.train import PRESETS, TrainConfig
 from detectlab.train.config import AUGMENT_KINDS
 from detectlab.train.layout import runs_db
 from detectlab.ui import state
-from detectlab.ui.common import error_markdown
+from detectlab.ui.common import error_markdown, refresh_on_open
 
 RUN_HEADERS = ["run", "name", "kind", "arch", "status", "epochs", "best val", "test", "test AP", "started"]
 _DEFAULT_DATA = DEMO_LABEL
@@ -325,6 +325,7 @@ def _build_localizer_form() -> dict:
         data_choice = gr.Dropdown(list(known_datasets()), value=DEMO_INPAINT_LABEL, label="Data set (images + masks)",
                                   elem_id="train-loc-data")
         folder = gr.Textbox(label="…or an images/ + masks/ folder inside the data roots", elem_id="train-loc-folder")
+    refresh_on_open(data_choice, known_datasets)
     with gr.Row():
         epochs = gr.Number(d.epochs, label="Localizer epochs", precision=0, elem_id="train-loc-epochs")
         imgsz = gr.Number(d.imgsz, label="Image size (multiple of 32)", precision=0, elem_id="train-loc-imgsz")
@@ -385,6 +386,7 @@ def _build_detector_form() -> dict:
                 weighted=weighted, hflip=hflip, augment=augment, aug_p=aug_p, aug_kinds=aug_kinds, blur_max=blur_max,
                 jpeg_min=jpeg_min, scale_min=scale_min, patch_min=patch_min, adv_eps=adv_eps, preset_note=preset_note)
     preset.change(apply_preset, preset, [form[k] for k in _PRESET_OUTPUTS], api_name=False)
+    refresh_on_open(data_choice, known_datasets)
     data_choice.change(generators_of, [data_choice, folder], [generators, data_msg], api_name=False)
     folder.submit(generators_of, [data_choice, folder], [generators, data_msg], api_name=False)
     return dict(inputs=[preset, data_choice, folder, generators, arch, input_size, epochs, iterations, lr, wd, batch,
