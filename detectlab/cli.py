@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -43,13 +44,17 @@ def _cmd_demo_materialize(args: argparse.Namespace) -> int:
 def _cmd_data_info(args: argparse.Namespace) -> int:
     from detectlab.catalog import materialize_if_demo
     from detectlab.data import discover
+    from detectlab.data.overview import one_class_note
 
     ds = discover(materialize_if_demo(Path(args.path).resolve()))
+    note = one_class_note(ds)
     if args.json:
         print(json.dumps({"root": str(ds.root), "layout": ds.layout, "counts": ds.counts() if hasattr(ds, "counts") else len(ds.pairs),
                           "skipped": [[str(p), r] for p, r in ds.skipped]}, indent=1))
     else:
         print(ds.summary())
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     return 0
 
 
@@ -124,6 +129,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     d = metrics.to_dict()
     print(f"{path.name} on {args.data}" + (f" ({args.split} split, seed {args.split_seed})" if args.split else ""))
     _print_metrics(d)
+    labels = {p.label for p in preds if p.p_fake is not None}
+    if len(labels) == 1:
+        print(f"note: only one class ({'fake' if labels == {1} else 'real'} images): balanced accuracy, AP and ROC AUC "
+              "are undefined (n/a above); accuracy is the share decided correctly", file=sys.stderr)
     if args.json:
         Path(args.json).write_text(json.dumps(d, indent=1))
     if args.csv:
@@ -277,7 +286,7 @@ def _cmd_clean(args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from detectlab.ui.app import launch
 
-    launch(host=args.host, port=args.port)
+    launch(host=args.host, port=args.port, share=args.share)
     return 0
 
 
@@ -376,9 +385,11 @@ def build_parser() -> argparse.ArgumentParser:
     mo = sub.add_parser("models", help="architectures and shipped checkpoints")
     mo.set_defaults(func=_cmd_models)
 
-    serve = sub.add_parser("serve", help="start the browser app")
-    serve.add_argument("--host", default="127.0.0.1")
+    serve = sub.add_parser("serve", aliases=["app"], help="start the browser app (on 127.0.0.1 unless --host)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on; anything but loopback exposes the app (a warning says what)")
     serve.add_argument("--port", type=int, default=7860, help="0 = any free port (the printed URL says which)")
+    serve.add_argument("--share", action="store_true", help="also open a public gradio.live link (warns first)")
     serve.set_defaults(func=_cmd_serve)
 
     from detectlab.commands import register_all
@@ -387,13 +398,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_path_arguments(args: argparse.Namespace) -> None:
+    """Refuse a NUL byte or an over-long name in any text argument before a command touches the disk."""
+    from detectlab.data.overview import check_path_text
+
+    for key, value in vars(args).items():
+        for text in value if isinstance(value, list) else [value]:
+            if isinstance(text, (str, Path)):
+                check_path_text(str(text), f"--{key.replace('_', '-')}")
+
+
+def _os_message(exc: OSError) -> str:
+    name = str(exc.filename or "")
+    shown = name if len(name) <= 120 else f"{name[:60]}…{name[-40:]} ({len(name):,} characters)"
+    return f"{shown + ': ' if shown else ''}{exc.strerror or exc}"
+
+
+def _quiet_broken_pipe() -> int:
+    """stdout's reader went away (``detectlab runs list | head -1``): stop quietly, as Unix tools do."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # the interpreter's final flush must not raise again
+    except (OSError, ValueError):
+        pass
+    return 141  # 128 + SIGPIPE, what a shell reports for a tool killed by the pipe
+
+
 def main(argv: list[str] | None = None) -> int:
     set_offline_env()
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        _check_path_arguments(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
     except (DetectLabError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # e.g. a file name too long, a folder that cannot be read
+        print(f"error: {_os_message(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -17,6 +17,22 @@ CHECKPOINT_DIR = REPO_ROOT / "checkpoints"
 MAX_IMAGE_PIXELS = int(os.environ.get("DETECTLAB_MAX_PIXELS", 50_000_000))
 # Largest upload (zip archives, images) accepted by the app, in bytes.
 MAX_UPLOAD_BYTES = int(os.environ.get("DETECTLAB_MAX_UPLOAD_MB", 512)) * 1024 * 1024
+# Gradio's upload cache: files older than this are deleted (checked as often).
+UPLOAD_CACHE_SECONDS = 3600
+
+
+def import_quota_bytes() -> int:
+    """How many bytes all imported and derived data sets together may hold (``DETECTLAB_IMPORT_MAX_MB``, 2048).
+
+    Read at each import, so a running app follows a changed environment in tests and scripts.
+    """
+    return int(float(os.environ.get("DETECTLAB_IMPORT_MAX_MB", 2048)) * 1024 * 1024)
+
+
+def login() -> tuple[str, str] | None:
+    """(user, password) from ``DETECTLAB_USER`` / ``DETECTLAB_PASSWORD`` when both are set: the app then asks for them."""
+    user, password = os.environ.get("DETECTLAB_USER", ""), os.environ.get("DETECTLAB_PASSWORD", "")
+    return (user, password) if user and password else None
 
 
 def home() -> Path:
@@ -48,11 +64,14 @@ def set_offline_env() -> None:
     """Set the variables that keep hubs and telemetry from stalling offline runs.
 
     Without them timm retries the hub for ~47 s, gradio contacts hosts in the background and
-    ultralytics asks GitHub for a font. Values already set by the user win.
+    ultralytics asks GitHub for a font. Gradio's upload cache goes under DetectLab's home
+    (``uploads/``), where the app deletes what is older than an hour, instead of a shared
+    ``/tmp/gradio`` that grows for ever. Values already set by the user win.
     """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("YOLO_OFFLINE", "1")
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(home() / "uploads"))
     yolo_dir = Path(os.environ.setdefault("YOLO_CONFIG_DIR", str(home() / "ultralytics")))
     font = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
     target = yolo_dir / "Ultralytics" / "Arial.ttf"

@@ -703,3 +703,71 @@ def test_zip_in_a_layout_becomes_a_dataset(tmp_path, monkeypatch):
     root = import_dataset_zip(archive)
     assert root == tmp_path / "home" / "datasets" / "good"
     assert discover(root).counts() == {"real": 1, "gan": 1}
+
+
+@pytest.mark.parametrize("typed,phrase", [("bad\0name", "NUL byte"), ("x" * 5000, "too long"),
+                                          ("a/" + "b" * 256, "too long")])
+def test_resolve_in_roots_names_impossible_paths(roots, typed, phrase):
+    root, _ = roots
+    with pytest.raises(DatasetError, match=phrase) as info:
+        resolve_in_roots(typed, [root.resolve()])
+    assert len(str(info.value)) < 300  # a 5,000-character name is not echoed back whole
+
+
+def _noise_png(seed: int) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (48, 48, 3), dtype=np.uint8)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_import_quota_refuses_and_stores_nothing(tmp_path, monkeypatch):
+    from detectlab.data.overview import stored_bytes
+
+    monkeypatch.setenv("DETECTLAB_HOME", str(tmp_path / "home"))
+    first = make_zip(tmp_path / "first.zip", [(f"first/{c}/{i}.png", _noise_png(i + 10 * (c == "gan")))
+                                                for c in ("real", "gan") for i in range(4)])
+    import_dataset_zip(first)
+    used = stored_bytes()
+    assert used > 8 * 6000  # eight noise PNGs of ~7 KB
+    # room for about one more image: a second set of the same size is refused before a byte is written
+    monkeypatch.setenv("DETECTLAB_IMPORT_MAX_MB", str((used + 10_000) / 2**20))
+    second = make_zip(tmp_path / "second.zip", [(f"second/{c}/{i}.png", _noise_png(50 + i + 10 * (c == "gan")))
+                                                  for c in ("real", "gan") for i in range(4)])
+    with pytest.raises(DatasetError, match=r"import quota.*DETECTLAB_IMPORT_MAX_MB"):
+        import_dataset_zip(second)
+    assert sorted(p.name for p in (tmp_path / "home" / "datasets").iterdir()) == ["first"]
+    assert stored_bytes() == used
+    monkeypatch.setenv("DETECTLAB_IMPORT_MAX_MB", str(2 * used / 2**20 + 1))
+    assert import_dataset_zip(second).name == "second"
+
+
+def test_delete_dataset_only_inside_the_datasets_folder(tmp_path, monkeypatch):
+    from detectlab import config
+    from detectlab.data.overview import delete_dataset
+
+    monkeypatch.setenv("DETECTLAB_HOME", str(tmp_path / "home"))
+    root = import_dataset_zip(make_zip(tmp_path / "mine.zip", [("mine/real/a.png", PNG), ("mine/gan/b.png", PNG)]))
+    outside = tmp_path / "precious"
+    (outside / "real").mkdir(parents=True)
+    os.symlink(outside, config.datasets_dir() / "link")
+    (config.datasets_dir() / "afile").write_text("x")
+    for name in ("link", "afile", "..", "../home", "demo", str(config.DEMO_DIR), "", ".mine.extract-1", "a\0b"):
+        with pytest.raises(DatasetError):
+            delete_dataset(name)
+    assert outside.is_dir() and config.DEMO_DIR.is_dir() and (config.datasets_dir() / "link").is_symlink()
+    assert delete_dataset("mine") == root and not root.exists()
+
+
+def test_data_tab_delete_needs_the_tick_and_an_imported_set(tmp_path, monkeypatch):
+    from detectlab.catalog import DEMO_LABEL
+    from detectlab.ui.data_tab import delete
+
+    monkeypatch.setenv("DETECTLAB_HOME", str(tmp_path / "home"))
+    root = import_dataset_zip(make_zip(tmp_path / "mine.zip", [("mine/real/a.png", PNG), ("mine/gan/b.png", PNG)]))
+    status, _, tick = delete("uploaded: mine", False)
+    assert "tick" in status and root.is_dir() and tick["value"] is False
+    status, _, _ = delete(DEMO_LABEL, True)
+    assert "only data sets imported" in status
+    status, choice, _ = delete("uploaded: mine", True)
+    assert status.startswith("Deleted **mine**") and not root.exists()
+    assert "uploaded: mine" not in choice["choices"] and choice["value"] == DEMO_LABEL

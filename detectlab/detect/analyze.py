@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from detectlab.data import load_image, resize_center_crop, to_tensor
+from detectlab.data import load_tensor, resize_center_crop, to_tensor
 from detectlab.explain import heatmaps, overlay
 from detectlab.models import Detector
 
@@ -60,9 +60,16 @@ def analyze(detector: Detector, image: Image.Image | torch.Tensor, threshold: fl
     return Analysis(p, "fake" if p > threshold else "real", threshold, x, named, method, time.perf_counter() - start)
 
 
-def analyze_file(detector: Detector, source, threshold: float = 0.5, method: str = "gradcam") -> Analysis:
-    """Decode (safely, any format) and analyze; decoding errors raise ``ImageDecodeError``."""
-    return analyze(detector, load_image(source), threshold, method)
+def analyze_file(detector: Detector, source, threshold: float = 0.5, method: str = "gradcam",
+                 name: str | None = None) -> Analysis:
+    """Decode (safely, any format) and analyze; decoding errors raise ``ImageDecodeError``.
+
+    Decoded as ``predict_files`` decodes (``load_tensor`` at the detector's input size: crop,
+    integer box reduction, antialiased resize), so the tab, the API and the CLI score the
+    same pixels, and a 50-MP photo never becomes a full-size float tensor. ``name`` is how
+    errors name the file (an upload's own name rather than its cache path).
+    """
+    return analyze(detector, load_tensor(source, detector.preprocess.input_size, name=name), threshold, method)
 
 
 def png_bytes(img: Image.Image) -> bytes:

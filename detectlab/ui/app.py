@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import signal
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,7 +31,9 @@ _EXPERIMENTS = ("Experiments", "Cross-generator matrix, leave-one-generator-out,
 
 def build_app() -> gr.Blocks:
     """Build the Blocks app (does not launch it)."""
-    with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
+    # uploads older than an hour leave Gradio's cache (checked hourly; all of it when the server stops)
+    cache = (config.UPLOAD_CACHE_SECONDS, config.UPLOAD_CACHE_SECONDS)
+    with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=cache) as demo:
         gr.Markdown(f"# DetectLab <small>v{__version__}</small>\nIs this image synthetic, where, why — and how easily is the detector fooled?")
         with gr.Tabs():
             with gr.Tab("Detect", id="detect"):
@@ -63,16 +68,18 @@ class Served:
 
     def close(self) -> None:
         self.server.should_exit = True
-        self.thread.join(timeout=10)
+        self.thread.join(timeout=20)
 
 
 def serve(blocks: gr.Blocks | None = None, host: str = "127.0.0.1", port: int = 0,
-          startup_seconds: float = 60.0) -> Served:
+          startup_seconds: float = 60.0, auth: tuple[str, str] | None = None) -> Served:
     """Serve the app on ``host:port`` in a background thread and return once it accepts requests.
 
     The socket is bound here, before the server starts, and handed to it: ``port=0`` lets the
     system pick a free port, which is read back from the socket — no port is probed, closed
-    and re-bound, so two servers started at once never race for one port.
+    and re-bound, so two servers started at once never race for one port. ``auth`` (default:
+    ``DETECTLAB_USER`` / ``DETECTLAB_PASSWORD`` when both are set) makes every page and API
+    call ask for that login.
     """
     import fastapi
     import uvicorn
@@ -85,13 +92,16 @@ def serve(blocks: gr.Blocks | None = None, host: str = "127.0.0.1", port: int = 
         max_file_size=config.MAX_UPLOAD_BYTES,
         footer_links=["api", "settings"],
         show_error=True,
+        auth=auth if auth is not None else config.login(),
     )
     app = RasterOnlyFromDataRoots(app, roots=config.data_roots())  # data roots serve raster images only
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     bound = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    # open connections (a client's event stream) get 5 s to finish, then the app's shutdown runs anyway:
+    # it clears the upload cache, which an endless wait for a lingering client would skip
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="detectlab-server", daemon=True)
     thread.start()
     deadline = time.monotonic() + startup_seconds
@@ -102,15 +112,85 @@ def serve(blocks: gr.Blocks | None = None, host: str = "127.0.0.1", port: int = 
     return Served(f"http://{host}:{bound}/", bound, server, thread)
 
 
-def launch(host: str = "127.0.0.1", port: int | None = None) -> None:
+def is_loopback(host: str) -> bool:
+    """True for names and addresses that only this machine can reach."""
+    if host in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def exposure_warnings(host: str, share: bool = False, login: bool = False) -> list[str]:
+    """What serving on ``host`` (and through a share link) exposes, as lines for stderr."""
+    lines = []
+    who = "anyone who can reach this machine's network" if not is_loopback(host) else ""
+    if who:
+        lines.append(f"warning: DetectLab listens on {host}, not 127.0.0.1: {who} can upload files, run the "
+                     "detectors, start training and read every data set in the data roots.")
+    if share:
+        lines.append("warning: --share opens a public gradio.live link: anyone with the link can use this app "
+                     "and the files it can read.")
+    if lines and not login:
+        lines.append("warning: no login is set: set DETECTLAB_USER and DETECTLAB_PASSWORD to require one.")
+    return lines
+
+
+def launch(host: str = "127.0.0.1", port: int | None = None, share: bool = False) -> None:
     """Build and serve until interrupted; binds to 127.0.0.1 unless told otherwise.
 
-    ``port`` 0 picks a free port; the URL printed says which.
+    ``port`` 0 picks a free port; the URL printed says which. Another host or ``share``
+    prints what that exposes to stderr first.
     """
     port = int(os.environ.get("DETECTLAB_PORT", 7860)) if port is None else port
+    for line in exposure_warnings(host, share, login=config.login() is not None):
+        print(line, file=sys.stderr, flush=True)
     served = serve(host=host, port=port)
     print(f"DetectLab running on {served.url}", flush=True)
+    if share:
+        _share(served)
+    _serve_until_stopped(served)
+
+
+def _serve_until_stopped(served: Served) -> None:
+    """Wait for Ctrl-C or SIGTERM, then stop cleanly: the app's shutdown clears the upload cache.
+
+    Handlers are installed explicitly: a server started in the background inherits an ignored
+    SIGINT (no KeyboardInterrupt ever comes), and Python's default SIGTERM exits at once,
+    skipping the shutdown.
+    """
+    stop = threading.Event()
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[sig] = signal.signal(sig, lambda *_: stop.set())
+        except ValueError:  # not the main thread: the caller stops the server itself
+            pass
     try:
-        served.thread.join()
+        while served.thread.is_alive() and not stop.wait(0.5):
+            pass
     except KeyboardInterrupt:
+        pass
+    finally:
         served.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _share(served: Served) -> None:
+    """Open Gradio's share tunnel to the running server; say so (and keep serving locally) if it cannot."""
+    import secrets
+
+    from gradio import networking
+
+    try:
+        from urllib.parse import urlparse
+
+        host = urlparse(served.url).hostname or "127.0.0.1"
+        local = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        url = networking.setup_tunnel(local, served.port, secrets.token_urlsafe(32), None, None)
+        print(f"DetectLab public link: {url}", flush=True)
+    except Exception as exc:  # noqa: BLE001 - offline machines cannot reach the share server
+        print(f"warning: no share link ({type(exc).__name__}: {exc}); serving on {served.url} only",
+              file=sys.stderr, flush=True)

@@ -1,4 +1,4 @@
-"""Data tab: what a data set holds (counts per class, generator and split, examples)."""
+"""Data tab: what a data set holds (counts per class, generator and split, examples); import and delete."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import gradio as gr
 
 from detectlab import config
 from detectlab.catalog import DEMO_LABEL, UPLOADED_PREFIX, known_datasets, resolve_dataset
-from detectlab.data.overview import import_dataset_zip, overview, resolve_in_roots
-from detectlab.ui.common import GradioProgress, error_markdown
+from detectlab.data.overview import delete_dataset, import_dataset_zip, overview, resolve_in_roots
+from detectlab.errors import DatasetError
+from detectlab.ui.common import GradioProgress
+from detectlab.ui.widgets import message, scrub
 
 HEADERS = ["class", "generator", "images", "train", "val", "test"]
 
@@ -17,10 +19,12 @@ HEADERS = ["class", "generator", "images", "train", "val", "test"]
 def _render(path: Path, progress: gr.Progress):
     ov = overview(path, progress=GradioProgress(progress))
     gallery = [(str(p), f"{name}: {p.name}") for name, files in ov.examples.items() for p in files]
-    skipped = [[str(p.relative_to(ov.root)) if ov.root in p.parents else str(p), reason] for p, reason in ov.skipped]
+    skipped = [[str(p.relative_to(ov.root)) if ov.root in p.parents else p.name, scrub(reason)]
+               for p, reason in ov.skipped]
     status = (f"**{ov.root.name}** — layout `{ov.layout}`, {ov.total} images"
               + (f", {len(skipped)} files skipped (listed below)" if skipped else "")
-              + ". Splits are 80/10/10 by source group, seed 0.")
+              + ". Splits are 80/10/10 by source group, seed 0."
+              + (f"\n\n**Note:** {ov.note}." if ov.note else ""))
     return status, ov.rows, gallery, skipped
 
 
@@ -32,25 +36,42 @@ def show_dataset(label: str, progress=gr.Progress()):
     try:
         return _render(resolve_dataset(label, progress=GradioProgress(progress)), progress)
     except Exception as exc:  # noqa: BLE001 - every failure becomes a message, the app keeps serving
-        return _empty(error_markdown(exc))
+        return _empty(message(exc))
 
 
 def open_folder(text: str, progress=gr.Progress()):
     try:
         return _render(resolve_in_roots(text, config.data_roots()), progress)
     except Exception as exc:  # noqa: BLE001
-        return _empty(error_markdown(exc))
+        return _empty(message(exc))
 
 
 def upload_zip(file: str | None, progress=gr.Progress()):
     if not file:
         return (*_empty("**Error:** choose a .zip file first"), gr.update())
     try:
+        if Path(file).suffix.lower() != ".zip":
+            raise DatasetError(f"{Path(file).name}: not a .zip file; upload the data set as one .zip archive")
         root = import_dataset_zip(Path(file))
         label = f"{UPLOADED_PREFIX}{root.relative_to(config.datasets_dir()).parts[0]}"
         return (*_render(root, progress), gr.update(choices=list(known_datasets()), value=label))
     except Exception as exc:  # noqa: BLE001
-        return (*_empty(error_markdown(exc)), gr.update())
+        return (*_empty(message(exc, file)), gr.update())
+
+
+def delete(label: str | None, confirmed: bool):
+    """Delete an imported data set (``uploaded: NAME``) once the box is ticked; -> (status, dropdown, tick)."""
+    try:
+        if not label or not label.startswith(UPLOADED_PREFIX):
+            raise DatasetError(f"'{label or ''}' is not an imported data set: only data sets imported into "
+                               "DetectLab (listed as 'uploaded: …') can be deleted here")
+        if not confirmed:
+            raise DatasetError(f"tick 'yes, delete {label}' to confirm; the files cannot be recovered")
+        gone = delete_dataset(label[len(UPLOADED_PREFIX):])
+        return (f"Deleted **{gone.name}** and its files.", gr.update(choices=list(known_datasets()), value=DEMO_LABEL),
+                gr.update(value=False))
+    except Exception as exc:  # noqa: BLE001
+        return message(exc), gr.update(), gr.update(value=False)
 
 
 def fingerprint_gallery() -> list[tuple[str, str]]:
@@ -86,4 +107,9 @@ def build() -> None:
     open_btn.click(open_folder, folder, outputs)
     folder.submit(open_folder, folder, outputs)
     upload_btn.click(upload_zip, upload, [*outputs, choice])
+    with gr.Row():
+        confirm = gr.Checkbox(False, label="yes, delete the selected imported data set (its files cannot be recovered)",
+                              elem_id="data-delete-confirm")
+        delete_btn = gr.Button("Delete data set", variant="stop", elem_id="data-delete")
+    delete_btn.click(delete, [choice, confirm], [status, choice, confirm], api_name="delete_dataset")
     return choice, outputs

@@ -12,11 +12,13 @@ from detectlab import config
 from detectlab.data.decode import to_pil
 from detectlab.data.overview import resolve_in_roots
 from detectlab.catalog import LoadedDetector, load_detector
+from detectlab.errors import DatasetError, DetectLabError
 from detectlab.detect.analyze import analyze_file
 from detectlab.detect.predict import predict_files, score_folder, write_csv
 from detectlab.explain import CAM_METHODS, overlay
 from detectlab.ui import state
-from detectlab.ui.common import GradioProgress, error_markdown
+from detectlab.ui.common import GradioProgress
+from detectlab.ui.widgets import ImageInput, api_error, message, scrub
 
 TABLE_HEADERS = ["file", "P(fake)", "decision", "detector", "label", "generator", "error"]
 
@@ -48,10 +50,10 @@ def detect_one(file: str | None, detector_label: str, method: str, opacity: floa
         return "**Error:** upload an image first", [], None
     try:
         loaded = load_detector(detector_label)
-        a = analyze_file(loaded.detector, file, loaded.threshold, method)
+        a = analyze_file(loaded.detector, file, loaded.threshold, method, name=Path(file).name)
         return _verdict_md(a, loaded, detector_label, Path(file).name), _shown(a, opacity), a
     except Exception as exc:  # noqa: BLE001 - a clear message; the tab keeps working
-        return error_markdown(exc), [], None
+        return message(exc, file), [], None
 
 
 def _shown(a, opacity: float) -> list:
@@ -67,11 +69,33 @@ def restyle(analysis, opacity: float):
     return _shown(analysis, opacity)
 
 
+_CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".safetensors", ".bin", ".pkl")
+
+
+def api_detector_label(name: str | None) -> str:
+    """The detector an API call names: a label, shipped name or run id, never a path on the server."""
+    choices = state.detector_choices()
+    text = (name or "").strip()
+    if not text:
+        if not choices:
+            raise DetectLabError("no detector available: build the defaults or train one")
+        return next(iter(choices))
+    if text not in choices and ("/" in text or "\\" in text or text.lower().endswith(_CHECKPOINT_SUFFIXES)):
+        raise DetectLabError("the API takes a detector's name (a shipped name such as cnn-resnet18, a run id or "
+                             "the Detect tab's label), not a file path on the server")
+    return text
+
+
 def api_detect(image_path: str, detector: str = "", method: str = "gradcam", opacity: float = 0.5):
     """API: P(fake), decision and heatmap overlay (PNG path) for one image."""
-    label = detector or next(iter(state.detector_choices()))
-    loaded = load_detector(label)
-    a = analyze_file(loaded.detector, image_path, loaded.threshold, method)
+    try:
+        if not image_path:
+            raise DetectLabError("no image: send one image file")
+        label = api_detector_label(detector)
+        loaded = load_detector(label)
+        a = analyze_file(loaded.detector, image_path, loaded.threshold, method, name=Path(image_path).name)
+    except Exception as exc:  # noqa: BLE001 - the client gets DetectLab's message, no server paths
+        raise api_error(exc, image_path) from None
     out = Path(tempfile.mkdtemp(prefix="detectlab-")) / "heatmap.png"
     (overlay(a.image, a.maps[0][1], opacity) if a.maps else to_pil(a.image)).save(out)
     return {"p_fake": a.p_fake, "decision": a.decision, "threshold": a.threshold, "detector": label}, str(out)
@@ -105,15 +129,24 @@ def detect_batch(files: list[str] | None, folder: str, detector_label: str, prog
         prog = GradioProgress(progress)
         metrics_md, fig = "", None
         if folder and folder.strip():
-            preds, metrics = score_folder(detector, resolve_in_roots(folder, config.data_roots()), threshold, prog)
+            root = resolve_in_roots(folder, config.data_roots())
+            preds, metrics = score_folder(detector, root, threshold, prog)
+            if not preds:
+                raise DatasetError(f"{root.name}: no image files (PNG, JPEG, WebP, BMP, TIFF) in this folder")
+            labels = {p.label for p in preds if p.p_fake is not None}
             if metrics is None:
                 metrics_md = "No labels found (not in a real/fake layout): scores only."
             else:
                 metrics_md, fig = _metrics_md(metrics.to_dict()), _confusion_figure(metrics.confusion)
+                if len(labels) == 1:
+                    metrics_md = (f"**Note:** only one class ({'fake' if labels == {1} else 'real'} images): balanced "
+                                  "accuracy, AP and ROC AUC need both, so they read n/a.\n\n" + metrics_md)
         else:
             if not files:
                 return ("**Error:** upload images or give a folder inside the data roots", *empty)
             preds = predict_files(detector, [Path(f) for f in files], threshold, progress=prog)
+            for p in preds:  # uploads: their own names, never the upload cache's paths (rows and CSV)
+                p.file, p.error = Path(p.file).name, scrub(p.error, *files)
         rows = [[Path(p.file).name if not folder else p.file, None if p.p_fake is None else round(p.p_fake, 4),
                  p.decision, detector_label, p.label, p.generator or "", p.error] for p in preds]
         out = Path(tempfile.mkdtemp(prefix="detectlab-")) / "detectlab_predictions.csv"
@@ -122,7 +155,7 @@ def detect_batch(files: list[str] | None, folder: str, detector_label: str, prog
         status = f"Scored {len(preds) - bad} images" + (f"; {bad} could not be read (see the error column)" if bad else "")
         return status, rows, str(out), metrics_md, fig
     except Exception as exc:  # noqa: BLE001
-        return (error_markdown(exc), *empty)
+        return (message(exc, *(files or [])), *empty)
 
 
 def build() -> dict:
@@ -168,8 +201,8 @@ def build() -> dict:
             conf = gr.Plot(label="Confusion matrix")
         go_btn.click(detect_batch, [files, folder, detector], [status, table, csv_file, metrics, conf], api_name=False)
     # named endpoint for gradio_client
-    api_in = gr.Image(type="filepath", visible=False)
-    api_json, api_img = gr.JSON(visible=False), gr.Image(visible=False)
+    api_in = ImageInput(visible=False)  # the file as uploaded: decoded by DetectLab only
+    api_json, api_img = gr.JSON(visible=False), gr.Image(visible=False, format="png")  # lossless overlay
     gr.Button(visible=False).click(api_detect, [api_in, gr.Textbox(visible=False), gr.Textbox(value="gradcam", visible=False),
                                                 gr.Number(value=0.5, visible=False)], [api_json, api_img], api_name="detect")
     return {"detector": detector}

@@ -12,11 +12,13 @@ from plotly.subplots import make_subplots
 
 from detectlab.data.decode import to_pil
 from detectlab.catalog import DEMO_LABEL, demo_generators, known_datasets, load_detector, resolve_dataset
-from detectlab.data.overview import new_dataset_dir
+from detectlab.data.overview import check_import_quota, new_dataset_dir
+from detectlab.errors import DatasetError
 from detectlab.ui.detect_tab import refresh_detectors
 from detectlab.spectral.sets import clean_set, compare_sets, export_panels, files_by_class, removal_preview
 from detectlab.ui import state
-from detectlab.ui.common import GradioProgress, error_markdown
+from detectlab.ui.common import GradioProgress
+from detectlab.ui.widgets import message
 
 _DEMO = DEMO_LABEL
 
@@ -26,7 +28,7 @@ def list_sets(choice: str, folder: str):
         gens = [g for g in files_by_class(resolve_dataset(choice, folder)) if g != "real"]
         return gr.update(choices=gens, value=gens), gr.update(choices=gens, value=gens[0] if gens else None), ""
     except Exception as exc:  # noqa: BLE001
-        return gr.update(choices=[], value=[]), gr.update(choices=[], value=None), error_markdown(exc)
+        return gr.update(choices=[], value=[]), gr.update(choices=[], value=None), message(exc)
 
 
 def grid_figure(panels: dict[str, np.ndarray], limit: float, raw: bool = False) -> go.Figure:
@@ -66,14 +68,21 @@ def profile_figure(spectra: dict[str, np.ndarray], single: tuple[str, np.ndarray
 
 def compute(choice, folder, gens, n, use_residual, limit, single_file, raw=False, progress=gr.Progress()):
     try:
-        cmp = compare_sets(files_by_class(resolve_dataset(choice, folder)), list(gens), int(n) or None,
+        root = resolve_dataset(choice, folder)
+        by_class = files_by_class(root)
+        if not [g for g in by_class if g != "real"] or "real" not in by_class:
+            raise DatasetError(f"{root.name}: fingerprints compare a real/ folder with at least one generator "
+                               f"folder; this data set has only {', '.join(by_class) or 'no images'}")
+        if not gens:
+            raise DatasetError("pick at least one synthetic set")
+        cmp = compare_sets(by_class, list(gens), int(n) or None,
                            bool(use_residual), bool(raw), single_file, progress=GradioProgress(progress))
         status = f"{cmp.counts['real']} real images; " + ", ".join(f"{k}: {v}" for k, v in cmp.counts.items() if k != "real")
         export = export_panels(cmp.panels, Path(tempfile.mkdtemp(prefix="detectlab-")) / "fingerprints.npz")
         return (status, grid_figure(cmp.panels, float(limit), cmp.raw), profile_figure(cmp.profiles, cmp.single), cmp,
                 str(export))
     except Exception as exc:  # noqa: BLE001
-        return error_markdown(exc), None, None, None, None
+        return message(exc, single_file), None, None, None, None
 
 
 def recolor(cmp, limit):
@@ -96,18 +105,20 @@ def preview(choice, folder, gen, method, strength, threshold, n, detector_label,
         fig = grid_figure({f"FP(real, {gen}) before": p.fp_before, f"after {method}": p.fp_after}, lim)
         return text, [(to_pil(p.before), "before"), (to_pil(p.after), f"after {method}")], fig
     except Exception as exc:  # noqa: BLE001
-        return error_markdown(exc), [], None
+        return message(exc), [], None
 
 
 def save_clean(choice, folder, gen, method, strength, threshold, name, progress=gr.Progress()):
     try:
         by_class = files_by_class(resolve_dataset(choice, folder))
+        # the cleaned copy is about as big as its sources: refused before anything is written when over quota
+        check_import_quota(sum(p.stat().st_size for p in [*by_class["real"], *by_class[gen]]))
         out = new_dataset_dir(name or f"{gen}-{method}")
         clean_set(by_class["real"], by_class[gen], method, out, gen, float(strength), float(threshold),
                   progress=GradioProgress(progress))
         return f"Saved `{out}` (real + {gen}-{method}); pick **uploaded: {out.name}** in the Train or Data tab."
     except Exception as exc:  # noqa: BLE001
-        return error_markdown(exc)
+        return message(exc)
 
 
 def build() -> None:

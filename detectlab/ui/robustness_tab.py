@@ -24,7 +24,8 @@ from detectlab.robustness import (
 )
 from detectlab.robustness.plots import pfake_figure, sweep_figure, write_html, write_png
 from detectlab.ui import state
-from detectlab.ui.common import GradioProgress, error_markdown
+from detectlab.ui.common import GradioProgress
+from detectlab.ui.widgets import api_error, message
 
 #: The pair seed 001 §4.3 compares: the same CNN trained without and with degradation augmentation.
 DEFAULT_PAIR = ("cnn-resnet18", "cnn-resnet18-aug")
@@ -109,7 +110,7 @@ def live(source: str | None, detectors, order, blur, jpeg, patch, downsize, nois
     try:
         work, r = _score(source, detectors, order, values, heatmap)
     except Exception as exc:  # noqa: BLE001 - a clear message; the tab keeps working
-        return error_markdown(exc), gr.update(), gr.update()
+        return message(exc, source), gr.update(), gr.update()
     shown = [(to_pil(r.original), f"input ({work.size} px)"), (to_pil(r.degraded), f"degraded: {r.chain}")]
     for s in r.scores:
         shown += [(overlay(s.seen, m, 0.5), f"{s.name.removeprefix(catalog.SHIPPED_PREFIX)}: Grad-CAM {layer}")
@@ -141,7 +142,7 @@ def api_degrade_score(image: str, detectors: str = DEFAULT_DETECTORS, blur_sigma
     try:
         work, r = _score(image, detectors, order, values, bool(heatmap))
     except Exception as exc:  # noqa: BLE001 - the client gets the message
-        raise gr.Error(str(exc)) from exc
+        raise api_error(exc, image) from None
     out = r.to_dict()
     for d in out["detectors"]:
         d["name"] = d["name"].removeprefix(catalog.SHIPPED_PREFIX)
@@ -181,7 +182,7 @@ def sweep(detectors, dataset, folder, split_name, degradation, levels, chain, re
     except Cancelled:
         return ("Sweep cancelled; nothing was kept.", *empty)
     except Exception as exc:  # noqa: BLE001
-        return (error_markdown(exc), *empty)
+        return (message(exc), *empty)
     out = Path(tempfile.mkdtemp(prefix="detectlab-sweep-"))
     stem = f"sweep_{spec.degradation}"
     fig = sweep_figure(result)
