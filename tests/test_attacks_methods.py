@@ -22,9 +22,12 @@ from detectlab.attacks import (
     cross_sample,
     load_split,
     make_attack,
+    mirror,
     transfer,
     write_csv,
 )
+from detectlab.attacks import paper
+from detectlab.progress import CancelToken, Cancelled
 from detectlab.models.base import PreprocessConfig
 
 S = 16
@@ -199,6 +202,40 @@ def test_transfer_matrix_shape_and_diagonal(tiny, tiny_other, test_set):
     diag = transfer(models, {}, images, [0.02], pairs="diagonal")
     assert [(c.attacker, c.judge) for c in diag.cells] == [("a", "a"), ("b", "b")]
     assert diag.curve("a") == [(0.02, res.matrix(0.02)[0][0])]
+
+
+def test_mirror_is_the_transfer_of_the_pair_in_table_4_5s_layout(tiny, tiny_other, test_set, tmp_path):
+    # tiny and tiny_other are trained on disjoint image sets (seeds 0 and 1): a mirror pair
+    x, y = test_set
+    images = ImageSet((x * 255).round().to(torch.uint8), y, [f"{i}.png" for i in range(len(y))], ["g"] * len(y))
+    eps = [0.005, 0.025]
+    res = mirror(tiny, tiny_other, images, eps, names=("A", "B"), batch_size=16)
+    ref = transfer({"A": tiny, "B": tiny_other}, {"A": tiny, "B": tiny_other}, images, eps, batch_size=16)
+    for e in eps:
+        m = ref.matrix(e)  # [attacker][judge]
+        # seed 001's orientation: rows judge, columns the model the residual was crafted on
+        assert res.table(e) == [[m[0][0], m[1][0]], [m[0][1], m[1][1]]]
+        assert res.rate("A", "B", e) == m[0][1] and res.rate("B", "A", e) == m[1][0]
+    assert res.table(0.025)[0][0] == 1.0 and res.table(0.025)[1][1] == 1.0  # white box at 0.025: every fake flips
+    rows = res.rows()
+    assert [(r["case"], r["eps"]) for r in rows] == [(c, e) for c in ("A→A", "A→B", "B→A", "B→B") for e in eps]
+    assert all(r["table"] == "4.5" and r["method"] == "fgsm" for r in rows)
+    assert write_csv(rows, tmp_path / "m.csv").read_text().splitlines()[0].startswith("table,case,method,attacker")
+    lines = paper.mirror_findings(res)
+    assert len(lines) == len(eps) + 1
+    assert f"A→B {100 * res.rate('A', 'B', 0.025):.1f} %" in lines[1] and "seed 001" in lines[-1]
+    assert "At eps 0.025" in lines[-1]
+    seen = []
+    res_p = mirror(tiny, tiny_other, images, [0.01], progress=lambda d, t, desc="": seen.append((d, t)), batch_size=16)
+    assert seen[-1] == (2 * len(images), 2 * len(images)) and res_p.a == "A"
+    token = CancelToken()
+    token.cancel()
+    with pytest.raises(Cancelled):
+        mirror(tiny, tiny_other, images, [0.01], cancel=token)
+    with pytest.raises(AttackError, match="different names"):
+        mirror(tiny, tiny_other, images, [0.01], names=("A", "A"))
+    with pytest.raises(AttackError, match="do not apply"):
+        mirror(tiny, SpectrumLike(0).eval(), images, [0.01])
 
 
 class SpectrumLike(TinyCNN):

@@ -93,6 +93,43 @@ def test_unknown_generator_is_named(tiny_set, tmp_path):
         train(_cfg(tiny_set, tmp_path, generators=["nope"]))
 
 
+# --------------------------------------------------------------------------- parts of the train split (mirror models)
+
+def test_train_parts_are_disjoint_and_cover_the_train_split(tiny_set, tmp_path):
+    from detectlab.train.engine import prepare_data
+
+    _, whole, _ = prepare_data(_cfg(tiny_set, tmp_path))
+    halves = [prepare_data(_cfg(tiny_set, tmp_path, train_part=f"{k}/2"))[1] for k in (1, 2)]
+    a, b = ({s.path for s in h["train"]} for h in halves)
+    assert a and b and not a & b
+    assert a | b == {s.path for s in whole["train"]}
+    # whole groups move: no source photo has its real in one half and its fake in the other
+    assert not {s.group for s in halves[0]["train"]} & {s.group for s in halves[1]["train"]}
+    assert abs(len(a) - len(b)) <= 2  # groups of two: the halves differ by at most one group
+    for h in halves:
+        assert {s.label for s in h["train"]} == {0, 1}
+        for name in ("val", "test"):
+            assert [s.path for s in h[name]] == [s.path for s in whole[name]]
+    # deterministic, and a third of the split with n = 3
+    again = prepare_data(_cfg(tiny_set, tmp_path, train_part="1/2"))[1]
+    assert [s.path for s in again["train"]] == [s.path for s in halves[0]["train"]]
+    thirds = [{s.path for s in prepare_data(_cfg(tiny_set, tmp_path, train_part=f"{k}/3"))[1]["train"]}
+              for k in (1, 2, 3)]
+    assert sum(map(len, thirds)) == len(whole["train"]) and set.union(*thirds) == {s.path for s in whole["train"]}
+
+
+def test_a_part_run_records_its_part(tiny_set, tmp_path):
+    import json
+
+    run = train(_cfg(tiny_set, tmp_path, train_part="2/2", iterations=4)).runs[0]
+    _, meta = load_checkpoint(run.checkpoint)
+    files = json.loads((tmp_path / run.run_id / "splits.json").read_text())
+    n = meta["data"]["splits"]["train"]["samples"]
+    assert meta["data"]["train_part"] == {"part": "2/2", "samples": n} == files["train_part"]
+    assert len(files["train"]) == n and 0 < n < 64  # about half of the 64-sample train split
+    assert meta["training"]["train_part"] == "2/2"
+
+
 # --------------------------------------------------------------------------- presets and overrides
 
 @pytest.mark.parametrize("changes, expected", [

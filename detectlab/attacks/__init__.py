@@ -3,7 +3,7 @@
 ``base`` (the shared machinery), ``fgsm`` (eq. 3.10, and adversarial-training batches), ``pgd``,
 ``lbfgs`` (eq. 3.14), ``confusion`` (the confusion rate), ``playground`` (one image, with the
 change's size and whether it survives being saved), ``experiments`` (set-level: confusion
-against eps, transfer matrix, cross-sample, blur defence, Tables 4.4-4.7).
+against eps, transfer matrix, mirror models, cross-sample, blur defence, Tables 4.4-4.7).
 """
 
 from detectlab.attacks.base import (
@@ -25,11 +25,13 @@ from detectlab.attacks.experiments import (
     BlurDefenceResult,
     CrossSampleResult,
     ImageSet,
+    MirrorResult,
     TransferResult,
     blur_defence,
     cross_sample,
     load_image_set,
     load_split,
+    mirror,
     transfer,
     write_csv,
 )
@@ -41,8 +43,9 @@ from detectlab.attacks.registry import ATTACKS, DESCRIPTIONS, make_attack
 
 __all__ = [
     "ATTACKS", "Attack", "AttackError", "BlurDefenceResult", "ConfusionResult", "CrossSampleResult", "DESCRIPTIONS",
-    "FGSM", "ImageSet", "LBFGS", "NON_DIFFERENTIABLE_KINDS", "PGD", "PerturbationSize", "PlaygroundResult",
-    "TransferResult", "attack_image", "blur_defence", "confusion_from_decisions", "confusion_rate",
+    "FGSM", "ImageSet", "LBFGS", "MirrorResult", "NON_DIFFERENTIABLE_KINDS", "PGD", "PerturbationSize",
+    "PlaygroundResult", "TransferResult", "attack_image", "blur_defence", "confusion_from_decisions", "confusion_rate",
     "confusion_stats", "cross_sample", "decisions", "eval_mode", "fgsm", "fgsm_batch_for_training",
-    "load_image_set", "load_split", "make_attack", "model_device", "require_gradients", "transfer", "write_csv",
+    "load_image_set", "load_split", "make_attack", "mirror", "model_device", "require_gradients", "transfer",
+    "write_csv",
 ]

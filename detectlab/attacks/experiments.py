@@ -4,6 +4,8 @@
   the confusion rate against eps (the diagonal, Fig. 4.14), the cross-architecture matrix
   (Table 4.6), the mirror-model matrix (Table 4.5), and adversarial training's effect
   (Fig. 4.14: original and hardened model, each attacking and judging);
+* ``mirror`` — ``transfer`` between two models of one architecture trained on disjoint halves
+  of the training split (Table 4.5);
 * ``cross_sample`` — the residual of one image added to every other image (Table 4.4);
 * ``blur_defence`` — Gaussian blur before the detector against an attacker who does not
   know about it (Table 4.7).
@@ -229,6 +231,53 @@ def transfer(attackers: Mapping[str, nn.Module], judges: Mapping[str, nn.Module]
     return TransferResult(method, list(attackers), list(judges), eps_values, cells, n)
 
 
+# -- mirror models: two detectors of one architecture on disjoint halves ----------------------------
+@dataclass
+class MirrorResult(TransferResult):
+    """Table 4.5: two mirror models, each attacking itself and the other (a ``transfer`` of the pair)."""
+
+    a: str = ""
+    b: str = ""
+
+    CASES = ("A→A", "A→B", "B→B", "B→A")
+
+    def rate(self, attacker: str, judge: str, eps: float) -> float | None:
+        return next((c.result.rate for c in self.cells if (c.attacker, c.judge, c.eps) == (attacker, judge, eps)),
+                    None)
+
+    def table(self, eps: float) -> list[list[float | None]]:
+        """Seed 001's orientation: rows judge (A, B), columns the model the residual was crafted on (A, B)."""
+        return [[self.rate(attacker, judge, eps) for attacker in (self.a, self.b)] for judge in (self.a, self.b)]
+
+    def case(self, attacker: str, judge: str) -> str:
+        return f"{'A' if attacker == self.a else 'B'}→{'A' if judge == self.a else 'B'}"
+
+    def rows(self) -> list[dict]:
+        return [{"table": "4.5", "case": self.case(c.attacker, c.judge), **r}
+                for c, r in zip(self.cells, super().rows())]
+
+
+def mirror(model_a: nn.Module, model_b: nn.Module, images: ImageSet, eps_list: Sequence[float], method: str = "fgsm",
+           *, names: tuple[str, str] = ("A", "B"), thresholds: Mapping[str, float] | None = None,
+           batch_size: int = 32, progress: Progress = null_progress, cancel: CancelToken = NEVER_CANCEL,
+           **options) -> MirrorResult:
+    """Mirror models (seed 001 §4.4.1 "cross-training-set generalization", Table 4.5).
+
+    ``model_a`` and ``model_b`` share an architecture and were trained on disjoint halves of
+    one training split (``TrainConfig.train_part`` 1/2 and 2/2). Residuals crafted on each
+    are judged by both: A→A and B→B are white-box attacks, A→B and B→A the black-box attack
+    of an attacker who trained a mirror of the target. The confusion rate is seed 001's (see
+    ``transfer``, which does the work; seed 001 used FGSM at eps 0.025).
+    """
+    a, b = names
+    if a == b:
+        raise AttackError(f"the two mirror models need different names, got {a!r} twice")
+    models = {a: model_a, b: model_b}
+    res = transfer(models, models, images, eps_list, method, thresholds=thresholds, batch_size=batch_size,
+                   progress=progress, cancel=cancel, **options)
+    return MirrorResult(**vars(res), a=a, b=b)
+
+
 # -- cross-sample: one image's residual on every other image -------------------------------------
 @dataclass
 class CrossSampleResult:
@@ -377,6 +426,6 @@ def write_csv(rows: list[dict], path: str | Path) -> Path:
 
 
 __all__ = [
-    "BlurDefenceResult", "CrossSampleResult", "ImageSet", "TransferCell", "TransferResult", "blur_defence",
-    "cross_sample", "load_image_set", "load_split", "transfer", "write_csv",
+    "BlurDefenceResult", "CrossSampleResult", "ImageSet", "MirrorResult", "TransferCell", "TransferResult",
+    "blur_defence", "cross_sample", "load_image_set", "load_split", "mirror", "transfer", "write_csv",
 ]

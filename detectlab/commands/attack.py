@@ -1,9 +1,11 @@
-"""`detectlab attack`: confusion rate against eps, transfer matrix, cross-sample and blur defence (seed 001 §4.4)."""
+"""`detectlab attack`: confusion rate against eps, transfer matrix, mirror models, cross-sample and blur defence
+(seed 001 §4.4)."""
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+
+from detectlab.commands import add_detectors_and_split, data_root
 
 
 def _eps(text: str) -> list[float]:
@@ -18,13 +20,18 @@ def _pct(v) -> str:
 
 
 def _cmd_attack(args: argparse.Namespace) -> int:
-    from detectlab import catalog, config
-    from detectlab.attacks import blur_defence, cross_sample, load_split, paper, transfer, write_csv
+    from detectlab import catalog
+    from detectlab.attacks import blur_defence, cross_sample, load_split, paper, transfer
     from detectlab.errors import DetectLabError
     from detectlab.progress import TqdmProgress
 
     progress = TqdmProgress(disable=args.quiet)
     dets = {d.short_name: d for d in map(catalog.load_detector, args.detectors)}
+    if args.mirror and len(dets) != 2:
+        raise DetectLabError(f"--mirror takes two different detectors (the models trained with --part 1/2 and 2/2), "
+                             f"got {len(dets)}")
+    if args.mirror and (args.transfer or args.cross_sample or args.defence_blur is not None):
+        raise DetectLabError("--mirror runs on its own: leave out --transfer, --cross-sample and --defence-blur")
     attackers = {n: d.detector for n, d in dets.items() if d.differentiable}
     for n, d in dets.items():
         if not d.differentiable:
@@ -33,15 +40,15 @@ def _cmd_attack(args: argparse.Namespace) -> int:
     if not attackers:
         raise DetectLabError("no detector to craft the attack on: gradient attacks do not apply to "
                              + ", ".join(dets))
-    root = Path(args.data) if args.data else config.DEMO_DIR
-    if root.resolve() == config.DEMO_DIR.resolve():
-        root = catalog.resolve_dataset(catalog.DEMO_LABEL)  # materializes the demo on first use
+    root = data_root(args)
     size = next(iter(dets.values())).input_size
     images = load_split(root, args.split, size, seed=args.split_seed, limit=args.limit, progress=progress)
     progress.close()
     print(f"{len(images)} images ({int(images.labels.sum())} fake) of {root} ({args.split} split); "
           f"{args.method}, eps {', '.join(f'{e:g}' for e in args.eps)}")
     rows: list[dict] = []
+    if args.mirror:
+        return _mirror(args, dets, images, progress)
     res = transfer(attackers, {n: d.detector for n, d in dets.items()}, images, args.eps, args.method,
                    pairs="all" if args.transfer else "diagonal",
                    thresholds={n: d.threshold for n, d in dets.items()}, progress=progress)
@@ -72,6 +79,12 @@ def _cmd_attack(args: argparse.Namespace) -> int:
             progress.close()
             rows += [{"experiment": "blur-defence", **r} for r in bd.rows()]
             lines += paper.blur_findings(bd)
+    return _finish(args, lines, rows, images)
+
+
+def _finish(args: argparse.Namespace, lines: list[str], rows: list[dict], images) -> int:
+    from detectlab.attacks import write_csv
+
     print()
     for line in lines:
         print(f"- {line}")
@@ -82,6 +95,22 @@ def _cmd_attack(args: argparse.Namespace) -> int:
     return 0
 
 
+def _mirror(args: argparse.Namespace, dets: dict, images, progress) -> int:
+    """Table 4.5: the two mirror models, each attacking itself and the other."""
+    from detectlab.attacks import mirror, paper
+
+    (a, da), (b, db) = dets.items()
+    res = mirror(da.detector, db.detector, images, args.eps, args.method, names=(a, b),
+                 thresholds={a: da.threshold, b: db.threshold}, progress=progress)
+    progress.close()
+    for e in res.eps:
+        print(f"\nmirror models at eps {e:g} [%] (seed 001 Table 4.5): rows judged by, columns crafted on")
+        print(f"{'':28s}" + "".join(f"{n[:14]:>15s}" for n in (a, b)))
+        for n, row in zip((a, b), res.table(e)):
+            print(f"{n[:28]:28s}" + "".join(f"{_pct(v):>15s}" for v in row))
+    return _finish(args, paper.mirror_findings(res), [{"experiment": "mirror", **r} for r in res.rows()], images)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``detectlab attack``."""
     p = sub.add_parser(
@@ -90,16 +119,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Attack a labelled split with each detector (fakes pushed towards 'real') and report seed 001's "
                     "confusion rate: of the fakes a detector decides fake, the share it decides real after the "
                     "attack.")
-    p.add_argument("detectors", nargs="+", metavar="NAME_OR_CKPT",
-                   help="shipped name (cnn-resnet18), run id, or checkpoint file")
-    p.add_argument("--data", default=None, help="labelled data set folder (default: the demo)")
-    p.add_argument("--split", default="test", help="train, val, test or all (default test)")
-    p.add_argument("--split-seed", type=int, default=0)
+    add_detectors_and_split(p)
     p.add_argument("--limit", type=int, default=None, help="at most this many images (a seeded subset)")
     p.add_argument("--method", default="fgsm", choices=["fgsm", "pgd", "lbfgs"])
     p.add_argument("--eps", type=_eps, default=[0.01, 0.02, 0.05], help="comma-separated, e.g. 0.01,0.02,0.05")
     p.add_argument("--transfer", action="store_true",
                    help="every detector judges every other's residuals (Table 4.6)")
+    p.add_argument("--mirror", action="store_true",
+                   help="two mirror models (trained with `detectlab train --part 1/2` and `--part 2/2`), each "
+                        "attacking itself and the other (Table 4.5; seed 001 used eps 0.025)")
     p.add_argument("--cross-sample", action="store_true", help="one image's residual on every other image (Table 4.4)")
     p.add_argument("--sources", type=int, default=5, help="source images for --cross-sample (default 5)")
     p.add_argument("--defence-blur", type=float, default=None, metavar="SIGMA",

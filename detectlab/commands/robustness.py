@@ -6,9 +6,11 @@ import argparse
 import json
 from pathlib import Path
 
+from detectlab.commands import add_detectors_and_split, data_root
+
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from detectlab import catalog, config
+    from detectlab import catalog
     from detectlab.progress import TqdmProgress
     from detectlab.robustness import (
         SweepSpec, augmentation_of, group_detectors, robustness_reading, run_sweep, sweep_samples,
@@ -17,9 +19,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
     spec = SweepSpec.make(args.degradation, args.levels, args.chain or "*", seed=args.seed)
     detectors = [catalog.load_detector(name) for name in args.detectors]
-    root = Path(args.data) if args.data else config.DEMO_DIR
-    if root.resolve() == config.DEMO_DIR.resolve():
-        root = catalog.resolve_dataset(catalog.DEMO_LABEL)  # materializes the demo on first use
+    root = data_root(args)
     progress = TqdmProgress(disable=args.quiet)
     samples, _ = sweep_samples(root, args.split, args.split_seed, progress=progress)
     groups = group_detectors(detectors, repeat_group=args.repeat_group)
@@ -62,11 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "sweep", help="accuracy / balanced accuracy / AP against degradation strength (seed 001 Figs 4.4-4.10)",
         description="Score a labelled split with each detector at each strength of one degradation "
                     "(blur, jpeg, downsize, patch, noise, resize), optionally inside a fixed chain.")
-    sw.add_argument("detectors", nargs="+", metavar="NAME_OR_CKPT",
-                    help="shipped name (cnn-resnet18), run id, or checkpoint file")
-    sw.add_argument("--data", default=None, help="labelled data set folder (default: the demo)")
-    sw.add_argument("--split", default="test", help="train, val, test or all (default test)")
-    sw.add_argument("--split-seed", type=int, default=0)
+    add_detectors_and_split(sw)
     sw.add_argument("--degradation", required=True, help="blur, jpeg, downsize, patch, noise or resize")
     sw.add_argument("--levels", default=None,
                     help="comma-separated strengths, e.g. 100,90,70,50,30,10 (default: seed 001's range)")

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from detectlab.degrade import DegradeAugConfig
+from detectlab.errors import DetectLabError
 
 
 #: Degradation augmentation settings (seed 001 §4.3); defined with the degradations.
 AugmentConfig = DegradeAugConfig
+
+
+class TrainConfigError(DetectLabError, ValueError):
+    """A training setting out of its range: the message names the field and what it accepts."""
 
 
 @dataclass
@@ -35,6 +41,7 @@ class TrainConfig:
     adv_fraction: float = 0.5               # share of each batch replaced by adversarial copies
     split_seed: int = 0
     split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    train_part: str = ""                    # "k/n": train on part k of n disjoint parts of the train split
     seed: int = 0
     runs: int = 1
     select_best: bool = True                # seed 001: keep the best-validation checkpoint
@@ -45,19 +52,31 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def part(self) -> tuple[int, int] | None:
+        """``train_part`` as (k, n), or None for the whole train split."""
+        return parse_part(self.train_part)
+
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
+        """A config from stored or submitted settings, validated (the one check the tab, the API and the CLI share)."""
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
-            raise ValueError(f"unknown training settings: {sorted(unknown)}")
+            raise TrainConfigError(f"unknown training settings: {sorted(unknown)}")
         d = dict(d)
         if isinstance(d.get("augment"), dict):
-            d["augment"] = DegradeAugConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d["augment"].items()})
+            try:
+                d["augment"] = DegradeAugConfig(**{k: tuple(v) if isinstance(v, list) else v
+                                                   for k, v in d["augment"].items()})
+            except TypeError as exc:
+                raise TrainConfigError(f"augment: {exc}") from None
         for key in ("split_fractions",):
             if isinstance(d.get(key), list):
                 d[key] = tuple(d[key])
-        return cls(**d)
+        if isinstance(d.get("adv_eps"), str):
+            d["adv_eps"] = _floats(d["adv_eps"], "adv_eps")
+        return validate(cls(**d))
 
     @classmethod
     def from_file(cls, path: str | Path) -> "TrainConfig":
@@ -86,7 +105,7 @@ class TrainConfig:
                                                    "scale_min", "patch_min")}
         unknown = set(changes) - set(d)
         if unknown:
-            raise ValueError(f"unknown training settings: {sorted(unknown)}")
+            raise TrainConfigError(f"unknown training settings: {sorted(unknown)}")
         for key, value in changes.items():
             if value is None:
                 continue
@@ -98,13 +117,131 @@ class TrainConfig:
                 value = {"true": True, "false": False}.get(value.strip().lower(), value)
             elif key == "augment" and isinstance(value, dict):
                 value = DegradeAugConfig(**value)
-            elif key == "iterations" and value <= 0:
+            elif key == "iterations" and isinstance(value, (int, float)) and value <= 0:
                 value = None
             if key == "generators":
                 value = list(value) or None
             d[key] = copy.deepcopy(value)
         d["augment"] = _spread_augment(d["augment"], **aug)
         return TrainConfig.from_dict(d)
+
+
+def parse_part(text: str) -> tuple[int, int] | None:
+    """``"k/n"`` (1 <= k <= n, n >= 2) as (k, n); empty text: None (the whole train split)."""
+    text = str(text or "").strip()
+    if not text:
+        return None
+    k, sep, n = text.partition("/")
+    try:
+        k, n = int(k), int(n)
+    except ValueError:
+        k = n = 0
+    if not sep or n < 2 or not 1 <= k <= n:
+        raise TrainConfigError(f"train_part must be 'k/n' with n >= 2 and 1 <= k <= n (e.g. 1/2), got {text!r}")
+    return k, n
+
+
+#: Allowed ranges of the numeric settings: field -> (integer?, low, high, low open?, high open?)
+LIMITS: dict[str, tuple[bool, float, float, bool, bool]] = {
+    "input_size": (True, 32, 1024, False, False),
+    "epochs": (True, 1, 100_000, False, False),
+    "batch_size": (True, 1, 1024, False, False),
+    "lr": (False, 0.0, 1.0, True, True),
+    "weight_decay": (False, 0.0, math.inf, False, False),
+    "adv_fraction": (False, 0.0, 1.0, False, False),
+    "runs": (True, 1, 20, False, False),
+    "threads": (True, 1, 256, False, False),
+    "seed": (True, 0, 2**32 - 1, False, False),
+    "split_seed": (True, 0, 2**32 - 1, False, False),
+}
+ADV_EPS_MAX = 0.5
+
+
+def _range_text(integer: bool, lo, hi, lo_open: bool, hi_open: bool) -> str:
+    kind = "an integer" if integer else "a number"
+    if hi == math.inf or hi >= 2**32 - 1:
+        return f"{kind} {'>' if lo_open else '>='} {lo:g}"
+    return f"{kind} in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+
+
+def _number(name: str, value, integer: bool, lo, hi, lo_open: bool, hi_open: bool):
+    """``value`` as int/float within the range, or TrainConfigError naming ``name`` and the range."""
+    want = _range_text(integer, lo, hi, lo_open, hi_open)
+    try:
+        if isinstance(value, bool) or value is None:
+            raise TypeError
+        x = float(value)
+        if integer and not x.is_integer():
+            raise TypeError
+    except (TypeError, ValueError):
+        raise TrainConfigError(f"{name} must be {want}, got {value!r}") from None
+    inside = (lo < x if lo_open else lo <= x) and (x < hi if hi_open else x <= hi)
+    if not math.isfinite(x) or not inside:
+        raise TrainConfigError(f"{name} must be {want}, got {value!r}")
+    return int(x) if integer else x
+
+
+def _check_arch(arch) -> None:
+    from detectlab.models import list_detectors
+
+    known = list_detectors()
+    if not isinstance(arch, str) or not arch.strip():
+        raise TrainConfigError(f"arch must name an architecture ({', '.join(known)}), got {arch!r}")
+    if arch in known:
+        return
+    if arch.startswith("frozen:"):
+        from detectlab.models.backbones import BACKBONES
+
+        parts = arch.split(":", 1)[1].split("+")
+        if 1 <= len(parts) <= 2 and all(p in BACKBONES for p in parts):
+            return
+        raise TrainConfigError(f"arch {arch!r}: frozen:<a> or frozen:<a>+<b> of the backbones "
+                               f"{', '.join(BACKBONES)}")
+    if ":" not in arch:
+        import timm
+
+        if timm.is_model(arch):  # any timm model trains end to end like the registered CNNs
+            return
+    raise TrainConfigError(f"unknown architecture arch={arch!r}; choose one of {', '.join(known)} "
+                           "(see `detectlab models`) or a timm model name")
+
+
+def validate(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` with its numbers checked against ``LIMITS`` and the rest of its settings; raises TrainConfigError.
+
+    Called by ``from_dict`` (hence by ``with_overrides``, ``from_file`` and the run queue), so
+    the Train tab, the ``/train`` API and the CLI refuse a bad value before a run is queued.
+    """
+    for name, (integer, lo, hi, lo_open, hi_open) in LIMITS.items():
+        if name == "epochs" and cfg.iterations is not None:
+            continue  # iterations override epochs
+        setattr(cfg, name, _number(name, getattr(cfg, name), integer, lo, hi, lo_open, hi_open))
+    if cfg.iterations is not None:
+        cfg.iterations = _number("iterations", cfg.iterations, True, 1, 10_000_000, False, False)
+    eps = cfg.adv_eps
+    if isinstance(eps, (int, float)) and not isinstance(eps, bool):
+        eps = [eps]
+    if not isinstance(eps, (list, tuple)):
+        raise TrainConfigError(f"adv_eps must be a list of numbers in (0, {ADV_EPS_MAX:g}], got {cfg.adv_eps!r}")
+    cfg.adv_eps = [_number("adv_eps", e, False, 0.0, ADV_EPS_MAX, True, False) for e in eps]
+    fr = cfg.split_fractions
+    try:
+        fr = tuple(float(f) for f in fr)
+    except (TypeError, ValueError):
+        fr = ()
+    if len(fr) != 3 or not all(math.isfinite(f) and f > 0 for f in fr) or not math.isclose(sum(fr), 1.0, abs_tol=1e-6):
+        raise TrainConfigError(f"split_fractions must be three positive numbers (train, val, test) summing to 1, "
+                               f"got {cfg.split_fractions!r}")
+    cfg.split_fractions = fr
+    cfg.train_part = str(cfg.train_part or "").strip()
+    parse_part(cfg.train_part)
+    for kind in AUGMENT_KINDS:
+        _number(f"augment.{kind}_p", getattr(cfg.augment, f"{kind}_p"), False, 0.0, 1.0, False, False)
+    if cfg.generators is not None and (not isinstance(cfg.generators, list)
+                                       or not all(isinstance(g, str) for g in cfg.generators)):
+        raise TrainConfigError(f"generators must be a list of generator names, got {cfg.generators!r}")
+    _check_arch(cfg.arch)
+    return cfg
 
 
 #: Degradations a single augmentation probability can be spread over (``DegradeAugConfig`` fields ``<kind>_p``).
@@ -115,7 +252,7 @@ def _floats(text: str, what: str) -> list[float]:
     try:
         return [float(e) for e in text.replace(" ", "").split(",") if e]
     except ValueError:
-        raise ValueError(f"{what}: '{text}' is not a comma-separated list of numbers") from None
+        raise TrainConfigError(f"{what}: '{text}' is not a comma-separated list of numbers") from None
 
 
 def _spread_augment(aug: DegradeAugConfig, augment_p=None, augment_kinds=None, blur_max=None, jpeg_min=None,
@@ -125,7 +262,7 @@ def _spread_augment(aug: DegradeAugConfig, augment_p=None, augment_kinds=None, b
         kinds = AUGMENT_KINDS if augment_kinds is None else tuple(augment_kinds)
         bad = sorted(set(kinds) - set(AUGMENT_KINDS))
         if bad:
-            raise ValueError(f"unknown degradations {bad}; choose from {list(AUGMENT_KINDS)}")
+            raise TrainConfigError(f"unknown degradations {bad}; choose from {list(AUGMENT_KINDS)}")
         for kind in AUGMENT_KINDS:
             setattr(aug, f"{kind}_p", float(augment_p) if kind in kinds else 0.0)
     if blur_max is not None:
@@ -143,7 +280,7 @@ def preset_fields(name: str) -> dict:
     """The settings of a preset (its note left out); ``name`` may be a unique start of a preset's name."""
     match = [k for k in PRESETS if k == name] or [k for k in PRESETS if k.startswith(name)]
     if len(match) != 1:
-        raise ValueError(f"preset '{name}' must name one of: {list(PRESETS)}")
+        raise TrainConfigError(f"preset '{name}' must name one of: {list(PRESETS)}")
     return {k: copy.deepcopy(v) for k, v in PRESETS[match[0]].items() if k != "note"}
 
 

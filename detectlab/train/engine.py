@@ -16,6 +16,7 @@ import hashlib
 import json
 import math
 import time
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -192,11 +193,13 @@ def _run_once(cfg: TrainConfig, ds: DetectionDataset, parts: dict, images: dict,
     history: list[dict] = []
     best_state, best_score, best_epoch = None, -1.0, 0
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "splits.json").write_text(json.dumps(split_files(parts, ds.root)))
+    # a mirror-model half says which part it saw and how many samples that is
+    part = {"train_part": {"part": cfg.train_part, "samples": n_train}} if cfg.part else {}
+    (run_dir / "splits.json").write_text(json.dumps(split_files(parts, ds.root) | part))
     base_meta = {
         "training": cfg.to_dict() | {"seed": run_seed},
         "data": {"root": str(ds.root), "layout": ds.layout, "generators": cfg.generators or ds.generators,
-                 "fingerprint": dataset_fingerprint(ds.samples), "splits": split_summary(parts)},
+                 "fingerprint": dataset_fingerprint(ds.samples), "splits": split_summary(parts)} | part,
         "threshold": 0.5,
     }
     step, seen, start, step_seconds = 0, 0, time.perf_counter(), 0.0
@@ -296,8 +299,42 @@ def _scores(detector, images, use_cache, samples, progress) -> np.ndarray:
     return predict_scores(detector, images).numpy()
 
 
+def split_parts(samples, n: int, seed: int = 0) -> list[list]:
+    """``samples`` in ``n`` disjoint parts that together hold them all (seed 001 Table 4.5's mirror models).
+
+    Whole groups move (an image and the fakes made from it stay in one part, as in ``split``),
+    stratified by class and generator: within each stratum the groups are shuffled with
+    ``seed`` and each goes to the part that has the fewest samples of that stratum so far, so
+    every part gets about 1/n of each class and generator. Deterministic; independent of the
+    order of ``samples``; within a part, samples keep their input order.
+    """
+    members: dict = defaultdict(list)
+    for i, s in enumerate(samples):
+        members[s.group].append(i)
+    strata: dict = defaultdict(list)
+    for key, idx in members.items():
+        strata[tuple(sorted({(samples[i].label, str(samples[i].generator)) for i in idx}))].append(key)
+    rng = np.random.default_rng([seed, n])
+    part_of: dict = {}
+    for stratum in sorted(strata):
+        keys = sorted(strata[stratum], key=str)
+        load = [0] * n
+        for k in rng.permutation(len(keys)):
+            target = min(range(n), key=lambda p: (load[p], p))
+            part_of[keys[k]] = target
+            load[target] += len(members[keys[k]])
+    out: list[list] = [[] for _ in range(n)]
+    for s in samples:
+        out[part_of[s.group]].append(s)
+    return out
+
+
 def prepare_data(cfg: TrainConfig, progress: Progress = null_progress) -> tuple[DetectionDataset, dict, dict]:
-    """Discover, restrict to the chosen generators, split and decode the data of a run."""
+    """Discover, restrict to the chosen generators, split and decode the data of a run.
+
+    With ``cfg.train_part`` ("k/n") only part k of ``split_parts(train, n, split_seed)`` is
+    trained on; the validation and test splits stay the whole data set's.
+    """
     ds = discover(cfg.data, progress=progress)
     if not isinstance(ds, DetectionDataset):
         raise ValueError(f"{cfg.data}: training needs a real/fake data set, not {ds.layout}")
@@ -307,10 +344,14 @@ def prepare_data(cfg: TrainConfig, progress: Progress = null_progress) -> tuple[
             raise ValueError(f"generators {missing} are not in {ds.root} (it has {ds.generators})")
         ds = ds.subset(cfg.generators)
     parts = split(ds.samples, seed=cfg.split_seed, fractions=cfg.split_fractions)
+    if cfg.part:
+        k, n = cfg.part
+        parts["train"] = split_parts(parts["train"], n, cfg.split_seed)[k - 1]
     for name in ("train", "val"):
         labels = {s.label for s in parts[name]}
         if labels != {0, 1}:
-            raise ValueError(f"the {name} split of {ds.root} lacks a class (has {sorted(labels)}); add images")
+            what = f"part {cfg.train_part} of the train split" if name == "train" and cfg.part else f"the {name} split"
+            raise ValueError(f"{what} of {ds.root} lacks a class (has {sorted(labels)}); add images")
     images = {k: load_images(parts[k], cfg.input_size, progress, f"decode {k} images") for k in ("train", "val", "test")}
     return ds, parts, images
 

@@ -19,18 +19,25 @@ from detectlab.attacks import (
     blur_defence,
     cross_sample,
     load_split,
+    mirror,
     transfer,
     write_csv,
 )
 from detectlab import config
 from detectlab.attacks import paper
-from detectlab.catalog import DEMO_LABEL, detector_choices, known_datasets, load_detector, resolve_dataset
+from detectlab.catalog import (
+    DEMO_LABEL, detector_choices, known_datasets, load_detector, read_manifest, resolve_dataset,
+)
 from detectlab.data import load_tensor, to_pil
 from detectlab.errors import DetectLabError
 from detectlab.progress import Cancelled, CancelToken
+from detectlab.ui import state
 from detectlab.ui.common import GradioProgress, error_markdown
 
 DEFAULT_DETECTOR = "shipped: cnn-resnet18"
+#: the mirror pair is trained with this shipped detector's config, on parts 1/2 and 2/2 of the train split
+MIRROR_BASE = "cnn-resnet18"
+MIRROR_NAMES = ("mirror-A", "mirror-B")
 HARDENED_DETECTOR = "shipped: cnn-resnet18-adv"
 METHODS = list(DESCRIPTIONS)
 #: playground settings: L-BFGS is the slow one; fewer c values and iterations keep it to seconds
@@ -226,6 +233,24 @@ def _single(label):
     return det, size
 
 
+def _pair_experiment(request, progress, data: tuple, first, second, what: str, run):
+    """An experiment on two different detectors, loaded when it starts: ``run(a, da, b, db, images, prog, token)``
+    (names and ``LoadedDetector``s) returns its findings, rows, figure and CSV name."""
+    dets = {}
+
+    def size():
+        dets.update(_detectors([first, second]))
+        if len(dets) != 2 or not first or not second:
+            raise DetectLabError(f"pick two different detectors: {what}")
+        return next(iter(dets.values())).input_size
+
+    def work(images, prog, token):
+        (a, da), (b, db) = dets.items()
+        return run(a, da, b, db, images, prog, token)
+
+    return _experiment(request, progress, 3, data, size, work)
+
+
 def run_transfer(choice, folder, split_name, limit, labels, method, eps_text, request: gr.Request,
                  progress=gr.Progress()):
     """Confusion rate against eps for each detector and the transfer matrix (seed 001 Table 4.6)."""
@@ -267,22 +292,14 @@ def hardening_figure(res, original: str, hardened: str) -> go.Figure:
 def run_hardening(choice, folder, split_name, limit, original, hardened, method, eps_text, request: gr.Request,
                   progress=gr.Progress()):
     """Fig. 4.14: the original and the adversarially trained model, each attacking and judging."""
-    dets = {}
-
-    def size():
-        dets.update(_detectors([original, hardened]))
-        if len(dets) != 2:
-            raise DetectLabError("pick two different detectors: the original and the hardened one")
-        return next(iter(dets.values())).input_size
-
-    def work(images, prog, token):
-        (o, do), (h, dh) = dets.items()
+    def run(o, do, h, dh, images, prog, token):
         models = {o: do.detector, h: dh.detector}
         res = transfer(models, models, images, [0.0, *_eps_list(eps_text)], method,
                        thresholds={o: do.threshold, h: dh.threshold}, progress=prog, cancel=token)
         return paper.hardening_findings(res, o, h), res.rows(), hardening_figure(res, o, h), "attack_hardening.csv"
 
-    return _experiment(request, progress, 3, (choice, folder, split_name, limit), size, work)
+    return _pair_experiment(request, progress, (choice, folder, split_name, limit), original, hardened,
+                            "the original and the hardened one", run)
 
 
 def cross_sample_figure(res) -> go.Figure:
@@ -337,6 +354,51 @@ def run_blur(choice, folder, split_name, limit, label, method, eps, sigma, reque
         return paper.blur_findings(res), res.rows(), blur_figure(res), "attack_blur_defence.csv"
 
     return _experiment(request, progress, 3, (choice, folder, split_name, limit), size, work)
+
+
+def mirror_configs(data: str) -> list[tuple[str, dict]]:
+    """(name, TrainConfig fields) of the two mirror runs: the shipped cnn-resnet18's config on parts 1/2 and 2/2."""
+    entry = read_manifest()["checkpoints"].get(MIRROR_BASE)
+    if not entry or "config" not in entry:
+        raise DetectLabError(f"the shipped {MIRROR_BASE} and its config are missing from checkpoints/manifest.json")
+    base = {k: v for k, v in entry["config"].items() if k not in ("data", "out_dir")}
+    return [(name, base | {"data": data, "train_part": f"{k}/2", "name": name})
+            for k, name in enumerate(MIRROR_NAMES, start=1)]
+
+
+def queue_mirror(choice, folder):
+    """Queue the mirror pair through the run queue; the status line and both pickers get the two run ids."""
+    try:
+        root = resolve_dataset(choice, folder or "")
+        ids = [state.manager().submit(cfg, name=name).id for name, cfg in mirror_configs(str(root))]
+    except Exception as exc:  # noqa: BLE001 - a clear message; the tab keeps working
+        return error_markdown(exc), gr.update(), gr.update()
+    text = (f"Queued **{MIRROR_NAMES[0]}** run `{ids[0]}` (part 1/2) and **{MIRROR_NAMES[1]}** run `{ids[1]}` "
+            f"(part 2/2) of `{root.name}`'s train split, with {MIRROR_BASE}'s settings. Follow them in the Train "
+            "tab; when both have finished, press *Run mirror experiment* (the pickers hold their run ids).")
+    return text, gr.update(value=ids[0]), gr.update(value=ids[1])
+
+
+def mirror_figure(res) -> go.Figure:
+    fig = curves_figure(res, title="mirror models: confusion rate against ε (Table 4.5)")
+    t, e = paper.TABLE_4_5, paper.TABLE_4_5_EPS
+    for y, symbol, what in (([t["ResNet-50+"]["ResNet-50+"], t["ResNet-50-"]["ResNet-50-"]], "star", "white box"),
+                            ([t["ResNet-50-"]["ResNet-50+"], t["ResNet-50+"]["ResNet-50-"]], "x", "across halves")):
+        fig.add_trace(go.Scatter(x=[e, e], y=y, mode="markers", marker=dict(symbol=symbol, size=12),
+                                 name=f"seed 001 {what}"))
+    return fig
+
+
+def run_mirror(choice, folder, split_name, limit, label_a, label_b, method, eps_text, request: gr.Request,
+               progress=gr.Progress()):
+    """Table 4.5: two detectors trained on disjoint halves, each attacking itself and the other."""
+    def run(a, da, b, db, images, prog, token):
+        res = mirror(da.detector, db.detector, images, _eps_list(eps_text), method, names=(a, b),
+                     thresholds={a: da.threshold, b: db.threshold}, progress=prog, cancel=token)
+        return paper.mirror_findings(res), res.rows(), mirror_figure(res), "attack_mirror.csv"
+
+    return _pair_experiment(request, progress, (choice, folder, split_name, limit), label_a, label_b,
+                            "the models trained on parts 1/2 (A) and 2/2 (B)", run)
 
 
 # -- layout --------------------------------------------------------------------------------------------
@@ -411,8 +473,9 @@ def _build_sets(choices: list[str]) -> None:
     with gr.Row():
         datasets = list(known_datasets())
         data = gr.Dropdown(datasets, value=DEMO_LABEL if DEMO_LABEL in datasets else None, label="Data set", scale=2)
-        folder = gr.Textbox(label="…or a labelled folder inside the data roots", scale=2)
-        split_name = gr.Radio(["test", "val", "train", "all"], value="test", label="Split (80/10/10, seed 0)", scale=2)
+        folder = gr.Textbox(label="…or a labelled folder inside the data roots", scale=2, elem_id="attack-folder")
+        split_name = gr.Radio(["test", "val", "train", "all"], value="test", label="Split (80/10/10, seed 0)", scale=2,
+                              elem_id="attack-split")
         limit = gr.Number(value=0, precision=0, label="At most N images (0 = all)", scale=1)
         set_method = gr.Radio(METHODS, value="fgsm", label="Attack", scale=2)
         stop = gr.Button("Cancel", scale=1, elem_id="attack-cancel")
@@ -442,6 +505,24 @@ def _build_sets(choices: list[str]) -> None:
             eps_h = gr.Textbox("0.005,0.01,0.02,0.05,0.1", label="ε list", scale=1)
             go_h = gr.Button("Run", variant="primary", scale=1, elem_id="attack-hardening-run")
         go_h.click(run_hardening, [*data_in, orig, hard, set_method, eps_h], _outputs("hardening"), api_name=False)
+    with gr.Tab("Mirror models"):
+        gr.Markdown("Two detectors of one architecture trained on disjoint halves of the training split, each "
+                    "attacking the other (seed 001 Table 4.5: two ResNet-50, FGSM ε 0.025, 100 % white box, "
+                    f"80–84 % across). *Train the mirror pair* queues {MIRROR_NAMES[0]} and {MIRROR_NAMES[1]} with "
+                    f"`{MIRROR_BASE}`'s settings on parts 1/2 and 2/2 of the picked data set's train split "
+                    "(`detectlab train --part 1/2`); validation and test splits stay the whole set's.")
+        with gr.Row():
+            go_q = gr.Button("Train the mirror pair", scale=1, elem_id="attack-mirror-train")
+            q_status = gr.Markdown(elem_id="attack-mirror-status")
+        with gr.Row():
+            det_ma = gr.Dropdown(choices, value=None, allow_custom_value=True, scale=2, elem_id="attack-mirror-a",
+                                 label="A: trained on part 1/2 (run id or label)")
+            det_mb = gr.Dropdown(choices, value=None, allow_custom_value=True, scale=2, elem_id="attack-mirror-b",
+                                 label="B: trained on part 2/2 (run id or label)")
+            eps_m = gr.Textbox("0.01,0.02,0.025,0.05", label="ε list", scale=1, elem_id="attack-mirror-eps")
+            go_m = gr.Button("Run mirror experiment", variant="primary", scale=1, elem_id="attack-mirror-run")
+        go_q.click(queue_mirror, [data, folder], [q_status, det_ma, det_mb], api_name=False)
+        go_m.click(run_mirror, [*data_in, det_ma, det_mb, set_method, eps_m], _outputs("mirror"), api_name=False)
     with gr.Tab("Cross-sample"):
         with gr.Row():
             det_c = gr.Dropdown(choices, value=_default(choices, DEFAULT_DETECTOR), label="Detector", scale=3)
@@ -458,5 +539,5 @@ def _build_sets(choices: list[str]) -> None:
             go_b = gr.Button("Run", variant="primary", scale=1, elem_id="attack-blur-run")
         go_b.click(run_blur, [*data_in, det_b, set_method, eps_b, sigma], _outputs("blur"), api_name=False)
     stop.click(cancel, None, status, api_name=False)
-    for widget in (orig, hard, det_c, det_b):
+    for widget in (orig, hard, det_ma, det_mb, det_c, det_b):
         widget.focus(refresh, None, widget, api_name=False)
