@@ -122,3 +122,30 @@ def test_the_cli_process_exits_non_zero_without_a_traceback(tmp_path):
     assert proc.returncode == 2
     assert "input_size must be an integer in [32, 1024], got 0" in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
+
+
+@pytest.mark.parametrize("bad,field", [
+    (dict(input_size=0), "input_size"), (dict(batch=0), "batch_size"), (dict(runs=0), "runs"), (dict(lr=-1), "lr"),
+    (dict(epochs=-3), "epochs"), (dict(adv_eps="abc"), "adv_eps"),
+])
+def test_the_train_tab_shows_the_message_and_queues_nothing(bad, field, monkeypatch, demo_root):
+    """The Train tab's launch (also the /train endpoint): DetectLab's message, not 'Unexpected error'."""
+    from detectlab.catalog import DEMO_LABEL
+    from detectlab.ui import state, train_tab
+
+    queued = []
+
+    class Manager:
+        def submit(self, cfg, name=""):
+            queued.append(cfg)
+            raise AssertionError("a bad config reached the run queue")
+
+    monkeypatch.setattr(state, "manager", lambda: Manager())
+    form = dict(preset=None, data_choice=DEMO_LABEL, folder="", generators=[], arch="resnet18", input_size=128,
+                epochs=5, iterations=0, lr=1e-3, wd=1e-4, batch=32, weighted=True, hflip=True, augment=False,
+                aug_p=0.0, aug_kinds=[], blur_max=3.0, jpeg_min=30, scale_min=0.5, patch_min=32, adv_eps="", runs=1,
+                seed=0, name="bad")
+    out = train_tab.launch(**(form | bad))
+    messages = [o for o in out if isinstance(o, str) and o.startswith("**")]
+    assert messages and messages[0].startswith(f"**Error:** {field}"), out
+    assert queued == []
