@@ -160,3 +160,14 @@ def test_decoding_ignores_another_librarys_image_open_patch(tmp_path):
     path.write_text("this is text, not an image")
     out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
     assert "not an image" in out.stdout and "pi_heif" not in out.stdout
+
+
+def test_image_input_is_drawn_by_gradios_image_widget_with_its_properties():
+    """The browser gets the properties gr.Image's widget reads; without them the tab holding it stays blank."""
+    from detectlab.ui.widgets import ImageInput
+
+    widget = ImageInput(visible=False)
+    cfg = widget.get_config()
+    assert widget.get_block_name() == "image"
+    assert cfg["sources"] == ["upload"] and cfg["type"] == "filepath" and cfg["image_mode"] is None
+    assert cfg["buttons"] and cfg["visible"] is False

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import gradio as gr
@@ -18,7 +17,7 @@ from detectlab.detect.predict import predict_files, score_folder, write_csv
 from detectlab.explain import CAM_METHODS, overlay
 from detectlab.ui import state
 from detectlab.ui.common import GradioProgress
-from detectlab.ui.widgets import ImageInput, api_error, message, scrub
+from detectlab.ui.widgets import ImageInput, api_error, message, output_path, scrub
 
 TABLE_HEADERS = ["file", "P(fake)", "decision", "detector", "label", "generator", "error"]
 
@@ -96,7 +95,7 @@ def api_detect(image_path: str, detector: str = "", method: str = "gradcam", opa
         a = analyze_file(loaded.detector, image_path, loaded.threshold, method, name=Path(image_path).name)
     except Exception as exc:  # noqa: BLE001 - the client gets DetectLab's message, no server paths
         raise api_error(exc, image_path) from None
-    out = Path(tempfile.mkdtemp(prefix="detectlab-")) / "heatmap.png"
+    out = output_path("heatmap.png")
     (overlay(a.image, a.maps[0][1], opacity) if a.maps else to_pil(a.image)).save(out)
     return {"p_fake": a.p_fake, "decision": a.decision, "threshold": a.threshold, "detector": label}, str(out)
 
@@ -149,7 +148,7 @@ def detect_batch(files: list[str] | None, folder: str, detector_label: str, prog
                 p.file, p.error = Path(p.file).name, scrub(p.error, *files)
         rows = [[Path(p.file).name if not folder else p.file, None if p.p_fake is None else round(p.p_fake, 4),
                  p.decision, detector_label, p.label, p.generator or "", p.error] for p in preds]
-        out = Path(tempfile.mkdtemp(prefix="detectlab-")) / "detectlab_predictions.csv"
+        out = output_path("detectlab_predictions.csv")
         write_csv(preds, out, detector_label)
         bad = sum(p.decision == "error" for p in preds)
         status = f"Scored {len(preds) - bad} images" + (f"; {bad} could not be read (see the error column)" if bad else "")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import gradio as gr
@@ -18,7 +17,7 @@ from detectlab.ui.detect_tab import refresh_detectors
 from detectlab.spectral.sets import clean_set, compare_sets, export_panels, files_by_class, removal_preview
 from detectlab.ui import state
 from detectlab.ui.common import GradioProgress
-from detectlab.ui.widgets import message
+from detectlab.ui.widgets import message, output_path
 
 _DEMO = DEMO_LABEL
 
@@ -78,7 +77,7 @@ def compute(choice, folder, gens, n, use_residual, limit, single_file, raw=False
         cmp = compare_sets(by_class, list(gens), int(n) or None,
                            bool(use_residual), bool(raw), single_file, progress=GradioProgress(progress))
         status = f"{cmp.counts['real']} real images; " + ", ".join(f"{k}: {v}" for k, v in cmp.counts.items() if k != "real")
-        export = export_panels(cmp.panels, Path(tempfile.mkdtemp(prefix="detectlab-")) / "fingerprints.npz")
+        export = export_panels(cmp.panels, output_path("fingerprints.npz"))
         return (status, grid_figure(cmp.panels, float(limit), cmp.raw), profile_figure(cmp.profiles, cmp.single), cmp,
                 str(export))
     except Exception as exc:  # noqa: BLE001

@@ -6,7 +6,6 @@ Wiring only: the chain, the scoring and the sweep live in ``detectlab.robustness
 from __future__ import annotations
 
 import math
-import tempfile
 import threading
 from pathlib import Path
 
@@ -25,7 +24,8 @@ from detectlab.robustness import (
 from detectlab.robustness.plots import pfake_figure, sweep_figure, write_html, write_png
 from detectlab.ui import state
 from detectlab.ui.common import GradioProgress
-from detectlab.ui.widgets import api_error, message
+from detectlab.ui.detect_tab import api_detector_label
+from detectlab.ui.widgets import ImageInput, api_error, message, output_path
 
 #: The pair seed 001 §4.3 compares: the same CNN trained without and with degradation augmentation.
 DEFAULT_PAIR = ("cnn-resnet18", "cnn-resnet18-aug")
@@ -140,6 +140,9 @@ def api_degrade_score(image: str, detectors: str = DEFAULT_DETECTORS, blur_sigma
     values = dict(blur_sigma=blur_sigma, jpeg_quality=jpeg_quality, patch_size=patch_size,
                   downsize_scale=downsize_scale, noise_sigma=noise_sigma, resize_scale=resize_scale)
     try:
+        for name in str(detectors or "").split(","):  # names only: a path could point anywhere on the server
+            if name.strip() and name.strip() != DEFAULT_DETECTORS:
+                api_detector_label(name)
         work, r = _score(image, detectors, order, values, bool(heatmap))
     except Exception as exc:  # noqa: BLE001 - the client gets the message
         raise api_error(exc, image) from None
@@ -147,7 +150,9 @@ def api_degrade_score(image: str, detectors: str = DEFAULT_DETECTORS, blur_sigma
     for d in out["detectors"]:
         d["name"] = d["name"].removeprefix(catalog.SHIPPED_PREFIX)
     out.update(image=work.name, source_size=list(work.source_size), scored_size=work.size)
-    return out, to_pil(r.degraded)
+    png = output_path("degraded.png")  # a file: Gradio caches it atomically (a PIL image it rewrites in place)
+    to_pil(r.degraded).save(png)
+    return out, str(png)
 
 
 # -- sweeps ----------------------------------------------------------------------------------
@@ -183,7 +188,7 @@ def sweep(detectors, dataset, folder, split_name, degradation, levels, chain, re
         return ("Sweep cancelled; nothing was kept.", *empty)
     except Exception as exc:  # noqa: BLE001
         return (message(exc), *empty)
-    out = Path(tempfile.mkdtemp(prefix="detectlab-sweep-"))
+    out = output_path("sweep").parent
     stem = f"sweep_{spec.degradation}"
     fig = sweep_figure(result)
     files = [str(result.write_csv(out / f"{stem}.csv")), str(write_png(result, out / f"{stem}.png")),
@@ -278,7 +283,7 @@ def build() -> dict:
                   [status, plot, table, files, reading], api_name=False)
         stop.click(cancel_sweep, None, status, api_name=False)
     # named endpoint for gradio_client: /degrade_score
-    api_inputs = [gr.File(type="filepath", visible=False), gr.Textbox(DEFAULT_DETECTORS, visible=False)] + \
+    api_inputs = [ImageInput(visible=False), gr.Textbox(DEFAULT_DETECTORS, visible=False)] + \
         [gr.Number(value=identity, visible=False) for (_, _, _, identity) in SLIDERS.values()] + \
         [gr.Textbox(value=", ".join(DEFAULT_ORDER), visible=False), gr.Checkbox(False, visible=False)]
     api_outputs = [gr.JSON(visible=False), gr.Image(type="pil", format="png", visible=False)]

@@ -15,12 +15,14 @@ client how the server is laid out. ``scrub`` puts the file's own name in their p
 
 from __future__ import annotations
 
+import inspect
 import re
 import tempfile
 from pathlib import Path
 
 import gradio as gr
 
+from detectlab import config
 from detectlab.errors import DetectLabError
 from detectlab.ui.common import error_markdown
 
@@ -39,6 +41,10 @@ class ImageInput(gr.Image):
         kwargs.setdefault("image_mode", None)
         kwargs.setdefault("sources", ["upload"])
         super().__init__(*args, **kwargs)
+
+    # Gradio sends the browser the properties named in ``__init__``'s signature: without
+    # gr.Image's, the widget gets none (``buttons`` undefined) and the tab holding it stays blank.
+    __init__.__signature__ = inspect.signature(gr.Image.__init__)
 
     def preprocess(self, payload):  # noqa: D401 - gradio's hook
         if payload is None:
@@ -90,3 +96,34 @@ def api_error(exc: BaseException, *uploads: str | Path | None) -> gr.Error:
     if isinstance(exc, DetectLabError):
         return gr.Error(scrub(str(exc), *uploads))
     return gr.Error(scrub(f"unexpected error (the app keeps running): {type(exc).__name__}: {exc}", *uploads))
+
+
+_pruned_at = 0.0
+
+
+def output_path(name: str) -> Path:
+    """A fresh file path for an output the app hands to Gradio (a heatmap, a CSV), under ``DETECTLAB_HOME/outputs``.
+
+    Gradio copies an output file into its own cache (atomically, unlike a PIL image it
+    encodes itself, which it rewrites in place while another request may be downloading
+    it); the original is only needed until then, so output folders older than an hour are
+    removed here, at most once a minute.
+    """
+    import shutil
+    import time
+    import uuid
+
+    global _pruned_at
+    root = config.home() / "outputs"
+    now = time.time()
+    if now - _pruned_at > 60:
+        _pruned_at = now
+        for old in root.glob("*") if root.is_dir() else []:
+            try:
+                if now - old.stat().st_mtime > config.UPLOAD_CACHE_SECONDS:
+                    shutil.rmtree(old, ignore_errors=True)
+            except OSError:
+                continue
+    folder = root / uuid.uuid4().hex
+    folder.mkdir(parents=True)
+    return folder / name
