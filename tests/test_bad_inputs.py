@@ -179,6 +179,7 @@ def inputs(tmp_path_factory, demo_root) -> dict[str, Path]:
         "one_class.zip": _zip_bytes([("real/a.png", img), ("real/b.png", img)]),
         "empty.zip": _zip_bytes([]),
         "symlink.zip": _symlink_zip(img),
+        "duplicate.zip": _zip_bytes([("real/a.png", img), ("real/a.png", img), ("gan/b.png", img)]),
     }
     for name, data in zips.items():
         (d / name).write_bytes(data)
@@ -188,8 +189,11 @@ def inputs(tmp_path_factory, demo_root) -> dict[str, Path]:
 
 
 def _zip_bytes(entries) -> bytes:
+    import warnings
+
     buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "Duplicate name": duplicate.zip is meant to have one
         for name, data in entries:
             z.writestr(name, data)
     return buf.getvalue()
@@ -515,7 +519,8 @@ def test_folder_through_every_entry_point(entry, which, inputs, capsys, client, 
 ZIP_PHRASES = {"not_a_zip.zip": "not a zip", "truncated.zip": r"not a zip|corrupt", "traversal.zip": r"outside|\.\.",
                "html_only.zip": r"not a data set|no image|layout|skipped|no .*images", "one_class.zip": r"fake|generator|layout|not a data set",
                "empty.zip": r"not a data set|no image|layout|empty|no .*images", "symlink.zip": "symbolic link",
-               "bomb.zip": r"over the limit|more than|quota"}
+               "bomb.zip": r"over the limit|more than|quota",
+               "duplicate.zip": r"real/a\.png appears twice"}  # named inside the archive, not in the staging folder
 
 
 @pytest.mark.parametrize("name", list(ZIP_PHRASES))
