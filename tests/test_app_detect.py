@@ -53,3 +53,28 @@ def test_corrupt_upload_shows_error_and_tab_keeps_working(page, demo_root, tmp_p
     assert "Error" in text
     p, _ = _score(page, _pick(demo_root, "real", tmp_path))
     assert p is not None
+
+
+def test_changing_any_input_rescores_the_current_image(page, demo_root, tmp_path):
+    """Detector, heatmap method and a typed opacity each re-score the image on screen, without a button."""
+    page.get_by_role("tab", name="Detect").click()
+    img = _pick(demo_root, "transposed-conv", tmp_path)
+    _, text = _score(page, img)
+    assert "detector shipped: cnn-resnet18" in text and "gradcam on" in text
+    verdict = page.locator("#detect-verdict")
+    page.locator("#detect-detector input").click()
+    page.get_by_role("option", name="shipped: spectrum-durrall").click()
+    expect(verdict).to_contain_text("detector shipped: spectrum-durrall", timeout=60_000)
+    expect(verdict).to_contain_text(img.name)  # the same image, re-scored by the new detector
+    assert "no heatmap" in verdict.inner_text()
+    page.locator("#detect-detector input").click()
+    page.get_by_role("option", name="shipped: cnn-resnet18", exact=True).click()
+    expect(verdict).to_contain_text("detector shipped: cnn-resnet18", timeout=60_000)
+    page.get_by_role("radio", name="gradcam++").check()
+    expect(verdict).to_contain_text("heatmap: gradcam++ on", timeout=60_000)
+    box = page.locator("#detect-opacity input[type=number]")
+    box.fill("0.3")
+    box.press("Enter")
+    expect(verdict).to_contain_text("at opacity 0.30", timeout=60_000)
+    expect(verdict).to_contain_text(img.name)
+    expect(page.locator("#detect-heatmaps img").first).to_be_visible()

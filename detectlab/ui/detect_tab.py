@@ -32,14 +32,14 @@ def refresh_detectors(current: str | None):
     return gr.update(choices=choices, value=current if current in choices else (choices[0] if choices else None))
 
 
-def _verdict_md(a, loaded: LoadedDetector, label: str, file_name: str = "") -> str:
+def _verdict_md(a, loaded: LoadedDetector, label: str, file_name: str = "", opacity: float = 0.5) -> str:
     weights = loaded.weights
     frozen = loaded.kind in ("frozen", "ensemble")
-    where = f"heatmap: {a.method} on {', '.join(n for n, _ in a.maps)}" if a.maps else \
+    where = f"heatmap: {a.method} on {', '.join(n for n, _ in a.maps)} at opacity {opacity:.2f}" if a.maps else \
         "no heatmap: this detector has no spatial layer (a 1-D spectral feature)"
-    # the file name leads the verdict, so a reader (or a test) knows which upload it answers
+    # the file and the detector lead the verdict, so a reader (or a test) knows which inputs it answers
     return (f"### {'`' + file_name + '` — ' if file_name else ''}P(fake) = {a.p_fake:.3f} → **{a.decision.upper()}**\n"
-            f"threshold {a.threshold:.2f} · {label} · {where} · {1000 * a.seconds:.0f} ms"
+            f"detector **{label}** · threshold {a.threshold:.2f} · {where} · {1000 * a.seconds:.0f} ms"
             + (f"\n\n{'frozen backbone weights' if frozen else 'weights'}: {weights}" if weights else ""))
 
 
@@ -50,22 +50,23 @@ def detect_one(file: str | None, detector_label: str, method: str, opacity: floa
     try:
         loaded = load_detector(detector_label)
         a = analyze_file(loaded.detector, file, loaded.threshold, method, name=Path(file).name)
-        return _verdict_md(a, loaded, detector_label, Path(file).name), _shown(a, opacity), a
+        return _verdict_md(a, loaded, detector_label, Path(file).name, opacity), _shown(a, opacity), a
     except Exception as exc:  # noqa: BLE001 - a clear message; the tab keeps working
         return message(exc, file), [], None
+
+
+def rescore(file: str | None, detector_label: str, method: str, opacity: float):
+    """A changed detector, heatmap method or opacity re-scores the current image (the model is cached),
+    so the verdict on screen always belongs to the inputs shown."""
+    if not file:
+        return f"Detector **{detector_label}** picked: upload an image to score it.", [], None
+    return detect_one(file, detector_label, method, opacity)
 
 
 def _shown(a, opacity: float) -> list:
     """The detector's input, then one overlay per heatmap target."""
     return [(to_pil(a.image), f"input ({a.image.shape[-1]} px)")] + \
         [(overlay(a.image, m, opacity), f"{a.method}: {name}") for name, m in a.maps]
-
-
-def restyle(analysis, opacity: float):
-    """Opacity changes re-blend the kept heatmaps; the model does not run again."""
-    if analysis is None:
-        return gr.update()
-    return _shown(analysis, opacity)
 
 
 _CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".safetensors", ".bin", ".pkl")
@@ -182,9 +183,13 @@ def build() -> dict:
                 gallery = gr.Gallery(label="Input and heatmap (one per backbone for ensembles)", columns=3, height=300,
                                      object_fit="contain", elem_id="detect-heatmaps")
         analysis = gr.State(None)
-        run.click(detect_one, [upload, detector, method, opacity], [verdict, gallery, analysis], api_name=False)
-        upload.upload(detect_one, [upload, detector, method, opacity], [verdict, gallery, analysis], api_name=False)
-        opacity.release(restyle, [analysis, opacity], gallery, api_name=False)
+        one_in, one_out = [upload, detector, method, opacity], [verdict, gallery, analysis]
+        # one queue for every trigger, so answers arrive in the order the inputs changed
+        run.click(detect_one, one_in, one_out, api_name=False, concurrency_id="detect-one")
+        upload.upload(detect_one, one_in, one_out, api_name=False, concurrency_id="detect-one")
+        for changed in (detector, method, opacity):  # opacity: dragged, or typed and Enter
+            changed.change(rescore, one_in, one_out, api_name=False, concurrency_id="detect-one",
+                           trigger_mode="always_last")
     with gr.Tab("Batch"):
         with gr.Row():
             files = gr.File(label="Images", file_count="multiple", type="filepath", elem_id="detect-batch-files")
