@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import functools
 import io
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 from PIL import Image
@@ -28,19 +26,6 @@ class Analysis:
 
     def overlays(self, opacity: float = 0.5) -> list[tuple[Image.Image, str]]:
         return [(overlay(self.image, m, opacity), name) for name, m in self.maps]
-
-
-@functools.lru_cache(maxsize=6)
-def cached_checkpoint(path: str, mtime: float) -> tuple[Detector, dict]:
-    """Load a checkpoint once per file version (the UI re-scores the same detector often)."""
-    from detectlab.models.checkpoint import load_checkpoint
-
-    return load_checkpoint(path)
-
-
-def load_detector(path: str | Path) -> tuple[Detector, dict]:
-    path = Path(path)
-    return cached_checkpoint(str(path), path.stat().st_mtime)
 
 
 def analyze(detector: Detector, image: Image.Image | torch.Tensor, threshold: float = 0.5,

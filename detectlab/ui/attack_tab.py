@@ -5,7 +5,7 @@ Wiring only: every number comes from ``detectlab.attacks`` (playground, experime
 
 from __future__ import annotations
 
-import tempfile
+import re
 import threading
 from pathlib import Path
 
@@ -33,6 +33,7 @@ from detectlab.errors import DetectLabError
 from detectlab.progress import Cancelled, CancelToken
 from detectlab.ui import state
 from detectlab.ui.common import GradioProgress, error_markdown
+from detectlab.ui.widgets import output_path
 
 DEFAULT_DETECTOR = "shipped: cnn-resnet18"
 #: the mirror pair is trained with this shipped detector's config, on parts 1/2 and 2/2 of the train split
@@ -77,10 +78,13 @@ def run_attack(file: str, detector_label: str, method: str, eps: float):
     if method not in PLAYGROUND_OPTIONS:
         raise DetectLabError(f"unknown attack '{method}' (known: {', '.join(PLAYGROUND_OPTIONS)})")
     det = load_detector(detector_label)
-    image = load_tensor(file, name=Path(file).name)
+    # decoded at the detector's input size (crop, then reduce): the attack runs there anyway, and a
+    # 49 MP upload never becomes a full-size float tensor
+    image = load_tensor(file, det.input_size, name=Path(file).name)
     r = attack_image(det.detector, image, method, eps, det.threshold, name=det.short_name,
                      **PLAYGROUND_OPTIONS[method])
-    out = Path(tempfile.mkdtemp(prefix="detectlab-attack-")) / f"{Path(file).stem}_{method}_eps{r.eps:.3f}.png"
+    stem = re.sub(r"[^\w.-]", "_", Path(file).stem)[:80] or "image"  # a user's name, made safe for a file
+    out = output_path(f"{stem}_{method}_eps{r.eps:.3f}.png")
     to_pil(r.adversarial).save(out)
     return r, out
 
@@ -152,7 +156,7 @@ def _eps_list(text: str) -> list[float]:
 
 
 def _csv(rows: list[dict], name: str) -> str:
-    return str(write_csv(rows, Path(tempfile.mkdtemp(prefix="detectlab-attack-")) / name))
+    return str(write_csv(rows, output_path(name)))
 
 
 def _table(rows: list[dict]) -> dict:

@@ -21,6 +21,7 @@ from detectlab.errors import DetectLabError
 from detectlab.progress import CancelToken
 from detectlab.ui import state
 from detectlab.ui.common import GradioProgress, error_markdown
+from detectlab.ui.widgets import output_path
 
 NO_DETECTOR = "(none)"
 PAPER_MAP50 = {"all": 0.72, "Q1": 0.24, "Q2": 0.74, "Q3": 0.90, "Q4": 0.97}  # seed 001 Table 4.8
@@ -83,10 +84,9 @@ def _load_localizer(label: str, pt_file: str | None, trust: bool):
 def _detector(label: str):
     if not label or label == NO_DETECTOR:
         return None
-    from detectlab.detect.analyze import load_detector
+    from detectlab.catalog import load_detector
 
-    detector, _ = load_detector(state.resolve_detector(label))
-    return detector
+    return load_detector(label).detector
 
 
 def _fmt(v) -> str:
@@ -128,9 +128,9 @@ def run_localize(image_path, mask_path, localizer_label, detector_label, conf, p
         return "**Error:** upload an image or pick a demo example", None, None, None, None
     try:
         localizer = _load_localizer(localizer_label, pt_file, trust)
-        result = localize_image(localizer, image_path, mask=mask_path or None, conf=float(conf),
-                                detector=_detector(detector_label))
         shown_name = name or Path(image_path).name
+        result = localize_image(localizer, image_path, mask=mask_path or None, conf=float(conf),
+                                detector=_detector(detector_label), name=shown_name)
         kept = {"result": result, "name": shown_name, "localizer": localizer.name, "detector": detector_label}
         return (*_views(result, shown_name, localizer.name, detector_label), kept)
     except Exception as exc:  # noqa: BLE001 - a clear message; the tab keeps working
@@ -155,10 +155,10 @@ def api_localize(image_path: str, mask_path: str = "", localizer: str = "", dete
     label = localizer or (choices[0] if choices else "")
     loc = _load_localizer(label, None, False)
     result = localize_image(loc, image_path, mask=mask_path or None, conf=float(conf),
-                            detector=_detector(detector) if detector else None)
-    out = Path(tempfile.mkdtemp(prefix="detectlab-"))
+                            detector=_detector(detector) if detector else None, name=Path(image_path).name)
+    overlay = output_path("overlay.png")
     # fast PNG compression: the encode otherwise costs a third of the request (bench/bench_localize.py)
-    result.overlay().save(out / "overlay.png", compress_level=1)
+    result.overlay().save(overlay, compress_level=1)
     info = {"file": Path(image_path).name, "localizer": loc.name, "conf": float(conf),
             "regions": [{"confidence": r.confidence, "area": float(r.mask.mean())} for r in result.shown()],
             "predicted_area": float(result.predicted_mask().mean())}
@@ -166,11 +166,11 @@ def api_localize(image_path: str, mask_path: str = "", localizer: str = "", dete
     tpfpfn = None
     if px is not None:
         info["pixel"] = px.as_dict()
-        tpfpfn = out / "tp_fp_fn.png"
+        tpfpfn = overlay.with_name("tp_fp_fn.png")
         result.tp_fp_fn().save(tpfpfn, compress_level=1)
     if result.p_fake is not None:
         info["detector"] = {"name": detector, "p_fake": result.p_fake, "heatmap_iou": result.heatmap_iou()}
-    return info, str(out / "overlay.png"), None if tpfpfn is None else str(tpfpfn)
+    return info, str(overlay), None if tpfpfn is None else str(tpfpfn)
 
 
 # --------------------------------------------------------------------------- a whole set
@@ -218,7 +218,7 @@ def run_evaluation(choice, folder, split_name, localizer_label, detector_label, 
                 heat = heatmap_iou_on_split(detector, yds, split=split_name, progress=prog, cancel=token)
                 metrics["heatmap_iou"] = {"detector": detector_label, **heat}
         rows = quartile_table(metrics, heat)
-        out = Path(tempfile.mkdtemp(prefix="detectlab-")) / "localization_by_quartile.csv"
+        out = output_path("localization_by_quartile.csv")
         with open(out, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=list(rows[0]))
             w.writeheader()
