@@ -313,7 +313,14 @@ PRESETS: dict[str, dict] = {
         note="seed 001 §4.4.2: half of each batch replaced by FGSM copies at eps drawn from {0.005, 0.01, 0.02}, "
         "made on the fly from the weights being trained (the paper built them once from the trained model); "
         "what the shipped cnn-resnet18-adv uses"),
-    "CPU demo: ResNet-18 from scratch": dict(
-        arch="resnet18", lr=1e-3, weight_decay=1e-4, batch_size=32, epochs=6, hflip=True,
-        note="small and fast; the shipped cnn-resnet18 uses these settings with 10 epochs"),
+    "CPU demo, about 2 min: frozen MobileNetV2 + linear head": dict(
+        arch="frozen:mobilenet_v2", input_size=128, lr=1e-3, weight_decay=0.0, batch_size=64, epochs=40,
+        weighted_sampling=True, hflip=True,
+        note="the quickest useful run on a CPU: the ImageNet backbone's features are computed once (cached), "
+        "then only a linear head trains; on the demo 95 s on 2 shared cores, test accuracy 0.896, AP 0.984 "
+        "(the shipped univfd-mobilenet_v2 settings). A ResNet-18 from scratch needs ~9 min for 10 epochs "
+        "(3 epochs: 6 min on loaded cores, validation balanced accuracy only 0.80)"),
+    "ResNet-18 from scratch (the shipped cnn-resnet18, ~9 min on 2 cores)": dict(
+        **CPU_RESNET18,
+        note="the shipped cnn-resnet18's settings: 10 epochs at 128 px, test accuracy 0.967 on the demo"),
 }
