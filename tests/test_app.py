@@ -55,8 +55,15 @@ def test_zip_upload_becomes_a_dataset(page, tmp_path):
     page.locator("#data-zip input[type=file]").set_input_files(str(buf))
     page.locator("#data-import").click()
     expect(page.locator("#data-counts")).to_contain_text("mygan", timeout=120_000)
-    assert page.locator("#data-choice input").first.input_value().startswith("uploaded: mine")
+    label = page.locator("#data-choice input").first.input_value()
+    assert label.startswith("uploaded: mine")
     expect(page.locator("#data-status")).to_contain_text("mine — layout real+generators, 6 images")
+    # the new set reaches the other tabs' pickers without a restart: they read their choices when opened
+    for tab, picker in (("Train", "#train-data"), ("Fingerprints", "#fp-data")):
+        page.get_by_role("tab", name=tab, exact=True).click()
+        page.locator(f"{picker} input").first.click()
+        expect(page.locator("[role=option]", has_text=label)).to_be_visible(timeout=20_000)
+        page.keyboard.press("Escape")
 
 
 def test_server_binds_to_loopback_only(app_url):

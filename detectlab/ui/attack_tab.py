@@ -32,7 +32,7 @@ from detectlab.data import load_tensor, to_pil
 from detectlab.errors import DetectLabError
 from detectlab.progress import Cancelled, CancelToken
 from detectlab.ui import state
-from detectlab.ui.common import GradioProgress, error_markdown
+from detectlab.ui.common import GradioProgress, error_markdown, refresh_on_open
 from detectlab.ui.widgets import output_path
 
 DEFAULT_DETECTOR = "shipped: cnn-resnet18"
@@ -418,6 +418,7 @@ def build() -> dict:
     with gr.Row():
         detector = gr.Dropdown(choices=choices, value=_default(choices, DEFAULT_DETECTOR), label="Detector", scale=3,
                                elem_id="attack-detector")
+        refresh_on_open(detector, state.detector_choices)
         method = gr.Radio(METHODS, value="fgsm", label="Attack", scale=2, elem_id="attack-method")
         eps = gr.Slider(0, 0.1, value=0.01, step=0.001, label="ε (L∞ strength, [0, 1] pixel units)", scale=3,
                         elem_id="attack-eps")
@@ -477,6 +478,7 @@ def _build_sets(choices: list[str]) -> None:
     with gr.Row():
         datasets = list(known_datasets())
         data = gr.Dropdown(datasets, value=DEMO_LABEL if DEMO_LABEL in datasets else None, label="Data set", scale=2)
+        refresh_on_open(data, known_datasets)
         folder = gr.Textbox(label="…or a labelled folder inside the data roots", scale=2, elem_id="attack-folder")
         split_name = gr.Radio(["test", "val", "train", "all"], value="test", label="Split (80/10/10, seed 0)", scale=2,
                               elem_id="attack-split")

@@ -16,7 +16,7 @@ from detectlab.errors import DatasetError
 from detectlab.ui.detect_tab import refresh_detectors
 from detectlab.spectral.sets import clean_set, compare_sets, export_panels, files_by_class, removal_preview
 from detectlab.ui import state
-from detectlab.ui.common import GradioProgress
+from detectlab.ui.common import GradioProgress, refresh_on_open
 from detectlab.ui.widgets import message, output_path
 
 _DEMO = DEMO_LABEL
@@ -125,6 +125,7 @@ def build() -> None:
                 "Red: the synthetic set has more energy at that frequency than the real photos.")
     with gr.Row():
         choice = gr.Dropdown(list(known_datasets()), value=_DEMO, label="Data set", elem_id="fp-data")
+        refresh_on_open(choice, known_datasets)
         folder = gr.Textbox(label="…or a folder inside the data roots")
         synthetic = demo_generators()  # the demo's own generator folders; any other data set's when picked
         gens = gr.CheckboxGroup(synthetic, value=synthetic, label="Synthetic sets", elem_id="fp-gens")

@@ -20,7 +20,7 @@ from detectlab import config
 from detectlab.errors import DetectLabError
 from detectlab.progress import CancelToken
 from detectlab.ui import state
-from detectlab.ui.common import GradioProgress, error_markdown
+from detectlab.ui.common import GradioProgress, error_markdown, refresh_on_open
 from detectlab.ui.widgets import output_path
 
 NO_DETECTOR = "(none)"
@@ -286,6 +286,8 @@ def build() -> dict:
         conf = gr.Slider(0.05, 0.95, value=0.25, step=0.05, label="Confidence threshold (re-draws on release)",
                          elem_id="localize-conf", scale=3)
     refresh.click(refresh_localizers, localizer, localizer, api_name=False)
+    refresh_on_open(localizer, _localizer_choices)
+    refresh_on_open(detector, lambda: [NO_DETECTOR] + list(state.detector_choices()))
     with gr.Accordion("Your own YOLOv8-seg .pt (e.g. official pretrained weights)", open=False):
         gr.Markdown("A `.pt` is a Python pickle: ultralytics' loader unpickles it, which runs any code the file "
                     "carries. Load only files you trust; the upload is refused unless you tick the box.")
@@ -355,6 +357,7 @@ def build() -> dict:
         with gr.Row():
             ds_choice = gr.Dropdown(choices=list(known_datasets()), value=DEMO_INPAINT_LABEL, label="Data set",
                                     elem_id="localize-eval-dataset")
+            refresh_on_open(ds_choice, known_datasets)
             folder = gr.Textbox(label="…or an images/ + masks/ folder inside the data roots",
                                 elem_id="localize-eval-folder")
             split_name = gr.Radio(["test", "val", "train"], value="test", label="Split (seed 0, by source group)")

@@ -23,7 +23,7 @@ from detectlab.robustness import (
 )
 from detectlab.robustness.plots import pfake_figure, sweep_figure, write_html, write_png
 from detectlab.ui import state
-from detectlab.ui.common import GradioProgress
+from detectlab.ui.common import GradioProgress, refresh_on_open
 from detectlab.ui.detect_tab import api_detector_label
 from detectlab.ui.widgets import ImageInput, api_error, message, output_path
 
@@ -218,6 +218,7 @@ def build() -> dict:
     with gr.Row():
         detectors = gr.Dropdown(choices=choices, value=_default_detectors(choices), multiselect=True,
                                 label="Detectors (several at once)", elem_id="rob-detectors", scale=4)
+        refresh_on_open(detectors, state.detector_choices)
         refresh = gr.Button("↻ refresh detectors", scale=1, elem_id="rob-refresh")
     gr.Markdown(_pair_note(choices), elem_id="rob-pair-note")
     refresh.click(refresh_detectors, detectors, detectors, api_name=False)
@@ -258,6 +259,7 @@ def build() -> dict:
             datasets = list(catalog.known_datasets())
             dataset = gr.Dropdown(choices=datasets, value=catalog.DEMO_LABEL, label="Data set", scale=2,
                                   elem_id="rob-dataset")
+            refresh_on_open(dataset, catalog.known_datasets)
             folder = gr.Textbox(label="…or a labelled folder inside the data roots", scale=2, elem_id="rob-folder")
             split_name = gr.Radio(list(SPLITS), value="test", label="Split (seed 0)", scale=2, elem_id="rob-split")
         with gr.Row():
