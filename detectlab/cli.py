@@ -124,11 +124,15 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     loaded = load_detector(args.checkpoint)
     detector, path = loaded.detector, loaded.path
     progress = TqdmProgress()
-    preds, metrics = evaluate_dataset(detector, args.data, threshold=loaded.threshold,
-                                      split_name=args.split, seed=args.split_seed, progress=progress)
+    preds, metrics, selection = evaluate_dataset(detector, args.data, threshold=loaded.threshold,
+                                                 split_name=args.split, seed=args.split_seed, progress=progress)
     progress.close()
     d = metrics.to_dict()
-    print(f"{path.name} on {args.data}" + (f" ({args.split} split, seed {args.split_seed})" if args.split else ""))
+    print(f"{path.name} on {args.data}" + (f" ({args.split} split, seed {args.split_seed})"
+                                           if args.split not in (None, "all") else ""))
+    # say what was scored: a small folder's test split is a tenth of it, easy to miss
+    print(f"scored: {selection.describe()}" + ("; omit --split (or --split all) to score every image"
+                                               if selection.split != "all" else ""))
     _print_metrics(d)
     labels = {p.label for p in preds if p.p_fake is not None}
     if len(labels) == 1:
@@ -340,7 +344,9 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="metrics of a checkpoint on a labelled data set, per generator")
     e.add_argument("checkpoint", help="shipped detector name, run id, or checkpoint file")
     e.add_argument("data")
-    e.add_argument("--split", choices=["train", "val", "test"], default=None, help="evaluate one split only")
+    e.add_argument("--split", choices=["all", "train", "val", "test"], default=None,
+                   help="evaluate one part of the 80/10/10 split by source group that `detectlab train` makes "
+                        "(default: all images)")
     e.add_argument("--split-seed", type=int, default=0)
     e.add_argument("--json", help="write the metrics here")
     e.add_argument("--csv", help="write per-file scores here")

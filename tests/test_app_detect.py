@@ -78,3 +78,26 @@ def test_changing_any_input_rescores_the_current_image(page, demo_root, tmp_path
     expect(verdict).to_contain_text("at opacity 0.30", timeout=60_000)
     expect(verdict).to_contain_text(img.name)
     expect(page.locator("#detect-heatmaps img").first).to_be_visible()
+
+
+def test_batch_on_the_demo_defaults_to_its_test_split_and_says_so(page, demo_root):
+    """The demo folder defaults to its test split; the table, metrics and status name the split and its size."""
+    from detectlab.data import discover, split
+
+    n_all = len(discover(demo_root).samples)
+    n_test = len(split(discover(demo_root).samples, seed=0)["test"])
+    page.get_by_role("tab", name="Detect").click()
+    page.get_by_role("tab", name="Batch").click()
+    page.locator("#detect-batch-folder textarea, #detect-batch-folder input").first.fill("demo")
+    expect(page.locator("#detect-batch-split input[value=test]")).to_be_checked()
+    page.locator("#detect-batch-run").click()
+    status = page.locator("#detect-batch-status")
+    expect(status).to_contain_text(f"test split (seed 0): {n_test} of {n_all} images", timeout=120_000)
+    groups = page.locator("#detect-batch-groups")
+    expect(groups).to_contain_text(f"Per generator — test split, {n_test} of {n_all} images")
+    for g in ("real", "pixel-shuffle", "resize-conv", "transposed-conv"):
+        expect(groups).to_contain_text(g)
+    expect(page.locator("#detect-batch-metrics")).to_contain_text(f"Metrics on the test split: {n_test} of {n_all}")
+    expect(page.locator("#detect-batch-json a").first).to_have_attribute("href", re.compile(r"detectlab_metrics\.json$"))
+    expect(page.locator("#detect-batch-csv a").first).to_have_attribute("href",
+                                                                       re.compile(r"detectlab_predictions\.csv$"))

@@ -12,6 +12,7 @@ from torch import nn
 
 from detectlab.catalog import load_detector, shipped_checkpoints
 from detectlab.detect.analyze import analyze_file
+from detectlab.errors import DatasetError
 from detectlab.detect.predict import evaluate_dataset, expand_inputs, predict_files, score_folder, write_csv
 from detectlab.models.base import Detector, PreprocessConfig
 
@@ -64,19 +65,48 @@ def test_evaluate_dataset_and_score_folder_give_labels_and_metrics(tmp_path):
     for i in range(6):
         _flat(tmp_path / "ds" / "real" / f"r{i}.png", 10 + 10 * i)   # dark: P(fake) < 0.5
         _flat(tmp_path / "ds" / "gan" / f"g{i}.png", 190 + 10 * i)   # bright: P(fake) > 0.5
-    preds, metrics = evaluate_dataset(BrightnessDetector(), tmp_path / "ds")
+    preds, metrics, _ = evaluate_dataset(BrightnessDetector(), tmp_path / "ds")
     m = metrics.to_dict()
     assert m["n"] == 12 and m["accuracy"] == 1.0 and m["ap"] == pytest.approx(1.0)
     assert set(m["per_group"]) == {"real", "gan"}
     assert {(p.label, p.generator) for p in preds} == {(0, "real"), (1, "gan")}
-    preds2, metrics2 = score_folder(BrightnessDetector(), tmp_path / "ds")
+    preds2, metrics2, sel2 = score_folder(BrightnessDetector(), tmp_path / "ds")
     assert metrics2.to_dict()["accuracy"] == 1.0 and len(preds2) == 12
+    assert (sel2.split, sel2.n_selected, sel2.n_folder) == ("all", 12, 12)
     # a folder in no labelled layout is scored file by file, without metrics
     flat = tmp_path / "flat"
     for i in range(3):
         _flat(flat / f"{i}.png", 50 * i)
-    preds3, metrics3 = score_folder(BrightnessDetector(), flat)
+    preds3, metrics3, sel3 = score_folder(BrightnessDetector(), flat, split_name="test")
     assert metrics3 is None and [p.label for p in preds3] == [None] * 3
+    assert sel3.split == "all" and "no splits" in sel3.describe()  # asked for test, told why all were scored
+
+
+def test_score_folder_scores_one_split_and_says_so(tmp_path):
+    """Metrics on one split: the same images `detectlab.data.split` puts there, counted in the Selection."""
+    from detectlab.data import discover, split
+
+    for i in range(20):
+        _flat(tmp_path / "ds" / "real" / f"r{i}.png", 10 + 5 * i)
+        _flat(tmp_path / "ds" / "gan" / f"g{i}.png", 150 + 5 * i)
+    expected = split(discover(tmp_path / "ds").samples, seed=3)
+    for name in ("train", "val", "test"):
+        preds, metrics, sel = score_folder(BrightnessDetector(), tmp_path / "ds", split_name=name, seed=3)
+        assert sorted(p.file for p in preds) == sorted(str(s.path) for s in expected[name])
+        assert metrics.n == len(expected[name]) == sel.n_selected and sel.n_folder == 40
+        assert sel.describe().startswith(f"{name} split (seed 3): {sel.n_selected} of 40 images")
+    assert len(expected["test"]) < 10  # a tenth, not the folder
+    with pytest.raises(DatasetError, match="unknown split 'everything'"):
+        score_folder(BrightnessDetector(), tmp_path / "ds", split_name="everything")
+
+
+def test_default_split_is_test_for_the_demo_only(tmp_path):
+    from detectlab import config
+    from detectlab.detect.predict import default_split
+
+    assert default_split(config.DEMO_DIR) == "test"
+    assert default_split(config.DEMO_DIR.parent / "." / config.DEMO_DIR.name) == "test"
+    assert default_split(tmp_path) == "all" and default_split(None) == "all"
 
 
 def test_write_csv_round_trip(tmp_path):

@@ -81,32 +81,94 @@ def evaluate_samples(detector: Detector, samples, threshold: float = 0.5, progre
     return preds, metrics
 
 
-def evaluate_dataset(detector: Detector, root: str | Path, threshold: float = 0.5, split_name: str | None = None,
-                     seed: int = 0, progress: Progress = null_progress, cancel: CancelToken = NEVER_CANCEL):
-    """Score a labelled data set (optionally one split of it) and compute the metrics, per generator."""
+#: The parts of a folder a batch can be scored on: every image, or one part of ``detectlab.data.split``'s
+#: 80/10/10 split by source group (the split ``detectlab train`` and the shipped detectors use).
+SPLITS = ("all", "train", "val", "test")
+
+
+@dataclass
+class Selection:
+    """Which of a folder's images were scored, and why: metrics are only comparable on the same split."""
+
+    split: str           # one of SPLITS
+    seed: int
+    n_selected: int
+    n_folder: int
+    reason: str
+
+    def describe(self) -> str:
+        """E.g. ``test split (seed 0): 25 of 252 images — <reason>``."""
+        what = (f"all {self.n_folder} images" if self.split == "all"
+                else f"{self.split} split (seed {self.seed}): {self.n_selected} of {self.n_folder} images")
+        return f"{what} — {self.reason}" if self.reason else what
+
+
+def is_demo_set(root: str | Path) -> bool:
+    """Whether ``root`` is one of the demo sets the shipped detectors were trained on (train/val splits)."""
+    from detectlab import config
+
+    return Path(root).resolve() in (config.DEMO_DIR.resolve(), config.DEMO_INPAINT_DIR.resolve())
+
+
+def default_split(root: str | Path | None) -> str:
+    """``test`` for a demo set (its train and val splits trained the shipped detectors), else ``all``."""
+    return "test" if root and is_demo_set(root) else "all"
+
+
+def select_split(samples: list, split_name: str | None, seed: int = 0, reason: str = "") -> tuple[list, Selection]:
+    """The samples of one split (``all`` or None: every sample), with a ``Selection`` saying so."""
     from detectlab.data import split
 
+    name = split_name or "all"
+    if name not in SPLITS:
+        raise DatasetError(f"unknown split '{name}': choose one of {', '.join(SPLITS)}")
+    chosen = list(samples) if name == "all" else split(samples, seed=seed)[name]
+    if not reason:
+        reason = ("every image of the folder, whatever split trained a detector" if name == "all" else
+                  f"the {name} part of the 80/10/10 split by source group that `detectlab train` makes")
+    return chosen, Selection(name, seed, len(chosen), len(samples), reason)
+
+
+def evaluate_dataset(detector: Detector, root: str | Path, threshold: float = 0.5, split_name: str | None = None,
+                     seed: int = 0, progress: Progress = null_progress, cancel: CancelToken = NEVER_CANCEL,
+                     reason: str = ""):
+    """Score a labelled data set (optionally one split of it) and compute the metrics, per generator.
+
+    Returns (predictions, metrics, Selection).
+    """
     ds = discover(root, progress=progress)
     if not isinstance(ds, DetectionDataset):
         raise DatasetError(f"{root}: evaluation needs a real/fake data set, not {ds.layout}")
-    samples = split(ds.samples, seed=seed)[split_name] if split_name else ds.samples
-    return evaluate_samples(detector, samples, threshold, progress, cancel)
+    return _evaluate_split(detector, ds, threshold, split_name, seed, progress, cancel, reason)
+
+
+def _evaluate_split(detector, ds: DetectionDataset, threshold, split_name, seed, progress, cancel, reason):
+    samples, selection = select_split(ds.samples, split_name, seed, reason)
+    if not samples:
+        raise DatasetError(f"{Path(ds.root).name}: the {selection.split} split holds no images "
+                           f"({selection.n_folder} in the folder); choose another split or all")
+    return (*evaluate_samples(detector, samples, threshold, progress, cancel), selection)
 
 
 def score_folder(detector: Detector, root: str | Path, threshold: float = 0.5, progress: Progress = null_progress,
-                 cancel: CancelToken = NEVER_CANCEL):
-    """Every image of a folder; with metrics when its layout gives real/fake labels.
+                 cancel: CancelToken = NEVER_CANCEL, split_name: str | None = None, seed: int = 0,
+                 reason: str = ""):
+    """The images of a folder (optionally one split of it); with metrics when its layout gives real/fake labels.
 
-    Returns (predictions, metrics or None). A folder in no labelled layout (or an
-    images/masks set) is still scored, file by file, with unreadable files reported.
+    Returns (predictions, metrics or None, Selection). A folder in no labelled layout (or an
+    images/masks set) is still scored, every image, file by file, with unreadable files
+    reported; it has no splits, and the Selection says so.
     """
     try:
         ds = discover(root, progress=progress)
     except DatasetError:
         ds = None
     if isinstance(ds, DetectionDataset):
-        return evaluate_samples(detector, ds.samples, threshold, progress, cancel)
-    return predict_files(detector, expand_inputs([root]), threshold, progress=progress, cancel=cancel), None
+        return _evaluate_split(detector, ds, threshold, split_name, seed, progress, cancel, reason)
+    files = expand_inputs([root])
+    why = "not in a real/fake layout, so no splits: every image scored"
+    return (predict_files(detector, files, threshold, progress=progress, cancel=cancel), None,
+            Selection("all", seed, len(files), len(files), why))
 
 
 def write_csv(preds: list[Prediction], path: str | Path, detector_name: str = "") -> Path:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
 from pathlib import Path
 
 import gradio as gr
@@ -13,7 +15,7 @@ from detectlab.data.overview import resolve_in_roots
 from detectlab.catalog import LoadedDetector, load_detector
 from detectlab.errors import DatasetError, DetectLabError
 from detectlab.detect.analyze import analyze_file
-from detectlab.detect.predict import predict_files, score_folder, write_csv
+from detectlab.detect.predict import SPLITS, default_split, is_demo_set, predict_files, score_folder, write_csv
 from detectlab.explain import CAM_METHODS, overlay
 from detectlab.ui import state
 from detectlab.ui.common import GradioProgress
@@ -113,31 +115,71 @@ def _fmt(v) -> str:
     return "n/a" if v is None else f"{v:.3f}"
 
 
-def _metrics_md(m: dict) -> str:
-    per = " · ".join(f"{g}: acc {_fmt(v.get('accuracy'))}" + (f", AP {v['ap']:.3f}" if v.get("ap") is not None else "")
-                     for g, v in (m.get("per_group") or {}).items())
-    return (f"**{m['n']} labelled images** — accuracy {_fmt(m['accuracy'])} · balanced accuracy "
-            f"{_fmt(m['balanced_accuracy'])} · AP {_fmt(m['ap'])}\n\n{per}")
+GROUP_HEADERS = ["split", "generator", "images (its fakes + all reals)", "accuracy", "fake accuracy", "AP"]
 
 
-def detect_batch(files: list[str] | None, folder: str, detector_label: str, progress=gr.Progress()):
-    """Score many images; with a labelled folder also AP, accuracy, balanced accuracy, confusion."""
-    empty = ([], None, "", None)
+def _metrics_md(m: dict, selection) -> str:
+    on = (f"all {m['n']} labelled images" if selection.split == "all" else
+          f"the {selection.split} split: {m['n']} of {selection.n_folder} labelled images")
+    return (f"**Metrics on {on}**\n\naccuracy {_fmt(m['accuracy'])} · balanced "
+            f"accuracy {_fmt(m['balanced_accuracy'])} · AP {_fmt(m['ap'])} · ROC AUC {_fmt(m['roc_auc'])}")
+
+
+def group_rows(m: dict, split: str) -> list[list]:
+    """The per-generator table: each generator's fakes against all real images (as UnivFD reports), the reals alone."""
+    rows = [[split, "all images", m["n"], m["accuracy"], m["fake_accuracy"], m["ap"]]]
+    for g, v in (m.get("per_group") or {}).items():
+        rows.append([split, g, v.get("n"), v.get("accuracy"), v.get("fake_accuracy"), v.get("ap")])
+    return [[c if not isinstance(c, float) else round(c, 4) for c in r] for r in rows]
+
+
+def split_for_folder(folder: str | None):
+    """The split a typed folder defaults to: test for a demo set, all for any other folder."""
+    try:
+        root = resolve_in_roots(folder, config.data_roots()) if folder and folder.strip() else None
+    except DetectLabError:
+        root = None
+    return default_split(root)
+
+
+def detect_batch(files: list[str] | None, folder: str, detector_label: str, split_name: str = "all",
+                 progress=gr.Progress()):
+    """(status, rows, predictions CSV, metrics markdown, confusion figure): ``score_batch`` without the
+    per-generator table and the metrics JSON."""
+    return score_batch(files, folder, detector_label, split_name, progress)[:5]
+
+
+def score_batch(files: list[str] | None, folder: str, detector_label: str, split_name: str = "all",
+                progress=gr.Progress()):
+    """Score many images; with a labelled folder (one split, or all) also AP, accuracy, balanced accuracy,
+    confusion and a per-generator table; the predictions CSV and a metrics JSON to download."""
+    empty = ([], None, "", None, gr.update(value=[], label="Per generator"), None)
     try:
         loaded = load_detector(detector_label)
         detector, threshold = loaded.detector, loaded.threshold
         prog = GradioProgress(progress)
-        metrics_md, fig = "", None
+        metrics_md, fig, groups, metrics_file, where = "", None, gr.update(value=[], label="Per generator"), None, ""
         if folder and folder.strip():
             root = resolve_in_roots(folder, config.data_roots())
-            preds, metrics = score_folder(detector, root, threshold, prog)
+            reason = ("the demo's test split by default: the shipped detectors trained on its train and val splits"
+                      if is_demo_set(root) and split_name == "test" else "")
+            preds, metrics, selection = score_folder(detector, root, threshold, prog, split_name=split_name,
+                                                     reason=reason)
             if not preds:
                 raise DatasetError(f"{root.name}: no image files (PNG, JPEG, WebP, BMP, TIFF) in this folder")
+            where = f" · `{root.name}`, {selection.describe()}"
             labels = {p.label for p in preds if p.p_fake is not None}
             if metrics is None:
                 metrics_md = "No labels found (not in a real/fake layout): scores only."
             else:
-                metrics_md, fig = _metrics_md(metrics.to_dict()), _confusion_figure(metrics.confusion)
+                d = metrics.to_dict()
+                metrics_md, fig = _metrics_md(d, selection), _confusion_figure(metrics.confusion)
+                groups = gr.update(value=group_rows(d, selection.split),
+                                   label=f"Per generator — {selection.split} split, {selection.n_selected} of "
+                                         f"{selection.n_folder} images")
+                metrics_file = output_path("detectlab_metrics.json")
+                metrics_file.write_text(json.dumps({"detector": detector_label, "folder": root.name,
+                                                    "selection": asdict(selection), "metrics": d}, indent=1))
                 if len(labels) == 1:
                     metrics_md = (f"**Note:** only one class ({'fake' if labels == {1} else 'real'} images): balanced "
                                   "accuracy, AP and ROC AUC need both, so they read n/a.\n\n" + metrics_md)
@@ -147,13 +189,16 @@ def detect_batch(files: list[str] | None, folder: str, detector_label: str, prog
             preds = predict_files(detector, [Path(f) for f in files], threshold, progress=prog)
             for p in preds:  # uploads: their own names, never the upload cache's paths (rows and CSV)
                 p.file, p.error = Path(p.file).name, scrub(p.error, *files)
+            where = " · uploads" + ("" if split_name in ("all", None) else " (splits apply to a labelled folder: "
+                                                                           "every upload scored)")
         rows = [[Path(p.file).name if not folder else p.file, None if p.p_fake is None else round(p.p_fake, 4),
                  p.decision, detector_label, p.label, p.generator or "", p.error] for p in preds]
         out = output_path("detectlab_predictions.csv")
         write_csv(preds, out, detector_label)
         bad = sum(p.decision == "error" for p in preds)
-        status = f"Scored {len(preds) - bad} images" + (f"; {bad} could not be read (see the error column)" if bad else "")
-        return status, rows, str(out), metrics_md, fig
+        status = (f"Scored {len(preds) - bad} images with {detector_label}{where}"
+                  + (f"; {bad} could not be read (see the error column)" if bad else ""))
+        return status, rows, str(out), metrics_md, fig, groups, None if metrics_file is None else str(metrics_file)
     except Exception as exc:  # noqa: BLE001
         return (message(exc, *(files or [])), *empty)
 
@@ -195,15 +240,25 @@ def build() -> dict:
             files = gr.File(label="Images", file_count="multiple", type="filepath", elem_id="detect-batch-files")
             folder = gr.Textbox(label="…or a folder inside the data roots (labelled layouts give metrics)",
                                 placeholder="e.g. demo", elem_id="detect-batch-folder")
-        go_btn = gr.Button("Score batch", variant="primary", elem_id="detect-batch-run")
+        with gr.Row():
+            split = gr.Radio(list(SPLITS), value="all", label="Split of a labelled folder (the 80/10/10 split by "
+                             "source group that training uses; test is the default for the demo)",
+                             elem_id="detect-batch-split", scale=3)
+            go_btn = gr.Button("Score batch", variant="primary", elem_id="detect-batch-run", scale=1)
+        folder.change(split_for_folder, folder, split, api_name=False, trigger_mode="always_last")
         status = gr.Markdown(elem_id="detect-batch-status")
+        with gr.Row():
+            metrics = gr.Markdown(elem_id="detect-batch-metrics")
+            conf = gr.Plot(label="Confusion matrix")
+        groups = gr.Dataframe(headers=GROUP_HEADERS, interactive=False, label="Per generator",
+                              elem_id="detect-batch-groups")
         table = gr.Dataframe(headers=TABLE_HEADERS, interactive=False, label="Predictions (click a header to sort)",
                              elem_id="detect-batch-table", max_height=420)
         with gr.Row():
-            csv_file = gr.File(label="CSV download", elem_id="detect-batch-csv")
-            metrics = gr.Markdown(elem_id="detect-batch-metrics")
-            conf = gr.Plot(label="Confusion matrix")
-        go_btn.click(detect_batch, [files, folder, detector], [status, table, csv_file, metrics, conf], api_name=False)
+            csv_file = gr.File(label="Predictions (CSV)", elem_id="detect-batch-csv")
+            metrics_file = gr.File(label="Metrics (JSON: split, counts, per generator)", elem_id="detect-batch-json")
+        go_btn.click(score_batch, [files, folder, detector, split],
+                     [status, table, csv_file, metrics, conf, groups, metrics_file], api_name=False)
     # named endpoint for gradio_client
     api_in = ImageInput(visible=False)  # the file as uploaded: decoded by DetectLab only
     api_json, api_img = gr.JSON(visible=False), gr.Image(visible=False, format="png")  # lossless overlay
