@@ -33,6 +33,11 @@ def _empty(message: str):
 
 
 def show_dataset(label: str, progress=gr.Progress()):
+    """What a known data set holds: layout, counts per class, generator and split, examples, skipped files.
+
+    Args:
+        label: the data set's name, as the Data tab lists it (the demo, or "uploaded: NAME").
+    """
     try:
         return _render(resolve_dataset(label, progress=GradioProgress(progress)), progress)
     except Exception as exc:  # noqa: BLE001 - every failure becomes a message, the app keeps serving
@@ -40,6 +45,11 @@ def show_dataset(label: str, progress=gr.Progress()):
 
 
 def open_folder(text: str, progress=gr.Progress()):
+    """What a folder inside the data roots holds: layout, counts per class, generator and split, examples.
+
+    Args:
+        text: the folder, absolute or relative to a data root (e.g. demo).
+    """
     try:
         return _render(resolve_in_roots(text, config.data_roots()), progress)
     except Exception as exc:  # noqa: BLE001
@@ -47,6 +57,11 @@ def open_folder(text: str, progress=gr.Progress()):
 
 
 def upload_zip(file: str | None, progress=gr.Progress()):
+    """Import a data set from a .zip (real/ + generator folders, 0_real/ + 1_fake/, or images/ + masks/).
+
+    Args:
+        file: the .zip archive.
+    """
     if not file:
         return (*_empty("**Error:** choose a .zip file first"), gr.update())
     try:
@@ -60,7 +75,14 @@ def upload_zip(file: str | None, progress=gr.Progress()):
 
 
 def delete(label: str | None, confirmed: bool):
-    """Delete an imported data set (``uploaded: NAME``) once the box is ticked; -> (status, dropdown, tick)."""
+    """Delete an imported data set; its files cannot be recovered.
+
+    Args:
+        label: the imported data set, as listed ("uploaded: NAME"); the demo sets cannot be deleted.
+        confirmed: must be true, as the tab's confirmation box.
+    Returns:
+        status text, the data set picker, the confirmation box (cleared).
+    """
     try:
         if not label or not label.startswith(UPLOADED_PREFIX):
             raise DatasetError(f"'{label or ''}' is not an imported data set: only data sets imported into "
@@ -95,7 +117,7 @@ def build() -> None:
     with gr.Row():
         upload = gr.File(label="…or upload a data set (.zip)", file_types=[".zip"], elem_id="data-zip")
         upload_btn = gr.Button("Import .zip", elem_id="data-import")
-    status = gr.Markdown(elem_id="data-status")
+    status = gr.Markdown(elem_id="data-status", label="status")
     counts = gr.Dataframe(headers=HEADERS, label="Images per class, generator and split", interactive=False,
                           elem_id="data-counts")
     gallery = gr.Gallery(label="Examples per class / generator", columns=6, height=320, elem_id="data-gallery")
@@ -103,10 +125,10 @@ def build() -> None:
     gr.Gallery(value=fingerprint_gallery(), label="Demo generator fingerprints FP(R, S) (seed 000, eq. 1; shared colour scale, red = more energy than real)",
                columns=3, height=300, elem_id="data-fingerprints")
     outputs = [status, counts, gallery, skipped]
-    choice.change(show_dataset, choice, outputs)
-    open_btn.click(open_folder, folder, outputs)
-    folder.submit(open_folder, folder, outputs)
-    upload_btn.click(upload_zip, upload, [*outputs, choice])
+    choice.change(show_dataset, choice, outputs, api_name="show_dataset")
+    open_btn.click(open_folder, folder, outputs, api_name="open_folder")
+    folder.submit(open_folder, folder, outputs, api_name=False)  # the same as the button
+    upload_btn.click(upload_zip, upload, [*outputs, choice], api_name="upload_zip")
     with gr.Row():
         confirm = gr.Checkbox(False, label="yes, delete the selected imported data set (its files cannot be recovered)",
                               elem_id="data-delete-confirm")

@@ -88,8 +88,17 @@ def api_detector_label(name: str | None) -> str:
     return text
 
 
-def api_detect(image_path: str, detector: str = "", method: str = "gradcam", opacity: float = 0.5):
-    """API: P(fake), decision and heatmap overlay (PNG path) for one image."""
+def api_detect(image_path: str, detector: str = "cnn-resnet18", method: str = "gradcam", opacity: float = 0.5):
+    """P(fake), decision and heatmap overlay of one image, scored by one detector.
+
+    Args:
+        image_path: the image file (PNG, JPEG, WebP, BMP, TIFF), decoded by DetectLab.
+        detector: a shipped name as the CLI spells it (cnn-resnet18, spectrum-durrall, ...), the Detect tab's label (shipped: cnn-resnet18) or a run id; empty: the first shipped detector.
+        method: heatmap method, gradcam or gradcam++.
+        opacity: heatmap opacity over the image, 0 to 1.
+    Returns:
+        JSON {p_fake, decision, threshold, detector} and the heatmap overlay (PNG; the image itself for a detector without a spatial layer).
+    """
     try:
         if not image_path:
             raise DetectLabError("no image: send one image file")
@@ -209,7 +218,7 @@ def build() -> dict:
         refresh = gr.Button("↻ refresh detectors", scale=1, elem_id="detect-refresh")
         method = gr.Radio(list(CAM_METHODS), value="gradcam", label="Heatmap", scale=2)
         opacity = gr.Slider(0, 1, value=0.5, step=0.05, label="Heatmap opacity", scale=2, elem_id="detect-opacity")
-    refresh.click(refresh_detectors, detector, detector)
+    refresh.click(refresh_detectors, detector, detector, api_name=False)
     detector.focus(refresh_detectors, detector, detector, api_name=False)
     with gr.Accordion("Shipped detectors: test metrics on the demo, and what they say against the papers", open=False):
         from detectlab.catalog import findings, shipped_table
@@ -260,8 +269,11 @@ def build() -> dict:
         go_btn.click(score_batch, [files, folder, detector, split],
                      [status, table, csv_file, metrics, conf, groups, metrics_file], api_name=False)
     # named endpoint for gradio_client
-    api_in = ImageInput(visible=False)  # the file as uploaded: decoded by DetectLab only
-    api_json, api_img = gr.JSON(visible=False), gr.Image(visible=False, format="png")  # lossless overlay
-    gr.Button(visible=False).click(api_detect, [api_in, gr.Textbox(visible=False), gr.Textbox(value="gradcam", visible=False),
-                                                gr.Number(value=0.5, visible=False)], [api_json, api_img], api_name="detect")
+    api_in = ImageInput(visible=False, label="image")  # the file as uploaded: decoded by DetectLab only
+    api_json = gr.JSON(visible=False, label="verdict")
+    api_img = gr.Image(visible=False, format="png", label="heatmap overlay")  # lossless overlay
+    gr.Button(visible=False).click(api_detect, [api_in, gr.Textbox(value="cnn-resnet18", visible=False, label="detector"),
+                                                gr.Textbox(value="gradcam", visible=False, label="heatmap method"),
+                                                gr.Number(value=0.5, visible=False, label="opacity")],
+                                   [api_json, api_img], api_name="detect")
     return {"detector": detector}

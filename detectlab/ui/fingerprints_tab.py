@@ -66,6 +66,20 @@ def profile_figure(spectra: dict[str, np.ndarray], single: tuple[str, np.ndarray
 
 
 def compute(choice, folder, gens, n, use_residual, limit, single_file, raw=False, progress=gr.Progress()):
+    """Generator fingerprints FP(real, generator) of a data set (seed 000, eq. 1): panels, radial profiles, arrays.
+
+    Args:
+        choice: a data set by name (the demo, or an imported one as "uploaded: NAME").
+        folder: a folder inside the data roots instead (wins over choice when given).
+        gens: the generators (fake folders) to compare with real; empty: all of them.
+        n: images per class averaged (0: all).
+        use_residual: average the spectra of denoising residuals instead of the images.
+        limit: colour-scale limit of the panels (0: automatic).
+        single_file: an optional image whose own spectrum is shown beside the fingerprints.
+        raw: show each class's mean spectrum instead of the difference to real.
+    Returns:
+        status text, the panels side by side, the radial spectrum profiles, and the panels as arrays (.npz).
+    """
     try:
         root = resolve_dataset(choice, folder)
         by_class = files_by_class(root)
@@ -137,7 +151,7 @@ def build() -> None:
         limit = gr.Slider(0, 6, 0, step=0.1, label="Colour scale ± (0 = auto, shared by all)", elem_id="fp-scale")
         single = gr.File(label="Optional: one image to compare", type="filepath")
     run = gr.Button("Compute fingerprints", variant="primary", elem_id="fp-run")
-    status = gr.Markdown(elem_id="fp-status")
+    status = gr.Markdown(elem_id="fp-status", label="status")
     grid = gr.Plot(label="Fingerprints, side by side", elem_id="fp-grid")
     profiles = gr.Plot(label="Radial spectrum profiles")
     export = gr.File(label="Panels as arrays (.npz)")
@@ -160,8 +174,8 @@ def build() -> None:
         prev_fig = gr.Plot(label="Fingerprint before / after")
     saved = gr.Markdown()
 
-    choice.change(list_sets, [choice, folder], [gens, gen, msg])
-    folder.submit(list_sets, [choice, folder], [gens, gen, msg])
+    choice.change(list_sets, [choice, folder], [gens, gen, msg], api_name=False)
+    folder.submit(list_sets, [choice, folder], [gens, gen, msg], api_name=False)
     detector.focus(refresh_detectors, detector, detector, api_name=False)
     run.click(compute, [choice, folder, gens, n, use_residual, limit, single, raw], [status, grid, profiles, kept, export],
               api_name="fingerprints")

@@ -132,10 +132,21 @@ def live_example(label, *rest):
 def api_degrade_score(image: str, detectors: str = DEFAULT_DETECTORS, blur_sigma: float = 0.0, jpeg_quality: float = 100,
                       patch_size: float = 1024, downsize_scale: float = 1.0, noise_sigma: float = 0.0,
                       resize_scale: float = 1.0, order: str = ", ".join(DEFAULT_ORDER), heatmap: bool = False):
-    """API: degrade one image by the slider values (in ``order``) and score it with each detector.
+    """Degrade one image (each step at its value, in ``order``) and score it with each detector.
 
-    Returns JSON (chain, PSNR, scored size, P(fake)/threshold/decision per detector) and the
-    degraded image (PNG). ``detectors``: comma-separated names ("default": the tab's pair).
+    Args:
+        image: the image file.
+        detectors: comma-separated detector names as the CLI spells them (cnn-resnet18,spectrum-durrall) or screen labels; "default": the tab's pair.
+        blur_sigma: blur sigma in pixels, 0 to 20 (0: off).
+        jpeg_quality: JPEG quality, 5 to 100 (100: off).
+        patch_size: patch size in pixels, 1 to 1024 (1024: off).
+        downsize_scale: downsize factor, 0.05 to 1 (1: off).
+        noise_sigma: noise sigma, 0 to 1 (0: off).
+        resize_scale: resize factor, 0.05 to 1 (1: off).
+        order: comma-separated steps (downsize, blur, noise, jpeg, patch, resize), applied in this order.
+        heatmap: also compute the detectors' heatmaps (slower).
+    Returns:
+        JSON (chain, PSNR, scored size, P(fake)/threshold/decision per detector) and the degraded image (PNG).
     """
     values = dict(blur_sigma=blur_sigma, jpeg_quality=jpeg_quality, patch_size=patch_size,
                   downsize_scale=downsize_scale, noise_sigma=noise_sigma, resize_scale=resize_scale)
