@@ -148,12 +148,16 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def _cmd_predict(args: argparse.Namespace) -> int:
     from detectlab.detect import predict_files, write_csv
     from detectlab.detect.predict import expand_inputs
+    from detectlab.errors import DatasetError
     from detectlab.catalog import load_detector
     from detectlab.progress import TqdmProgress
 
     loaded = load_detector(args.checkpoint)
     detector, path = loaded.detector, loaded.path
     files = expand_inputs(args.inputs)
+    if not files:  # nothing to score: say so, and leave no empty CSV behind that reads like a result
+        raise DatasetError(f"no image files (PNG, JPEG, WebP, BMP, TIFF) found in {', '.join(args.inputs)}; "
+                           "nothing scored" + (f", {args.csv} not written" if args.csv else ""))
     progress = TqdmProgress()
     preds = predict_files(detector, files, loaded.threshold, progress=progress)
     progress.close()

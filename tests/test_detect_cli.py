@@ -80,3 +80,35 @@ def test_predict_takes_a_run_id_or_its_label(cnn, demo_root, tmp_path):
                              text=True, timeout=600, env=env)
         assert res.returncode == 0, res.stderr
         assert res.stdout.startswith(image) and res.stdout.split("\t")[2] in ("real", "fake")
+
+
+def test_predict_on_a_folder_without_images_says_so_and_writes_nothing(tmp_path):
+    empty = tmp_path / "empty_folder"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("not an image")
+    out_csv = tmp_path / "p.csv"
+    res = _run("predict", "spectrum-durrall", str(empty), "--csv", str(out_csv))
+    assert res.returncode == 2, res.stdout
+    assert "no image files" in res.stderr and "empty_folder" in res.stderr and "p.csv not written" in res.stderr
+    assert not out_csv.exists()
+
+
+def test_eval_says_which_split_and_how_many_images_it_scores(tmp_path):
+    """A user's small folder: --split test scores a tenth of it, and the output says so and why."""
+    from detectlab.data import discover, split
+
+    root = tmp_path / "mine"
+    for cls, base in (("real", 20), ("gan", 180)):
+        for i in range(30):
+            (root / cls).mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (32, 32), (base + i,) * 3).save(root / cls / f"s{i:02d}.png")
+    n_test = len(split(discover(root).samples, seed=0)["test"])
+    out_json = tmp_path / "m.json"
+    res = _run("eval", "spectrum-durrall", str(root), "--split", "test", "--json", str(out_json))
+    assert res.returncode == 0, res.stderr
+    assert f"scored: test split (seed 0): {n_test} of 60 images" in res.stdout
+    assert "80/10/10 split by source group" in res.stdout and "omit --split" in res.stdout
+    assert json.loads(out_json.read_text())["n"] == n_test < 60
+    res = _run("eval", "spectrum-durrall", str(root))
+    assert res.returncode == 0, res.stderr
+    assert "scored: all 60 images" in res.stdout
