@@ -55,6 +55,9 @@ def test_every_endpoint_is_named_described_and_public_only(api):
         for p in ep["parameters"]:
             assert p["parameter_name"] and p["parameter_name"].isidentifier(), (name, p)
             assert not re.fullmatch(r"parameter_\d+", p["parameter_name"]), (name, p)
+            assert p.get("label") and not re.fullmatch(r"parameter_\d+", p["label"]), (name, p)
+        for r in ep["returns"]:
+            assert r.get("label") and not re.fullmatch(r"value_\d+", r["label"]), (name, r)
 
 
 def test_detect_takes_cli_names_and_screen_labels(client, image):

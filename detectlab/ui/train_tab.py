@@ -224,7 +224,10 @@ def show_run(run_id: str | None):
 
 def launch(preset, data_choice, folder, generators, arch, input_size, epochs, iterations, lr, wd, batch, weighted,
            hflip, augment, aug_p, aug_kinds, blur_max, jpeg_min, scale_min, patch_min, adv_eps, runs, seed, name):
-    """Queue a run: the preset's settings (those the form does not show included), then the form's values."""
+    """Queue a detector training run: the preset's settings (those the form does not show included), then the form's values.
+
+    Returns the run id, its status line, curves, config, the run history, and its results once it ends.
+    """
     try:
         cfg = TrainConfig(data=str(resolve_dataset(data_choice, folder)))
         if preset:
@@ -244,7 +247,10 @@ def launch(preset, data_choice, folder, generators, arch, input_size, epochs, it
 
 
 def launch_localizer(arch, data_choice, folder, epochs, imgsz, batch, seed, threads, weights, trust, name):
-    """Queue a localizer run (YOLOv8-seg or the U-Net) on an images/ + masks/ data set."""
+    """Queue a localizer training run (YOLOv8-seg or the U-Net) on an images/ + masks/ data set.
+
+    Returns the run id, its status line, curves, config, the run history, and its results once it ends.
+    """
     try:
         cfg = {"kind": "localizer", "arch": arch, "data": str(resolve_dataset(data_choice, folder)),
                "epochs": int(epochs), "imgsz": int(imgsz), "batch": int(batch), "seed": int(seed),
@@ -401,17 +407,18 @@ def _build_runs(detector: dict, localizer: dict) -> None:
         confirm = gr.Checkbox(False, label="confirm: delete the run and its files", elem_id="train-delete-confirm")
     action_md = gr.Markdown(elem_id="train-action")
     selected = gr.Textbox(label="Selected run (click a row below)", elem_id="train-selected", interactive=True)
-    progress_md = gr.Markdown(elem_id="train-progress")
+    progress_md = gr.Markdown(elem_id="train-progress", label="run status")
     curves = gr.Plot(label="Losses and validation scores", elem_id="train-curves")
     with gr.Accordion("Test results of the selected run", open=True):
-        results_md = gr.Markdown(elem_id="train-results")
-        results = gr.Dataframe(headers=RESULT_HEADERS, interactive=False, elem_id="train-results-table")
+        results_md = gr.Markdown(elem_id="train-results", label="test results")
+        results = gr.Dataframe(headers=RESULT_HEADERS, interactive=False, elem_id="train-results-table",
+                               label="test results by generator or area quartile")
     history = gr.Dataframe(headers=RUN_HEADERS, interactive=False,
                            label="Run history (click a row to select it). best val / test: balanced accuracy / "
                                  "accuracy for detectors, mask mAP50 for YOLO localizers, pixel dice for the U-Net",
                            elem_id="train-history", max_height=300)
     with gr.Accordion("Config of the selected run", open=False):
-        cfg_view = gr.JSON()
+        cfg_view = gr.JSON(label="run config")
     timer = gr.Timer(1.0)
 
     shown = [progress_md, curves, cfg_view, history, results_md, results]
