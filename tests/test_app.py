@@ -62,7 +62,7 @@ def test_zip_upload_becomes_a_dataset(page, tmp_path):
     for tab, picker in (("Train", "#train-data"), ("Fingerprints", "#fp-data")):
         page.get_by_role("tab", name=tab, exact=True).click()
         page.locator(f"{picker} input").first.click()
-        expect(page.locator("[role=option]", has_text=label)).to_be_visible(timeout=20_000)
+        expect(page.locator(f"{picker} [role=option]", has_text=label)).to_be_visible(timeout=20_000)
         page.keyboard.press("Escape")
 
 

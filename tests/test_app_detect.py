@@ -39,6 +39,9 @@ def test_synthetic_scores_higher_than_real_with_heatmap(page, demo_root, tmp_pat
     page.get_by_role("tab", name="Detect").click()
     p_fake, _ = _score(page, _pick(demo_root, "pixel-shuffle", tmp_path))
     expect(page.locator("#detect-heatmaps img").first).to_be_visible()
+    # input, heatmap and colour scale: the captions say which decision the map explains
+    expect(page.locator("#detect-heatmaps img")).to_have_count(3)
+    expect(page.locator("#detect-heatmaps")).to_contain_text("evidence for 'fake'")
     p_real, _ = _score(page, _pick(demo_root, "real", tmp_path))
     assert p_fake is not None and p_real is not None
     assert p_fake > p_real

@@ -123,7 +123,7 @@ def test_localizer_run_from_the_queue_then_delete_it(page, masked_set):
     page.get_by_role("tab", name="Localize").click()
     page.locator("button:visible", has_text="↻").first.click()  # the Localize tab's picker refresh
     page.locator("#localize-localizer input").first.click()
-    expect(page.locator("[role=option]", has_text=f"run-{run_id}")).to_be_visible(timeout=20_000)
+    expect(page.locator("#localize-localizer [role=option]", has_text=f"run-{run_id}")).to_be_visible(timeout=20_000)
     page.keyboard.press("Escape")
 
     page.get_by_role("tab", name="Train").click()
@@ -146,7 +146,7 @@ def test_a_data_set_added_after_the_page_loaded_is_offered_when_the_picker_opens
     shutil.copytree(tiny_set, late)  # e.g. a zip imported in another browser tab
     try:
         page.locator("#train-data input").first.click()
-        option = page.locator("[role=option]", has_text=f"uploaded: {late.name}")
+        option = page.locator("#train-data [role=option]", has_text=f"uploaded: {late.name}")
         expect(option).to_be_visible(timeout=20_000)
         option.click()
         expect(page.locator("#train-generators")).to_contain_text("tinygan")  # picked: its generators load

@@ -167,3 +167,12 @@ def test_gradio_client_endpoint(app_url, demo_root):
     assert set(result) >= {"p_fake", "decision", "detector"}
     assert 0.0 <= result["p_fake"] <= 1.0
     assert Image.open(heat).size == (128, 128)
+
+
+def test_colour_bar_runs_blue_to_red():
+    from detectlab.ui.detect_tab import colour_bar
+
+    bar = np.asarray(colour_bar())
+    assert bar.shape == (24, 256, 3)
+    left, right = bar[12, 0].astype(int), bar[12, -1].astype(int)
+    assert left[2] > left[0] + 50 and right[0] > right[2] + 50  # jet: blue at 0, red at 1

@@ -120,7 +120,8 @@ def build() -> None:
     status = gr.Markdown(elem_id="data-status", label="status")
     counts = gr.Dataframe(headers=HEADERS, label="Images per class, generator and split", interactive=False,
                           elem_id="data-counts")
-    gallery = gr.Gallery(label="Examples per class / generator", columns=6, height=320, elem_id="data-gallery")
+    gallery = gr.Gallery(label="Examples per class / generator", columns=6, height=320, object_fit="contain",
+                         elem_id="data-gallery")
     skipped = gr.Dataframe(headers=["file", "reason"], label="Skipped files", interactive=False)
     gr.Gallery(value=fingerprint_gallery(), label="Demo generator fingerprints FP(R, S) (seed 000, eq. 1; shared colour scale, red = more energy than real)",
                columns=3, height=300, elem_id="data-fingerprints")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import asdict
 from pathlib import Path
 
 import gradio as gr
 import plotly.graph_objects as go
+import torch
 
 from detectlab import config
 from detectlab.data.decode import to_pil
@@ -66,9 +68,21 @@ def rescore(file: str | None, detector_label: str, method: str, opacity: float):
 
 
 def _shown(a, opacity: float) -> list:
-    """The detector's input, then one overlay per heatmap target."""
-    return [(to_pil(a.image), f"input ({a.image.shape[-1]} px)")] + \
-        [(overlay(a.image, m, opacity), f"{a.method}: {name}") for name, m in a.maps]
+    """The detector's input, one overlay per heatmap target (captioned with the decision it explains), and
+    the colour scale."""
+    items = [(to_pil(a.image), f"input ({a.image.shape[-1]} px)")]
+    items += [(overlay(a.image, m, opacity), f"{a.method} on {name}: evidence for '{a.decision}'")
+              for name, m in a.maps]
+    if a.maps:
+        items.append((colour_bar(), f"colour scale: blue 0 → red 1 = strongest evidence for '{a.decision}'"))
+    return items
+
+
+@functools.lru_cache(maxsize=1)
+def colour_bar(width: int = 256, height: int = 24):
+    """The heatmaps' colour scale (jet, 0 at the left, 1 at the right) as a small image."""
+    ramp = torch.linspace(0, 1, width)[None].expand(height, width)
+    return overlay(torch.zeros(3, height, width), ramp, opacity=1.0)
 
 
 _CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".safetensors", ".bin", ".pkl")

@@ -170,7 +170,7 @@ def build() -> None:
         save_btn = gr.Button("Save cleaned set as a new data set")
     prev_text = gr.Markdown(elem_id="fp-preview-text")
     with gr.Row():
-        pair = gr.Gallery(label="Before / after", columns=2, height=260)
+        pair = gr.Gallery(label="Before / after", columns=2, height=260, object_fit="contain")
         prev_fig = gr.Plot(label="Fingerprint before / after")
     saved = gr.Markdown()
 
