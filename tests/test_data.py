@@ -771,3 +771,15 @@ def test_data_tab_delete_needs_the_tick_and_an_imported_set(tmp_path, monkeypatc
     status, choice, _ = delete("uploaded: mine", True)
     assert status.startswith("Deleted **mine**") and not root.exists()
     assert "uploaded: mine" not in choice["choices"] and choice["value"] == DEMO_LABEL
+
+
+def test_resolve_in_roots_takes_paths_relative_to_the_project(tmp_path):
+    """The README's own CLI path ('assets/demo') works in a folder box, as does a root-relative one."""
+    from detectlab import config
+
+    roots = config.data_roots()
+    (config.ASSETS / "demo").mkdir(parents=True, exist_ok=True)
+    assert resolve_in_roots("assets/demo", roots) == (config.ASSETS / "demo").resolve()
+    assert resolve_in_roots("demo", roots) == (config.ASSETS / "demo").resolve()
+    with pytest.raises(DatasetError, match="relative to the project folder"):
+        resolve_in_roots("checkpoints", roots)  # inside the project, outside every root

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from detectlab import config
 from detectlab.data.discover import DetectionDataset, MaskedDataset, discover
 from detectlab.data.splits import split
 from detectlab.errors import DatasetError
@@ -38,7 +39,8 @@ def check_path_text(text: str, what: str = "folder") -> str:
 def resolve_in_roots(path: str | Path, roots: list[Path]) -> Path:
     """Resolve a user-typed path and refuse it unless it lies inside one of ``roots``.
 
-    Relative paths are taken relative to each root in turn. Symlinks are resolved first,
+    Relative paths are taken relative to the project folder (so the README's ``assets/demo``
+    works), then to each root in turn. Symlinks are resolved first,
     so a link inside a root that points outside is refused too. A name no file can have
     (a NUL byte, over-long) is refused with a ``DatasetError`` before any file-system call.
     """
@@ -46,7 +48,8 @@ def resolve_in_roots(path: str | Path, roots: list[Path]) -> Path:
     if not text:
         raise DatasetError("no folder given")
     check_path_text(text)
-    candidates = [Path(text).expanduser()] if Path(text).expanduser().is_absolute() else [r / text for r in roots]
+    typed = Path(text).expanduser()
+    candidates = [typed] if typed.is_absolute() else [config.REPO_ROOT / text] + [r / text for r in roots]
     for cand in candidates:
         try:
             resolved = cand.resolve()
@@ -60,7 +63,8 @@ def resolve_in_roots(path: str | Path, roots: list[Path]) -> Path:
                 return resolved
     allowed = ", ".join(str(r) for r in roots)
     raise DatasetError(f"'{text}' is not an existing folder inside the configured data roots ({allowed}); "
-                       "set DETECTLAB_DATA_ROOTS to allow more")
+                       "give it absolute, relative to the project folder or to one of the roots (e.g. "
+                       "'assets/demo' or 'demo'), or set DETECTLAB_DATA_ROOTS to allow more")
 
 
 @dataclass
