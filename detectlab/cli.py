@@ -41,6 +41,20 @@ def _cmd_demo_materialize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_splits(root: Path) -> None:
+    """Per class/generator counts of the 80/10/10 split by source group that training and `eval --split` use."""
+    from detectlab import config
+    from detectlab.data.overview import overview
+
+    ov = overview(root, examples=0)
+    print("split (seed 0, by source group, as `detectlab train` and `eval --split` use it):")
+    print(f"  {'':20s} {'total':>6s} {'train':>6s} {'val':>6s} {'test':>6s}")
+    for _, name, total, train, val, test in ov.rows:
+        print(f"  {name:20s} {total:6d} {train:6d} {val:6d} {test:6d}")
+    if root.resolve() == config.DEMO_DIR.resolve():
+        print(f"beside it: the demo's manipulated set (images + masks, for Localize) at {config.DEMO_INPAINT_DIR}")
+
+
 def _cmd_data_info(args: argparse.Namespace) -> int:
     from detectlab.catalog import materialize_if_demo
     from detectlab.data import discover
@@ -53,6 +67,7 @@ def _cmd_data_info(args: argparse.Namespace) -> int:
                           "skipped": [[str(p), r] for p, r in ds.skipped]}, indent=1))
     else:
         print(ds.summary())
+        _print_splits(ds.root)
     if note:
         print(f"note: {note}", file=sys.stderr)
     return 0

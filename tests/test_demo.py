@@ -80,6 +80,13 @@ def test_cli_data_info_prints_counts(demo_root):
     counts = discover(demo_root).counts()
     for g in ("real", *GENERATORS):
         assert g in out.stdout and str(counts[g]) in out.stdout
+    # per-split counts as training splits the set, and the manipulated set that lives beside the demo
+    from detectlab.data import split
+
+    parts = split(discover(demo_root).samples, seed=0)
+    n = {k: sum(1 for x in parts[k] if x.generator == "real") for k in ("train", "val", "test")}
+    assert f"  {'real':20s} {counts['real']:6d} {n['train']:6d} {n['val']:6d} {n['test']:6d}" in out.stdout
+    assert "demo-inpainted" in out.stdout
 
 
 def test_cli_reports_a_bad_folder(tmp_path):
