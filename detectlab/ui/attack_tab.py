@@ -418,7 +418,6 @@ def build() -> dict:
     with gr.Row():
         detector = gr.Dropdown(choices=choices, value=_default(choices, DEFAULT_DETECTOR), label="Detector", scale=3,
                                elem_id="attack-detector")
-        refresh_on_open(detector, state.detector_choices)
         method = gr.Radio(METHODS, value="fgsm", label="Attack", scale=2, elem_id="attack-method")
         eps = gr.Slider(0, 0.1, value=0.01, step=0.001, label="ε (L∞ strength, [0, 1] pixel units)", scale=3,
                         elem_id="attack-eps")

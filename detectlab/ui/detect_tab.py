@@ -20,7 +20,7 @@ from detectlab.detect.analyze import analyze_file
 from detectlab.detect.predict import SPLITS, default_split, is_demo_set, predict_files, score_folder, write_csv
 from detectlab.explain import CAM_METHODS, overlay
 from detectlab.ui import state
-from detectlab.ui.common import GradioProgress
+from detectlab.ui.common import GradioProgress, refresh_on_open
 from detectlab.ui.widgets import ImageInput, api_error, message, output_path, scrub
 
 TABLE_HEADERS = ["file", "P(fake)", "decision", "detector", "label", "generator", "error"]
@@ -233,7 +233,7 @@ def build() -> dict:
         method = gr.Radio(list(CAM_METHODS), value="gradcam", label="Heatmap", scale=2)
         opacity = gr.Slider(0, 1, value=0.5, step=0.05, label="Heatmap opacity", scale=2, elem_id="detect-opacity")
     refresh.click(refresh_detectors, detector, detector, api_name=False)
-    detector.focus(refresh_detectors, detector, detector, api_name=False)
+    refresh_on_open(detector, state.detector_choices)  # choices only: a pick made meanwhile is kept
     with gr.Accordion("Shipped detectors: test metrics on the demo, and what they say against the papers", open=False):
         from detectlab.catalog import findings, shipped_table
 

@@ -13,7 +13,6 @@ from detectlab.data.decode import to_pil
 from detectlab.catalog import DEMO_LABEL, demo_generators, known_datasets, load_detector, resolve_dataset
 from detectlab.data.overview import check_import_quota, new_dataset_dir
 from detectlab.errors import DatasetError
-from detectlab.ui.detect_tab import refresh_detectors
 from detectlab.spectral.sets import clean_set, compare_sets, export_panels, files_by_class, removal_preview
 from detectlab.ui import state
 from detectlab.ui.common import GradioProgress, refresh_on_open
@@ -146,8 +145,10 @@ def build() -> None:
     msg = gr.Markdown()
     with gr.Row():
         n = gr.Number(0, label="Images per set (0 = all; the paper uses 5000)", precision=0)
-        use_residual = gr.Checkbox(False, label="High-pass residual first")
-        raw = gr.Checkbox(False, label="Raw mean spectra (not differences)")
+        use_residual = gr.Checkbox(False, label="High-pass residual first",
+                                   info="the image minus its 3×3 box blur before the FFT, so scene content weighs less")
+        raw = gr.Checkbox(False, label="Raw mean spectra (not differences)",
+                          info="each set's mean log spectrum instead of its difference to the real photos")
         limit = gr.Slider(0, 6, 0, step=0.1, label="Colour scale ± (0 = auto, shared by all)", elem_id="fp-scale")
         single = gr.File(label="Optional: one image to compare", type="filepath")
     run = gr.Button("Compute fingerprints", variant="primary", elem_id="fp-run")
@@ -159,9 +160,16 @@ def build() -> None:
     gr.Markdown("### Fingerprint removal (seed 000 §5: Mean-Spectrum and Frequency-Peaks attacks)")
     with gr.Row():
         gen = gr.Dropdown(synthetic, value=synthetic[0] if synthetic else None, label="Synthetic set to clean")
-        method = gr.Radio(["msa", "fpa"], value="msa", label="Method")
-        strength = gr.Slider(0, 2, 1, step=0.05, label="Strength")
-        threshold = gr.Slider(1, 8, 3, step=0.5, label="FPA peak threshold (std above mean)")
+        method = gr.Radio(["msa", "fpa"], value="msa", label="Method",
+                          info="MSA (Mean-Spectrum Attack): subtract the set's mean fingerprint from every image's "
+                               "spectrum; FPA (Frequency-Peaks Attack): damp only the frequencies where the "
+                               "fingerprint peaks")
+        strength = gr.Slider(0, 2, 1, step=0.05, label="Strength",
+                             info="how much of the fingerprint is subtracted from the log-amplitude: 1 = all of it, "
+                                  "0 = nothing, 2 = twice")
+        threshold = gr.Slider(1, 8, 3, step=0.5, label="FPA peak threshold (std above mean)",
+                              info="FPA only: a frequency counts as a peak this many standard deviations above "
+                                   "the fingerprint's mean")
         detector = gr.Dropdown(list(state.detector_choices()), value=None, label="Detector for P(fake) before/after")
     with gr.Row():
         n_prev = gr.Number(256, label="Images in the preview", precision=0)
@@ -176,7 +184,7 @@ def build() -> None:
 
     choice.change(list_sets, [choice, folder], [gens, gen, msg], api_name=False)
     folder.submit(list_sets, [choice, folder], [gens, gen, msg], api_name=False)
-    detector.focus(refresh_detectors, detector, detector, api_name=False)
+    refresh_on_open(detector, state.detector_choices)
     run.click(compute, [choice, folder, gens, n, use_residual, limit, single, raw], [status, grid, profiles, kept, export],
               api_name="fingerprints")
     limit.release(recolor, [kept, limit], grid, api_name=False)
