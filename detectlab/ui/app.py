@@ -19,7 +19,7 @@ import gradio as gr  # noqa: E402
 
 from detectlab import __version__, config  # noqa: E402
 from detectlab.ui import (  # noqa: E402
-    attack_tab, data_tab, detect_tab, fingerprints_tab, localize_tab, robustness_tab, train_tab,
+    attack_tab, data_tab, detect_tab, fingerprints_tab, first_run, localize_tab, robustness_tab, train_tab,
 )
 from detectlab.ui.common import coming  # noqa: E402
 from detectlab.ui.serving import RasterOnlyFromDataRoots  # noqa: E402
@@ -35,6 +35,7 @@ def build_app() -> gr.Blocks:
     cache = (config.UPLOAD_CACHE_SECONDS, config.UPLOAD_CACHE_SECONDS)
     with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=cache) as demo:
         gr.Markdown(f"# DetectLab <small>v{__version__}</small>\nIs this image synthetic, where, why — and how easily is the detector fooled?")
+        first_run.build()
         with gr.Tabs():
             with gr.Tab("Detect", id="detect"):
                 detect = detect_tab.build()
@@ -146,6 +147,9 @@ def launch(host: str = "127.0.0.1", port: int | None = None, share: bool = False
     port = int(os.environ.get("DETECTLAB_PORT", 7860)) if port is None else port
     for line in exposure_warnings(host, share, login=config.login() is not None):
         print(line, file=sys.stderr, flush=True)
+    if first_run.start_in_background() is not None:
+        print("first start: deriving the demo images in the background (about a minute); the page shows progress",
+              flush=True)
     served = serve(host=host, port=port)
     print(f"DetectLab running on {served.url}", flush=True)
     if share:
