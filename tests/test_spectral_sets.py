@@ -61,3 +61,22 @@ def test_cli_fingerprint_and_clean(folders, tmp_path):
               "--size", "32")
     assert res.returncode == 0, res.stderr
     assert len(list((tmp_path / "c" / "gan-fpa").glob("*.png"))) == 40
+
+
+def test_export_holds_panels_profiles_counts_and_settings(folders, tmp_path):
+    import json
+
+    from detectlab.spectral.sets import compare_sets, export_comparison, files_by_class
+
+    by_class = files_by_class(folders)
+    image = sorted((folders / "gan").glob("0*.png"))[0]
+    cmp = compare_sets(by_class, ["gan"], size=32, image=image)
+    out = export_comparison(cmp, tmp_path / "fp.npz", {"images per set": "all", "high-pass residual": False})
+    with np.load(out) as z:
+        assert z["panel/FP(real, gan)"].shape == (32, 32) and z["panel/FP(real, gan)"].dtype == np.float32
+        np.testing.assert_allclose(z["panel/FP(real, gan)"], cmp.panels["FP(real, gan)"], atol=1e-5)
+        assert z["profile/real"].shape == z["profile/gan"].shape == (16,)
+        assert f"profile/uploaded: {image.name}" in z.files
+        meta = json.loads(str(z["meta"]))
+    assert meta["counts"] == {"real": 40, "gan": 40} and meta["raw"] is False
+    assert meta["settings"]["images per set"] == "all" and "eq. 1" in meta["definition"]

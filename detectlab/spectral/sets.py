@@ -234,8 +234,19 @@ def compare_sets(by_class: dict[str, list[Path]], generators: list[str], limit: 
                          {"real": real.n, **{s.name: s.n for s in synth}}, raw, single)
 
 
-def export_panels(panels: dict[str, np.ndarray], path: str | Path) -> Path:
-    """All panels as float32 arrays in one ``.npz`` (keys = panel titles)."""
+def export_comparison(cmp: SetComparison, path: str | Path, settings: dict | None = None) -> Path:
+    """Everything the Fingerprints view shows, in one ``.npz``: each panel (``panel/<title>``, float32
+    [H, W]), each radial profile (``profile/<set>``, and ``profile/<uploaded: name>`` for a single
+    image), and ``meta``: a JSON string with the image counts per set, whether the panels are raw
+    spectra, and ``settings`` (what was asked: sets, images per set, residual, ...)."""
+    import json
+
     path = Path(path)
-    np.savez(path, **{k: v.astype(np.float32) for k, v in panels.items()})
+    arrays = {f"panel/{k}": v.astype(np.float32) for k, v in cmp.panels.items()}
+    arrays.update({f"profile/{k}": np.asarray(v, np.float32) for k, v in cmp.profiles.items()})
+    if cmp.single is not None:
+        arrays[f"profile/{cmp.single[0]}"] = np.asarray(cmp.single[1], np.float32)
+    meta = {"counts": cmp.counts, "raw": cmp.raw, "settings": settings or {},
+            "definition": "FP(R, S) = mean log|F(S)| - mean log|F(R)| (seed 000, eq. 1), centred spectra"}
+    np.savez(path, meta=np.array(json.dumps(meta)), **arrays)
     return path

@@ -13,7 +13,7 @@ from detectlab.data.decode import to_pil
 from detectlab.catalog import DEMO_LABEL, demo_generators, known_datasets, load_detector, resolve_dataset
 from detectlab.data.overview import check_import_quota, new_dataset_dir
 from detectlab.errors import DatasetError
-from detectlab.spectral.sets import clean_set, compare_sets, export_panels, files_by_class, removal_preview
+from detectlab.spectral.sets import clean_set, compare_sets, export_comparison, files_by_class, removal_preview
 from detectlab.ui import state
 from detectlab.ui.common import GradioProgress, refresh_on_open
 from detectlab.ui.widgets import message, output_path
@@ -90,7 +90,10 @@ def compute(choice, folder, gens, n, use_residual, limit, single_file, raw=False
         cmp = compare_sets(by_class, list(gens), int(n) or None,
                            bool(use_residual), bool(raw), single_file, progress=GradioProgress(progress))
         status = f"{cmp.counts['real']} real images; " + ", ".join(f"{k}: {v}" for k, v in cmp.counts.items() if k != "real")
-        export = export_panels(cmp.panels, output_path("fingerprints.npz"))
+        settings = {"data set": root.name, "synthetic sets": list(gens), "images per set": int(n) or "all",
+                    "high-pass residual": bool(use_residual), "raw spectra": bool(raw),
+                    "single image": Path(single_file).name if single_file else None}
+        export = export_comparison(cmp, output_path("fingerprints.npz"), settings)
         return (status, grid_figure(cmp.panels, float(limit), cmp.raw), profile_figure(cmp.profiles, cmp.single), cmp,
                 str(export))
     except Exception as exc:  # noqa: BLE001
@@ -155,7 +158,7 @@ def build() -> None:
     status = gr.Markdown(elem_id="fp-status", label="status")
     grid = gr.Plot(label="Fingerprints, side by side", elem_id="fp-grid")
     profiles = gr.Plot(label="Radial spectrum profiles")
-    export = gr.File(label="Panels as arrays (.npz)")
+    export = gr.File(label="Panels, radial profiles, counts and settings (.npz)")
     kept = gr.State(None)
     gr.Markdown("### Fingerprint removal (seed 000 §5: Mean-Spectrum and Frequency-Peaks attacks)")
     with gr.Row():
