@@ -110,12 +110,25 @@ class LoadedDetector:
         text = self.name[len(SHIPPED_PREFIX):] if self.name.startswith(SHIPPED_PREFIX) else self.name
         return text
 
+    @property
+    def trust(self):
+        """Calibration and out-of-distribution statistics fitted for exactly this checkpoint
+        (``detectlab calibrate``), or None; read once per file version."""
+        return _load_trust(str(self.path.resolve()), self.path.stat().st_mtime)
+
 
 @functools.lru_cache(maxsize=8)
 def _load_cached(path: str, mtime: float) -> tuple:
     from detectlab.models.checkpoint import load_checkpoint
 
     return load_checkpoint(path)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_trust(path: str, mtime: float):
+    from detectlab.detect.trust import load_trust
+
+    return load_trust(path)
 
 
 def load_detector(name: str | Path) -> LoadedDetector:

@@ -174,10 +174,16 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         raise DatasetError(f"no image files (PNG, JPEG, WebP, BMP, TIFF) found in {', '.join(args.inputs)}; "
                            "nothing scored" + (f", {args.csv} not written" if args.csv else ""))
     progress = TqdmProgress()
-    preds = predict_files(detector, files, loaded.threshold, progress=progress)
+    trust = loaded.trust
+    preds = predict_files(detector, files, loaded.threshold, progress=progress, trust=trust)
     progress.close()
+    if trust is None:
+        print(f"note: {path.name} has no calibration statistics (detectlab calibrate); P(fake) is uncalibrated",
+              file=sys.stderr)
     for p in preds:
-        print(f"{p.file}\t{'' if p.p_fake is None else format(p.p_fake, '.4f')}\t{p.decision}\t{p.error}")
+        extra = "" if p.p_calibrated is None else \
+            f"\tcalibrated {p.p_calibrated:.4f}" + ("\tunlike the training data" if p.unlike_training else "")
+        print(f"{p.file}\t{'' if p.p_fake is None else format(p.p_fake, '.4f')}\t{p.decision}\t{p.error}{extra}")
     if args.csv:
         write_csv(preds, args.csv, path.stem)
     if args.heatmaps:

@@ -176,3 +176,43 @@ def test_colour_bar_runs_blue_to_red():
     assert bar.shape == (24, 256, 3)
     left, right = bar[12, 0].astype(int), bar[12, -1].astype(int)
     assert left[2] > left[0] + 50 and right[0] > right[2] + 50  # jet: blue at 0, red at 1
+
+
+def test_calibrated_p_fake_and_ood_flag_travel_with_every_entry_point(demo_root, tmp_path):
+    """The checkpoint's trust statistics reach predict_files (CSV), the Detect tab's verdict and /detect's JSON."""
+    import csv
+
+    from detectlab.catalog import load_detector
+    from detectlab.detect.predict import predict_files, write_csv
+    from detectlab.ui.detect_tab import api_detect, detect_one
+
+    loaded = load_detector("spectrum-durrall")
+    assert loaded.trust is not None  # shipped with its calibration, tied to the checkpoint's bytes
+    flat = tmp_path / "flat.png"
+    Image.new("RGB", (128, 128), (128, 128, 128)).save(flat)  # a flat colour field: far from any photo
+    image = sorted((demo_root / "real").glob("*.png"))[0]
+    preds = predict_files(loaded.detector, [image, flat], loaded.threshold, trust=loaded.trust)
+    real_pred, flat_pred = preds
+    assert flat_pred.unlike_training is True and real_pred.unlike_training is False
+    assert 0.0 <= real_pred.p_calibrated <= 1.0 and real_pred.p_calibrated != real_pred.p_fake
+    rows = list(csv.DictReader(write_csv(preds, tmp_path / "p.csv", "spectrum-durrall").open()))
+    assert rows[1]["unlike_training"] == "true" and float(rows[0]["p_fake_calibrated"]) == pytest.approx(
+        real_pred.p_calibrated, abs=1e-6)
+
+    verdict = detect_one(str(flat), "shipped: spectrum-durrall", "gradcam", 0.5)[0]
+    assert "calibrated P(fake) =" in verdict and "unlike the training data" in verdict
+    result, _ = api_detect(str(flat), "spectrum-durrall")
+    assert result["unlike_training"] is True and result["ood_distance"] > result["ood_threshold"]
+    assert result["p_fake_calibrated"] == pytest.approx(flat_pred.p_calibrated, abs=1e-5)
+    assert result["p_fake"] == pytest.approx(flat_pred.p_fake, abs=1e-5)  # one decode path, one forward
+
+
+def test_an_uncalibrated_checkpoint_says_so():
+    from detectlab.detect.analyze import analyze
+    from detectlab.models import create_detector
+    from detectlab.ui.detect_tab import _trust_md
+
+    det = create_detector("resnet18", pretrained=False, input_size=32).eval()
+    a = analyze(det, torch.rand(3, 32, 32), with_heatmap=False)
+    assert a.assessment is None
+    assert "Uncalibrated" in _trust_md(a.assessment, "my-run") and "detectlab calibrate my-run" in _trust_md(None, "my-run")

@@ -23,14 +23,19 @@ class Analysis:
     maps: list[tuple[str, torch.Tensor]] = field(default_factory=list)  # (target layer, [S, S] in [0, 1])
     method: str = "gradcam"
     seconds: float = 0.0
+    assessment: object = None           # detect.trust.Assessment: calibrated P(fake), out-of-distribution flag
 
     def overlays(self, opacity: float = 0.5) -> list[tuple[Image.Image, str]]:
         return [(overlay(self.image, m, opacity), name) for name, m in self.maps]
 
 
 def analyze(detector: Detector, image: Image.Image | torch.Tensor, threshold: float = 0.5,
-            method: str = "gradcam", with_heatmap: bool = True) -> Analysis:
-    """Score one RGB image (PIL, or tensor [3, H, W] in [0, 1]) and explain the decision."""
+            method: str = "gradcam", with_heatmap: bool = True, trust=None) -> Analysis:
+    """Score one RGB image (PIL, or tensor [3, H, W] in [0, 1]) and explain the decision.
+
+    With ``trust`` (the checkpoint's ``detect.trust.Trust``) the analysis also carries the
+    calibrated P(fake) and whether the image's features lie outside the training data's range.
+    """
     start = time.perf_counter()
     x = to_tensor(image) if isinstance(image, Image.Image) else image
     x = resize_center_crop(x, detector.preprocess.input_size)
@@ -42,11 +47,18 @@ def analyze(detector: Detector, image: Image.Image | torch.Tensor, threshold: fl
             logits = detector.eval()(x[None])
         named = []
     p = float(torch.sigmoid(logits[0]))
-    return Analysis(p, "fake" if p > threshold else "real", threshold, x, named, method, time.perf_counter() - start)
+    assessment = None
+    if trust is not None:
+        from detectlab.detect.trust import features_and_logits
+
+        with torch.no_grad():
+            assessment = trust.assess(*features_and_logits(detector, x[None]))[0]
+    return Analysis(p, "fake" if p > threshold else "real", threshold, x, named, method, time.perf_counter() - start,
+                    assessment)
 
 
 def analyze_file(detector: Detector, source, threshold: float = 0.5, method: str = "gradcam",
-                 name: str | None = None) -> Analysis:
+                 name: str | None = None, trust=None) -> Analysis:
     """Decode (safely, any format) and analyze; decoding errors raise ``ImageDecodeError``.
 
     Decoded as ``predict_files`` decodes (``load_tensor`` at the detector's input size: crop,
@@ -54,7 +66,8 @@ def analyze_file(detector: Detector, source, threshold: float = 0.5, method: str
     same pixels, and a 50-MP photo never becomes a full-size float tensor. ``name`` is how
     errors name the file (an upload's own name rather than its cache path).
     """
-    return analyze(detector, load_tensor(source, detector.preprocess.input_size, name=name), threshold, method)
+    return analyze(detector, load_tensor(source, detector.preprocess.input_size, name=name), threshold, method,
+                   trust=trust)
 
 
 def png_bytes(img: Image.Image) -> bytes:

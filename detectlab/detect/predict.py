@@ -23,6 +23,8 @@ class Prediction:
     error: str = ""
     label: int | None = None     # ground truth when known
     generator: str | None = None
+    p_calibrated: float | None = None    # temperature-scaled P(fake), when the checkpoint has trust statistics
+    unlike_training: bool | None = None  # features beyond the validation 99th percentile of the training data
 
 
 def expand_inputs(paths: list[str | Path]) -> list[Path]:
@@ -38,8 +40,14 @@ def expand_inputs(paths: list[str | Path]) -> list[Path]:
 
 @torch.no_grad()
 def predict_files(detector: Detector, files: list[Path], threshold: float = 0.5, batch_size: int = 32,
-                  progress: Progress = null_progress, cancel: CancelToken = NEVER_CANCEL) -> list[Prediction]:
-    """P(fake) for each file; unreadable files get a Prediction with the reason, never an exception."""
+                  progress: Progress = null_progress, cancel: CancelToken = NEVER_CANCEL,
+                  trust=None) -> list[Prediction]:
+    """P(fake) for each file; unreadable files get a Prediction with the reason, never an exception.
+
+    With ``trust`` (``detectlab.detect.trust.Trust`` of this checkpoint) each prediction also gets
+    the calibrated P(fake) and the "unlike the training data" flag, from the same forward pass
+    (penultimate features, then the head).
+    """
     detector.eval()
     size = detector.preprocess.input_size
     preds: list[Prediction | None] = [None] * len(files)
@@ -47,9 +55,19 @@ def predict_files(detector: Detector, files: list[Path], threshold: float = 0.5,
 
     def flush():
         if batch:
-            scores = torch.sigmoid(detector(torch.stack(batch))).tolist()
-            for i, s in zip(where, scores):
-                preds[i] = Prediction(str(files[i]), float(s), "fake" if s > threshold else "real")
+            x = torch.stack(batch)
+            if trust is not None:
+                from detectlab.detect.trust import features_and_logits
+
+                feats, logits = features_and_logits(detector, x)
+                assessed = trust.assess(feats, logits)
+            else:
+                logits, assessed = detector(x).reshape(-1), [None] * len(batch)
+            scores = torch.sigmoid(logits).tolist()
+            for i, s, a in zip(where, scores, assessed):
+                preds[i] = Prediction(str(files[i]), float(s), "fake" if s > threshold else "real",
+                                      p_calibrated=None if a is None else a.p_calibrated,
+                                      unlike_training=None if a is None else a.unlike_training)
             batch.clear()
             where.clear()
 
@@ -175,10 +193,13 @@ def write_csv(preds: list[Prediction], path: str | Path, detector_name: str = ""
     path = Path(path)
     with path.open("w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["file", "p_fake", "decision", "detector", "label", "generator", "error"])
+        w.writerow(["file", "p_fake", "decision", "detector", "label", "generator", "error", "p_fake_calibrated",
+                    "unlike_training"])
         for p in preds:
             w.writerow([p.file, "" if p.p_fake is None else f"{p.p_fake:.6f}", p.decision, detector_name,
-                        "" if p.label is None else p.label, p.generator or "", p.error])
+                        "" if p.label is None else p.label, p.generator or "", p.error,
+                        "" if p.p_calibrated is None else f"{p.p_calibrated:.6f}",
+                        "" if p.unlike_training is None else str(p.unlike_training).lower()])
     return path
 
 

@@ -44,7 +44,18 @@ def _verdict_md(a, loaded: LoadedDetector, label: str, file_name: str = "", opac
     # the file and the detector lead the verdict, so a reader (or a test) knows which inputs it answers
     return (f"### {'`' + file_name + '` — ' if file_name else ''}P(fake) = {a.p_fake:.3f} → **{a.decision.upper()}**\n"
             f"detector **{label}** · threshold {a.threshold:.2f} · {where} · {1000 * a.seconds:.0f} ms"
+            + f"\n\n{_trust_md(a.assessment, loaded.short_name)}"
             + (f"\n\n{'frozen backbone weights' if frozen else 'weights'}: {weights}" if weights else ""))
+
+
+def _trust_md(assessment, name: str) -> str:
+    """How far to trust the verdict: calibrated P(fake) and whether the image is like the training data."""
+    if assessment is None:
+        return (f"*Uncalibrated:* no calibration statistics for this checkpoint (`detectlab calibrate {name}`); "
+                "read P(fake) as a score, not a probability.")
+    caution = "⚠ **" + assessment.describe() + "**" if assessment.unlike_training else assessment.describe()
+    return (f"calibrated P(fake) = {assessment.p_calibrated:.3f} (temperature scaling on the validation split) · "
+            f"{caution}")
 
 
 def detect_one(file: str | None, detector_label: str, method: str, opacity: float):
@@ -53,7 +64,7 @@ def detect_one(file: str | None, detector_label: str, method: str, opacity: floa
         return "**Error:** upload an image first", [], None
     try:
         loaded = load_detector(detector_label)
-        a = analyze_file(loaded.detector, file, loaded.threshold, method, name=Path(file).name)
+        a = analyze_file(loaded.detector, file, loaded.threshold, method, name=Path(file).name, trust=loaded.trust)
         return _verdict_md(a, loaded, detector_label, Path(file).name, opacity), _shown(a, opacity), a
     except Exception as exc:  # noqa: BLE001 - a clear message; the tab keeps working
         return message(exc, file), [], None
@@ -111,19 +122,24 @@ def api_detect(image_path: str, detector: str = "cnn-resnet18", method: str = "g
         method: heatmap method, gradcam or gradcam++.
         opacity: heatmap opacity over the image, 0 to 1.
     Returns:
-        JSON {p_fake, decision, threshold, detector} and the heatmap overlay (PNG; the image itself for a detector without a spatial layer).
+        JSON {p_fake, decision, threshold, detector; and, when the checkpoint is calibrated, p_fake_calibrated, unlike_training, ood_distance, ood_threshold} and the heatmap overlay (PNG; the image itself for a detector without a spatial layer).
     """
     try:
         if not image_path:
             raise DetectLabError("no image: send one image file")
         label = api_detector_label(detector)
         loaded = load_detector(label)
-        a = analyze_file(loaded.detector, image_path, loaded.threshold, method, name=Path(image_path).name)
+        a = analyze_file(loaded.detector, image_path, loaded.threshold, method, name=Path(image_path).name,
+                         trust=loaded.trust)
     except Exception as exc:  # noqa: BLE001 - the client gets DetectLab's message, no server paths
         raise api_error(exc, image_path) from None
     out = output_path("heatmap.png")
     (overlay(a.image, a.maps[0][1], opacity) if a.maps else to_pil(a.image)).save(out)
-    return {"p_fake": a.p_fake, "decision": a.decision, "threshold": a.threshold, "detector": label}, str(out)
+    result = {"p_fake": a.p_fake, "decision": a.decision, "threshold": a.threshold, "detector": label}
+    if a.assessment is not None:
+        result.update(p_fake_calibrated=a.assessment.p_calibrated, unlike_training=a.assessment.unlike_training,
+                      ood_distance=a.assessment.ood_distance, ood_threshold=a.assessment.ood_threshold)
+    return result, str(out)
 
 
 def _confusion_figure(conf) -> go.Figure:
