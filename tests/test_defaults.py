@@ -23,7 +23,21 @@ def test_spectrum_vs_cnn_statement(tmp_path, monkeypatch, spectrum, cnn, word):
 
 def test_shipped_table_rows(tmp_path, monkeypatch):
     _manifest(tmp_path, monkeypatch, {"cnn-resnet18": 0.9123456})
-    assert defaults.shipped_table() == [["cnn-resnet18", "cnn-resnet18", 0.9123, 0.9123, 0.9123, ""]]
+    assert defaults.shipped_table() == [["cnn-resnet18", "cnn-resnet18", 0.9123, 0.9123, 0.9123, None, None, None, None,
+                                         ""]]
+
+
+def test_shipped_table_puts_held_out_false_positives_beside_the_demo_numbers(tmp_path, monkeypatch):
+    _manifest(tmp_path, monkeypatch, {"cnn-resnet18": 0.97})
+    m = json.loads((tmp_path / "manifest.json").read_text())
+    m["heldout"] = {"cnn-resnet18": {"demo_test_reals": 0.0596, "full_tiled": 0.19512, "crops": 0.2252,
+                                     "demo_blur_sigma1": 0.881}}
+    (tmp_path / "manifest.json").write_text(json.dumps(m))
+    (row,) = defaults.shipped_table()
+    assert dict(zip(defaults.SHIPPED_TABLE_HEADERS, row)) == {
+        "name": "cnn-resnet18", "arch": "cnn-resnet18", "test acc": 0.97, "balanced acc": 0.97, "AP": 0.97,
+        "FP demo reals": 0.06, "FP held-out photos (full, tiled)": 0.195, "FP held-out crops": 0.225,
+        "FP demo reals after blur σ 1": 0.881, "backbone weights": ""}
 
 
 @pytest.mark.parametrize("name, preset", [
