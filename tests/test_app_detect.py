@@ -82,6 +82,17 @@ def test_changing_any_input_rescores_the_current_image(page, demo_root, tmp_path
     expect(verdict).to_contain_text(img.name)
     expect(page.locator("#detect-heatmaps img").first).to_be_visible()
 
+    # scoring at native resolution, without a button; the verdict says which scoring ran
+    big = tmp_path / "large-photo.png"
+    from PIL import Image
+
+    Image.open(img).resize((640, 384)).save(big)
+    _score(page, big)
+    page.locator("#detect-scoring").get_by_text("native-resolution tiles").click()
+    expect(verdict).to_contain_text("scored at native resolution: 15 tiles of 128 px over 640×384", timeout=60_000)
+    expect(verdict).to_contain_text(big.name)
+    expect(page.locator("#detect-heatmaps")).to_contain_text("P(fake) per tile")
+
 
 def test_batch_on_the_demo_defaults_to_its_test_split_and_says_so(page, demo_root):
     """The demo folder defaults to its test split; the table, metrics and status name the split and its size."""

@@ -216,3 +216,30 @@ def test_an_uncalibrated_checkpoint_says_so():
     a = analyze(det, torch.rand(3, 32, 32), with_heatmap=False)
     assert a.assessment is None
     assert "Uncalibrated" in _trust_md(a.assessment, "my-run") and "detectlab calibrate my-run" in _trust_md(None, "my-run")
+
+
+def test_native_resolution_scoring_in_the_tab_and_the_api(tmp_path):
+    """Scoring 'tiles': P(fake) from the mean tile logit at the image's own resolution, and the tile map."""
+    from detectlab.catalog import load_detector
+    from detectlab.detect.tiling import score_file_tiled
+    from detectlab.ui.detect_tab import api_detect, detect_one
+
+    big = tmp_path / "big.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (600, 900, 3), dtype=np.uint8)).save(big)
+    expected = score_file_tiled(load_detector("cnn-resnet18").detector, big)
+    assert (expected.tiles_scored, expected.tiles_total) == (40, 40)  # 5 rows x 8 columns of 128 px cover 900x600
+
+    md, items, _ = detect_one(str(big), "shipped: cnn-resnet18", "gradcam", 0.5, "tiles")
+    assert f"P(fake) = {expected.p_fake:.3f}" in md and "native resolution: 40 tiles of 128 px over 900×600" in md
+    (preview, _), (tile_map, caption), (bar, _) = items
+    assert tile_map.size == (8 * 32, 5 * 32) and "40 of 40 scored" in caption and bar.size == (256, 24)
+
+    result, png = api_detect(str(big), "cnn-resnet18", scoring="tiles")
+    assert result["scoring"] == "tiles" and result["tiles_scored"] == 40
+    assert result["p_fake"] == pytest.approx(expected.p_fake, abs=1e-6)
+    assert result["p_fake_max_tile"] == pytest.approx(expected.p_fake_max, abs=1e-6)
+    with Image.open(png) as im:
+        assert im.size == (256, 160)
+    assert api_detect(str(big), "cnn-resnet18")[0]["scoring"] == "resize"
+    with pytest.raises(Exception, match="scoring must be one of resize, tiles"):
+        api_detect(str(big), "cnn-resnet18", scoring="sideways")

@@ -105,9 +105,10 @@ def score_tiled(detector: Detector, image: torch.Tensor, max_tiles: int = MAX_TI
                       len(rows) * len(cols), size, (h, w), "tiles")
 
 
-def load_uint8(source) -> torch.Tensor:
-    """Decode through the data layer into a uint8 tensor ``[3, H, W]`` (a quarter of float's memory)."""
-    array = np.asarray(load_image(source), dtype=np.uint8)
+def load_uint8(source, name: str | None = None) -> torch.Tensor:
+    """Decode through the data layer into a uint8 tensor ``[3, H, W]`` (a quarter of float's memory);
+    ``name`` is how errors name the file."""
+    array = np.asarray(load_image(source, name=name), dtype=np.uint8)
     return torch.from_numpy(array.copy()).permute(2, 0, 1)
 
 

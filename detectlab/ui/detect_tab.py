@@ -8,8 +8,10 @@ from dataclasses import asdict
 from pathlib import Path
 
 import gradio as gr
+import numpy as np
 import plotly.graph_objects as go
 import torch
+from PIL import Image
 
 from detectlab import config
 from detectlab.data.decode import to_pil
@@ -58,24 +60,65 @@ def _trust_md(assessment, name: str) -> str:
             f"{caution}")
 
 
-def detect_one(file: str | None, detector_label: str, method: str, opacity: float):
+#: How one image is scored: shrunk to the detector's input (with a Grad-CAM heatmap), or tile by tile
+#: at its own resolution (``detect.tiling``: the high-frequency trace a detector looks for survives).
+SCORING = {"resize": "resize to the detector's input (with heatmap)",
+           "tiles": "native-resolution tiles (large photos; tile map)"}
+
+
+def detect_one(file: str | None, detector_label: str, method: str, opacity: float, scoring: str = "resize"):
     """Score one uploaded image; returns (verdict markdown, overlays, analysis state)."""
     if not file:
         return "**Error:** upload an image first", [], None
     try:
         loaded = load_detector(detector_label)
+        if scoring == "tiles":
+            return _detect_tiled(file, loaded, detector_label)
         a = analyze_file(loaded.detector, file, loaded.threshold, method, name=Path(file).name, trust=loaded.trust)
         return _verdict_md(a, loaded, detector_label, Path(file).name, opacity), _shown(a, opacity), a
     except Exception as exc:  # noqa: BLE001 - a clear message; the tab keeps working
         return message(exc, file), [], None
 
 
-def rescore(file: str | None, detector_label: str, method: str, opacity: float):
-    """A changed detector, heatmap method or opacity re-scores the current image (the model is cached),
-    so the verdict on screen always belongs to the inputs shown."""
+def _tiled(file: str, loaded: LoadedDetector):
+    """Native-resolution scoring of one file: (TiledScore, decision, input preview, tile map image or None)."""
+    from detectlab.detect.tiling import load_uint8, score_tiled
+
+    image = load_uint8(file, name=Path(file).name)
+    t = score_tiled(loaded.detector, image)
+    preview = to_pil(image.float().div(255.0))
+    preview.thumbnail((512, 512))
+    tile_map = None
+    if t.mode == "tiles":
+        cells = np.kron(t.tile_map, np.ones((32, 32)))  # each tile a 32 px block
+        pixels = np.asarray(overlay(torch.zeros(3, *cells.shape), torch.from_numpy(np.nan_to_num(cells)).float(),
+                                    opacity=1.0)).copy()
+        pixels[np.isnan(cells)] = 0  # tiles left out of the seeded sample: black
+        tile_map = Image.fromarray(pixels)
+    return t, "fake" if t.p_fake > loaded.threshold else "real", preview, tile_map
+
+
+def _detect_tiled(file: str, loaded: LoadedDetector, label: str):
+    """The tab's native-resolution verdict: P(fake) from the mean tile logit, the per-tile P(fake) as a map."""
+    t, decision, preview, tile_map = _tiled(file, loaded)
+    md = (f"### `{Path(file).name}` — P(fake) = {t.p_fake:.3f} → **{decision.upper()}**\n"
+          f"detector **{label}** · threshold {loaded.threshold:.2f} · {t.describe()}\n\n"
+          "*Calibration and the out-of-distribution check apply to the resized path; switch Scoring to "
+          "resize for them and for a heatmap.*")
+    items = [(preview, f"input ({t.image_size[1]}×{t.image_size[0]} px)")]
+    if tile_map is not None:
+        items += [(tile_map, f"P(fake) per tile ({t.tiles_scored} of {t.tiles_total} scored"
+                   + ("; black = not sampled)" if t.tiles_scored < t.tiles_total else ")")),
+                  (colour_bar(), "colour scale: blue 0 → red 1 = P(fake) of the tile")]
+    return md, items, None
+
+
+def rescore(file: str | None, detector_label: str, method: str, opacity: float, scoring: str = "resize"):
+    """A changed detector, heatmap method, opacity or scoring re-scores the current image (the model is
+    cached), so the verdict on screen always belongs to the inputs shown."""
     if not file:
         return f"Detector **{detector_label}** picked: upload an image to score it.", [], None
-    return detect_one(file, detector_label, method, opacity)
+    return detect_one(file, detector_label, method, opacity, scoring)
 
 
 def _shown(a, opacity: float) -> list:
@@ -113,7 +156,8 @@ def api_detector_label(name: str | None) -> str:
     return text
 
 
-def api_detect(image_path: str, detector: str = "cnn-resnet18", method: str = "gradcam", opacity: float = 0.5):
+def api_detect(image_path: str, detector: str = "cnn-resnet18", method: str = "gradcam", opacity: float = 0.5,
+               scoring: str = "resize"):
     """P(fake), decision and heatmap overlay of one image, scored by one detector.
 
     Args:
@@ -121,21 +165,32 @@ def api_detect(image_path: str, detector: str = "cnn-resnet18", method: str = "g
         detector: a shipped name as the CLI spells it (cnn-resnet18, spectrum-durrall, ...), the Detect tab's label (shipped: cnn-resnet18) or a run id; empty: the first shipped detector.
         method: heatmap method, gradcam or gradcam++.
         opacity: heatmap opacity over the image, 0 to 1.
+        scoring: resize (the image shrunk to the detector's input, with a heatmap) or tiles (native resolution, tile by tile; for large photos).
     Returns:
-        JSON {p_fake, decision, threshold, detector; and, when the checkpoint is calibrated, p_fake_calibrated, unlike_training, ood_distance, ood_threshold} and the heatmap overlay (PNG; the image itself for a detector without a spatial layer).
+        JSON {p_fake, decision, threshold, detector, scoring; and, when the checkpoint is calibrated, p_fake_calibrated, unlike_training, ood_distance, ood_threshold; for tiles, p_fake_max_tile, tiles_scored, tiles_total} and the heatmap overlay (PNG; the image itself for a detector without a spatial layer; the tile map for tiles).
     """
     try:
         if not image_path:
             raise DetectLabError("no image: send one image file")
+        if scoring not in SCORING:
+            raise DetectLabError(f"scoring must be one of {', '.join(SCORING)}, got {scoring!r}")
         label = api_detector_label(detector)
         loaded = load_detector(label)
+        if scoring == "tiles":
+            t, decision, preview, tile_map = _tiled(image_path, loaded)
+            out = output_path("tiles.png")
+            (tile_map or preview).save(out)
+            return {"p_fake": t.p_fake, "decision": decision, "threshold": loaded.threshold, "detector": label,
+                    "scoring": t.mode, "p_fake_max_tile": t.p_fake_max, "tiles_scored": t.tiles_scored,
+                    "tiles_total": t.tiles_total}, str(out)
         a = analyze_file(loaded.detector, image_path, loaded.threshold, method, name=Path(image_path).name,
                          trust=loaded.trust)
     except Exception as exc:  # noqa: BLE001 - the client gets DetectLab's message, no server paths
         raise api_error(exc, image_path) from None
     out = output_path("heatmap.png")
     (overlay(a.image, a.maps[0][1], opacity) if a.maps else to_pil(a.image)).save(out)
-    result = {"p_fake": a.p_fake, "decision": a.decision, "threshold": a.threshold, "detector": label}
+    result = {"p_fake": a.p_fake, "decision": a.decision, "threshold": a.threshold, "detector": label,
+              "scoring": "resize"}
     if a.assessment is not None:
         result.update(p_fake_calibrated=a.assessment.p_calibrated, unlike_training=a.assessment.unlike_training,
                       ood_distance=a.assessment.ood_distance, ood_threshold=a.assessment.ood_threshold)
@@ -265,17 +320,19 @@ def build() -> dict:
             with gr.Column(scale=1):
                 upload = gr.File(label="Image (PNG, JPEG, WebP, BMP, TIFF)", file_count="single", type="filepath",
                                  elem_id="detect-upload")
+                scoring = gr.Radio([(v, k) for k, v in SCORING.items()], value="resize", label="Scoring",
+                                   elem_id="detect-scoring")
                 run = gr.Button("Detect", variant="primary", elem_id="detect-run")
             with gr.Column(scale=2):
                 verdict = gr.Markdown(elem_id="detect-verdict")
                 gallery = gr.Gallery(label="Input and heatmap (one per backbone for ensembles)", columns=3, height=300,
                                      object_fit="contain", elem_id="detect-heatmaps")
         analysis = gr.State(None)
-        one_in, one_out = [upload, detector, method, opacity], [verdict, gallery, analysis]
+        one_in, one_out = [upload, detector, method, opacity, scoring], [verdict, gallery, analysis]
         # one queue for every trigger, so answers arrive in the order the inputs changed
         run.click(detect_one, one_in, one_out, api_name=False, concurrency_id="detect-one")
         upload.upload(detect_one, one_in, one_out, api_name=False, concurrency_id="detect-one")
-        for changed in (detector, method, opacity):  # opacity: dragged, or typed and Enter
+        for changed in (detector, method, opacity, scoring):  # opacity: dragged, or typed and Enter
             changed.change(rescore, one_in, one_out, api_name=False, concurrency_id="detect-one",
                            trigger_mode="always_last")
     with gr.Tab("Batch"):
@@ -308,6 +365,7 @@ def build() -> dict:
     api_img = gr.Image(visible=False, format="png", label="heatmap overlay")  # lossless overlay
     gr.Button(visible=False).click(api_detect, [api_in, gr.Textbox(value="cnn-resnet18", visible=False, label="detector"),
                                                 gr.Textbox(value="gradcam", visible=False, label="heatmap method"),
-                                                gr.Number(value=0.5, visible=False, label="opacity")],
+                                                gr.Number(value=0.5, visible=False, label="opacity"),
+                                                gr.Textbox(value="resize", visible=False, label="scoring")],
                                    [api_json, api_img], api_name="detect")
     return {"detector": detector}
