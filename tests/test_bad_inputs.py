@@ -515,6 +515,50 @@ def test_folder_through_every_entry_point(entry, which, inputs, capsys, client, 
     OUTCOMES["folder"] += 1
 
 
+#: The other CLI commands that take a folder or a checkpoint: training, calibration, storage, held-out.
+_FOLDER_REFUSED = r"not a data set|no .*layout|lacks a class|both classes|images/\* with|ROOT/images"
+MORE_CLI_CASES = {
+    ("train", "empty"): (lambda i: ["train", "--data", i["empty"], "--epochs", 1, "--input-size", 32], _FOLDER_REFUSED),
+    ("train", "one_class"): (lambda i: ["train", "--data", i["one_class"], "--epochs", 1, "--input-size", 32],
+                             _FOLDER_REFUSED),
+    ("localize train", "empty"): (lambda i: ["localize", "train", "--arch", "unet", "--data", i["empty"],
+                                             "--epochs", 1, "--imgsz", 32], _FOLDER_REFUSED),
+    ("localize train", "one_class"): (lambda i: ["localize", "train", "--arch", "unet", "--data", i["one_class"],
+                                                 "--epochs", 1, "--imgsz", 32], _FOLDER_REFUSED),
+    ("localize eval", "empty"): (lambda i: ["localize", "eval", LOCALIZER_NAME, "--data", i["empty"]], _FOLDER_REFUSED),
+    ("localize eval", "evil.pt"): (lambda i: ["localize", "eval", i["evil.pt"]], _CKPT_PHRASES["evil.pt"]),
+    ("calibrate", "empty"): (lambda i: ["calibrate", DETECTOR, "--data", i["empty"]], _FOLDER_REFUSED),
+    ("calibrate", "one_class"): (lambda i: ["calibrate", DETECTOR, "--data", i["one_class"]], _FOLDER_REFUSED),
+    ("calibrate", "evil.pt"): (lambda i: ["calibrate", i["evil.pt"]], _CKPT_PHRASES["evil.pt"]),
+    ("calibrate", "truncated"): (lambda i: ["calibrate", i[f"truncated-{DETECTOR}.safetensors"]],
+                                 _CKPT_PHRASES["truncated"]),
+    ("compact", "evil.pt"): (lambda i: ["compact", i["evil.pt"]], _CKPT_PHRASES["evil.pt"]),
+    ("compact", "truncated"): (lambda i: ["compact", i[f"truncated-{DETECTOR}.safetensors"]],
+                               _CKPT_PHRASES["truncated"]),
+    ("heldout eval", "evil.pt"): (lambda i: ["heldout", "eval", i["evil.pt"], "--no-manifest", "--no-demo"],
+                                  _CKPT_PHRASES["evil.pt"]),
+    ("heldout eval", "truncated"): (lambda i: ["heldout", "eval", i[f"truncated-{DETECTOR}.safetensors"],
+                                               "--no-manifest", "--no-demo"], _CKPT_PHRASES["truncated"]),
+}
+
+
+@pytest.mark.parametrize("command,which", list(MORE_CLI_CASES))
+def test_training_calibration_and_storage_commands_refuse_bad_input(command, which, inputs, capsys):
+    """Each refuses with a one-line message before it writes anything; a pickle never runs."""
+    from detectlab import config
+
+    shipped = {p.name: p.stat().st_mtime for p in config.CHECKPOINT_DIR.iterdir()}
+    argv, phrase = MORE_CLI_CASES[(command, which)]
+    ok, text = _cli(capsys, *argv(inputs))
+    _clean(text)
+    assert not ok, f"{command} accepted a bad {which}: {text[:300]}"
+    assert re.search(phrase, text, re.I), text[:400]
+    assert not inputs["marker"].exists(), "the pickle's code ran"
+    assert {p.name: p.stat().st_mtime for p in config.CHECKPOINT_DIR.iterdir()} == shipped  # nothing shipped touched
+    OUTCOMES["clear"] += 1
+    OUTCOMES["cli more"] += 1
+
+
 # ---------------------------------------------------------------------------- zips
 ZIP_PHRASES = {"not_a_zip.zip": "not a zip", "truncated.zip": r"not a zip|corrupt", "traversal.zip": r"outside|\.\.",
                "html_only.zip": r"not a data set|no image|layout|skipped|no .*images", "one_class.zip": r"fake|generator|layout|not a data set",
