@@ -596,12 +596,16 @@ def _run_polling_rss(argv: list[str], timeout: float = 300) -> tuple[subprocess.
     """
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     watched, peak, start = psutil.Process(proc.pid), 0, time.monotonic()
-    while proc.poll() is None and time.monotonic() - start < timeout:
+    while time.monotonic() - start < timeout:
         try:
             peak = max(peak, watched.memory_info().rss)
         except psutil.Error:
             break
-        time.sleep(0.02)
+        try:
+            proc.wait(timeout=0.02)  # a sample every 20 ms, ending the moment the process exits
+            break
+        except subprocess.TimeoutExpired:
+            continue
     out, err = proc.communicate(timeout=timeout)
     return subprocess.CompletedProcess(argv, proc.returncode, out, err), peak
 

@@ -61,9 +61,10 @@ class RssPeak(threading.Thread):
 
     def run(self) -> None:
         proc = psutil.Process()
-        while not self._stop_event.is_set():
+        while True:  # a sample every 0.1 s until stopped
             self.peak = max(self.peak, proc.memory_info().rss)
-            time.sleep(0.1)
+            if self._stop_event.wait(0.1):
+                break
 
     def stop(self) -> int:
         self._stop_event.set()

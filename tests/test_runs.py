@@ -168,19 +168,21 @@ def test_bad_config_is_refused_at_submit(tmp_path):
 
 def _queue_and_die(home, config) -> subprocess.Popen:
     """An app process that queues a run and is then killed: its worker (own session) lives on."""
-    code = ("import json, sys, time\nfrom detectlab.runs import RunManager\n"
-            "m = RunManager(sys.argv[1], poll_seconds=0.2)\nm.submit(json.loads(sys.argv[2]), name='orphan')\n"
-            "time.sleep(600)\n")
-    return subprocess.Popen([sys.executable, "-c", code, str(home), json.dumps(config)])
+    code = ("import json, signal, sys\nfrom detectlab.runs import RunManager\n"
+            "m = RunManager(sys.argv[1], poll_seconds=0.2)\n"
+            "print(m.submit(json.loads(sys.argv[2]), name='orphan').id, flush=True)\n"
+            "signal.pause()\n")  # serves (its watcher thread runs) until killed
+    return subprocess.Popen([sys.executable, "-c", code, str(home), json.dumps(config)], stdout=subprocess.PIPE,
+                            text=True)
 
 
 def test_restarted_app_adopts_the_live_worker_and_never_runs_two(tmp_path, tiny_data):
     home = tmp_path / "home"
     app = _queue_and_die(home, _cfg(tiny_data, iterations=160))
     try:
-        # the run appears in the database the killed app and the restarted one share
-        store = _store_when_created(home)
-        rid = store.list()[0].id
+        # the app answers with the id of the run it queued, in the database the restarted app shares
+        rid = app.stdout.readline().strip()
+        store = RunStore(runs_db(home))
         running = _wait(store, rid, _epochs(store), 180)
         app.kill()
         app.wait(10)
@@ -205,25 +207,15 @@ def test_restarted_app_adopts_the_live_worker_and_never_runs_two(tmp_path, tiny_
         app.kill()
 
 
-def _store_when_created(home, timeout=60.0):
-    """The app's run store, once the killed-to-be app has created its database and queued the run."""
-    db = runs_db(home)
-    deadline = time.monotonic() + timeout
-    while not (db.exists() and RunStore(db).list()):
-        assert time.monotonic() < deadline, "the app did not queue its run"
-        time.sleep(0.1)
-    return RunStore(db)
-
-
 def test_killed_cli_run_is_marked_failed_within_a_minute(tmp_path, tiny_data):
     home = tmp_path / "home"
     env = {**os.environ, "DETECTLAB_HOME": str(home), "OMP_NUM_THREADS": "1"}
+    store = RunStore(runs_db(home))  # the database the CLI will record its run in
     cli = subprocess.Popen([sys.executable, "-m", "detectlab", "train", "--data", str(tiny_data), "--arch", "resnet18",
                             "--input-size", "32", "--iterations", "2000", "--batch-size", "8", "--name", "cli-run"],
                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        store = _store_when_created(home, timeout=120)
-        rid = store.list()[0].id
+        rid = store.wait_until(lambda: [r.id for r in store.list()], 120, "the CLI did not record its run")[0]
         running = _wait(store, rid, _ended("running"), 120)
         assert running.pid == cli.pid and running.heartbeat is not None
         cli.kill()

@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -47,26 +46,31 @@ def test_serve_binds_loopback_by_default():
 
 
 class _Lines(threading.Thread):
-    """Collects a pipe's lines as they come."""
+    """Collects a pipe's lines as they come; ``wait_for`` wakes on each new line."""
 
     def __init__(self, pipe) -> None:
         super().__init__(daemon=True)
-        self.pipe, self.lines = pipe, []
+        self.pipe, self.lines, self.closed = pipe, [], False
+        self._changed = threading.Condition()
 
     def run(self) -> None:
         for line in self.pipe:
-            self.lines.append(line)
+            with self._changed:
+                self.lines.append(line)
+                self._changed.notify_all()
+        with self._changed:
+            self.closed = True
+            self._changed.notify_all()
 
     def wait_for(self, pattern: str, timeout: float) -> re.Match | None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in list(self.lines):
-                if m := re.search(pattern, line):
-                    return m
-            if not self.is_alive():
-                return None
-            time.sleep(0.05)
-        return None
+        """The first line matching ``pattern``; None if the pipe closes or ``timeout`` passes first."""
+
+        def match():
+            return next((m for line in self.lines if (m := re.search(pattern, line))), None)
+
+        with self._changed:
+            self._changed.wait_for(lambda: match() is not None or self.closed, timeout)
+            return match()
 
 
 def test_exposed_server_warns_requires_the_login_and_cleans_its_uploads(tmp_path, demo_root):

@@ -22,7 +22,9 @@ import os
 import socket
 import sqlite3
 import time
-from typing import Callable
+from typing import Callable, TypeVar
+
+T = TypeVar("T")
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -312,12 +314,11 @@ class RunStore:
             rows = c.execute("SELECT * FROM runs WHERE status='running' ORDER BY started").fetchall()
         return [self._record(r) for r in rows]
 
-    def wait_for(self, run_id: str, until: Callable[[RunRecord], bool], timeout: float,
-                 poll: float = 0.1) -> RunRecord:
-        """Block until ``until(record)`` holds for run ``run_id``; returns the record.
+    def wait_until(self, until: Callable[[], T], timeout: float, what: str = "", poll: float = 0.1) -> T:
+        """Block until ``until()`` returns something truthy; return it.
 
-        Reads only when the database changed (SQLite's ``data_version``), so waiting costs
-        nothing while the run is quiet. Raises ``TimeoutError`` with the run's last state.
+        ``until`` is evaluated again only when the database changed (SQLite's ``data_version``),
+        so waiting costs nothing while nothing happens. Raises ``TimeoutError`` naming ``what``.
         """
         deadline = time.monotonic() + timeout
         with self._conn() as c:
@@ -326,13 +327,24 @@ class RunStore:
                 version = c.execute("PRAGMA data_version").fetchone()[0]
                 if version != seen:
                     seen = version
-                    record = self.get(run_id)
-                    if until(record):
-                        return record
+                    if result := until():
+                        return result
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"run {run_id} after {timeout:.0f} s: {record.status}, "
-                                       f"{record.stage} {record.step}/{record.total}, error {record.error}")
+                    raise TimeoutError(f"after {timeout:.0f} s: {what() if callable(what) else what}")
                 time.sleep(poll)
+
+    def wait_for(self, run_id: str, until: Callable[[RunRecord], bool], timeout: float) -> RunRecord:
+        """Block until ``until(record)`` holds for run ``run_id``; returns the record (see ``wait_until``)."""
+
+        def ready():
+            record = self.get(run_id)
+            return record if until(record) else None
+
+        def state():
+            r = self.get(run_id)
+            return f"run {run_id}: {r.status}, {r.stage} {r.step}/{r.total}, error {r.error}"
+
+        return self.wait_until(ready, timeout, state)
 
     def cancel_requested(self, run_id: str) -> bool:
         with self._conn() as c:
