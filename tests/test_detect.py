@@ -170,7 +170,7 @@ def test_gradio_client_endpoint(app_url, demo_root):
 
 
 def test_colour_bar_runs_blue_to_red():
-    from detectlab.ui.detect_tab import colour_bar
+    from detectlab.explain import colour_bar
 
     bar = np.asarray(colour_bar())
     assert bar.shape == (24, 256, 3)

@@ -61,6 +61,9 @@ class TiledScore:
     image_size: tuple[int, int]   # (height, width) scored
     mode: str                     # "tiles" or "resize" (image not larger than the input)
 
+    def decision(self, threshold: float = 0.5) -> str:
+        return "fake" if self.p_fake > threshold else "real"
+
     def describe(self) -> str:
         h, w = self.image_size
         if self.mode == "resize":

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from dataclasses import asdict
 from pathlib import Path
 
 import gradio as gr
-import numpy as np
 import plotly.graph_objects as go
-import torch
-from PIL import Image
 
 from detectlab import config
 from detectlab.data.decode import to_pil
@@ -20,7 +16,7 @@ from detectlab.catalog import LoadedDetector, load_detector
 from detectlab.errors import DatasetError, DetectLabError
 from detectlab.detect.analyze import analyze_file
 from detectlab.detect.predict import SPLITS, default_split, is_demo_set, predict_files, score_folder, write_csv
-from detectlab.explain import CAM_METHODS, overlay
+from detectlab.explain import CAM_METHODS, colour_bar, grid_image, overlay
 from detectlab.ui import state
 from detectlab.ui.common import GradioProgress, refresh_on_open
 from detectlab.ui.widgets import ImageInput, api_error, message, output_path, scrub
@@ -88,14 +84,8 @@ def _tiled(file: str, loaded: LoadedDetector):
     t = score_tiled(loaded.detector, image)
     preview = to_pil(image.float().div(255.0))
     preview.thumbnail((512, 512))
-    tile_map = None
-    if t.mode == "tiles":
-        cells = np.kron(t.tile_map, np.ones((32, 32)))  # each tile a 32 px block
-        pixels = np.asarray(overlay(torch.zeros(3, *cells.shape), torch.from_numpy(np.nan_to_num(cells)).float(),
-                                    opacity=1.0)).copy()
-        pixels[np.isnan(cells)] = 0  # tiles left out of the seeded sample: black
-        tile_map = Image.fromarray(pixels)
-    return t, "fake" if t.p_fake > loaded.threshold else "real", preview, tile_map
+    tile_map = grid_image(t.tile_map) if t.mode == "tiles" else None  # tiles left out of the sample: black
+    return t, t.decision(loaded.threshold), preview, tile_map
 
 
 def _detect_tiled(file: str, loaded: LoadedDetector, label: str):
@@ -130,13 +120,6 @@ def _shown(a, opacity: float) -> list:
     if a.maps:
         items.append((colour_bar(), f"colour scale: blue 0 → red 1 = strongest evidence for '{a.decision}'"))
     return items
-
-
-@functools.lru_cache(maxsize=1)
-def colour_bar(width: int = 256, height: int = 24):
-    """The heatmaps' colour scale (jet, 0 at the left, 1 at the right) as a small image."""
-    ramp = torch.linspace(0, 1, width)[None].expand(height, width)
-    return overlay(torch.zeros(3, height, width), ramp, opacity=1.0)
 
 
 _CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".safetensors", ".bin", ".pkl")
