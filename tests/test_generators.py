@@ -71,3 +71,59 @@ def test_transposed_conv_leaves_periodic_peaks():
         return float(spec[32, 32] + spec[0, 32] + spec[32, 0]) / float(spec.mean() + 1e-12)
 
     assert peak_ratio("transposed-conv") > 3 * peak_ratio("resize-conv")
+
+
+def test_condition_sigma_sets_how_much_detail_the_condition_keeps():
+    """A milder conditioning blur keeps more high-frequency energy; the range is part of the config."""
+    torch.manual_seed(0)
+    x = torch.rand(4, 3, 32, 32)
+
+    def high_energy(t):
+        spec = torch.fft.fft2(t.mean(1)).abs()
+        return float(spec[:, 8:25, 8:25].mean())
+
+    mild = degrade_condition(x, torch.Generator().manual_seed(1), (0.4, 0.4))
+    strong = degrade_condition(x, torch.Generator().manual_seed(1), (1.6, 1.6))
+    assert high_energy(mild) > 3 * high_energy(strong)
+    cfg = GeneratorTrainConfig(condition_sigma=[0.3, 0.7])
+    assert cfg.condition_sigma == (0.3, 0.7)
+
+
+def test_saved_generator_keeps_its_loss_weights_and_condition(tmp_path):
+    imgs = (torch.rand(8, 3, 32, 32) * 255).to(torch.uint8)
+    cfg = GeneratorTrainConfig(upsampler="resize-conv", width=8, steps=3, batch_size=2, patch=16,
+                               spectral_weight=0.7, pixel_weight=0.1, condition_sigma=(0.5, 0.6))
+    model, summary = train_generator(imgs, cfg)
+    save_generator(model, tmp_path / "g.safetensors", cfg, summary)
+    _, meta = load_generator(tmp_path / "g.safetensors")
+    assert tuple(meta["config"]["condition_sigma"]) == (0.5, 0.6)
+    assert (meta["config"]["spectral_weight"], meta["config"]["pixel_weight"]) == (0.7, 0.1)
+
+
+def test_a_generator_file_from_before_the_lowpass_loss_loads_as_it_was_trained(tmp_path):
+    import json
+
+    from safetensors.torch import save_file
+
+    model = ResidualGenerator("pixel-shuffle", width=8)
+    old = {"upsampler": "pixel-shuffle", "width": 8, "steps": 1, "batch_size": 2, "patch": 16, "lr": 0.002,
+           "spectral_weight": 0.1, "seed": 0}
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp_path / "old.safetensors"),
+              metadata={"config": json.dumps(old), "summary": "{}", "kind": "detectlab-generator"})
+    _, meta = load_generator(tmp_path / "old.safetensors")
+    assert tuple(meta["config"]["condition_sigma"]) == (0.8, 1.6)
+    assert (meta["config"]["pixel_weight"], meta["config"]["lowpass_weight"]) == (1.0, 0.0)
+    assert meta["config"]["spectral_loss"] == "full"
+
+
+def test_radial_spectral_loss_ignores_where_a_peak_sits_the_full_one_does_not():
+    """The radial loss compares how much energy each frequency band holds, so a grid peak the
+    up-sampler adds costs it little; the per-frequency loss would flatten such peaks."""
+    from detectlab.generators.train import _spectral_loss
+
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 32, 32)
+    assert float(_spectral_loss("radial", x.transpose(-1, -2), x)) < 1e-5
+    assert float(_spectral_loss("full", x.transpose(-1, -2), x)) > 0.1
+    with pytest.raises(ValueError, match="spectral_loss must be one of"):
+        GeneratorTrainConfig(spectral_loss="perceptual")

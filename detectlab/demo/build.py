@@ -36,6 +36,9 @@ from detectlab.progress import NEVER_CANCEL, CancelToken, Progress, null_progres
 
 #: The demo generators, one per up-sampling design (folder name = generator name).
 GENERATORS = ("transposed-conv", "resize-conv", "pixel-shuffle")
+#: Extra downscale factors of the real crops (2x, 4x, 8x; see ``make_real_crops``): reals at
+#: several scales, so image scale is no shortcut between the classes.
+REAL_EXTRA_SCALES = (0.5, 0.25, 0.125)
 _STAMP = ".materialized.json"
 _BATCH = 64
 
@@ -125,7 +128,8 @@ def materialize(
     n = len(stems)
     fakes: dict[str, np.ndarray] = {}
     for gi, name in enumerate(GENERATORS):
-        model, _ = load_generator(generator_dir / f"{name}.safetensors")
+        model, meta = load_generator(generator_dir / f"{name}.safetensors")
+        sigma = tuple(meta["config"]["condition_sigma"])
         rng = torch.Generator().manual_seed(1000 + gi)
         tmp = demo_dir / f".{name}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
@@ -135,7 +139,7 @@ def materialize(
             for lo in range(0, n, _BATCH):
                 cancel.check()
                 x = real[lo : lo + _BATCH].float() / 255.0
-                y = model(degrade_condition(x, rng))
+                y = model(degrade_condition(x, rng, sigma))
                 arr = (y * 255.0 + 0.5).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
                 outs.append(arr)
                 for k, a in enumerate(arr):
@@ -264,7 +268,7 @@ def build_demo(
             fetch_sources(Path(sources), progress=progress)
         photos = collect_sources(Path(sources), progress=progress)
         real_dir = config.DEMO_DIR / "real"
-        records = make_real_crops(photos, real_dir, seed=cfg.seed, progress=progress)
+        records = make_real_crops(photos, real_dir, seed=cfg.seed, extra_scales=REAL_EXTRA_SCALES, progress=progress)
         write_real_manifest(photos, records, config.DEMO_DIR / "real_manifest.json")
         info["real_crops"] = len(records)
     _, real = real_crops()

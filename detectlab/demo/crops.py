@@ -92,6 +92,10 @@ def _place_boxes(
     return boxes
 
 
+def _informative(arr: np.ndarray, size: int):
+    return lambda x, y: is_informative(arr[y : y + size, x : x + size])
+
+
 def make_real_crops(
     photos: Sequence[SourcePhoto],
     out_dir: Path,
@@ -99,6 +103,7 @@ def make_real_crops(
     size: int = 128,
     seed: int = 0,
     max_crops_per_photo: int = 6,
+    extra_scales: Sequence[float] = (),
     progress: Progress = null_progress,
 ) -> list[dict]:
     """Downscale each photo and save up to ``max_crops_per_photo`` random crops as PNG.
@@ -109,6 +114,11 @@ def make_real_crops(
     generator seeded with ``(seed, i)``, so the output is deterministic and one photo's
     crops do not change when another photo is added or dropped. Crop files of an
     earlier run that this run does not write again are deleted.
+
+    ``extra_scales`` (e.g. ``(0.5, 0.25, 0.125)``: 2x, 4x, 8x) adds one crop per listed
+    downscale factor that differs from the main crops' by more than 1.2x either way and still
+    holds a crop, so the real class spans several scales, from close-up texture to whole
+    scenes, not one. Each factor is <= 0.5, so block traces still go.
 
     Returns one record per crop: ``file`` (name in ``out_dir``), ``photo`` (``p0007``),
     ``package``, ``registry``, ``licence``, ``source_name``, ``scale`` (downscale
@@ -133,23 +143,34 @@ def make_real_crops(
         if n == 0:
             continue
         rng = np.random.default_rng([seed, index])
-        boxes = _place_boxes(rng, sw, sh, size, n, lambda x, y: is_informative(arr[y : y + size, x : x + size]))
-        for k, (x, y) in enumerate(boxes):
-            name = f"p{index:04d}_c{k}.png"
-            Image.fromarray(arr[y : y + size, x : x + size]).save(out_dir / name, optimize=True)
-            written.add(name)
-            records.append(
-                {
-                    "file": name,
-                    "photo": f"p{index:04d}",
-                    "package": photo.package,
-                    "registry": photo.registry,
-                    "licence": photo.licence,
-                    "source_name": photo.source_name,
-                    "scale": round(scale, 6),
-                    "box": [round(x / scale), round(y / scale), round((x + size) / scale), round((y + size) / scale)],
-                }
-            )
+        views = [(scale, arr, _place_boxes(rng, sw, sh, size, n, _informative(arr, size)))]
+        for si, extra in enumerate(extra_scales):
+            if not (0 < extra <= 0.5) or scale / 1.2 <= extra <= scale * 1.2 or min(w, h) * extra < size:
+                continue
+            ew, eh = max(1, round(w * extra)), max(1, round(h * extra))
+            big = np.asarray(img.resize((ew, eh), Image.LANCZOS, reducing_gap=3.0))
+            erng = np.random.default_rng([seed, index, 1 + si])
+            views.append((extra, big, _place_boxes(erng, ew, eh, size, 1, _informative(big, size))))
+        k = 0
+        for view_scale, view, boxes in views:
+            for x, y in boxes:
+                name = f"p{index:04d}_c{k}.png"
+                k += 1
+                Image.fromarray(view[y : y + size, x : x + size]).save(out_dir / name, optimize=True)
+                written.add(name)
+                records.append(
+                    {
+                        "file": name,
+                        "photo": f"p{index:04d}",
+                        "package": photo.package,
+                        "registry": photo.registry,
+                        "licence": photo.licence,
+                        "source_name": photo.source_name,
+                        "scale": round(view_scale, 6),
+                        "box": [round(x / view_scale), round(y / view_scale),
+                                round((x + size) / view_scale), round((y + size) / view_scale)],
+                    }
+                )
     for stale in out_dir.iterdir():
         if CROP_NAME.match(stale.name) and stale.name not in written:
             stale.unlink()
