@@ -229,8 +229,8 @@ def findings() -> list[str]:
     if "spectrum-durrall" in acc and "cnn-resnet18" in acc:
         s, c = acc["spectrum-durrall"], acc["cnn-resnet18"]
         verdict = ("contradicts seed 001 Table 4.3, where the spectrum baseline (87.7 %) falls well below the "
-                   "CNN: the demo generators' main trace is spectral (missing high frequencies, up-sampling "
-                   "peaks), which a 1-D radial spectrum captures") if s >= c else \
+                   "CNN: the demo generators' main trace is then spectral, which a 1-D radial spectrum "
+                   "captures") if s >= c else \
             "agrees with seed 001 Table 4.3: the spectrum baseline falls below the CNN"
         out.append(f"Durrall spectrum baseline {100 * s:.1f} % vs ResNet-18 CNN {100 * c:.1f} % test accuracy on "
                    f"the demo — this {verdict}.")

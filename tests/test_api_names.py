@@ -73,7 +73,7 @@ def test_detect_takes_cli_names_and_screen_labels(client, image):
 
 
 def test_attack_and_degrade_score_take_cli_names(client, image):
-    out, _ = client.predict(image=_handle(image), detector="cnn-resnet18", method="fgsm", eps=0.02, api_name="/attack")
+    out, _ = client.predict(image=_handle(image), detector="cnn-resnet18", method="pgd", eps=0.02, api_name="/attack")
     assert out["eps"] == 0.02 and out["p_fake_after"] < out["p_fake_before"]
     out, _ = client.predict(image=_handle(image), detectors="spectrum-durrall", jpeg_quality=50,
                             api_name="/degrade_score")

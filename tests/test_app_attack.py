@@ -50,7 +50,10 @@ def _drag_eps(page, fraction: float) -> float:
 
 
 def test_moving_eps_lowers_p_fake_without_a_button(page, demo_root, tmp_path):
+    # PGD: single-step FGSM barely moves the shipped cnn-resnet18 (its sign noise adds the kind of
+    # high-frequency energy the sharper demo generators leave; README "Attacks")
     page.get_by_role("tab", name="Attack", exact=True).click()
+    page.locator("#attack-method label", has_text="pgd").click()
     img = _pick(demo_root, "pixel-shuffle", tmp_path, "slider")
     page.locator("#attack-upload input[type=file]").set_input_files(str(img))
     verdict = page.locator("#attack-verdict")
@@ -67,7 +70,7 @@ def test_moving_eps_lowers_p_fake_without_a_button(page, demo_root, tmp_path):
     expect(page.locator("#attack-adversarial img")).to_be_visible()
     expect(page.locator("#attack-residual")).to_contain_text(re.compile(r"black/white = ∓0\.0\d{3}"))
     expect(page.locator("#attack-download a").first).to_have_attribute(
-        "href", re.compile(re.escape(f"{img.stem}_fgsm_eps{eps:.3f}.png") + "$"))
+        "href", re.compile(re.escape(f"{img.stem}_pgd_eps{eps:.3f}.png") + "$"))
 
 
 def test_spectrum_detector_says_gradient_attacks_do_not_apply(page, demo_root, tmp_path):
@@ -92,7 +95,6 @@ def test_attack_api(app_url, demo_root, tmp_path):
     client = Client(app_url, verbose=False)
     out, png = client.predict(handle_file(str(img)), "cnn-resnet18", "fgsm", 0.02, api_name="/attack")
     assert out["eps"] == 0.02 and out["method"] == "fgsm"
-    assert out["p_fake_after"] < out["p_fake_before"]
     assert out["linf"] == pytest.approx(0.02, abs=1e-4)
     # PSNR = 10 log10(n / L2^2) over n = 3 x 128 x 128 values; no pixel moves more than eps (clipping only shrinks)
     assert out["psnr"] == pytest.approx(10 * math.log10(3 * 128 * 128 / out["l2"] ** 2), abs=1e-3)
@@ -101,6 +103,7 @@ def test_attack_api(app_url, demo_root, tmp_path):
     assert adv.shape == (3, 128, 128)
     assert (adv - load_tensor(img, 128)).abs().max() <= 0.02 + 1 / 255   # the PNG is the 8-bit adversarial image
     out_pgd, _ = client.predict(handle_file(str(img)), "cnn-resnet18", "pgd", 0.02, api_name="/attack")
+    assert out_pgd["p_fake_after"] < out_pgd["p_fake_before"] - 0.1
     assert out_pgd["p_fake_after"] <= out["p_fake_after"] + 1e-3
     with pytest.raises(Exception, match="eps must be a number in \\[0, 1\\]"):
         client.predict(handle_file(str(img)), "cnn-resnet18", "fgsm", 1.5, api_name="/attack")

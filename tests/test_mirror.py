@@ -141,7 +141,7 @@ def test_the_tab_queues_the_mirror_pair_with_cnn_resnet18s_settings(monkeypatch,
     for (name, cfg), part in zip(queued, ("1/2", "2/2")):
         assert cfg["train_part"] == part and cfg["name"] == name and cfg["data"] == str(tiny_root)
         assert {k: v for k, v in cfg.items() if k not in ("train_part", "name", "data")} == \
-            {k: v for k, v in shipped.items() if k != "name"}
+            {k: v for k, v in shipped.items() if k not in ("train_part", "name")}
     assert "`run-1` (part 1/2)" in status and "`run-2` (part 2/2)" in status
     assert (pick_a["value"], pick_b["value"]) == ("run-1", "run-2")
     status, *_ = attack_tab.queue_mirror("no such set", "")

@@ -158,8 +158,8 @@ def blur_findings(result: BlurDefenceResult) -> list[str]:
         + (f", but costs {100 * cost:.0f} points on clean fakes — the demo's trace is high-frequency, and blur "
            "removes it with the residual" if cost > 0.1 else "")
         + (f". Caution: blurred, only {_pct(real['blurred clean'])} of the real images stay real (clean: "
-           f"{_pct(real['clean'])}) — the demo generators' trace is a high-frequency deficit, so blur makes real "
-           "photos look synthetic and the 'defence' partly works by calling everything fake"
+           f"{_pct(real['clean'])}) — this detector takes missing detail for a generator's trace, so blur makes "
+           "real photos look synthetic and the 'defence' partly works by calling everything fake"
            if real.get("blurred clean") is not None and real["clean"] is not None
            and real["blurred clean"] < real["clean"] - 0.2 else "") + ".",
     ]

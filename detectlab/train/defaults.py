@@ -9,15 +9,17 @@ from pathlib import Path
 from detectlab import config
 from detectlab.models.manifest import read_manifest, update_manifest
 from detectlab.progress import NEVER_CANCEL, CancelToken, Progress, null_progress
-from detectlab.train.config import CPU_RESNET18, TrainConfig, preset_fields
+from detectlab.train.config import CNN_DEMO, TrainConfig, preset_fields
 from detectlab.train.engine import train
 from detectlab.train.layout import RunLayout
 
 #: name -> (TrainConfig fields, what it is)
 DEFAULTS: dict[str, tuple[dict, str]] = {
     "cnn-resnet18": (
-        dict(CPU_RESNET18),
-        "ResNet-18 trained end to end from random init on the demo (the fast CPU CNN; seed 001 uses ResNet-50)"),
+        dict(CNN_DEMO),
+        "ResNet-18 trained end to end from random init on the demo (the fast CPU CNN; seed 001 uses ResNet-50), "
+        "with mild blur / JPEG / downsize post-processing on both classes (p = 0.2 each; blur sigma <= 1.5, JPEG "
+        "quality >= 60, downsize scale >= 0.5) so a soft or re-compressed photo is no shortcut to 'fake'"),
     "univfd-mobilenet_v2": (
         dict(arch="frozen:mobilenet_v2", input_size=128, epochs=40, batch_size=64, lr=1e-3, weight_decay=0.0,
              weighted_sampling=True, hflip=True, seed=0),
