@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 from PIL import Image
@@ -19,6 +21,7 @@ def overlay(image: torch.Tensor, heatmap: torch.Tensor, opacity: float = 0.5, cm
     return Image.fromarray((out * 255 + 0.5).astype(np.uint8))
 
 
+@functools.lru_cache(maxsize=4)
 def colour_bar(width: int = 256, height: int = 24) -> Image.Image:
     """The overlays' colour scale (jet, 0 at the left, 1 at the right) as a small image."""
     ramp = torch.linspace(0, 1, width)[None].expand(height, width)

@@ -17,6 +17,10 @@ from detectlab.models.spectrum import radial_profile
 from detectlab.progress import NEVER_CANCEL, CancelToken, Progress, null_progress
 
 
+#: How the spectral term compares amplitudes: per ring (``radial``) or per frequency (``full``).
+SPECTRAL_LOSSES = ("radial", "full")
+
+
 @dataclass
 class GeneratorTrainConfig:
     """Settings of one generator's training (Adam on random patches of the real crops)."""
@@ -43,7 +47,6 @@ class GeneratorTrainConfig:
 #: What a generator file written before these fields existed was trained with (pixel L1 only,
 #: conditioning blur sigma 0.8-1.6), so loading it describes it, and re-derives its outputs, truly.
 _BEFORE_LOWPASS_LOSS = {"pixel_weight": 1.0, "lowpass_weight": 0.0, "condition_sigma": (0.8, 1.6), "spectral_loss": "full"}
-SPECTRAL_LOSSES = ("radial", "full")
 
 
 def _log_amplitude(x: torch.Tensor) -> torch.Tensor:

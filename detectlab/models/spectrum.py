@@ -11,6 +11,8 @@ The spectrum functions live here, with the detector that needs them, so ``models
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 from torch import nn
@@ -69,13 +71,18 @@ def radial_profile(spectra: torch.Tensor, n_bins: int | None = None) -> torch.Te
     the inscribed circle (the corners) are left out so every bin is a full ring.
     """
     h, w = spectra.shape[-2:]
-    n_bins = n_bins or min(h, w) // 2
+    return spectra.flatten(-2) @ _ring_means(h, w, n_bins or min(h, w) // 2, spectra.dtype)
+
+
+@functools.lru_cache(maxsize=16)
+def _ring_means(h: int, w: int, n_bins: int, dtype: torch.dtype) -> torch.Tensor:
+    """``[h * w, n_bins]`` matrix averaging each full ring; built once per shape (every Durrall
+    forward and every generator training step needs it)."""
     r = radial_bins(h, w).flatten()
     keep = r < n_bins
-    onehot = torch.zeros(h * w, n_bins, dtype=spectra.dtype)
+    onehot = torch.zeros(h * w, n_bins, dtype=dtype)
     onehot[torch.nonzero(keep).squeeze(1), r[keep]] = 1.0
-    onehot = onehot / onehot.sum(0, keepdim=True)
-    return spectra.flatten(-2) @ onehot
+    return onehot / onehot.sum(0, keepdim=True)
 
 
 class SpectrumDetector(Detector):
