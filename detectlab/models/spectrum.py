@@ -106,21 +106,34 @@ class SpectrumDetector(Detector):
     def heatmap_targets(self):
         return []  # a 1-D spectral feature has no spatial map
 
-    def fit(self, images: torch.Tensor, labels: np.ndarray, c: float = 1.0) -> None:
-        """Fit standardisation and logistic regression on images [N, 3, S, S] (uint8 or [0, 1])."""
+    def fit(self, images: torch.Tensor, labels: np.ndarray, c: float = 1.0, augment=None, copies: int = 0,
+            generator: torch.Generator | None = None, balanced: bool = False) -> None:
+        """Fit standardisation and logistic regression on images [N, 3, S, S] (uint8 or [0, 1]).
+
+        With ``augment`` (a callable on [B, 3, S, S] in [0, 1], e.g. ``RandomDegrade``) the fit also
+        sees ``copies`` randomly degraded copies of the set, labels repeated: the training-time
+        post-processing of CNNDetection given to a closed-form model. Only the 1-D features are kept,
+        so memory grows by ``copies`` x N x S/2 floats, not by images. ``balanced`` weighs each class
+        equally (the closed-form counterpart of weighted sampling), so a fake-heavy set does not shift
+        the decision towards "fake".
+        """
         from sklearn.linear_model import LogisticRegression
 
         feats = []
         with torch.no_grad():
-            for lo in range(0, len(images), 256):
-                x = images[lo : lo + 256]
-                x = x.float() / 255.0 if x.dtype == torch.uint8 else x
-                feats.append(radial_profile(log_spectrum(x).float()))
+            for copy in range(1 + (copies if augment is not None else 0)):
+                for lo in range(0, len(images), 256):
+                    x = images[lo : lo + 256]
+                    x = x.float() / 255.0 if x.dtype == torch.uint8 else x
+                    if copy:
+                        x = augment(x, generator=generator)
+                    feats.append(radial_profile(log_spectrum(x).float()))
         f = torch.cat(feats)
+        y = np.tile(np.asarray(labels), len(f) // len(images))
         self.feat_mean.copy_(f.mean(0))
         self.feat_std.copy_(f.std(0).clamp(min=1e-6))
         z = ((f - self.feat_mean) / self.feat_std).numpy()
-        clf = LogisticRegression(C=c, max_iter=2000).fit(z, np.asarray(labels))
+        clf = LogisticRegression(C=c, max_iter=2000, class_weight="balanced" if balanced else None).fit(z, y)
         with torch.no_grad():
             self.head.weight.copy_(torch.from_numpy(clf.coef_).float())
             self.head.bias.copy_(torch.from_numpy(clf.intercept_).float())

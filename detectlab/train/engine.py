@@ -187,7 +187,9 @@ def _run_once(cfg: TrainConfig, ds: DetectionDataset, parts: dict, images: dict,
     epochs = math.ceil(total_steps / steps_per_epoch)
     if hasattr(detector, "fit"):  # closed-form detectors (spectrum baseline): one fit, one validation
         progress(0, 1, f"fit {cfg.arch}")
-        detector.fit(train_x, y_train.numpy())
+        # with augmentation, each epoch adds one randomly post-processed copy of the train split to the fit
+        detector.fit(train_x, y_train.numpy(), augment=augment, copies=epochs, generator=gen,
+                     balanced=cfg.weighted_sampling)
         total_steps, epochs = 0, 1
     batches = _Batches(parts["train"], cfg.batch_size, cfg.weighted_sampling, gen)
     history: list[dict] = []
