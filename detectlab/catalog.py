@@ -111,6 +111,11 @@ class LoadedDetector:
         return text
 
     @property
+    def heldout(self) -> HeldoutRecord | None:
+        """False-positive rates on held-out real photos, for a shipped checkpoint that was measured."""
+        return heldout_record(self.path)
+
+    @property
     def trust(self):
         """Calibration and out-of-distribution statistics fitted for exactly this checkpoint
         (``detectlab calibrate``), or None; read once per file version."""
@@ -194,8 +199,71 @@ def demo_generators() -> list[str]:
 # -- what the shipped detectors measured -------------------------------------------------------
 #: Columns of ``shipped_table``: in-distribution numbers, then false-positive rates on real photos.
 SHIPPED_TABLE_HEADERS = ["name", "arch", "test acc", "balanced acc", "AP", "FP demo reals",
-                         "FP held-out photos (full, tiled)", "FP held-out crops", "FP demo reals after blur σ 1",
-                         "backbone weights"]
+                         "FP held-out photos (full, resized)", "FP held-out photos (full, tiled)", "FP held-out crops",
+                         "FP demo reals after blur σ 1", "FP demo reals after 2× down-up", "backbone weights"]
+_TABLE_FP_KEYS = ("demo_test_reals", "full_resized", "full_tiled", "crops", "demo_blur_sigma1", "demo_downup_2x")
+
+#: What a verdict has to meet on real photos to be trusted: at most this share of held-out photos
+#: (full size and as crops) called fake ...
+HELDOUT_FP_TARGET = 0.10
+#: ... and at most this share of the demo's test reals after a sigma 1 blur or a 2x down-and-up.
+DEGRADED_FP_TARGET = 0.15
+
+
+@dataclass(frozen=True)
+class HeldoutRecord:
+    """A shipped detector's false-positive rates on real photos it never saw (``detectlab heldout eval``)."""
+
+    name: str
+    rates: dict            # manifest keys (full_resized, full_tiled, crops, demo_blur_sigma1, ...) -> rate
+    photos: int
+    packages: int
+
+    def photo_rate(self, scoring: str) -> float | None:
+        """The held-out full-size rate of the scoring path that ran (``resize`` or ``tiles``)."""
+        return self.rates.get("full_tiled" if scoring == "tiles" else "full_resized")
+
+    def misses(self, scoring: str) -> list[str]:
+        """The trust targets this detector misses, in words (empty: it meets them all)."""
+        out = []
+        for what, rate, target in (("held-out photos", self.photo_rate(scoring), HELDOUT_FP_TARGET),
+                                   ("held-out crops", self.rates.get("crops"), HELDOUT_FP_TARGET),
+                                   ("blurred demo reals", self.rates.get("demo_blur_sigma1"), DEGRADED_FP_TARGET),
+                                   ("down-and-up demo reals", self.rates.get("demo_downup_2x"), DEGRADED_FP_TARGET)):
+            if rate is not None and rate > target:
+                out.append(f"{what} {100 * rate:.0f} % (target ≤ {100 * target:.0f} %)")
+        return out
+
+    def describe(self, scoring: str) -> str:
+        """One line for a verdict: how often this detector called unseen real photos fake."""
+        def pct(key):
+            v = self.rates.get(key)
+            return "n/a" if v is None else f"{100 * v:.0f} %"
+
+        mode = "tiled" if scoring == "tiles" else "resized"
+        rate = self.photo_rate(scoring)
+        text = (f"on {self.photos} real photos from {self.packages} packages it never saw, this detector called "
+                f"{'n/a' if rate is None else f'{100 * rate:.0f} %'} fake ({mode}, as now), {pct('crops')} of their "
+                f"128 px crops, and {pct('demo_blur_sigma1')} of the demo's real test images after a σ 1 blur")
+        missed = self.misses(scoring)
+        if missed:
+            return (f"⚠ **Weak evidence on real photos:** {text}. It misses the trust targets on "
+                    f"{'; '.join(missed)}, so read a FAKE verdict from it as a hint, not a finding.")
+        return f"Held-out check: {text} (within the targets of ≤ {100 * HELDOUT_FP_TARGET:.0f} % / " \
+               f"≤ {100 * DEGRADED_FP_TARGET:.0f} %)."
+
+
+def heldout_record(path: str | Path) -> HeldoutRecord | None:
+    """The held-out measurement of the shipped checkpoint at ``path`` (None for runs and unmeasured files)."""
+    path = Path(path)
+    if path.resolve().parent != config.CHECKPOINT_DIR.resolve():
+        return None
+    h = read_manifest().get("heldout", {}).get(path.stem)
+    if not h:
+        return None
+    counts = h.get("counts") or {}
+    return HeldoutRecord(path.stem, {k: h.get(k) for k in (*_TABLE_FP_KEYS, "ood_share")},
+                         int(counts.get("heldout_photos") or 0), len(h.get("full_tiled_by_package") or {}))
 
 
 def shipped_table() -> list[list]:
@@ -211,8 +279,7 @@ def shipped_table() -> list[list]:
             continue
         h = heldout.get(name) or {}
         rows.append([name, e["arch"], round(t["accuracy"], 4), round(t["balanced_accuracy"], 4), round(t["ap"], 4),
-                     *(None if h.get(k) is None else round(h[k], 3)
-                       for k in ("demo_test_reals", "full_tiled", "crops", "demo_blur_sigma1")),
+                     *(None if h.get(k) is None else round(h[k], 3) for k in _TABLE_FP_KEYS),
                      e.get("backbone_weights", "")])
     return rows
 

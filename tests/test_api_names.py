@@ -70,6 +70,13 @@ def test_detect_takes_cli_names_and_screen_labels(client, image):
             assert im.size == (128, 128)
     spectrum, _ = client.predict(image_path=_handle(image), detector="spectrum-durrall", api_name="/detect")
     assert 0.0 <= spectrum["p_fake"] <= 1.0
+    # the held-out false-positive rate of the path that ran travels with the verdict
+    from detectlab import config
+    from detectlab.catalog import heldout_record
+
+    record = heldout_record(config.CHECKPOINT_DIR / "spectrum-durrall.safetensors")
+    assert spectrum["heldout_fp"] == record.photo_rate("resize")
+    assert spectrum["heldout_warning"] == "; ".join(record.misses("resize"))
 
 
 def test_attack_and_degrade_score_take_cli_names(client, image):

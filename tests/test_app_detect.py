@@ -8,6 +8,8 @@ import shutil
 import pytest
 from playwright.sync_api import expect
 
+from detectlab import config
+from detectlab.catalog import heldout_record
 from detectlab.data import discover, split
 
 pytestmark = pytest.mark.browser
@@ -70,6 +72,12 @@ def test_changing_any_input_rescores_the_current_image(page, demo_root, tmp_path
     expect(verdict).to_contain_text("detector shipped: spectrum-durrall", timeout=60_000)
     expect(verdict).to_contain_text(img.name)  # the same image, re-scored by the new detector
     assert "no heatmap" in verdict.inner_text()
+    # beside the verdict: how often this detector calls unseen real photos fake, warned when off target
+    record = heldout_record(config.CHECKPOINT_DIR / "spectrum-durrall.safetensors")
+    assert record is not None
+    expect(verdict).to_contain_text(f"{100 * record.photo_rate('resize'):.0f} % fake (resized, as now)")
+    if record.misses("resize"):
+        expect(verdict).to_contain_text("Weak evidence on real photos")
     page.locator("#detect-detector input").click()
     page.get_by_role("option", name="shipped: cnn-resnet18", exact=True).click()
     expect(verdict).to_contain_text("detector shipped: cnn-resnet18", timeout=60_000)

@@ -24,20 +24,53 @@ def test_spectrum_vs_cnn_statement(tmp_path, monkeypatch, spectrum, cnn, word):
 def test_shipped_table_rows(tmp_path, monkeypatch):
     _manifest(tmp_path, monkeypatch, {"cnn-resnet18": 0.9123456})
     assert defaults.shipped_table() == [["cnn-resnet18", "cnn-resnet18", 0.9123, 0.9123, 0.9123, None, None, None, None,
-                                         ""]]
+                                         None, None, ""]]
 
 
 def test_shipped_table_puts_held_out_false_positives_beside_the_demo_numbers(tmp_path, monkeypatch):
     _manifest(tmp_path, monkeypatch, {"cnn-resnet18": 0.97})
     m = json.loads((tmp_path / "manifest.json").read_text())
-    m["heldout"] = {"cnn-resnet18": {"demo_test_reals": 0.0596, "full_tiled": 0.19512, "crops": 0.2252,
-                                     "demo_blur_sigma1": 0.881}}
+    m["heldout"] = {"cnn-resnet18": {"demo_test_reals": 0.0596, "full_tiled": 0.19512, "full_resized": 0.0312,
+                                     "crops": 0.2252, "demo_blur_sigma1": 0.881, "demo_downup_2x": 0.0044}}
     (tmp_path / "manifest.json").write_text(json.dumps(m))
     (row,) = defaults.shipped_table()
     assert dict(zip(defaults.SHIPPED_TABLE_HEADERS, row)) == {
         "name": "cnn-resnet18", "arch": "cnn-resnet18", "test acc": 0.97, "balanced acc": 0.97, "AP": 0.97,
-        "FP demo reals": 0.06, "FP held-out photos (full, tiled)": 0.195, "FP held-out crops": 0.225,
-        "FP demo reals after blur σ 1": 0.881, "backbone weights": ""}
+        "FP demo reals": 0.06, "FP held-out photos (full, resized)": 0.031, "FP held-out photos (full, tiled)": 0.195,
+        "FP held-out crops": 0.225, "FP demo reals after blur σ 1": 0.881, "FP demo reals after 2× down-up": 0.004,
+        "backbone weights": ""}
+
+
+def _heldout(tmp_path, monkeypatch, rates: dict):
+    _manifest(tmp_path, monkeypatch, {"cnn-resnet18": 0.97})
+    m = json.loads((tmp_path / "manifest.json").read_text())
+    m["heldout"] = {"cnn-resnet18": rates | {"counts": {"heldout_photos": 41},
+                                             "full_tiled_by_package": {"a": 0.0, "b": 0.1}}}
+    (tmp_path / "manifest.json").write_text(json.dumps(m))
+    return defaults.heldout_record(tmp_path / "cnn-resnet18.safetensors")
+
+
+def test_a_detector_within_the_targets_gets_no_warning(tmp_path, monkeypatch):
+    record = _heldout(tmp_path, monkeypatch, {"full_resized": 0.0, "full_tiled": 0.05, "crops": 0.03,
+                                              "demo_blur_sigma1": 0.02, "demo_downup_2x": 0.01})
+    assert record.misses("resize") == [] and record.misses("tiles") == []
+    text = record.describe("resize")
+    assert "⚠" not in text and "41 real photos from 2 packages" in text and "0 % fake (resized" in text
+
+
+def test_a_detector_missing_a_target_is_named_with_the_rate_it_misses(tmp_path, monkeypatch):
+    record = _heldout(tmp_path, monkeypatch, {"full_resized": 0.05, "full_tiled": 0.68, "crops": 0.03,
+                                              "demo_blur_sigma1": 0.51, "demo_downup_2x": 0.10})
+    assert record.misses("resize") == ["blurred demo reals 51 % (target ≤ 15 %)"]
+    assert record.misses("tiles") == ["held-out photos 68 % (target ≤ 10 %)", "blurred demo reals 51 % (target ≤ 15 %)"]
+    assert record.describe("tiles").startswith("⚠ **Weak evidence on real photos:**")
+    assert record.photo_rate("tiles") == 0.68 and record.photo_rate("resize") == 0.05
+
+
+def test_runs_and_unmeasured_checkpoints_have_no_held_out_record(tmp_path, monkeypatch):
+    _heldout(tmp_path, monkeypatch, {"full_resized": 0.0})
+    assert defaults.heldout_record(tmp_path / "other.safetensors") is None
+    assert defaults.heldout_record(tmp_path / "runs" / "cnn-resnet18.safetensors") is None
 
 
 @pytest.mark.parametrize("name, preset", [

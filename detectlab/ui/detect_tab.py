@@ -43,6 +43,7 @@ def _verdict_md(a, loaded: LoadedDetector, label: str, file_name: str = "", opac
     return (f"### {'`' + file_name + '` — ' if file_name else ''}P(fake) = {a.p_fake:.3f} → **{a.decision.upper()}**\n"
             f"detector **{label}** · threshold {a.threshold:.2f} · {where} · {1000 * a.seconds:.0f} ms"
             + f"\n\n{_trust_md(a.assessment, loaded.short_name)}"
+            + f"\n\n{_heldout_md(loaded, 'resize')}"
             + (f"\n\n{'frozen backbone weights' if frozen else 'weights'}: {weights}" if weights else ""))
 
 
@@ -54,6 +55,15 @@ def _trust_md(assessment, name: str) -> str:
     caution = "⚠ **" + assessment.describe() + "**" if assessment.unlike_training else assessment.describe()
     return (f"calibrated P(fake) = {assessment.p_calibrated:.3f} (temperature scaling on the validation split) · "
             f"{caution}")
+
+
+def _heldout_md(loaded: LoadedDetector, scoring: str) -> str:
+    """How often this detector called real photos it never saw fake: the rate a user's own photo meets."""
+    record = loaded.heldout
+    if record is None:
+        return (f"*No held-out measurement* for this detector: `detectlab heldout eval {loaded.short_name} "
+                "--no-manifest` measures how often it calls unseen real photos fake.")
+    return record.describe(scoring)
 
 
 #: How one image is scored: shrunk to the detector's input (with a Grad-CAM heatmap), or tile by tile
@@ -94,7 +104,7 @@ def _detect_tiled(file: str, loaded: LoadedDetector, label: str):
     md = (f"### `{Path(file).name}` — P(fake) = {t.p_fake:.3f} → **{decision.upper()}**\n"
           f"detector **{label}** · threshold {loaded.threshold:.2f} · {t.describe()}\n\n"
           "*Calibration and the out-of-distribution check apply to the resized path; switch Scoring to "
-          "resize for them and for a heatmap.*")
+          "resize for them and for a heatmap.*\n\n" + _heldout_md(loaded, "tiles"))
     items = [(preview, f"input ({t.image_size[1]}×{t.image_size[0]} px)")]
     if tile_map is not None:
         items += [(tile_map, f"P(fake) per tile ({t.tiles_scored} of {t.tiles_total} scored"
@@ -150,7 +160,7 @@ def api_detect(image_path: str, detector: str = "cnn-resnet18", method: str = "g
         opacity: heatmap opacity over the image, 0 to 1.
         scoring: resize (the image shrunk to the detector's input, with a heatmap) or tiles (native resolution, tile by tile; for large photos).
     Returns:
-        JSON {p_fake, decision, threshold, detector, scoring; and, when the checkpoint is calibrated, p_fake_calibrated, unlike_training, ood_distance, ood_threshold; for tiles, p_fake_max_tile, tiles_scored, tiles_total} and the heatmap overlay (PNG; the image itself for a detector without a spatial layer; the tile map for tiles).
+        JSON {p_fake, decision, threshold, detector, scoring, heldout_fp (share of held-out real photos this detector calls fake on this scoring path; null when not measured), heldout_warning (the trust targets it misses; empty when it meets them); and, when the checkpoint is calibrated, p_fake_calibrated, unlike_training, ood_distance, ood_threshold; for tiles, p_fake_max_tile, tiles_scored, tiles_total} and the heatmap overlay (PNG; the image itself for a detector without a spatial layer; the tile map for tiles).
     """
     try:
         if not image_path:
@@ -164,8 +174,8 @@ def api_detect(image_path: str, detector: str = "cnn-resnet18", method: str = "g
             out = output_path("tiles.png")
             (tile_map or preview).save(out)
             return {"p_fake": t.p_fake, "decision": decision, "threshold": loaded.threshold, "detector": label,
-                    "scoring": t.mode, "p_fake_max_tile": t.p_fake_max, "tiles_scored": t.tiles_scored,
-                    "tiles_total": t.tiles_total}, str(out)
+                    "scoring": t.mode, **_heldout_fields(loaded, "tiles"), "p_fake_max_tile": t.p_fake_max,
+                    "tiles_scored": t.tiles_scored, "tiles_total": t.tiles_total}, str(out)
         a = analyze_file(loaded.detector, image_path, loaded.threshold, method, name=Path(image_path).name,
                          trust=loaded.trust)
     except Exception as exc:  # noqa: BLE001 - the client gets DetectLab's message, no server paths
@@ -173,11 +183,17 @@ def api_detect(image_path: str, detector: str = "cnn-resnet18", method: str = "g
     out = output_path("heatmap.png")
     (overlay(a.image, a.maps[0][1], opacity) if a.maps else to_pil(a.image)).save(out)
     result = {"p_fake": a.p_fake, "decision": a.decision, "threshold": a.threshold, "detector": label,
-              "scoring": "resize"}
+              "scoring": "resize", **_heldout_fields(loaded, "resize")}
     if a.assessment is not None:
         result.update(p_fake_calibrated=a.assessment.p_calibrated, unlike_training=a.assessment.unlike_training,
                       ood_distance=a.assessment.ood_distance, ood_threshold=a.assessment.ood_threshold)
     return result, str(out)
+
+
+def _heldout_fields(loaded: LoadedDetector, scoring: str) -> dict:
+    record = loaded.heldout
+    return {"heldout_fp": None if record is None else record.photo_rate(scoring),
+            "heldout_warning": "" if record is None else "; ".join(record.misses(scoring))}
 
 
 def _confusion_figure(conf) -> go.Figure:
