@@ -174,3 +174,28 @@ def test_with_preset_and_bad_values_are_named():
         TrainConfig().with_overrides(adv_eps="0.1,x")
     with pytest.raises(ValueError, match="unknown degradations \\['noise'\\]"):
         TrainConfig().with_overrides(augment_p=0.5, augment_kinds=["noise"])
+
+
+def test_frozen_detector_with_augmentation_runs_the_backbone_once_per_draw(tiny_set, tmp_path, monkeypatch):
+    """Degradation augmentation on a frozen backbone: a fixed number of augmented draws per image, each
+    computed once, not one backbone pass per sample and step."""
+    from detectlab.models import FrozenBackboneDetector
+    from detectlab.train import engine
+
+    seen = {"images": 0}
+    original = FrozenBackboneDetector.backbone_features
+
+    def counting(self, x):
+        seen["images"] += len(x)
+        return original(self, x)
+
+    monkeypatch.setattr(FrozenBackboneDetector, "backbone_features", counting)
+    monkeypatch.setattr(engine, "AUG_FEATURE_DRAWS", 3)
+    cfg = _cfg(tiny_set, tmp_path, arch="frozen:mobilenet_v2", iterations=200, lr=1e-2)
+    cfg = cfg.with_overrides(augment_p=0.5, augment_kinds="blur,jpeg")
+    run = train(cfg).runs[0]
+    n = {k: v["samples"] for k, v in load_checkpoint(run.checkpoint)[1]["data"]["splits"].items()}
+    # val and test from the disk cache or one pass each; the train split once per draw (200 steps x 16 would be 3,200)
+    assert seen["images"] <= 3 * n["train"] + n["val"] + n["test"]
+    assert any("3 augmented draws" in note for note in run.notes)
+    assert run.status == "finished" and run.test["accuracy"] >= 0.5

@@ -259,6 +259,8 @@ def _spread_augment(aug: DegradeAugConfig, augment_p=None, augment_kinds=None, b
                     scale_min=None, patch_min=None) -> DegradeAugConfig:
     aug = copy.deepcopy(aug)
     if augment_p is not None:
+        if isinstance(augment_kinds, str):  # as typed: "blur, jpeg"
+            augment_kinds = [k.strip() for k in augment_kinds.split(",") if k.strip()]
         kinds = AUGMENT_KINDS if augment_kinds is None else tuple(augment_kinds)
         bad = sorted(set(kinds) - set(AUGMENT_KINDS))
         if bad:
