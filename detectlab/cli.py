@@ -76,7 +76,7 @@ def _cmd_data_info(args: argparse.Namespace) -> int:
 #: ``detectlab train`` flags that are TrainConfig settings of the same name (parsed by ``with_overrides``).
 _TRAIN_FLAGS = ("data", "generators", "arch", "pretrained", "input_size", "epochs", "iterations", "batch_size", "lr",
                 "weight_decay", "seed", "runs", "split_seed", "adv_eps", "out_dir", "name", "train_part",
-                "threads")
+                "threads", "init_from")
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -362,6 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--part", dest="train_part", default=None, metavar="K/N",
                    help="train on part K of N disjoint parts of the train split (mirror models: 1/2 and 2/2)")
     t.add_argument("--threads", type=int, default=None, help="torch threads (default 2)")
+    t.add_argument("--init-from", default=None, metavar="DETECTOR",
+                   help="start from this shipped detector's or run's weights (same architecture and input size)")
     t.add_argument("--out-dir", default=None)
     t.add_argument("--name", default=None)
     t.set_defaults(func=_cmd_train)

@@ -160,15 +160,15 @@ AUG = "CNNDetection augmentation (blur+JPEG+downsize, p=0.5)"
 ADV = "FGSM adversarial training"
 
 
-@pytest.mark.parametrize("preset, augment, p, kinds, eps", [
-    (AUG, True, 0.5, ["blur", "jpeg", "downsize"], ""),
-    (ADV, False, 0.3, ["blur", "jpeg", "downsize", "patch"], "0.005, 0.01, 0.02"),
+@pytest.mark.parametrize("preset, epochs, augment, p, kinds, eps", [
+    (AUG, 5, True, 0.5, ["blur", "jpeg", "downsize"], ""),
+    (ADV, 4, False, 0.3, ["blur", "jpeg", "downsize", "patch"], "0.005, 0.01, 0.02"),
 ])
-def test_presets_fill_the_form(preset, augment, p, kinds, eps):
+def test_presets_fill_the_form(preset, epochs, augment, p, kinds, eps):
     from detectlab.ui.train_tab import _PRESET_OUTPUTS, apply_preset
 
     values = dict(zip(_PRESET_OUTPUTS, apply_preset(preset)))
-    assert (values["arch"], values["epochs"], values["lr"], values["batch"]) == ("resnet18", 10, 1e-3, 32)
+    assert (values["arch"], values["epochs"], values["lr"], values["batch"]) == ("resnet18", epochs, 1e-3, 32)
     assert (values["augment"], values["aug_p"], values["aug_kinds"], values["adv_eps"]) == (augment, p, kinds, eps)
     if augment:
         assert (values["blur_max"], values["jpeg_min"], values["scale_min"]) == (3.0, 30, 0.5)
@@ -199,7 +199,7 @@ def test_launching_a_preset_as_shown_queues_the_shipped_default_config(preset, d
     expected = TrainConfig(**DEFAULTS[default][0]).to_dict()
     got = TrainConfig.from_dict(queued).to_dict()
     for key in ("arch", "input_size", "epochs", "batch_size", "lr", "weight_decay", "adv_eps", "adv_fraction",
-                "weighted_sampling", "hflip", "seed"):
+                "weighted_sampling", "hflip", "seed", "init_from"):
         assert got[key] == expected[key], key
     ga, ea = got["augment"], expected["augment"]
     for key in ("blur_p", "jpeg_p", "downsize_p", "patch_p", "blur_sigma", "jpeg_quality", "downsize_scale"):

@@ -199,3 +199,32 @@ def test_frozen_detector_with_augmentation_runs_the_backbone_once_per_draw(tiny_
     assert seen["images"] <= 3 * n["train"] + n["val"] + n["test"]
     assert any("3 augmented draws" in note for note in run.notes)
     assert run.status == "finished" and run.test["accuracy"] >= 0.5
+
+
+def test_init_from_starts_where_a_trained_detector_stopped(tiny_set, tmp_path, monkeypatch):
+    """A run initialised from a trained detector starts at its loss, not at chance; a wrong arch or a path is refused."""
+    import json
+    import shutil
+
+    from detectlab import config
+    from detectlab.train.config import TrainConfigError
+
+    trained = train(_cfg(tiny_set, tmp_path / "a", iterations=60)).runs[0]
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    shutil.copy(trained.checkpoint, shipped / "tiny.safetensors")
+    (shipped / "manifest.json").write_text(json.dumps({"checkpoints": {"tiny": {"file": "tiny.safetensors"}}}))
+    monkeypatch.setattr(config, "CHECKPOINT_DIR", shipped)
+
+    fresh = train(_cfg(tiny_set, tmp_path / "b", iterations=4)).runs[0]
+    warm = train(_cfg(tiny_set, tmp_path / "c", iterations=4, init_from="tiny")).runs[0]
+    assert warm.history[0]["train_loss"] < 0.5 * fresh.history[0]["train_loss"]
+    assert any("initialised from tiny" in n for n in warm.notes)
+    assert load_checkpoint(warm.checkpoint)[1]["training"]["init_from"] == "tiny"
+
+    with pytest.raises(TrainConfigError, match="is resnet18 at 32 px; this run trains efficientnet_b0"):
+        train(_cfg(tiny_set, tmp_path / "d", arch="efficientnet_b0", iterations=2, init_from="tiny"))
+    with pytest.raises(TrainConfigError, match="not a file"):
+        TrainConfig(init_from="/etc/passwd").with_overrides()
+    with pytest.raises(TrainConfigError, match="init_from 'nope'"):
+        train(_cfg(tiny_set, tmp_path / "e", iterations=2, init_from="nope"))

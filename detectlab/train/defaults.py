@@ -34,12 +34,14 @@ DEFAULTS: dict[str, tuple[dict, str]] = {
     # the Train tab's presets of the same names train exactly these
     "cnn-resnet18-aug": (
         preset_fields("CNNDetection augmentation (blur+JPEG+downsize, p=0.5)"),
-        "cnn-resnet18 with blur + JPEG + downsize augmentation (CNNDetection's recipe: each p = 0.5, blur "
-        "sigma in [0, 3], JPEG quality in [30, 100]; downsize scale in [0.5, 1]) — seed 001 §4.3's robust twin"),
+        "cnn-resnet18 re-trained with blur + JPEG + downsize augmentation (CNNDetection's recipe: each p = 0.5, "
+        "blur sigma in [0, 3], JPEG quality in [30, 100]; downsize scale in [0.5, 1]) for 5 epochs from "
+        "cnn-resnet18's weights — seed 001 §4.3's robust twin"),
     "cnn-resnet18-adv": (
         preset_fields("FGSM adversarial training"),
-        "cnn-resnet18 with FGSM adversarial training (seed 001 §4.4.2): half of each batch replaced by FGSM "
-        "copies at eps drawn from {0.005, 0.01, 0.02}, made on the fly from the weights being trained"),
+        "cnn-resnet18 re-trained with FGSM adversarial training (seed 001 §4.4.2) for 4 epochs from cnn-resnet18's "
+        "weights: half of each batch replaced by FGSM copies at eps drawn from {0.005, 0.01, 0.02}, made on the "
+        "fly from the weights being trained"),
     "spectrum-durrall": (
         dict(arch="spectrum:durrall", input_size=128, epochs=4, seed=0, augment=DegradeAugConfig(**POSTPROCESS_AUG)),
         "Durrall 2019 spectrum baseline (seed 001 Table 4.3): azimuthal average of the log spectrum + "

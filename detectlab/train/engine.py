@@ -157,6 +157,26 @@ def cached_features(detector: FrozenBackboneDetector, samples, images: torch.Ten
     return feats
 
 
+def init_weights(detector: Detector, name: str) -> str:
+    """Copy the weights of the detector ``name`` (shipped name or run id) into ``detector``: the same
+    architecture and input size, or TrainConfigError. Returns a note for the run."""
+    from detectlab.catalog import load_detector
+    from detectlab.train.config import TrainConfigError
+
+    try:
+        source = load_detector(name)
+    except Exception as exc:  # noqa: BLE001 - any failure to load is a bad setting, said in one line
+        raise TrainConfigError(f"init_from {name!r}: {exc}") from None
+    if source.arch != detector.arch or source.input_size != detector.preprocess.input_size:
+        raise TrainConfigError(f"init_from {name!r} is {source.arch} at {source.input_size} px; this run trains "
+                               f"{detector.arch} at {detector.preprocess.input_size} px")
+    state = {k: v.float() if v.is_floating_point() else v for k, v in source.detector.state_dict().items()}
+    detector.load_state_dict(state)
+    detector.weights_info.source = f"initialised from {name} ({source.path.name})"
+    detector.weights_info.loaded = True
+    return f"weights initialised from {name}; use the split seed it was trained with, or its test images leak"
+
+
 #: Degradation augmentation on a frozen backbone: the features of this many augmented draws of each
 #: training image (flip and degradations drawn per draw) are computed once, and each step picks one
 #: draw per image, so the backbone runs copies x N times per run instead of once per sample and step.
@@ -192,6 +212,8 @@ def _run_once(cfg: TrainConfig, ds: DetectionDataset, parts: dict, images: dict,
     gen = torch.Generator().manual_seed(run_seed)
     detector = create_detector(cfg.arch, cfg.pretrained, cfg.input_size)
     notes = list(detector.weights_info.messages)
+    if cfg.init_from:
+        notes.append(init_weights(detector, cfg.init_from))
     frozen = isinstance(detector, FrozenBackboneDetector)
     train_x, val_x = images["train"], images["val"]
     y_train = torch.tensor([s.label for s in parts["train"]], dtype=torch.float32)
