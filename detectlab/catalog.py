@@ -249,8 +249,8 @@ class HeldoutRecord:
         if missed:
             return (f"⚠ **Weak evidence on real photos:** {text}. It misses the trust targets on "
                     f"{'; '.join(missed)}, so read a FAKE verdict from it as a hint, not a finding.")
-        return f"Held-out check: {text} (within the targets of ≤ {100 * HELDOUT_FP_TARGET:.0f} % / " \
-               f"≤ {100 * DEGRADED_FP_TARGET:.0f} %)."
+        return (f"Held-out check: {text} (within the targets of ≤ {100 * HELDOUT_FP_TARGET:.0f} % / "
+                f"≤ {100 * DEGRADED_FP_TARGET:.0f} %).")
 
 
 def heldout_record(path: str | Path) -> HeldoutRecord | None:
