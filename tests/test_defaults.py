@@ -96,3 +96,12 @@ def test_shipped_aug_and_adv_settings_are_the_papers():
     assert aug.blur_sigma == (0.0, 3.0) and aug.jpeg_quality == (30, 100) and aug.downsize_scale == (0.5, 1.0)
     adv = DEFAULTS["cnn-resnet18-adv"][0]
     assert adv["adv_eps"] == [0.005, 0.01, 0.02] and adv["adv_fraction"] == 0.5
+
+
+def test_a_run_without_a_held_out_measurement_is_told_the_command_with_its_id():
+    from types import SimpleNamespace
+
+    from detectlab.ui.detect_tab import _heldout_md
+
+    run = SimpleNamespace(heldout=None, short_name="run 20261127-131024-1bc492 mine (resnet18, finished, acc 0.950)")
+    assert "`detectlab heldout eval 20261127-131024-1bc492 --no-manifest`" in _heldout_md(run, "resize")

@@ -61,7 +61,9 @@ def _heldout_md(loaded: LoadedDetector, scoring: str) -> str:
     """How often this detector called real photos it never saw fake: the rate a user's own photo meets."""
     record = loaded.heldout
     if record is None:
-        return (f"*No held-out measurement* for this detector: `detectlab heldout eval {loaded.short_name} "
+        name = loaded.short_name
+        name = name.split(" ")[1] if name.startswith("run ") else name  # a run's label -> its id
+        return (f"*No held-out measurement* for this detector: `detectlab heldout eval {name} "
                 "--no-manifest` measures how often it calls unseen real photos fake.")
     return record.describe(scoring)
 
