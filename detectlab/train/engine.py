@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -30,9 +31,9 @@ from detectlab import config as dl_config
 from detectlab.data import DetectionDataset, discover, split, split_files, split_summary
 from detectlab.data.torchdata import ImageFolderDataset
 from detectlab.models import Detector, FrozenBackboneDetector, create_detector
-from detectlab.models.checkpoint import save_checkpoint
+from detectlab.models.checkpoint import load_checkpoint, save_checkpoint
 from detectlab.progress import NEVER_CANCEL, CancelToken, Cancelled, Progress, null_progress
-from detectlab.train.config import TrainConfig
+from detectlab.train.config import TrainConfig, TrainConfigError
 from detectlab.train.layout import CHECKPOINT_NAME, RunLayout, new_run_id
 
 EpochCallback = Callable[[dict], None]
@@ -157,22 +158,38 @@ def cached_features(detector: FrozenBackboneDetector, samples, images: torch.Ten
     return feats
 
 
+_RUN_ID = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}")
+
+
+def _init_checkpoint(name: str) -> Path:
+    """The checkpoint ``init_from`` names: a shipped detector, or a run id in the default runs folder."""
+    from detectlab.models.manifest import shipped_checkpoints
+
+    shipped = shipped_checkpoints()
+    text = name.removeprefix("shipped: ")
+    if text in shipped:
+        return shipped[text]
+    path = RunLayout.default().saved_checkpoint(text) if _RUN_ID.fullmatch(text) else None
+    if path is None:
+        raise TrainConfigError(f"init_from {name!r}: no shipped detector ({', '.join(shipped) or 'none'}) or run "
+                               "with a checkpoint has that name")
+    return path
+
+
 def init_weights(detector: Detector, name: str) -> str:
     """Copy the weights of the detector ``name`` (shipped name or run id) into ``detector``: the same
     architecture and input size, or TrainConfigError. Returns a note for the run."""
-    from detectlab.catalog import load_detector
-    from detectlab.train.config import TrainConfigError
-
+    path = _init_checkpoint(name)
     try:
-        source = load_detector(name)
+        source, _ = load_checkpoint(path)
     except Exception as exc:  # noqa: BLE001 - any failure to load is a bad setting, said in one line
         raise TrainConfigError(f"init_from {name!r}: {exc}") from None
-    if source.arch != detector.arch or source.input_size != detector.preprocess.input_size:
-        raise TrainConfigError(f"init_from {name!r} is {source.arch} at {source.input_size} px; this run trains "
+    size = source.preprocess.input_size
+    if source.arch != detector.arch or size != detector.preprocess.input_size:
+        raise TrainConfigError(f"init_from {name!r} is {source.arch} at {size} px; this run trains "
                                f"{detector.arch} at {detector.preprocess.input_size} px")
-    state = {k: v.float() if v.is_floating_point() else v for k, v in source.detector.state_dict().items()}
-    detector.load_state_dict(state)
-    detector.weights_info.source = f"initialised from {name} ({source.path.name})"
+    detector.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in source.state_dict().items()})
+    detector.weights_info.source = f"initialised from {name} ({path.name})"
     detector.weights_info.loaded = True
     return f"weights initialised from {name}; use the split seed it was trained with, or its test images leak"
 
