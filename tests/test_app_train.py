@@ -173,6 +173,26 @@ def test_presets_fill_the_form(preset, epochs, augment, p, kinds, eps):
     if augment:
         assert (values["blur_max"], values["jpeg_min"], values["scale_min"]) == (3.0, 30, 0.5)
     assert preset in values["preset_note"]
+    assert values["init_from"] == "cnn-resnet18"  # both robust twins re-train the shipped CNN
+
+
+def test_the_start_from_picker_offers_shipped_detectors_and_runs_by_the_name_init_from_takes(monkeypatch):
+    from detectlab.ui import state, train_tab
+
+    monkeypatch.setattr(state, "detector_choices", lambda: {
+        "shipped: cnn-resnet18": "a", "run 20261127-141827-410724 half (resnet18, finished, acc 0.973)": "b"})
+    assert train_tab.init_choices() == [("none: the architecture's default initialisation", ""),
+                                        ("shipped: cnn-resnet18", "cnn-resnet18"),
+                                        ("run 20261127-141827-410724 half (resnet18, finished, acc 0.973)",
+                                         "20261127-141827-410724")]
+
+
+def test_the_preset_fills_the_start_from_picker_in_the_browser(page):
+    page.get_by_role("tab", name="Train").click()
+    page.locator("#train-preset input").click()
+    page.get_by_role("option", name=AUG).click()
+    expect(page.locator("#train-init-from input")).to_have_value("shipped: cnn-resnet18", timeout=30_000)
+    expect(page.locator("#train-epochs input")).to_have_value("5")
 
 
 @pytest.mark.parametrize("preset, default", [(AUG, "cnn-resnet18-aug"), (ADV, "cnn-resnet18-adv")])
@@ -195,7 +215,7 @@ def test_launching_a_preset_as_shown_queues_the_shipped_default_config(preset, d
     train_tab.launch(preset, DEMO_LABEL, "", [], form["arch"], form["input_size"], form["epochs"], form["iterations"],
                      form["lr"], form["wd"], form["batch"], form["weighted"], form["hflip"], form["augment"],
                      form["aug_p"], form["aug_kinds"], form["blur_max"], form["jpeg_min"], form["scale_min"],
-                     form["patch_min"], form["adv_eps"], 1, 0, "")
+                     form["patch_min"], form["adv_eps"], 1, 0, "", form["init_from"])
     expected = TrainConfig(**DEFAULTS[default][0]).to_dict()
     got = TrainConfig.from_dict(queued).to_dict()
     for key in ("arch", "input_size", "epochs", "batch_size", "lr", "weight_decay", "adv_eps", "adv_fraction",

@@ -17,6 +17,7 @@ from detectlab import config
 from detectlab.catalog import (
     DEMO_INPAINT_LABEL,
     DEMO_LABEL,
+    SHIPPED_PREFIX,
     dataset_generators,
     demo_generators,
     known_datasets,
@@ -61,12 +62,25 @@ def apply_preset(name: str | None):
     return (cfg.arch, cfg.input_size, cfg.epochs, cfg.iterations or 0, cfg.lr, cfg.weight_decay, cfg.batch_size,
             cfg.weighted_sampling, cfg.hflip, a.enabled, max(ps.values()) if kinds else 0.3,
             kinds or list(AUGMENT_KINDS), a.blur_sigma[1], a.jpeg_quality[0], a.downsize_scale[0], a.patch_size[0],
-            ", ".join(f"{e:g}" for e in cfg.adv_eps), f"*{name}* — {note}")
+            ", ".join(f"{e:g}" for e in cfg.adv_eps), cfg.init_from, f"*{name}* — {note}")
 
 
 #: What ``apply_preset`` fills, in order (names of the form's widgets).
 _PRESET_OUTPUTS = ("arch", "input_size", "epochs", "iterations", "lr", "wd", "batch", "weighted", "hflip", "augment",
-                   "aug_p", "aug_kinds", "blur_max", "jpeg_min", "scale_min", "patch_min", "adv_eps", "preset_note")
+                   "aug_p", "aug_kinds", "blur_max", "jpeg_min", "scale_min", "patch_min", "adv_eps", "init_from",
+                   "preset_note")
+
+
+def init_choices() -> list[tuple[str, str]]:
+    """What a detector run can start from: the architecture's default initialisation, a shipped detector
+    or a run with a checkpoint (screen label, the name ``init_from`` takes)."""
+    out = [("none: the architecture's default initialisation", "")]
+    for label in state.detector_choices():
+        if label.startswith(SHIPPED_PREFIX):
+            out.append((label, label[len(SHIPPED_PREFIX):]))
+        elif label.startswith("run "):
+            out.append((label, label.split(" ")[1]))
+    return out
 
 
 def smoothed(values: list[float], alpha: float = 0.3) -> list[float]:
@@ -223,7 +237,8 @@ def show_run(run_id: str | None):
 
 
 def launch(preset, data_choice, folder, generators, arch, input_size, epochs, iterations, lr, wd, batch, weighted,
-           hflip, augment, aug_p, aug_kinds, blur_max, jpeg_min, scale_min, patch_min, adv_eps, runs, seed, name):
+           hflip, augment, aug_p, aug_kinds, blur_max, jpeg_min, scale_min, patch_min, adv_eps, runs, seed, name,
+           init_from=None):
     """Queue a detector training run: the preset's settings (those the form does not show included), then the form's values.
 
     Returns the run id, its status line, curves, config, the run history, and its results once it ends.
@@ -239,7 +254,7 @@ def launch(preset, data_choice, folder, generators, arch, input_size, epochs, it
             generators=list(generators), arch=arch, input_size=int(input_size), epochs=int(epochs),
             iterations=int(iterations), lr=float(lr), weight_decay=float(wd), batch_size=int(batch),
             weighted_sampling=bool(weighted), hflip=bool(hflip), adv_eps=str(adv_eps), runs=int(runs),
-            seed=int(seed), name=name or "", **aug)
+            seed=int(seed), name=name or "", init_from=init_from, **aug)
         record = state.manager().submit(json.loads(json.dumps(cfg.to_dict())), name=name or "")
         return record.id, *show_run(record.id)
     except Exception as exc:  # noqa: BLE001
@@ -383,6 +398,9 @@ def _build_detector_form() -> dict:
             patch_min = gr.Slider(8, 128, 32, step=4, label="Visible patch from (px)")
         adv_eps = gr.Textbox("", label="FGSM adversarial training ε list (e.g. 0.002,0.005,0.01); empty = off",
                              elem_id="train-adv-eps")
+    init_from = gr.Dropdown(init_choices(), value="", label="Start from a detector's weights (same architecture "
+                            "and input size; train on the split it was trained with)", elem_id="train-init-from")
+    refresh_on_open(init_from, init_choices)
     with gr.Row():
         runs = gr.Number(1, label="Repeated runs (mean ± std)", precision=0)
         seed = gr.Number(0, label="Seed", precision=0)
@@ -390,14 +408,15 @@ def _build_detector_form() -> dict:
     launch_btn = gr.Button("Launch training", variant="primary", elem_id="train-launch")
     form = dict(arch=arch, input_size=input_size, epochs=epochs, iterations=iterations, lr=lr, wd=wd, batch=batch,
                 weighted=weighted, hflip=hflip, augment=augment, aug_p=aug_p, aug_kinds=aug_kinds, blur_max=blur_max,
-                jpeg_min=jpeg_min, scale_min=scale_min, patch_min=patch_min, adv_eps=adv_eps, preset_note=preset_note)
+                jpeg_min=jpeg_min, scale_min=scale_min, patch_min=patch_min, adv_eps=adv_eps, init_from=init_from,
+                preset_note=preset_note)
     preset.change(apply_preset, preset, [form[k] for k in _PRESET_OUTPUTS], api_name=False)
     refresh_on_open(data_choice, known_datasets)
     data_choice.change(generators_of, [data_choice, folder], [generators, data_msg], api_name=False)
     folder.submit(generators_of, [data_choice, folder], [generators, data_msg], api_name=False)
     return dict(inputs=[preset, data_choice, folder, generators, arch, input_size, epochs, iterations, lr, wd, batch,
                         weighted, hflip, augment, aug_p, aug_kinds, blur_max, jpeg_min, scale_min, patch_min, adv_eps,
-                        runs, seed, name], button=launch_btn)
+                        runs, seed, name, init_from], button=launch_btn)
 
 
 def _build_runs(detector: dict, localizer: dict) -> None:
