@@ -41,6 +41,16 @@ def detector_choices() -> dict[str, Path]:
     return out
 
 
+def cli_name(label: str) -> str:
+    """The name a command takes for a picker's label: a shipped detector's name, a run's id
+    (``RunRecord.label`` starts "run <id> "), or the text itself."""
+    if label.startswith(SHIPPED_PREFIX):
+        return label[len(SHIPPED_PREFIX):]
+    if label.startswith("run "):
+        return label.split(" ")[1]
+    return label
+
+
 def resolve_detector(name: str | Path) -> Path:
     """A checkpoint file from any name a user may type or pick.
 
@@ -58,7 +68,7 @@ def resolve_detector(name: str | Path) -> Path:
     runs = run_checkpoints()
     if text in runs:
         return runs[text]
-    by_id = [p for label, p in runs.items() if label.split(" ")[1] == text]
+    by_id = [p for label, p in runs.items() if cli_name(label) == text]
     if len(by_id) == 1:
         return by_id[0]
     path = Path(text).expanduser()
@@ -236,15 +246,14 @@ class HeldoutRecord:
 
     def describe(self, scoring: str) -> str:
         """One line for a verdict: how often this detector called unseen real photos fake."""
-        def pct(key):
-            v = self.rates.get(key)
+        def pct(v):
             return "n/a" if v is None else f"{100 * v:.0f} %"
 
         mode = "tiled" if scoring == "tiles" else "resized"
-        rate = self.photo_rate(scoring)
         text = (f"on {self.photos} real photos from {self.packages} packages it never saw, this detector called "
-                f"{'n/a' if rate is None else f'{100 * rate:.0f} %'} fake ({mode}, as now), {pct('crops')} of their "
-                f"128 px crops, and {pct('demo_blur_sigma1')} of the demo's real test images after a σ 1 blur")
+                f"{pct(self.photo_rate(scoring))} fake ({mode}, as now), {pct(self.rates.get('crops'))} of their "
+                f"128 px crops, and {pct(self.rates.get('demo_blur_sigma1'))} of the demo's real test images after "
+                "a σ 1 blur")
         missed = self.misses(scoring)
         if missed:
             return (f"⚠ **Weak evidence on real photos:** {text}. It misses the trust targets on "

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -34,7 +33,7 @@ from detectlab.models import Detector, FrozenBackboneDetector, create_detector
 from detectlab.models.checkpoint import load_checkpoint, save_checkpoint
 from detectlab.progress import NEVER_CANCEL, CancelToken, Cancelled, Progress, null_progress
 from detectlab.train.config import TrainConfig, TrainConfigError
-from detectlab.train.layout import CHECKPOINT_NAME, RunLayout, new_run_id
+from detectlab.train.layout import CHECKPOINT_NAME, RUN_ID, RunLayout, new_run_id
 
 EpochCallback = Callable[[dict], None]
 
@@ -158,9 +157,6 @@ def cached_features(detector: FrozenBackboneDetector, samples, images: torch.Ten
     return feats
 
 
-_RUN_ID = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}")
-
-
 def _init_checkpoint(name: str) -> Path:
     """The checkpoint ``init_from`` names: a shipped detector, or a run id in the default runs folder."""
     from detectlab.models.manifest import shipped_checkpoints
@@ -169,7 +165,7 @@ def _init_checkpoint(name: str) -> Path:
     text = name.removeprefix("shipped: ")
     if text in shipped:
         return shipped[text]
-    path = RunLayout.default().saved_checkpoint(text) if _RUN_ID.fullmatch(text) else None
+    path = RunLayout.default().saved_checkpoint(text) if RUN_ID.fullmatch(text) else None
     if path is None:
         raise TrainConfigError(f"init_from {name!r}: no shipped detector ({', '.join(shipped) or 'none'}) or run "
                                "with a checkpoint has that name")
@@ -243,15 +239,15 @@ def _run_once(cfg: TrainConfig, ds: DetectionDataset, parts: dict, images: dict,
                      "features cannot be cached: each step runs the frozen backbone")
     if use_cache:
         feats = {"val": cached_features(detector, parts["val"], val_x, False, progress, cancel)}
-        if augment is None:
-            feats["train"] = cached_features(detector, parts["train"], train_x, False, progress, cancel)
         if augment is not None:
             feats["train_aug"] = augmented_features(detector, train_x, augment, cfg.hflip, AUG_FEATURE_DRAWS, gen,
                                                     progress, cancel)
             notes.append(f"degradation augmentation on a frozen backbone: {AUG_FEATURE_DRAWS} augmented draws of "
                          "each training image, their features computed once; each step picks one")
-        elif cfg.hflip:
-            feats["train_flip"] = cached_features(detector, parts["train"], train_x, True, progress, cancel)
+        else:
+            feats["train"] = cached_features(detector, parts["train"], train_x, False, progress, cancel)
+            if cfg.hflip:
+                feats["train_flip"] = cached_features(detector, parts["train"], train_x, True, progress, cancel)
 
     params = detector.trainable_parameters()
     opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)

@@ -14,6 +14,7 @@ and the manager find checkpoints here, the CLI and the catalogue read here.
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -27,6 +28,10 @@ CHECKPOINT_NAME = "model.safetensors"
 def new_run_id() -> str:
     """Sortable, unique run id: start time plus a random suffix."""
     return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+
+
+#: What ``new_run_id`` makes.
+RUN_ID = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}")
 
 
 def runs_db(home: Path | None = None) -> Path:

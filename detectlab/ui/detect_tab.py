@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 from detectlab import config
 from detectlab.data.decode import to_pil
 from detectlab.data.overview import resolve_in_roots
-from detectlab.catalog import LoadedDetector, load_detector
+from detectlab.catalog import LoadedDetector, cli_name, load_detector
 from detectlab.errors import DatasetError, DetectLabError
 from detectlab.detect.analyze import analyze_file
 from detectlab.detect.predict import SPLITS, default_split, is_demo_set, predict_files, score_folder, write_csv
@@ -61,9 +61,7 @@ def _heldout_md(loaded: LoadedDetector, scoring: str) -> str:
     """How often this detector called real photos it never saw fake: the rate a user's own photo meets."""
     record = loaded.heldout
     if record is None:
-        name = loaded.short_name
-        name = name.split(" ")[1] if name.startswith("run ") else name  # a run's label -> its id
-        return (f"*No held-out measurement* for this detector: `detectlab heldout eval {name} "
+        return (f"*No held-out measurement* for this detector: `detectlab heldout eval {cli_name(loaded.short_name)} "
                 "--no-manifest` measures how often it calls unseen real photos fake.")
     return record.describe(scoring)
 

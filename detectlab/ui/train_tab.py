@@ -17,7 +17,7 @@ from detectlab import config
 from detectlab.catalog import (
     DEMO_INPAINT_LABEL,
     DEMO_LABEL,
-    SHIPPED_PREFIX,
+    cli_name,
     dataset_generators,
     demo_generators,
     known_datasets,
@@ -74,13 +74,8 @@ _PRESET_OUTPUTS = ("arch", "input_size", "epochs", "iterations", "lr", "wd", "ba
 def init_choices() -> list[tuple[str, str]]:
     """What a detector run can start from: the architecture's default initialisation, a shipped detector
     or a run with a checkpoint (screen label, the name ``init_from`` takes)."""
-    out = [("none: the architecture's default initialisation", "")]
-    for label in state.detector_choices():
-        if label.startswith(SHIPPED_PREFIX):
-            out.append((label, label[len(SHIPPED_PREFIX):]))
-        elif label.startswith("run "):
-            out.append((label, label.split(" ")[1]))
-    return out
+    return [("none: the architecture's default initialisation", "")] + [
+        (label, cli_name(label)) for label in state.detector_choices()]
 
 
 def smoothed(values: list[float], alpha: float = 0.3) -> list[float]:
