@@ -105,3 +105,15 @@ def test_a_run_without_a_held_out_measurement_is_told_the_command_with_its_id():
 
     run = SimpleNamespace(heldout=None, short_name="run 20261127-131024-1bc492 mine (resnet18, finished, acc 0.950)")
     assert "`detectlab heldout eval 20261127-131024-1bc492 --no-manifest`" in _heldout_md(run, "resize")
+
+
+def test_an_uncalibrated_run_is_told_the_calibrate_command_with_its_id():
+    from types import SimpleNamespace
+
+    from detectlab.ui.detect_tab import _verdict_md
+
+    a = SimpleNamespace(maps=[], p_fake=0.7, decision="fake", threshold=0.5, seconds=0.01, assessment=None)
+    run = SimpleNamespace(weights="", kind="cnn", heldout=None,
+                          short_name="run 20261127-131024-1bc492 mine (resnet18, finished, acc 0.950)")
+    text = _verdict_md(a, run, run.short_name, "x.png")
+    assert "`detectlab calibrate 20261127-131024-1bc492`" in text

@@ -42,7 +42,7 @@ def _verdict_md(a, loaded: LoadedDetector, label: str, file_name: str = "", opac
     # the file and the detector lead the verdict, so a reader (or a test) knows which inputs it answers
     return (f"### {'`' + file_name + '` — ' if file_name else ''}P(fake) = {a.p_fake:.3f} → **{a.decision.upper()}**\n"
             f"detector **{label}** · threshold {a.threshold:.2f} · {where} · {1000 * a.seconds:.0f} ms"
-            + f"\n\n{_trust_md(a.assessment, loaded.short_name)}"
+            + f"\n\n{_trust_md(a.assessment, cli_name(loaded.short_name))}"
             + f"\n\n{_heldout_md(loaded, 'resize')}"
             + (f"\n\n{'frozen backbone weights' if frozen else 'weights'}: {weights}" if weights else ""))
 
