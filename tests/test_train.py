@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -69,6 +71,34 @@ def test_frozen_detector_caches_backbone_features(tiny_set, tmp_path, monkeypatc
     train(cfg)
     assert calls["n"] == 0  # second run on the same data: every feature comes from the cache
     assert run.test["accuracy"] >= 0.5
+
+
+def test_feature_cache_misses_when_a_file_is_rewritten_under_the_same_name(tiny_set, tmp_path, monkeypatch):
+    """A data set re-derived in place (same names, new pixels) must not be served the old features."""
+    import os
+
+    from detectlab.models import FrozenBackboneDetector
+
+    calls = {"n": 0}
+    original = FrozenBackboneDetector.backbone_features
+
+    def counting(self, x):
+        calls["n"] += 1
+        return original(self, x)
+
+    monkeypatch.setattr(FrozenBackboneDetector, "backbone_features", counting)
+    root = tmp_path / "copy"
+    shutil.copytree(tiny_set, root)
+    cfg = _cfg(root, tmp_path, arch="frozen:mobilenet_v2", iterations=5, lr=1e-2)
+    train(cfg)
+    calls["n"] = 0
+    train(cfg)
+    assert calls["n"] == 0  # unchanged files: every feature from the cache
+    for f in (root / "gan").glob("*.png"):  # regenerated: new content, same names
+        Image.fromarray(255 - np.asarray(Image.open(f))).save(f)
+        os.utime(f, ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns + 1_000_000_000))
+    train(cfg)
+    assert calls["n"] > 0
 
 
 def test_cancel_keeps_what_finished(tiny_set, tmp_path):

@@ -124,9 +124,19 @@ def _metrics(labels, scores, generators) -> dict:
     return binary_metrics(np.asarray(labels), np.asarray(scores), groups=list(generators)).to_dict()
 
 
+def _files_state(samples) -> str:
+    """Hash of each file's size and modification time: a data set re-derived under the same file
+    names (``demo materialize`` after a generator change) is a different data set to a cache."""
+    h = hashlib.sha256()
+    for s in samples:
+        st = s.path.stat()
+        h.update(f"{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
 def _feature_cache_path(detector: FrozenBackboneDetector, samples, size: int, flip: bool) -> Path:
     key = json.dumps([detector.arch, detector.weights_info.source, size, flip, dataset_fingerprint(samples),
-                      [str(s.path.resolve()) for s in samples[:1]]])
+                      _files_state(samples), [str(s.path.resolve()) for s in samples[:1]]])
     return dl_config.home() / "cache" / "features" / (hashlib.sha256(key.encode()).hexdigest()[:24] + ".pt")
 
 
