@@ -345,7 +345,7 @@ PRESETS: dict[str, dict] = {
         weighted_sampling=True, hflip=True,
         note="the quickest useful run on a CPU: the ImageNet backbone's features are computed once (cached), "
         "then only a linear head trains (the shipped univfd-mobilenet_v2 settings); quick, but on the current "
-        "demo only 0.705 test accuracy (AP 0.900): ImageNet features at 128 px barely see its generators. "
+        "demo 0.868 test accuracy (AP 0.981), below a ResNet-18 trained on it. "
         "A ResNet-18 from scratch needs ~16 min for 10 epochs and reaches 0.975"),
     "ResNet-18 from scratch (the shipped cnn-resnet18, ~15 min on 2 cores)": dict(
         **CNN_DEMO,
