@@ -11,7 +11,7 @@ from detectlab.models import CNN_ARCHS, create_detector, detector_entry, list_de
 from detectlab.models.base import Detector, PreprocessConfig
 
 FAST_ARCHS = ["resnet18", "mobilenetv3_small_100", "vit_tiny_patch16_224", "frozen:mobilenet_v2",
-              "frozen:mobilenet_v2+efficientnet_lite0"]
+              "frozen:mobilenet_v2+efficientnet_lite0", "frozen:mobilenet_v2_mid+efficientnet_lite0_mid"]
 
 
 @pytest.mark.parametrize("arch", FAST_ARCHS)
@@ -39,6 +39,29 @@ def test_frozen_backbones_stay_frozen_and_use_real_weights():
     assert sum(p.numel() for p in trainable) == 2560 + 1  # the linear head only
     det.train()
     assert not det.backbones[0].training  # batch-norm statistics stay frozen
+
+
+@pytest.mark.parametrize("arch,dim", [("frozen:mobilenet_v2_mid", 464),
+                                      ("frozen:mobilenet_v2_mid+efficientnet_lite0_mid", 464 + 544)])
+def test_mid_level_features_are_stage_statistics_standardized_by_the_training_set(arch, dim):
+    det = create_detector(arch).eval()
+    mb = det.backbones[0]
+    x = torch.rand(4, 3, 64, 64)
+    with torch.no_grad():
+        raw = det.backbone_features(x)
+        h = mb.normalize(x)
+        for layer in mb.net.features[:2]:
+            h = layer(h)
+    assert raw.shape == (4, dim)
+    # the first block's 16 channels: their spatial means, then their (population) stds
+    assert torch.allclose(raw[:, :16], h.mean((2, 3)), atol=1e-5)
+    assert torch.allclose(raw[:, 16:32], h.std((2, 3), correction=0), atol=1e-5)
+    det.fit_standardization(raw)
+    with torch.no_grad():
+        z = det.features(x)
+    assert torch.allclose(z.mean(0), torch.zeros(dim), atol=1e-4)
+    assert torch.allclose(det.head_on_backbone(raw), det.forward_head(z), atol=1e-6)
+    assert torch.isfinite(det(torch.rand(1, 3, 16, 16))).all()  # a 1 x 1 map at stride 16: std 0, not NaN
 
 
 def test_pretrained_offline_fails_fast_with_a_message(monkeypatch):

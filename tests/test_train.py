@@ -73,6 +73,30 @@ def test_frozen_detector_caches_backbone_features(tiny_set, tmp_path, monkeypatc
     assert run.test["accuracy"] >= 0.5
 
 
+def test_mid_level_probe_fits_its_standardization_and_keeps_it_in_the_checkpoint(tiny_set, tmp_path, monkeypatch):
+    import json
+
+    import torch
+
+    from detectlab import config
+
+    run = train(_cfg(tiny_set, tmp_path / "a", arch="frozen:mobilenet_v2_mid", iterations=60, lr=1e-2)).runs[0]
+    det, _ = load_checkpoint(run.checkpoint)
+    assert det.standardized and det.feat_std.shape == (464,)
+    assert float(det.feat_mean.abs().max()) > 0.01 and not torch.allclose(det.feat_std, torch.ones(464))
+    assert run.test["accuracy"] >= 0.8  # the checkerboard is a low-level trace: mid-level stages see it
+    # a run started from it keeps the statistics its head was trained with
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    shutil.copy(run.checkpoint, shipped / "probe.safetensors")
+    (shipped / "manifest.json").write_text(json.dumps({"checkpoints": {"probe": {"file": "probe.safetensors"}}}))
+    monkeypatch.setattr(config, "CHECKPOINT_DIR", shipped)
+    again = train(_cfg(tiny_set, tmp_path / "b", arch="frozen:mobilenet_v2_mid", iterations=1, lr=1e-9,
+                       init_from="probe")).runs[0]
+    det2, _ = load_checkpoint(again.checkpoint)
+    assert torch.equal(det2.feat_mean, det.feat_mean) and torch.equal(det2.feat_std, det.feat_std)
+
+
 def test_feature_cache_misses_when_a_file_is_rewritten_under_the_same_name(tiny_set, tmp_path, monkeypatch):
     """A data set re-derived in place (same names, new pixels) must not be served the old features."""
     import os

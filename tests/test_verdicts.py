@@ -1,4 +1,4 @@
-"""Trustworthy verdicts on photos the shipped CNNs never saw (issue 15's targets), re-measured.
+"""Trustworthy verdicts on photos the shipped detectors never saw (issue 15's targets), re-measured.
 
 The held-out photos come from whole registry packages the demo never reads; the numbers are
 recomputed from the shipped checkpoint here and must equal what the manifest (and so the README
@@ -14,7 +14,7 @@ from detectlab.heldout import HeldoutSet, evaluate_heldout
 
 
 #: The shipped detectors that meet every target (the README says which others do not, and why).
-TRUSTED = ("cnn-resnet18", "cnn-resnet18-adv")
+TRUSTED = ("cnn-resnet18", "cnn-resnet18-adv", "univfd-mobilenet_v2", "ensemble-mobilenet_v2+efficientnet_lite0")
 
 
 @pytest.fixture(scope="module", params=TRUSTED)
@@ -24,7 +24,7 @@ def measured(request, demo_root):
     return request.param, result
 
 
-def test_shipped_cnn_rarely_calls_unseen_real_photos_fake(measured):
+def test_shipped_detector_rarely_calls_unseen_real_photos_fake(measured):
     _, measured = measured
     assert measured.counts["heldout_photos"] >= 40 and measured.counts["heldout_crops"] >= 100
     assert measured.full_tiled <= 0.10 and measured.full_resized <= 0.10

@@ -35,6 +35,9 @@ class Backbone(nn.Module):
     # fixed input side a ViT needs; None for fully convolutional backbones, which see the
     # data's own pixels (resampling would smear the high-frequency traces detectors look for)
     native_size: int | None
+    # features whose scales differ by orders of magnitude (several stages' statistics) are
+    # standardized by the detector, with statistics of the training features
+    standardized: bool = False
 
     def __init__(self, mean, std) -> None:
         super().__init__()
@@ -96,6 +99,37 @@ class MobileNetV2Backbone(Backbone):
         return HeatmapTarget("mobilenet_v2.features[-1]", self.net.features[-1])
 
 
+def stage_statistics(h: torch.Tensor) -> torch.Tensor:
+    """Mean and standard deviation over space of each channel of a feature map: ``[B, 2C]``."""
+    return torch.cat([h.mean((2, 3)), h.std((2, 3), correction=0)], dim=1)
+
+
+class MobileNetV2MidBackbone(MobileNetV2Backbone):
+    """MobileNetV2's mid-level features: the spatial mean and std of each stage's output down to
+    stride 16 (features[1, 3, 6, 10, 13]); 464-d.
+
+    The up-sampling traces a detector needs are low-level; the last, semantic layer of an ImageNet
+    network averages them away (on the demo a linear probe reached 0.868 test accuracy on the last
+    layer, 0.971 on these stages, which were chosen on the validation split). Layers past stride 16
+    are not run.
+    """
+
+    name = "mobilenet_v2_mid"
+    STAGES = (1, 3, 6, 10, 13)
+    dim, standardized = 2 * (16 + 24 + 32 + 64 + 96), True
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        feats = []
+        for i, layer in enumerate(self.net.features[: self.STAGES[-1] + 1]):
+            x = layer(x)
+            if i in self.STAGES:
+                feats.append(stage_statistics(x))
+        return torch.cat(feats, dim=1)
+
+    def heatmap_target(self) -> HeatmapTarget:
+        return HeatmapTarget("mobilenet_v2.features[13]", self.net.features[13])
+
+
 class EfficientNetLite0Backbone(Backbone):
     """EfficientNet-Lite0 (efficientnet-lite-pytorch), ImageNet; 1280-d pooled features."""
 
@@ -114,6 +148,29 @@ class EfficientNetLite0Backbone(Backbone):
 
     def heatmap_target(self) -> HeatmapTarget:
         return HeatmapTarget("efficientnet_lite0._bn1", self.net._bn1)
+
+
+class EfficientNetLite0MidBackbone(EfficientNetLite0Backbone):
+    """EfficientNet-Lite0's mid-level features: the spatial mean and std of each stage's output down
+    to stride 16 (blocks 0, 2, 4, 7, 10); 544-d. See ``MobileNetV2MidBackbone``."""
+
+    name = "efficientnet_lite0_mid"
+    STAGES = (0, 2, 4, 7, 10)
+    dim, standardized = 2 * (16 + 24 + 40 + 80 + 112), True
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        net = self.net
+        x = net._swish(net._bn0(net._conv_stem(x)))
+        feats = []
+        rate = net._global_params.drop_connect_rate  # as extract_features; only active in training mode
+        for i, block in enumerate(net._blocks[: self.STAGES[-1] + 1]):
+            x = block(x, drop_connect_rate=rate * i / len(net._blocks) if rate else rate)
+            if i in self.STAGES:
+                feats.append(stage_statistics(x))
+        return torch.cat(feats, dim=1)
+
+    def heatmap_target(self) -> HeatmapTarget:
+        return HeatmapTarget("efficientnet_lite0._blocks[10]", self.net._blocks[10])
 
 
 class OpenClipBackbone(Backbone):
@@ -173,6 +230,8 @@ class TimmViTBackbone(Backbone):
 BACKBONES: dict[str, Callable[..., Backbone]] = {
     "mobilenet_v2": MobileNetV2Backbone,
     "efficientnet_lite0": EfficientNetLite0Backbone,
+    "mobilenet_v2_mid": MobileNetV2MidBackbone,
+    "efficientnet_lite0_mid": EfficientNetLite0MidBackbone,
     "clip_vit_b32": OpenClipBackbone,
     "dinov2_vits14": lambda pretrained=True: TimmViTBackbone("vit_small_patch14_dinov2", "dinov2_vits14", pretrained),
 }

@@ -31,7 +31,14 @@ class FrozenBackboneDetector(Detector):
         for bb in self.backbones:
             bb.requires_grad_(False)
             bb.eval()
-        self.head = nn.Linear(sum(bb.dim for bb in self.backbones), 1)
+        dim = sum(bb.dim for bb in self.backbones)
+        self.head = nn.Linear(dim, 1)
+        # multi-stage features are standardized with the training features' statistics (set by
+        # ``fit_standardization``, stored in the checkpoint with the head)
+        self.standardized = any(bb.standardized for bb in self.backbones)
+        if self.standardized:
+            self.register_buffer("feat_mean", torch.zeros(dim))
+            self.register_buffer("feat_std", torch.ones(dim))
         infos = [bb.weights_info for bb in self.backbones]
         self.weights_info.loaded = all(i.loaded for i in infos)
         self.weights_info.source = " + ".join(i.source for i in infos)
@@ -52,8 +59,24 @@ class FrozenBackboneDetector(Detector):
             feats.append(bb(xi))
         return torch.cat(feats, dim=1)
 
+    def standardize(self, feats: torch.Tensor) -> torch.Tensor:
+        """Backbone features -> the head's input (identity unless ``standardized``)."""
+        return (feats - self.feat_mean) / self.feat_std if self.standardized else feats
+
+    @torch.no_grad()
+    def fit_standardization(self, feats: torch.Tensor) -> None:
+        """Set the per-dimension mean and std from backbone features ``[N, D]`` of the training set."""
+        if self.standardized:
+            flat = feats.reshape(-1, feats.shape[-1]).float()
+            self.feat_mean.copy_(flat.mean(0))
+            self.feat_std.copy_(flat.std(0).clamp(min=1e-6))
+
+    def head_on_backbone(self, feats: torch.Tensor) -> torch.Tensor:
+        """Logits from (cached) backbone features."""
+        return self.forward_head(self.standardize(feats))
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.backbone_features(x)
+        return self.standardize(self.backbone_features(x))
 
     def heatmap_targets(self) -> list[HeatmapTarget]:
         return [bb.heatmap_target() for bb in self.backbones]
@@ -80,4 +103,6 @@ for _b in BACKBONES:
     _register(f"frozen:{_b}", f"frozen {_b} + linear head (UnivFD, seed 002)")
 _register("frozen:mobilenet_v2+efficientnet_lite0",
           "two frozen backbones, features concatenated + linear head (seed 002 §4.3)")
+_register("frozen:mobilenet_v2_mid+efficientnet_lite0_mid",
+          "two frozen backbones' mid-level stage statistics, concatenated + linear head (seed 002 §4.3)")
 _register("frozen:clip_vit_b32+dinov2_vits14", "CLIP + DINOv2 ensemble (needs their weights)")

@@ -10,7 +10,7 @@ from detectlab import config
 from detectlab.degrade import DegradeAugConfig
 from detectlab.models.manifest import read_manifest, update_manifest
 from detectlab.progress import NEVER_CANCEL, CancelToken, Progress, null_progress
-from detectlab.train.config import CNN_DEMO, POSTPROCESS_AUG, TrainConfig, preset_fields
+from detectlab.train.config import CNN_DEMO, MID_PROBE_DEMO, POSTPROCESS_AUG, TrainConfig, preset_fields
 from detectlab.train.engine import train
 from detectlab.train.layout import RunLayout
 
@@ -22,15 +22,16 @@ DEFAULTS: dict[str, tuple[dict, str]] = {
         "with mild blur / JPEG / downsize post-processing on both classes (p = 0.2 each; blur sigma <= 1.5, JPEG "
         "quality >= 60, downsize scale >= 0.5) so a soft or re-compressed photo is no shortcut to 'fake'"),
     "univfd-mobilenet_v2": (
-        dict(arch="frozen:mobilenet_v2", input_size=128, epochs=40, batch_size=64, lr=1e-3, weight_decay=0.0,
-             weighted_sampling=True, hflip=True, seed=0),
-        "UnivFD-style linear probe (seed 002) on frozen ImageNet MobileNetV2 features — not CLIP: no CLIP "
-        "weights can be had offline"),
+        dict(MID_PROBE_DEMO),
+        "UnivFD-style linear probe (seed 002) on frozen ImageNet MobileNetV2 features — its mid-level stages "
+        "(spatial mean and std of each stage output down to stride 16, standardized), not its last layer, and "
+        "not CLIP: no CLIP weights can be had offline. The last-layer probe of the paper reached 0.868 test "
+        "accuracy on the demo and called 15 % of held-out real photos fake; the stages were chosen on the "
+        "validation split"),
     "ensemble-mobilenet_v2+efficientnet_lite0": (
-        dict(arch="frozen:mobilenet_v2+efficientnet_lite0", input_size=128, epochs=40, batch_size=64, lr=1e-3,
-             weight_decay=0.0, weighted_sampling=True, hflip=True, seed=0),
-        "two frozen ImageNet backbones (MobileNetV2, EfficientNet-Lite0), features concatenated + linear head "
-        "(seed 002 §4.3)"),
+        dict(MID_PROBE_DEMO, arch="frozen:mobilenet_v2_mid+efficientnet_lite0_mid"),
+        "two frozen ImageNet backbones (MobileNetV2, EfficientNet-Lite0), their mid-level stage statistics "
+        "concatenated + linear head (seed 002 §4.3); the last-layer ensemble reached 0.909 test accuracy"),
     # the Train tab's presets of the same names train exactly these
     "cnn-resnet18-aug": (
         preset_fields("CNNDetection augmentation (blur+JPEG+downsize, p=0.5)"),

@@ -195,8 +195,10 @@ def init_weights(detector: Detector, name: str) -> str:
         raise TrainConfigError(f"init_from {name!r} is {source.arch} at {size} px; this run trains "
                                f"{detector.arch} at {detector.preprocess.input_size} px")
     detector.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in source.state_dict().items()})
-    detector.weights_info.source = f"initialised from {name} ({path.name})"
-    detector.weights_info.loaded = True
+    if not isinstance(detector, FrozenBackboneDetector):
+        # a frozen detector's source names its backbone weights, which a checkpoint's head is tied to
+        detector.weights_info.source = f"initialised from {name} ({path.name})"
+        detector.weights_info.loaded = True
     return f"weights initialised from {name}; use the split seed it was trained with, or its test images leak"
 
 
@@ -258,6 +260,9 @@ def _run_once(cfg: TrainConfig, ds: DetectionDataset, parts: dict, images: dict,
             feats["train"] = cached_features(detector, parts["train"], train_x, False, progress, cancel)
             if cfg.hflip:
                 feats["train_flip"] = cached_features(detector, parts["train"], train_x, True, progress, cancel)
+    if frozen and detector.standardized and not cfg.init_from:  # a started-from head keeps its statistics
+        detector.fit_standardization(feats.get("train_aug", feats.get("train")) if use_cache else
+                                     cached_features(detector, parts["train"], train_x, False, progress, cancel))
 
     params = detector.trainable_parameters()
     opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -298,13 +303,13 @@ def _run_once(cfg: TrainConfig, ds: DetectionDataset, parts: dict, images: dict,
                 y = y_train[idx]
                 if use_cache and "train_aug" in feats:
                     f = feats["train_aug"][torch.randint(AUG_FEATURE_DRAWS, (len(idx),), generator=gen), idx]
-                    logits = detector.forward_head(f)
+                    logits = detector.head_on_backbone(f)
                 elif use_cache:
                     flip = cfg.hflip & (torch.rand(len(idx), generator=gen) < 0.5)
                     f = feats["train"][idx]
                     if cfg.hflip:
                         f = torch.where(flip[:, None], feats["train_flip"][idx], f)
-                    logits = detector.forward_head(f)
+                    logits = detector.head_on_backbone(f)
                 else:
                     x = train_x[idx].float() / 255.0
                     if cfg.hflip:
@@ -336,7 +341,7 @@ def _run_once(cfg: TrainConfig, ds: DetectionDataset, parts: dict, images: dict,
             with torch.no_grad():
                 detector.eval()
                 if use_cache:
-                    vlogits = torch.cat([detector.forward_head(feats["val"][lo : lo + 256]) for lo in range(0, len(y_val), 256)])
+                    vlogits = torch.cat([detector.head_on_backbone(feats["val"][lo : lo + 256]) for lo in range(0, len(y_val), 256)])
                 else:
                     vlogits = torch.cat([detector(val_x[lo : lo + 64].float() / 255.0) for lo in range(0, len(y_val), 64)])
             vscores = torch.sigmoid(vlogits).numpy()
@@ -380,7 +385,7 @@ def _scores(detector, images, use_cache, samples, progress) -> np.ndarray:
         feats = cached_features(detector, samples, images, False, progress)
         with torch.no_grad():
             detector.eval()
-            return torch.sigmoid(detector.forward_head(feats)).numpy()
+            return torch.sigmoid(detector.head_on_backbone(feats)).numpy()
     return predict_scores(detector, images).numpy()
 
 
