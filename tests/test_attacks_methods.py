@@ -298,6 +298,27 @@ def test_blur_defence_table(tiny, test_set):
     assert strong.confusion["blurred adversarial"] is None or strong.confusion["blurred adversarial"] <= 1.0
 
 
+def _defence(fake_acc: dict, confusion: dict) -> "BlurDefenceResult":
+    from detectlab.attacks.experiments import BlurDefenceResult
+
+    return BlurDefenceResult("d", "pgd", 0.05, 5.0, 100, 100, dict(fake_acc), dict(fake_acc),
+                             {c: None for c in fake_acc}, confusion)
+
+
+def test_blur_defence_statement_follows_the_numbers():
+    from detectlab.attacks.paper import blur_findings
+
+    # blur alone sends every fake to "real": the confusion rate barely moves, nothing is undone
+    none = _defence({"clean": 0.967, "blurred clean": 0.003, "adversarial": 0.0, "blurred adversarial": 0.003},
+                    {"adversarial": 1.0, "blurred adversarial": 0.997})
+    text = " ".join(blur_findings(none))
+    assert "Unlike seed 001, blurring does not undo the attack here, but costs 96 points" in text
+    # seed 001's own numbers: 3.2 % -> 78 % is undone
+    paper = _defence({"clean": 0.99, "blurred clean": 0.95, "adversarial": 0.032, "blurred adversarial": 0.78},
+                     {"adversarial": 0.96, "blurred adversarial": 0.18})
+    assert "As in seed 001, blurring undoes much of the attack." in " ".join(blur_findings(paper))
+
+
 def test_playground_numbers(tiny, test_set):
     x, y = test_set
     fake = x[y == 1][0]

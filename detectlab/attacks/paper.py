@@ -138,12 +138,17 @@ def cross_sample_findings(result: CrossSampleResult) -> list[str]:
     return out
 
 
+#: Fake accuracy (0-1) a blur defence must restore over the attacked images to be said to undo the attack.
+DEFENCE_MIN_GAIN = 0.10
+
+
 def blur_findings(result: BlurDefenceResult) -> list[str]:
     """Table 4.7: blur (sigma 5) restores accuracy on FGSM eps 0.05 images (3.2 % -> 78 %; confusion 96 % -> 18 %)."""
     a, c, real = result.fake_accuracy, result.confusion, result.real_accuracy
     t = TABLE_4_7
-    helped = c["adversarial"] is not None and c["blurred adversarial"] is not None \
-        and c["blurred adversarial"] < c["adversarial"]
+    # a defence must give back a real share of the fakes the attack took (seed 001: 3.2 % -> 78 %), not
+    # a rounding's worth: at least DEFENCE_MIN_GAIN of fake accuracy over the undefended attack
+    helped = a["blurred adversarial"] - a["adversarial"] >= DEFENCE_MIN_GAIN
     cost = a["clean"] - a["blurred clean"]
     return [
         f"{result.detector}, {result.method} eps {result.eps:g}, blur sigma {result.sigma:g}, {result.n_fake} fakes: "
