@@ -52,24 +52,32 @@ def test_loss_falls_and_checkpoint_round_trips(tiny_set, tmp_path):
     assert meta["data"]["splits"]["train"]["samples"] > meta["data"]["splits"]["test"]["samples"] > 0
 
 
-def test_frozen_detector_caches_backbone_features(tiny_set, tmp_path, monkeypatch):
+@pytest.fixture
+def backbone_passes(monkeypatch):
+    """Counts the frozen backbone's passes (``calls``) and the images they saw (``images``)."""
     from detectlab.models import FrozenBackboneDetector
 
-    calls = {"n": 0}
+    seen = {"calls": 0, "images": 0}
     original = FrozenBackboneDetector.backbone_features
 
     def counting(self, x):
-        calls["n"] += 1
+        seen["calls"] += 1
+        seen["images"] += len(x)
         return original(self, x)
 
     monkeypatch.setattr(FrozenBackboneDetector, "backbone_features", counting)
+    return seen
+
+
+def test_frozen_detector_caches_backbone_features(tiny_set, tmp_path, backbone_passes):
+    passes = backbone_passes
     cfg = _cfg(tiny_set, tmp_path, arch="frozen:mobilenet_v2", iterations=60, lr=1e-2)
     run = train(cfg).runs[0]
-    first = calls["n"]
+    first = passes["calls"]
     assert first <= 6  # train, flipped train, val, test: one or two batches each, not one per step
-    calls["n"] = 0
+    passes["calls"] = 0
     train(cfg)
-    assert calls["n"] == 0  # second run on the same data: every feature comes from the cache
+    assert passes["calls"] == 0  # second run on the same data: every feature comes from the cache
     assert run.test["accuracy"] >= 0.5
 
 
@@ -97,32 +105,23 @@ def test_mid_level_probe_fits_its_standardization_and_keeps_it_in_the_checkpoint
     assert torch.equal(det2.feat_mean, det.feat_mean) and torch.equal(det2.feat_std, det.feat_std)
 
 
-def test_feature_cache_misses_when_a_file_is_rewritten_under_the_same_name(tiny_set, tmp_path, monkeypatch):
+def test_feature_cache_misses_when_a_file_is_rewritten_under_the_same_name(tiny_set, tmp_path, backbone_passes):
     """A data set re-derived in place (same names, new pixels) must not be served the old features."""
     import os
 
-    from detectlab.models import FrozenBackboneDetector
-
-    calls = {"n": 0}
-    original = FrozenBackboneDetector.backbone_features
-
-    def counting(self, x):
-        calls["n"] += 1
-        return original(self, x)
-
-    monkeypatch.setattr(FrozenBackboneDetector, "backbone_features", counting)
+    passes = backbone_passes
     root = tmp_path / "copy"
     shutil.copytree(tiny_set, root)
     cfg = _cfg(root, tmp_path, arch="frozen:mobilenet_v2", iterations=5, lr=1e-2)
     train(cfg)
-    calls["n"] = 0
+    passes["calls"] = 0
     train(cfg)
-    assert calls["n"] == 0  # unchanged files: every feature from the cache
+    assert passes["calls"] == 0  # unchanged files: every feature from the cache
     for f in (root / "gan").glob("*.png"):  # regenerated: new content, same names
         Image.fromarray(255 - np.asarray(Image.open(f))).save(f)
         os.utime(f, ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns + 1_000_000_000))
     train(cfg)
-    assert calls["n"] > 0
+    assert passes["calls"] > 0
 
 
 def test_cancel_keeps_what_finished(tiny_set, tmp_path):
@@ -230,27 +229,20 @@ def test_with_preset_and_bad_values_are_named():
         TrainConfig().with_overrides(augment_p=0.5, augment_kinds=["noise"])
 
 
-def test_frozen_detector_with_augmentation_runs_the_backbone_once_per_draw(tiny_set, tmp_path, monkeypatch):
+def test_frozen_detector_with_augmentation_runs_the_backbone_once_per_draw(tiny_set, tmp_path, monkeypatch,
+                                                                         backbone_passes):
     """Degradation augmentation on a frozen backbone: a fixed number of augmented draws per image, each
     computed once, not one backbone pass per sample and step."""
-    from detectlab.models import FrozenBackboneDetector
     from detectlab.train import engine
 
-    seen = {"images": 0}
-    original = FrozenBackboneDetector.backbone_features
-
-    def counting(self, x):
-        seen["images"] += len(x)
-        return original(self, x)
-
-    monkeypatch.setattr(FrozenBackboneDetector, "backbone_features", counting)
+    passes = backbone_passes
     monkeypatch.setattr(engine, "AUG_FEATURE_DRAWS", 3)
     cfg = _cfg(tiny_set, tmp_path, arch="frozen:mobilenet_v2", iterations=200, lr=1e-2)
     cfg = cfg.with_overrides(augment_p=0.5, augment_kinds="blur,jpeg")
     run = train(cfg).runs[0]
     n = {k: v["samples"] for k, v in load_checkpoint(run.checkpoint)[1]["data"]["splits"].items()}
     # val and test from the disk cache or one pass each; the train split once per draw (200 steps x 16 would be 3,200)
-    assert seen["images"] <= 3 * n["train"] + n["val"] + n["test"]
+    assert passes["images"] <= 3 * n["train"] + n["val"] + n["test"]
     assert any("3 augmented draws" in note for note in run.notes)
     assert run.status == "finished" and run.test["accuracy"] >= 0.5
 
