@@ -104,6 +104,17 @@ def stage_statistics(h: torch.Tensor) -> torch.Tensor:
     return torch.cat([h.mean((2, 3)), h.std((2, 3), correction=0)], dim=1)
 
 
+def stage_features(x: torch.Tensor, layers, stages: tuple[int, ...]) -> torch.Tensor:
+    """Run ``layers`` up to the last of ``stages`` and concatenate the ``stage_statistics`` of
+    those layers' outputs: ``[B, sum 2C]``; later layers are not run."""
+    feats = []
+    for i, layer in enumerate(layers[: stages[-1] + 1]):
+        x = layer(x)
+        if i in stages:
+            feats.append(stage_statistics(x))
+    return torch.cat(feats, dim=1)
+
+
 class MobileNetV2MidBackbone(MobileNetV2Backbone):
     """MobileNetV2's mid-level features: the spatial mean and std of each stage's output down to
     stride 16 (features[1, 3, 6, 10, 13]); 464-d.
@@ -119,12 +130,7 @@ class MobileNetV2MidBackbone(MobileNetV2Backbone):
     dim, standardized = 2 * (16 + 24 + 32 + 64 + 96), True
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        feats = []
-        for i, layer in enumerate(self.net.features[: self.STAGES[-1] + 1]):
-            x = layer(x)
-            if i in self.STAGES:
-                feats.append(stage_statistics(x))
-        return torch.cat(feats, dim=1)
+        return stage_features(x, self.net.features, self.STAGES)
 
     def heatmap_target(self) -> HeatmapTarget:
         return HeatmapTarget("mobilenet_v2.features[13]", self.net.features[13])
@@ -160,14 +166,9 @@ class EfficientNetLite0MidBackbone(EfficientNetLite0Backbone):
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         net = self.net
-        x = net._swish(net._bn0(net._conv_stem(x)))
-        feats = []
-        rate = net._global_params.drop_connect_rate  # as extract_features; only active in training mode
-        for i, block in enumerate(net._blocks[: self.STAGES[-1] + 1]):
-            x = block(x, drop_connect_rate=rate * i / len(net._blocks) if rate else rate)
-            if i in self.STAGES:
-                feats.append(stage_statistics(x))
-        return torch.cat(feats, dim=1)
+        # the stem as in extract_features; the blocks without drop-connect, which acts only in training
+        # mode and a frozen backbone stays in eval mode
+        return stage_features(net._swish(net._bn0(net._conv_stem(x))), net._blocks, self.STAGES)
 
     def heatmap_target(self) -> HeatmapTarget:
         return HeatmapTarget("efficientnet_lite0._blocks[10]", self.net._blocks[10])
