@@ -15,10 +15,9 @@ from pathlib import Path
 
 from detectlab import config
 from detectlab.errors import CheckpointError, DatasetError
-from detectlab.models.manifest import read_manifest, shipped_checkpoints, update_manifest  # noqa: F401
+from detectlab.models.manifest import SHIPPED_PREFIX, read_manifest, shipped_checkpoints, update_manifest  # noqa: F401
 from detectlab.progress import Progress, null_progress
 
-SHIPPED_PREFIX = "shipped: "
 DEMO_LABEL = "demo (real + 3 generators)"
 DEMO_INPAINT_LABEL = "demo-inpainted (images + masks)"
 UPLOADED_PREFIX = "uploaded: "

@@ -9,6 +9,9 @@ from pathlib import Path
 
 from detectlab import config
 
+#: How pickers label a shipped checkpoint ("shipped: cnn-resnet18"); names without it are accepted too.
+SHIPPED_PREFIX = "shipped: "
+
 
 def manifest_path() -> Path:
     return config.CHECKPOINT_DIR / "manifest.json"

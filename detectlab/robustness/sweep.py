@@ -30,6 +30,7 @@ from detectlab.data import SPLIT_NAMES, DetectionDataset, Sample, discover, load
 from detectlab.degrade import Chain, DegradationError, Step, get_degradation, parse_number, parse_step
 from detectlab.degrade.chain import STEP_SEPARATOR
 from detectlab.errors import DatasetError, DetectLabError
+from detectlab.models.manifest import SHIPPED_PREFIX
 from detectlab.progress import NEVER_CANCEL, CancelToken, Progress, null_progress
 
 #: The placeholder for the varying step in a sweep's chain text: ``"downsize 0.5 → *"``.
@@ -187,7 +188,7 @@ def group_detectors(detectors: Sequence[ScoredDetector], repeat_group: bool = Fa
 
 
 def _short(name: str) -> str:
-    return name.split("shipped: ", 1)[-1]
+    return name.split(SHIPPED_PREFIX, 1)[-1]
 
 
 # -- the labelled images ----------------------------------------------------------------------
