@@ -160,15 +160,15 @@ AUG = "CNNDetection augmentation (blur+JPEG+downsize, p=0.5)"
 ADV = "FGSM adversarial training"
 
 
-@pytest.mark.parametrize("preset, epochs, augment, p, kinds, eps", [
-    (AUG, 5, True, 0.5, ["blur", "jpeg", "downsize"], ""),
-    (ADV, 4, False, 0.3, ["blur", "jpeg", "downsize", "patch"], "0.005, 0.01, 0.02"),
+@pytest.mark.parametrize("preset, epochs, lr, augment, p, kinds, eps", [
+    (AUG, 10, 1e-4, True, 0.5, ["blur", "jpeg", "downsize"], ""),
+    (ADV, 4, 1e-3, False, 0.3, ["blur", "jpeg", "downsize", "patch"], "0.005, 0.01, 0.02"),
 ])
-def test_presets_fill_the_form(preset, epochs, augment, p, kinds, eps):
+def test_presets_fill_the_form(preset, epochs, lr, augment, p, kinds, eps):
     from detectlab.ui.train_tab import _PRESET_OUTPUTS, apply_preset
 
     values = dict(zip(_PRESET_OUTPUTS, apply_preset(preset)))
-    assert (values["arch"], values["epochs"], values["lr"], values["batch"]) == ("resnet18", epochs, 1e-3, 32)
+    assert (values["arch"], values["epochs"], values["lr"], values["batch"]) == ("resnet18", epochs, lr, 32)
     assert (values["augment"], values["aug_p"], values["aug_kinds"], values["adv_eps"]) == (augment, p, kinds, eps)
     if augment:
         assert (values["blur_max"], values["jpeg_min"], values["scale_min"]) == (3.0, 30, 0.5)
@@ -192,7 +192,7 @@ def test_the_preset_fills_the_start_from_picker_in_the_browser(page):
     page.locator("#train-preset input").click()
     page.get_by_role("option", name=AUG).click()
     expect(page.locator("#train-init-from input")).to_have_value("shipped: cnn-resnet18", timeout=30_000)
-    expect(page.locator("#train-epochs input")).to_have_value("5")
+    expect(page.locator("#train-epochs input")).to_have_value("10")
 
 
 @pytest.mark.parametrize("preset, default", [(AUG, "cnn-resnet18-aug"), (ADV, "cnn-resnet18-adv")])

@@ -14,7 +14,8 @@ from detectlab.heldout import HeldoutSet, evaluate_heldout
 
 
 #: The shipped detectors that meet every target (the README says which others do not, and why).
-TRUSTED = ("cnn-resnet18", "cnn-resnet18-adv", "univfd-mobilenet_v2", "ensemble-mobilenet_v2+efficientnet_lite0")
+TRUSTED = ("cnn-resnet18", "cnn-resnet18-aug", "cnn-resnet18-adv", "univfd-mobilenet_v2",
+           "ensemble-mobilenet_v2+efficientnet_lite0")
 
 
 @pytest.fixture(scope="module", params=TRUSTED)

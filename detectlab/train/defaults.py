@@ -36,8 +36,8 @@ DEFAULTS: dict[str, tuple[dict, str]] = {
     "cnn-resnet18-aug": (
         preset_fields("CNNDetection augmentation (blur+JPEG+downsize, p=0.5)"),
         "cnn-resnet18 re-trained with blur + JPEG + downsize augmentation (CNNDetection's recipe: each p = 0.5, "
-        "blur sigma in [0, 3], JPEG quality in [30, 100]; downsize scale in [0.5, 1]) for 5 epochs from "
-        "cnn-resnet18's weights — seed 001 §4.3's robust twin"),
+        "blur sigma in [0, 3], JPEG quality in [30, 100]; downsize scale in [0.5, 1]) for 10 epochs at lr 1e-4 "
+        "from cnn-resnet18's weights — seed 001 §4.3's robust twin"),
     "cnn-resnet18-adv": (
         preset_fields("FGSM adversarial training"),
         "cnn-resnet18 re-trained with FGSM adversarial training (seed 001 §4.4.2) for 4 epochs from cnn-resnet18's "
