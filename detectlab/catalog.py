@@ -15,7 +15,9 @@ from pathlib import Path
 
 from detectlab import config
 from detectlab.errors import CheckpointError, DatasetError
-from detectlab.models.manifest import SHIPPED_PREFIX, read_manifest, shipped_checkpoints, update_manifest  # noqa: F401
+from detectlab.models.manifest import (  # noqa: F401
+    SHIPPED_PREFIX, read_manifest, shipped_checkpoints, shipped_name, update_manifest,
+)
 from detectlab.progress import Progress, null_progress
 
 DEMO_LABEL = "demo (real + 3 generators)"
@@ -44,7 +46,7 @@ def cli_name(label: str) -> str:
     """The name a command takes for a picker's label: a shipped detector's name, a run's id
     (``RunRecord.label`` starts "run <id> "), or the text itself."""
     if label.startswith(SHIPPED_PREFIX):
-        return label[len(SHIPPED_PREFIX):]
+        return shipped_name(label)
     if label.startswith("run "):
         return label.split(" ")[1]
     return label
@@ -60,8 +62,7 @@ def resolve_detector(name: str | Path) -> Path:
     if not text:
         raise CheckpointError("no detector given")
     shipped = shipped_checkpoints()
-    if text.startswith(SHIPPED_PREFIX):
-        text = text[len(SHIPPED_PREFIX):]
+    text = shipped_name(text)
     if text in shipped:
         return shipped[text]
     runs = run_checkpoints()
@@ -116,8 +117,7 @@ class LoadedDetector:
 
     @property
     def short_name(self) -> str:
-        text = self.name[len(SHIPPED_PREFIX):] if self.name.startswith(SHIPPED_PREFIX) else self.name
-        return text
+        return shipped_name(self.name)
 
     @property
     def heldout(self) -> HeldoutRecord | None:

@@ -13,6 +13,12 @@ from detectlab import config
 SHIPPED_PREFIX = "shipped: "
 
 
+def shipped_name(label: str) -> str:
+    """A picker's label without the shipped prefix ("shipped: cnn-resnet18" -> "cnn-resnet18"); any other
+    text as it is."""
+    return label.removeprefix(SHIPPED_PREFIX)
+
+
 def manifest_path() -> Path:
     return config.CHECKPOINT_DIR / "manifest.json"
 

@@ -30,7 +30,7 @@ from detectlab.data import SPLIT_NAMES, DetectionDataset, Sample, discover, load
 from detectlab.degrade import Chain, DegradationError, Step, get_degradation, parse_number, parse_step
 from detectlab.degrade.chain import STEP_SEPARATOR
 from detectlab.errors import DatasetError, DetectLabError
-from detectlab.models.manifest import SHIPPED_PREFIX
+from detectlab.models.manifest import shipped_name
 from detectlab.progress import NEVER_CANCEL, CancelToken, Progress, null_progress
 
 #: The placeholder for the varying step in a sweep's chain text: ``"downsize 0.5 → *"``.
@@ -178,17 +178,13 @@ def group_detectors(detectors: Sequence[ScoredDetector], repeat_group: bool = Fa
         key = repeat_key(d.meta) if repeat_group else None
         key = key if key is not None else ("single", k)
         if key not in groups:
-            groups[key] = DetectorGroup(_short(d.name), [])
+            groups[key] = DetectorGroup(shipped_name(d.name), [])
         groups[key].members.append(d)
     out = list(groups.values())
     for g in out:
         if g.runs > 1:
             g.name = f"{g.name} (×{g.runs} runs)"
     return out
-
-
-def _short(name: str) -> str:
-    return name.split(SHIPPED_PREFIX, 1)[-1]
 
 
 # -- the labelled images ----------------------------------------------------------------------
@@ -372,7 +368,7 @@ def _points(members, samples, spec: SweepSpec, scores: np.ndarray, readable: np.
     for mi, (gname, m) in enumerate(members):
         for li, level in enumerate(spec.levels):
             met = binary_metrics(labels, scores[mi, li][readable], threshold=m.threshold, groups=groups)
-            points.append(SweepPoint(gname, _short(m.name), level, met.n, met.accuracy, met.balanced_accuracy, met.ap,
+            points.append(SweepPoint(gname, shipped_name(m.name), level, met.n, met.accuracy, met.balanced_accuracy, met.ap,
                                      met.real_accuracy, met.fake_accuracy))
     return points
 

@@ -169,10 +169,10 @@ def cached_features(detector: FrozenBackboneDetector, samples, images: torch.Ten
 
 def _init_checkpoint(name: str) -> Path:
     """The checkpoint ``init_from`` names: a shipped detector, or a run id in the default runs folder."""
-    from detectlab.models.manifest import SHIPPED_PREFIX, shipped_checkpoints
+    from detectlab.models.manifest import shipped_checkpoints, shipped_name
 
     shipped = shipped_checkpoints()
-    text = name.removeprefix(SHIPPED_PREFIX)
+    text = shipped_name(name)
     if text in shipped:
         return shipped[text]
     path = RunLayout.default().saved_checkpoint(text) if RUN_ID.fullmatch(text) else None

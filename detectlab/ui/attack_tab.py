@@ -26,7 +26,7 @@ from detectlab.attacks import (
 from detectlab import config
 from detectlab.attacks import paper
 from detectlab.catalog import (
-    DEMO_LABEL, SHIPPED_PREFIX, detector_choices, known_datasets, load_detector, read_manifest, resolve_dataset,
+    DEMO_LABEL, detector_choices, known_datasets, load_detector, read_manifest, resolve_dataset,
 )
 from detectlab.data import load_tensor, to_pil
 from detectlab.errors import DetectLabError
@@ -211,7 +211,7 @@ def matrix_figure(result) -> go.Figure:
 def _detectors(labels):
     if not labels:
         raise DetectLabError("pick at least one detector")
-    return {label.removeprefix(SHIPPED_PREFIX): load_detector(label) for label in labels}
+    return {d.short_name: d for d in map(load_detector, labels)}
 
 
 def _experiment(request, progress, n_outputs: int, data: tuple, size_of, work):

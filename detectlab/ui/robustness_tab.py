@@ -44,7 +44,7 @@ _cancel_tokens: dict[str, CancelToken] = {}
 
 # -- detectors -------------------------------------------------------------------------------
 def _default_detectors(choices: list[str]) -> list[str]:
-    picked = [c for c in choices if c.removeprefix(catalog.SHIPPED_PREFIX) in DEFAULT_PAIR]
+    picked = [c for c in choices if catalog.shipped_name(c) in DEFAULT_PAIR]
     return picked or choices[:1]
 
 
@@ -96,7 +96,7 @@ def _score(source: str | None, detectors, order, values: dict, heatmap: bool):
 
 def _verdict_md(work, r) -> str:
     db = "∞ (unchanged)" if math.isinf(r.psnr_db) else f"{r.psnr_db:.2f} dB"
-    rows = "\n".join(f"| {s.name.removeprefix(catalog.SHIPPED_PREFIX)} | {s.p_fake:.3f} | {s.threshold:.2f} | "
+    rows = "\n".join(f"| {catalog.shipped_name(s.name)} | {s.p_fake:.3f} | {s.threshold:.2f} | "
                      f"{s.decision.upper()} |" for s in r.scores)
     return (f"**{work.name}** · chain **{r.chain}** · PSNR to the input {db} · {1000 * r.seconds:.0f} ms\n\n"
             f"{work.describe()}\n\n| detector | P(fake) | threshold | decision |\n|---|---|---|---|\n{rows}")
@@ -113,9 +113,9 @@ def live(source: str | None, detectors, order, blur, jpeg, patch, downsize, nois
         return message(exc, source), gr.update(), gr.update()
     shown = [(to_pil(r.original), f"input ({work.size} px)"), (to_pil(r.degraded), f"degraded: {r.chain}")]
     for s in r.scores:
-        shown += [(overlay(s.seen, m, 0.5), f"{s.name.removeprefix(catalog.SHIPPED_PREFIX)}: Grad-CAM {layer}")
+        shown += [(overlay(s.seen, m, 0.5), f"{catalog.shipped_name(s.name)}: Grad-CAM {layer}")
                   for layer, m in s.maps]
-    names = [s.name.removeprefix(catalog.SHIPPED_PREFIX) for s in r.scores]
+    names = [catalog.shipped_name(s.name) for s in r.scores]
     fig = pfake_figure(names, [s.p_fake for s in r.scores], [s.threshold for s in r.scores])
     return _verdict_md(work, r), shown, fig
 
@@ -159,7 +159,7 @@ def api_degrade_score(image: str, detectors: str = DEFAULT_DETECTORS, blur_sigma
         raise api_error(exc, image) from None
     out = r.to_dict()
     for d in out["detectors"]:
-        d["name"] = d["name"].removeprefix(catalog.SHIPPED_PREFIX)
+        d["name"] = catalog.shipped_name(d["name"])
     out.update(image=work.name, source_size=list(work.source_size), scored_size=work.size)
     png = output_path("degraded.png")  # a file: Gradio caches it atomically (a PIL image it rewrites in place)
     to_pil(r.degraded).save(png)
