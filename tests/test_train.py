@@ -70,14 +70,13 @@ def backbone_passes(monkeypatch):
 
 
 def test_frozen_detector_caches_backbone_features(tiny_set, tmp_path, backbone_passes):
-    passes = backbone_passes
     cfg = _cfg(tiny_set, tmp_path, arch="frozen:mobilenet_v2", iterations=60, lr=1e-2)
     run = train(cfg).runs[0]
-    first = passes["calls"]
+    first = backbone_passes["calls"]
     assert first <= 6  # train, flipped train, val, test: one or two batches each, not one per step
-    passes["calls"] = 0
+    backbone_passes["calls"] = 0
     train(cfg)
-    assert passes["calls"] == 0  # second run on the same data: every feature comes from the cache
+    assert backbone_passes["calls"] == 0  # second run on the same data: every feature comes from the cache
     assert run.test["accuracy"] >= 0.5
 
 
@@ -109,19 +108,18 @@ def test_feature_cache_misses_when_a_file_is_rewritten_under_the_same_name(tiny_
     """A data set re-derived in place (same names, new pixels) must not be served the old features."""
     import os
 
-    passes = backbone_passes
     root = tmp_path / "copy"
     shutil.copytree(tiny_set, root)
     cfg = _cfg(root, tmp_path, arch="frozen:mobilenet_v2", iterations=5, lr=1e-2)
     train(cfg)
-    passes["calls"] = 0
+    backbone_passes["calls"] = 0
     train(cfg)
-    assert passes["calls"] == 0  # unchanged files: every feature from the cache
+    assert backbone_passes["calls"] == 0  # unchanged files: every feature from the cache
     for f in (root / "gan").glob("*.png"):  # regenerated: new content, same names
         Image.fromarray(255 - np.asarray(Image.open(f))).save(f)
         os.utime(f, ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns + 1_000_000_000))
     train(cfg)
-    assert passes["calls"] > 0
+    assert backbone_passes["calls"] > 0
 
 
 def test_cancel_keeps_what_finished(tiny_set, tmp_path):
@@ -235,14 +233,13 @@ def test_frozen_detector_with_augmentation_runs_the_backbone_once_per_draw(tiny_
     computed once, not one backbone pass per sample and step."""
     from detectlab.train import engine
 
-    passes = backbone_passes
     monkeypatch.setattr(engine, "AUG_FEATURE_DRAWS", 3)
     cfg = _cfg(tiny_set, tmp_path, arch="frozen:mobilenet_v2", iterations=200, lr=1e-2)
     cfg = cfg.with_overrides(augment_p=0.5, augment_kinds="blur,jpeg")
     run = train(cfg).runs[0]
     n = {k: v["samples"] for k, v in load_checkpoint(run.checkpoint)[1]["data"]["splits"].items()}
     # val and test from the disk cache or one pass each; the train split once per draw (200 steps x 16 would be 3,200)
-    assert passes["images"] <= 3 * n["train"] + n["val"] + n["test"]
+    assert backbone_passes["images"] <= 3 * n["train"] + n["val"] + n["test"]
     assert any("3 augmented draws" in note for note in run.notes)
     assert run.status == "finished" and run.test["accuracy"] >= 0.5
 

@@ -13,7 +13,7 @@ from detectlab import catalog
 from detectlab.heldout import HeldoutSet, evaluate_heldout
 
 
-#: The shipped detectors that meet every target (the README says which others do not, and why).
+#: The shipped detectors that meet every target (the README says which one does not, and why).
 TRUSTED = ("cnn-resnet18", "cnn-resnet18-aug", "cnn-resnet18-adv", "univfd-mobilenet_v2",
            "ensemble-mobilenet_v2+efficientnet_lite0")
 

@@ -339,8 +339,8 @@ PRESETS: dict[str, dict] = {
         note="CNNDetection's recipe (Wang et al. 2020), seed 001 §4.3's robust re-training: blur sigma in [0, 3], "
         "JPEG quality in [30, 100], downsize scale in [0.5, 1], each with p = 0.5, for 10 epochs at lr 1e-4 (a "
         "fine-tune: at the from-scratch 1e-3, validation accuracy swung 0.83-0.93 and selection kept epoch 1) "
-        "from the shipped cnn-resnet18's weights (from random init, 10 epochs of it stayed at chance on the demo: test ROC AUC "
-        "0.54); what the shipped cnn-resnet18-aug uses"),
+        "from the shipped cnn-resnet18's weights (from random init, 10 epochs of it stayed at chance on the demo: "
+        "test ROC AUC 0.54); what the shipped cnn-resnet18-aug uses"),
     "FGSM adversarial training": dict(
         CPU_RESNET18, epochs=4, init_from="cnn-resnet18", adv_eps=[0.005, 0.01, 0.02], adv_fraction=0.5,
         note="seed 001 §4.4.2: half of each batch replaced by FGSM copies at eps drawn from {0.005, 0.01, 0.02}, "
