@@ -26,7 +26,7 @@ def main() -> None:
     config.set_offline_env()
     from detectlab.localize import load_localizer, localize_image
     from detectlab.localize.dataset import split_examples
-    from detectlab.localize.localizer import resolve_localizer
+    from detectlab.catalog import resolve_localizer
 
     parser = argparse.ArgumentParser()
     parser.add_argument("localizer", nargs="?", default="localizer-yolov8n-seg")

@@ -1,14 +1,19 @@
 """What a user can pick, by name: detectors (shipped + every run's checkpoint) and data sets.
 
 One catalogue below the UI and the CLI, so a tab, an API endpoint and a command resolve the
-same name to the same file: ``cnn-resnet18``, ``shipped: cnn-resnet18``, a run id, a run's
-screen label, or a checkpoint path all work everywhere. ``load_detector`` returns a
-``LoadedDetector`` that carries its decision threshold, kind and weights description, so no
-caller re-reads checkpoint metadata.
+same name to the same file: ``cnn-resnet18``, ``shipped: cnn-resnet18``, a run id or a run's
+screen label work everywhere. A file path is a name only inside ``paths_allowed()``, which the
+command line sets around each command: a web client can never make the server open, or say
+whether there is, a file of its choosing (every tab and endpoint resolves through here, so
+none can forget the rule). ``load_detector`` returns a ``LoadedDetector`` that carries its
+decision threshold, kind and weights description, so no caller re-reads checkpoint metadata.
+Localizers resolve the same way (``resolve_localizer``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,11 +57,39 @@ def cli_name(label: str) -> str:
     return label
 
 
+_PATHS: contextvars.ContextVar[bool] = contextvars.ContextVar("detectlab_paths_allowed", default=False)
+_PATH_SIGNS = ("/", "\\", "~")
+_FILE_SUFFIXES = (".pt", ".pth", ".ckpt", ".safetensors", ".bin", ".pkl", ".onnx", ".json")
+
+
+@contextlib.contextmanager
+def paths_allowed():
+    """Within this block (one CLI command), a name may also be a file path on this machine."""
+    token = _PATHS.set(True)
+    try:
+        yield
+    finally:
+        _PATHS.reset(token)
+
+
+def _named_file(text: str, what: str) -> Path | None:
+    """``text`` as a file, when paths are allowed; elsewhere a path-like name is refused in words,
+    without looking at the file system (whether a file exists is not for a web client to learn)."""
+    if not _PATHS.get():
+        if any(sign in text for sign in _PATH_SIGNS) or text.lower().endswith(_FILE_SUFFIXES):
+            raise CheckpointError(f"the app takes a {what}'s name (a shipped name, a run id or a picker's label), "
+                                  "not a file path on the server; files are for the command line")
+        return None
+    path = Path(text).expanduser()
+    return path if path.is_file() else None
+
+
 def resolve_detector(name: str | Path) -> Path:
     """A checkpoint file from any name a user may type or pick.
 
     Accepted: a shipped name (``cnn-resnet18``), its screen label (``shipped: cnn-resnet18``),
-    a run id (``20261127-031500-ab12cd``), a run's screen label, or a checkpoint path.
+    a run id (``20261127-031500-ab12cd``) or a run's screen label; a checkpoint path only inside
+    ``paths_allowed()`` (the command line).
     """
     text = str(name).strip()
     if not text:
@@ -71,11 +104,23 @@ def resolve_detector(name: str | Path) -> Path:
     by_id = [p for label, p in runs.items() if cli_name(label) == text]
     if len(by_id) == 1:
         return by_id[0]
-    path = Path(text).expanduser()
-    if path.is_file():
+    path = _named_file(text, "detector")
+    if path is not None:
         return path
+    hint = "; or give a checkpoint file" if _PATHS.get() else ""
     raise CheckpointError(f"'{text}': no such detector. Shipped: {', '.join(shipped) or 'none'}; "
-                          f"runs with a checkpoint: {len(runs)} (see `detectlab runs list`); or give a checkpoint file")
+                          f"runs with a checkpoint: {len(runs)} (see `detectlab runs list`){hint}")
+
+
+def pick_detector(name: str | None) -> str:
+    """The detector a request names, or the catalogue's first (a shipped default) when it names none."""
+    text = (name or "").strip()
+    if text:
+        return text
+    choices = detector_choices()
+    if not choices:
+        raise CheckpointError("no detector available: build the defaults (detectlab checkpoints build) or train one")
+    return next(iter(choices))
 
 
 @dataclass
@@ -154,6 +199,38 @@ def load_detector(name: str | Path) -> LoadedDetector:
     path = resolve_detector(name)
     detector, meta = _load_cached(str(path.resolve()), path.stat().st_mtime)
     return LoadedDetector(str(name), path, detector, meta)
+
+
+# -- localizers --------------------------------------------------------------------------------
+def localizer_choices() -> dict[str, Path]:
+    """Screen label -> file: the shipped localizers, then those trained into DetectLab's home."""
+    from detectlab.localize.localizer import localizer_choices as choices
+
+    return choices()
+
+
+def resolve_localizer(name: str | Path) -> Path:
+    """A localizer file from a shipped name (``unet-small``), a picker's label (``shipped: unet-small``,
+    ``trained: run-…``); a file path only inside ``paths_allowed()`` (the command line)."""
+    from detectlab.localize.localizer import shipped_localizers
+
+    text = str(name).strip()
+    shipped = shipped_localizers()
+    if not text:
+        raise CheckpointError("no localizer: build the default (detectlab checkpoints build --only "
+                              "localizer-yolov8n-seg) or train one (detectlab localize train)")
+    if text in shipped:
+        return shipped[text]
+    choices = localizer_choices()
+    if text in choices:
+        return choices[text]
+    by_run = [p for label, p in choices.items() if label == f"trained: run-{text}"]  # a localizer run's id
+    if by_run:
+        return by_run[0]
+    path = _named_file(text, "localizer")
+    if path is not None:
+        return path
+    raise CheckpointError(f"{text!r}: no such localizer; known: {', '.join(choices) or 'none'}")
 
 
 # -- data sets ---------------------------------------------------------------------------------

@@ -466,7 +466,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         _check_path_arguments(args)
-        code = args.func(args)
+        from detectlab.catalog import paths_allowed
+
+        with paths_allowed():  # a terminal's user may name any file they can read; a web client may not
+            code = args.func(args)
         sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at interpreter exit
         return code
     except BrokenPipeError:

@@ -37,9 +37,10 @@ def test_every_way_of_naming_a_detector(run_with_checkpoint):
     run_id, ckpt, label = run_with_checkpoint
     shipped = catalog.shipped_checkpoints()["cnn-resnet18"]
     assert label == f"run {run_id} mine (resnet18, finished, test acc 0.875)"
-    for name, path in [("cnn-resnet18", shipped), ("shipped: cnn-resnet18", shipped), (run_id, ckpt), (label, ckpt),
-                       (str(ckpt), ckpt)]:
+    for name, path in [("cnn-resnet18", shipped), ("shipped: cnn-resnet18", shipped), (run_id, ckpt), (label, ckpt)]:
         assert catalog.resolve_detector(name) == path, name
+    with catalog.paths_allowed():  # the command line: a checkpoint file is a name too
+        assert catalog.resolve_detector(str(ckpt)) == ckpt
     choices = catalog.detector_choices()
     assert list(choices)[0].startswith(catalog.SHIPPED_PREFIX) and choices[label] == ckpt
 
@@ -47,8 +48,24 @@ def test_every_way_of_naming_a_detector(run_with_checkpoint):
 @pytest.mark.parametrize("name, words", [("", "no detector given"), ("resnet9000", "'resnet9000': no such detector"),
                                          ("/no/such/file.safetensors", "no such detector")])
 def test_unknown_detectors_are_named(home, name, words):
-    with pytest.raises(CheckpointError, match=words):
+    with pytest.raises(CheckpointError, match=words), catalog.paths_allowed():
         catalog.resolve_detector(name)
+
+
+@pytest.mark.parametrize("resolve", [catalog.resolve_detector, catalog.resolve_localizer])
+def test_outside_the_command_line_a_path_is_never_a_name(run_with_checkpoint, resolve):
+    """The app's tabs and endpoints resolve through the catalogue: a path is refused in the same words
+    whether the file exists or not, so a web client learns nothing of the server's files."""
+    _, ckpt, _ = run_with_checkpoint
+    existing = catalog.shipped_checkpoints()["cnn-resnet18"]
+    messages = set()
+    for name in (str(ckpt), str(existing), "/etc/shadow", "/etc/passwd", "~/x", "..\\x.pt", "weights.safetensors"):
+        with pytest.raises(CheckpointError, match="not a file path on the server") as err:
+            resolve(name)
+        messages.add(str(err.value))
+    assert len(messages) == 1
+    with pytest.raises(CheckpointError, match="not a file path"):
+        catalog.load_detector(str(existing))
 
 
 @pytest.mark.parametrize("name, kind, differentiable", [("cnn-resnet18", "cnn", True),

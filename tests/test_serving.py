@@ -1,50 +1,64 @@
-"""The HTTP guard: only raster images leave a data root; every served file is nosniff."""
+"""The HTTP guards: only raster images leave a data root, whatever the route; no served file runs as a page;
+every response is nosniff; messages carry no server paths."""
 
 from __future__ import annotations
 
 import pytest
 from starlette.applications import Starlette
-from starlette.responses import PlainTextResponse
+from starlette.responses import FileResponse, PlainTextResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from detectlab.ui.serving import RasterOnlyFromDataRoots
+from detectlab.ui.serving import ServedFileGuard, raster_only
 
 
-def _client(root):
-    async def anything(request):
-        return PlainTextResponse("served", headers={"content-type": "text/html"})
-
-    inner = Starlette(routes=[Route("/{rest:path}", anything)])
-    return TestClient(RasterOnlyFromDataRoots(inner, roots=[root]))
-
-
-@pytest.mark.parametrize("name,status", [
-    ("real/x.html", 403), ("real/y.svg", 403), ("real/z.HTM", 403), ("real/run.js", 403),
-    ("real/a.png", 200), ("real/b.JPG", 200), ("real/c.webp", 200),
+@pytest.mark.parametrize("name,allowed", [
+    ("real/x.html", False), ("real/y.svg", False), ("real/z.HTM", False), ("real/run.js", False),
+    ("manifest.json", False), ("w.safetensors", False),
+    ("real/a.png", True), ("real/b.JPG", True), ("real/c.webp", True),
 ])
-def test_only_rasters_are_served_from_a_data_root(tmp_path, name, status):
+def test_only_rasters_are_allowed_from_a_data_root(tmp_path, name, allowed):
     root = tmp_path / "datasets"
-    (root / "real").mkdir(parents=True)
-    (root / name).write_bytes(b"<script>alert(1)</script>")
-    r = _client(root).get(f"/gradio_api/file={root / name}")
-    assert r.status_code == status
-    assert r.headers["x-content-type-options"] == "nosniff"
-    if status == 403:
-        assert "only raster images" in r.text
+    assert raster_only(root / name, [root]) is allowed
+    assert raster_only(tmp_path / "elsewhere" / name, [root]) is True  # outside the roots: Gradio's own rules
 
 
 def test_traversal_into_a_root_is_resolved_before_the_check(tmp_path):
     root = tmp_path / "datasets"
     (root / "a").mkdir(parents=True)
-    (root / "a" / "x.html").write_text("<script></script>")
-    r = _client(root).get(f"/gradio_api/file={tmp_path}/other/../datasets/a/x.html")
-    assert r.status_code == 403
+    assert not raster_only(f"{tmp_path}/other/../datasets/a/x.html", [root])
 
 
-def test_other_routes_pass_untouched(tmp_path):
-    r = _client(tmp_path).get("/config")
-    assert r.status_code == 200 and r.text == "served" and "x-content-type-options" not in r.headers
+def _file_client(tmp_path, name: str, disposition: str = "inline"):
+    path = tmp_path / name
+    path.write_bytes(b"<script>alert(1)</script>")
+
+    async def serve(request):
+        return FileResponse(path, filename=name, content_disposition_type=disposition)
+
+    async def page(request):
+        return PlainTextResponse("<html></html>", media_type="text/html")
+
+    inner = Starlette(routes=[Route("/any/route/{rest:path}", serve), Route("/", page)])
+    return TestClient(ServedFileGuard(inner))
+
+
+@pytest.mark.parametrize("name", ["x.html", "y.svg", "z.xml", "run.js", "a.xhtml"])
+def test_a_served_file_of_an_active_type_is_a_download_on_any_route(tmp_path, name):
+    r = _file_client(tmp_path, name).get(f"/any/route/{name}")
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "application/octet-stream"
+    assert r.headers["content-disposition"].startswith("attachment")
+    assert name in r.headers["content-disposition"]
+    assert r.headers["x-content-type-options"] == "nosniff"
+
+
+def test_images_stay_inline_and_the_page_stays_a_page(tmp_path):
+    client = _file_client(tmp_path, "a.png")
+    r = client.get("/any/route/a.png")
+    assert r.headers["content-type"] == "image/png" and r.headers["content-disposition"].startswith("inline")
+    page = client.get("/")
+    assert page.headers["content-type"].startswith("text/html") and page.headers["x-content-type-options"] == "nosniff"
 
 
 def test_event_streams_lose_upload_paths_but_keep_file_outputs(tmp_path, monkeypatch):
@@ -70,7 +84,7 @@ def test_event_streams_lose_upload_paths_but_keep_file_outputs(tmp_path, monkeyp
         return StreamingResponse(gen(), media_type="text/event-stream")
 
     inner = Starlette(routes=[Route("/gradio_api/queue/data", stream)])
-    text = TestClient(RasterOnlyFromDataRoots(inner, roots=[tmp_path / "datasets"])).get("/gradio_api/queue/data").text
+    text = TestClient(ServedFileGuard(inner)).get("/gradio_api/queue/data").text
     got = [json.loads(line[5:]) for line in text.splitlines() if line.startswith("data:")]
     assert got[0]["output"]["error"] == "my photo.png: file is truncated"
     data = got[1]["output"]["data"]

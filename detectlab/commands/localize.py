@@ -54,7 +54,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _load(args):
-    from detectlab.localize.localizer import load_localizer, resolve_localizer
+    from detectlab.catalog import resolve_localizer
+    from detectlab.localize.localizer import load_localizer
 
     return load_localizer(resolve_localizer(args.localizer), allow_pickle=args.trust_pt)
 

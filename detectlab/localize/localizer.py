@@ -135,19 +135,3 @@ def localizer_choices() -> dict[str, Path]:
         if path.suffix in (".pt", ".safetensors") and not path.name.startswith("."):
             out[f"trained: {path.stem}"] = path
     return out
-
-
-def resolve_localizer(name: str | Path) -> Path:
-    """A shipped name, a screen label from ``localizer_choices`` or a file path -> the file."""
-    text = str(name).strip()
-    shipped = shipped_localizers()
-    if text in shipped:
-        return shipped[text]
-    choices = localizer_choices()
-    if text in choices:
-        return choices[text]
-    path = Path(text).expanduser()
-    if path.is_file():
-        return path
-    raise CheckpointError(f"{text!r}: not a shipped localizer ({', '.join(shipped) or 'none built'}) "
-                          "nor a localizer file")

@@ -22,7 +22,7 @@ from detectlab.ui import (  # noqa: E402
     attack_tab, data_tab, detect_tab, fingerprints_tab, first_run, localize_tab, robustness_tab, train_tab,
 )
 from detectlab.ui.common import coming  # noqa: E402
-from detectlab.ui.serving import RasterOnlyFromDataRoots  # noqa: E402
+from detectlab.ui.serving import ServedFileGuard, guard_file_server  # noqa: E402
 
 TITLE = "DetectLab"
 
@@ -95,7 +95,8 @@ def serve(blocks: gr.Blocks | None = None, host: str = "127.0.0.1", port: int = 
         show_error=True,
         auth=auth if auth is not None else config.login(),
     )
-    app = RasterOnlyFromDataRoots(app, roots=config.data_roots())  # data roots serve raster images only
+    guard_file_server()  # Gradio's file server: only raster images leave a data root, whatever the route
+    app = ServedFileGuard(app)  # every response: nosniff, active content only as a download, no server paths
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))

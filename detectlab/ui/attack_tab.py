@@ -33,7 +33,7 @@ from detectlab.errors import DetectLabError
 from detectlab.progress import Cancelled, CancelToken
 from detectlab.ui import state
 from detectlab.ui.common import GradioProgress, error_markdown, refresh_on_open
-from detectlab.ui.widgets import output_path
+from detectlab.ui.widgets import api_error, output_path
 
 DEFAULT_DETECTOR = "shipped: cnn-resnet18"
 #: the mirror pair is trained with this shipped detector's config, on parts 1/2 and 2/2 of the train split
@@ -105,7 +105,10 @@ def playground(file, detector_label, method, eps):
 
 def api_attack(image: str, detector: str = "", method: str = "fgsm", eps: float = 0.02):
     """API: attack one image towards "real"; returns the numbers and the adversarial image as a PNG file."""
-    r, out = run_attack(image, detector or DEFAULT_DETECTOR, method, eps)
+    try:
+        r, out = run_attack(image, detector or DEFAULT_DETECTOR, method, eps)
+    except Exception as exc:  # noqa: BLE001 - the client gets DetectLab's message, no server paths
+        raise api_error(exc, image) from None
     return {"detector": detector or DEFAULT_DETECTOR, "method": r.method, "eps": r.eps, "p_fake_before": r.p_before,
             "p_fake_after": r.p_after, "decision_before": r.decision_before, "decision_after": r.decision_after,
             "flipped": r.flipped, "linf": r.size.linf, "l2": r.size.l2, "psnr": r.size.psnr,

@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 from detectlab import config
 from detectlab.data.decode import to_pil
 from detectlab.data.overview import resolve_in_roots
-from detectlab.catalog import LoadedDetector, cli_name, load_detector
+from detectlab.catalog import LoadedDetector, cli_name, load_detector, pick_detector
 from detectlab.errors import DatasetError, DetectLabError
 from detectlab.detect.analyze import analyze_file
 from detectlab.detect.predict import SPLITS, default_split, is_demo_set, predict_files, score_folder, write_csv
@@ -132,23 +132,6 @@ def _shown(a, opacity: float) -> list:
     return items
 
 
-_CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".safetensors", ".bin", ".pkl")
-
-
-def api_detector_label(name: str | None) -> str:
-    """The detector an API call names: a label, shipped name or run id, never a path on the server."""
-    choices = state.detector_choices()
-    text = (name or "").strip()
-    if not text:
-        if not choices:
-            raise DetectLabError("no detector available: build the defaults or train one")
-        return next(iter(choices))
-    if text not in choices and ("/" in text or "\\" in text or text.lower().endswith(_CHECKPOINT_SUFFIXES)):
-        raise DetectLabError("the API takes a detector's name (a shipped name such as cnn-resnet18, a run id or "
-                             "the Detect tab's label), not a file path on the server")
-    return text
-
-
 def api_detect(image_path: str, detector: str = "cnn-resnet18", method: str = "gradcam", opacity: float = 0.5,
                scoring: str = "resize"):
     """P(fake), decision and heatmap overlay of one image, scored by one detector.
@@ -167,7 +150,7 @@ def api_detect(image_path: str, detector: str = "cnn-resnet18", method: str = "g
             raise DetectLabError("no image: send one image file")
         if scoring not in SCORING:
             raise DetectLabError(f"scoring must be one of {', '.join(SCORING)}, got {scoring!r}")
-        label = api_detector_label(detector)
+        label = pick_detector(detector)
         loaded = load_detector(label)
         if scoring == "tiles":
             t, decision, preview, tile_map = _tiled(image_path, loaded)

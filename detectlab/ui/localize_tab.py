@@ -21,7 +21,7 @@ from detectlab.errors import DetectLabError
 from detectlab.progress import CancelToken
 from detectlab.ui import state
 from detectlab.ui.common import GradioProgress, error_markdown, refresh_on_open
-from detectlab.ui.widgets import output_path
+from detectlab.ui.widgets import api_error, output_path
 
 NO_DETECTOR = "(none)"
 PAPER_MAP50 = {"all": 0.72, "Q1": 0.24, "Q2": 0.74, "Q3": 0.90, "Q4": 0.97}  # seed 001 Table 4.8
@@ -57,22 +57,18 @@ _LOADED: dict[tuple, object] = {}
 
 
 def _load_localizer(label: str, pt_file: str | None, trust: bool):
-    """The picked localizer, or an uploaded .pt (refused without the trust tick); cached per file version."""
-    from detectlab.localize.localizer import load_localizer, localizer_choices, shipped_localizers
+    """The picked localizer (by name, through the catalogue), or an uploaded .pt (refused without the
+    trust tick); cached per file version."""
+    from detectlab.catalog import resolve_localizer
+    from detectlab.localize.localizer import load_localizer
 
     if pt_file:
         path, allow = Path(pt_file), bool(trust)
+        if path.suffix == ".pt" and not allow:
+            raise DetectLabError(f"{path.name}: tick '{TRUST_LABEL.split(' (')[0]}' to load an uploaded .pt — "
+                                 "ultralytics unpickles it, and a pickle can run code as the server's user")
     else:
-        known = {**localizer_choices(), **shipped_localizers()}
-        if not label:
-            raise DetectLabError("no localizer: build the default (detectlab checkpoints build --only "
-                                 "localizer-yolov8n-seg) or train one (detectlab localize train)")
-        if label not in known:  # names only: a typed path could point anywhere on the server
-            raise DetectLabError(f"unknown localizer {label!r}; known: {', '.join(known) or 'none'}")
-        path, allow = known[label], False
-    if path.suffix == ".pt" and pt_file and not allow:
-        raise DetectLabError(f"{path.name}: tick '{TRUST_LABEL.split(' (')[0]}' to load an uploaded .pt — "
-                             "ultralytics unpickles it, and a pickle can run code")
+        path, allow = resolve_localizer(label), False
     key = (str(path), path.stat().st_mtime if path.exists() else 0, allow)
     if key not in _LOADED:
         if len(_LOADED) > 4:
@@ -153,9 +149,12 @@ def api_localize(image_path: str, mask_path: str = "", localizer: str = "", dete
 
     choices = _localizer_choices()
     label = localizer or (choices[0] if choices else "")
-    loc = _load_localizer(label, None, False)
-    result = localize_image(loc, image_path, mask=mask_path or None, conf=float(conf),
-                            detector=_detector(detector) if detector else None, name=Path(image_path).name)
+    try:
+        loc = _load_localizer(label, None, False)
+        result = localize_image(loc, image_path, mask=mask_path or None, conf=float(conf),
+                                detector=_detector(detector) if detector else None, name=Path(image_path).name)
+    except Exception as exc:  # noqa: BLE001 - the client gets DetectLab's message, no server paths
+        raise api_error(exc, image_path, mask_path) from None
     overlay = output_path("overlay.png")
     # fast PNG compression: the encode otherwise costs a third of the request (bench/bench_localize.py)
     result.overlay().save(overlay, compress_level=1)

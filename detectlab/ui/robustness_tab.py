@@ -24,7 +24,6 @@ from detectlab.robustness import (
 from detectlab.robustness.plots import pfake_figure, sweep_figure, write_html, write_png
 from detectlab.ui import state
 from detectlab.ui.common import GradioProgress, refresh_on_open
-from detectlab.ui.detect_tab import api_detector_label
 from detectlab.ui.widgets import ImageInput, api_error, message, output_path
 
 #: The pair seed 001 §4.3 compares: the same CNN trained without and with degradation augmentation.
@@ -151,9 +150,6 @@ def api_degrade_score(image: str, detectors: str = DEFAULT_DETECTORS, blur_sigma
     values = dict(blur_sigma=blur_sigma, jpeg_quality=jpeg_quality, patch_size=patch_size,
                   downsize_scale=downsize_scale, noise_sigma=noise_sigma, resize_scale=resize_scale)
     try:
-        for name in str(detectors or "").split(","):  # names only: a path could point anywhere on the server
-            if name.strip() and name.strip() != DEFAULT_DETECTORS:
-                api_detector_label(name)
         work, r = _score(image, detectors, order, values, bool(heatmap))
     except Exception as exc:  # noqa: BLE001 - the client gets the message
         raise api_error(exc, image) from None
