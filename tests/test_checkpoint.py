@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pickle
+import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -69,3 +71,46 @@ def test_safetensors_without_metadata(tmp_path):
     save_file({"w": torch.zeros(2)}, str(p))
     with pytest.raises(CheckpointError, match="no DetectLab metadata"):
         load_checkpoint(p)
+
+
+# -- integrity pins -----------------------------------------------------------------------------------
+def test_every_shipped_file_is_pinned_and_matches_its_pin():
+    from detectlab import config
+    from detectlab.models.manifest import file_sha256, read_manifest
+
+    pinned = 0
+    for section, entries in read_manifest().items():
+        for name, entry in entries.items():
+            if isinstance(entry, dict) and entry.get("file") and (config.CHECKPOINT_DIR / entry["file"]).is_file():
+                assert entry.get("sha256") == file_sha256(config.CHECKPOINT_DIR / entry["file"]), (section, name)
+                pinned += 1
+    assert pinned >= 8  # six detectors and two localizers
+
+
+@pytest.mark.parametrize("name, load", [
+    ("spectrum-durrall.safetensors", "detector"), ("unet-small.safetensors", "localizer"),
+    ("localizer-yolov8n-seg.pt", "localizer"),
+])
+def test_a_corrupted_shipped_checkpoint_is_refused_by_name(tmp_path, monkeypatch, name, load):
+    """One flipped byte in a shipped file: refused at load, the message names the file (a .pt before unpickling)."""
+    import shutil
+
+    from detectlab import config
+    from detectlab.errors import CheckpointError
+    from detectlab.localize.localizer import load_localizer
+    from detectlab.models.checkpoint import load_checkpoint
+
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    shutil.copy(config.CHECKPOINT_DIR / "manifest.json", folder)
+    shutil.copy(config.CHECKPOINT_DIR / name, folder)
+    for sidecar in (config.CHECKPOINT_DIR / name).parent.glob(Path(name).stem + ".json"):
+        shutil.copy(sidecar, folder)
+    monkeypatch.setattr(config, "CHECKPOINT_DIR", folder)
+    loader = load_checkpoint if load == "detector" else load_localizer
+    loader(folder / name)  # intact: loads
+    data = bytearray((folder / name).read_bytes())
+    data[len(data) // 2] ^= 0x01
+    (folder / name).write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=rf"{re.escape(name)}: its SHA-256 does not match"):
+        loader(folder / name)

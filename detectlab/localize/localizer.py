@@ -84,9 +84,12 @@ def load_localizer(path: str | Path, *, allow_pickle: bool = False) -> Localizer
         CheckpointError: missing, wrong type, corrupt, not a segmentation model, or an
             untrusted ``.pt`` without the opt-in.
     """
+    from detectlab.models.manifest import verify_pin
+
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such localizer file")
+    verify_pin(path)  # a shipped file must be the one measured: checked before anything is unpickled
     if path.suffix == ".safetensors":
         from detectlab.localize.unet import load_unet
 

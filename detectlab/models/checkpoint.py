@@ -83,8 +83,13 @@ def _load_pickle_safely(path: Path) -> dict:
 
 
 def load_checkpoint(path: str | Path) -> tuple[Detector, dict]:
-    """Rebuild the detector of a checkpoint; returns (detector in eval mode, metadata)."""
+    """Rebuild the detector of a checkpoint; returns (detector in eval mode, metadata).
+
+    A shipped checkpoint is checked against its SHA-256 pin in the manifest first."""
+    from detectlab.models.manifest import verify_pin
+
     path = Path(path)
+    verify_pin(path)
     meta = read_metadata(path)
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path.name}: unknown checkpoint format {meta.get('format')!r}")
