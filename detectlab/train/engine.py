@@ -69,11 +69,13 @@ def dataset_fingerprint(samples) -> str:
     return h.hexdigest()[:16]
 
 
-def load_images(samples, size: int, progress: Progress = null_progress, desc: str = "load images") -> torch.Tensor:
+def load_images(samples, size: int, progress: Progress = null_progress, desc: str = "load images",
+                cancel: CancelToken = NEVER_CANCEL) -> torch.Tensor:
     """Decode samples once into a uint8 tensor ``[N, 3, size, size]`` (a few hundred MB at most)."""
     dataset = ImageFolderDataset(samples, size)
     out = torch.empty((len(samples), 3, size, size), dtype=torch.uint8)
     for i in range(len(dataset)):
+        cancel.check()
         out[i] = (dataset[i][0] * 255 + 0.5).clamp(0, 255).to(torch.uint8)
         if i % 64 == 0 or i == len(samples) - 1:
             progress(i + 1, len(samples), desc)
@@ -230,9 +232,28 @@ def augmented_features(detector: FrozenBackboneDetector, images: torch.Tensor, a
     return torch.stack(out)
 
 
-def _run_once(cfg: TrainConfig, ds: DetectionDataset, parts: dict, images: dict, run_seed: int, run_dir: Path,
-              progress: Progress, cancel: CancelToken, on_epoch: EpochCallback | None,
-              on_step: EpochCallback | None = None) -> RunResult:
+@dataclass
+class _RunSetup:
+    """What one run trains: the detector, its inputs (decoded images or cached backbone features) and labels."""
+
+    detector: Detector
+    gen: torch.Generator
+    notes: list[str]
+    augment: object | None
+    use_cache: bool                     # a frozen backbone whose features are computed once
+    feats: dict
+    y_train: torch.Tensor
+    y_val: np.ndarray
+    g_val: list
+
+    @property
+    def frozen(self) -> bool:
+        return isinstance(self.detector, FrozenBackboneDetector)
+
+
+def _prepare_run(cfg: TrainConfig, parts: dict, images: dict, run_seed: int, progress: Progress,
+                 cancel: CancelToken) -> _RunSetup:
+    """Seed, build (and initialise) the detector; for a frozen backbone, compute or read its features."""
     torch.manual_seed(run_seed)
     gen = torch.Generator().manual_seed(run_seed)
     detector = create_detector(cfg.arch, cfg.pretrained, cfg.input_size)
@@ -241,16 +262,14 @@ def _run_once(cfg: TrainConfig, ds: DetectionDataset, parts: dict, images: dict,
         notes.append(init_weights(detector, cfg.init_from))
     frozen = isinstance(detector, FrozenBackboneDetector)
     train_x, val_x = images["train"], images["val"]
-    y_train = torch.tensor([s.label for s in parts["train"]], dtype=torch.float32)
-    y_val = np.array([s.label for s in parts["val"]])
-    g_val = [s.generator for s in parts["val"]]
     augment = _augmenter(cfg)
     use_cache = frozen and not cfg.adv_eps
     if frozen and not use_cache:
         notes.append("adversarial augmentation changes the input with the weights every step, so backbone "
                      "features cannot be cached: each step runs the frozen backbone")
+    feats: dict = {}
     if use_cache:
-        feats = {"val": cached_features(detector, parts["val"], val_x, False, progress, cancel)}
+        feats["val"] = cached_features(detector, parts["val"], val_x, False, progress, cancel)
         if augment is not None:
             feats["train_aug"] = augmented_features(detector, train_x, augment, cfg.hflip, AUG_FEATURE_DRAWS, gen,
                                                     progress, cancel)
@@ -263,25 +282,149 @@ def _run_once(cfg: TrainConfig, ds: DetectionDataset, parts: dict, images: dict,
     if frozen and detector.standardized and not cfg.init_from:  # a started-from head keeps its statistics
         detector.fit_standardization(feats.get("train_aug", feats.get("train")) if use_cache else
                                      cached_features(detector, parts["train"], train_x, False, progress, cancel))
+    return _RunSetup(detector, gen, notes, augment, use_cache, feats,
+                     torch.tensor([s.label for s in parts["train"]], dtype=torch.float32),
+                     np.array([s.label for s in parts["val"]]), [s.generator for s in parts["val"]])
 
-    params = detector.trainable_parameters()
-    opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    n_train = len(parts["train"])
-    steps_per_epoch = max(1, math.ceil(n_train / cfg.batch_size))
+
+def _fit_closed_form(cfg: TrainConfig, run: _RunSetup, train_x: torch.Tensor, epochs: int, progress: Progress) -> None:
+    """Closed-form detectors (the spectrum baseline): one fit; with augmentation, each epoch adds one randomly
+    post-processed copy of the train split to the fit."""
+    progress(0, 1, f"fit {cfg.arch}")
+    run.detector.fit(train_x, run.y_train.numpy(), augment=run.augment, copies=epochs, generator=run.gen,
+                     balanced=cfg.weighted_sampling)
+
+
+def _train_step(cfg: TrainConfig, run: _RunSetup, train_x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """The logits of one batch ``idx``: from cached features (one draw or flip each) or from the images
+    (flip, degradations and FGSM copies drawn here)."""
+    detector, gen, feats = run.detector, run.gen, run.feats
+    if run.use_cache and "train_aug" in feats:
+        f = feats["train_aug"][torch.randint(AUG_FEATURE_DRAWS, (len(idx),), generator=gen), idx]
+        return detector.head_on_backbone(f)
+    if run.use_cache:
+        flip = cfg.hflip & (torch.rand(len(idx), generator=gen) < 0.5)
+        f = feats["train"][idx]
+        if cfg.hflip:
+            f = torch.where(flip[:, None], feats["train_flip"][idx], f)
+        return detector.head_on_backbone(f)
+    x = train_x[idx].float() / 255.0
+    if cfg.hflip:
+        flip = torch.rand(len(idx), generator=gen) < 0.5
+        x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+    if run.augment is not None:
+        x = run.augment(x, generator=gen)
+    if cfg.adv_eps:
+        from detectlab.attacks import fgsm_batch_for_training
+
+        k = int(round(cfg.adv_fraction * len(idx)))
+        if k:
+            x = x.clone()
+            x[:k] = fgsm_batch_for_training(detector, x[:k], run.y_train[idx][:k], cfg.adv_eps, gen)
+            detector.train()
+    return detector(x)
+
+
+@torch.no_grad()
+def _validate(run: _RunSetup, val_x: torch.Tensor, cancel: CancelToken) -> tuple[torch.Tensor, np.ndarray]:
+    run.detector.eval()
+    n = len(run.y_val)
+    if run.use_cache:
+        vlogits = torch.cat([run.detector.head_on_backbone(run.feats["val"][lo : lo + 256]) for lo in range(0, n, 256)])
+    else:
+        chunks = []
+        for lo in range(0, n, 64):
+            cancel.check()
+            chunks.append(run.detector(val_x[lo : lo + 64].float() / 255.0))
+        vlogits = torch.cat(chunks)
+    return vlogits, torch.sigmoid(vlogits).numpy()
+
+
+@dataclass
+class _Loop:
+    """Where the epoch loop stands: its history, the best state so far and the step counters."""
+
+    history: list[dict] = field(default_factory=list)
+    best_state: dict | None = None
+    best_score: float = -1.0
+    best_epoch: int = 0
+    step: int = 0
+    seen: int = 0
+    step_seconds: float = 0.0
+    status: str = "finished"
+
+
+def _epoch_loop(cfg: TrainConfig, run: _RunSetup, parts: dict, images: dict, total_steps: int, epochs: int,
+                save_best: Callable[[dict, int], None], progress: Progress, cancel: CancelToken,
+                on_epoch: EpochCallback | None, on_step: EpochCallback | None, start: float) -> _Loop:
+    """Train ``total_steps`` steps in ``epochs`` epochs, validating after each and keeping the best epoch
+    (balanced validation accuracy) on disk at once; a cancel ends the loop with what it has."""
+    detector, frozen = run.detector, run.frozen
+    opt = torch.optim.Adam(detector.trainable_parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = max(1, math.ceil(len(parts["train"]) / cfg.batch_size))
+    batches = _Batches(parts["train"], cfg.batch_size, cfg.weighted_sampling, run.gen)
+    loop = _Loop()
+    try:
+        for epoch in range(1, epochs + 1):
+            detector.train()
+            losses = []
+            steps_this_epoch = max(1, min(steps_per_epoch, total_steps - loop.step))
+            for _ in range(min(steps_per_epoch, total_steps - loop.step)):
+                cancel.check()
+                t_step = time.perf_counter()
+                idx = batches.next()
+                loss = F.binary_cross_entropy_with_logits(_train_step(cfg, run, images["train"], idx), run.y_train[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                losses.append(loss.item())
+                loop.step_seconds += time.perf_counter() - t_step
+                loop.step += 1
+                loop.seen += len(idx)
+                if on_step:
+                    on_step({"step": loop.step, "epoch": epoch - 1 + len(losses) / steps_this_epoch, "loss": losses[-1]})
+                progress(loop.step, total_steps, f"train {cfg.arch} (epoch {epoch}/{epochs})")
+            vlogits, vscores = _validate(run, images["val"], cancel)
+            vloss = float(F.binary_cross_entropy_with_logits(vlogits, torch.tensor(run.y_val, dtype=torch.float32)))
+            vm = _metrics(run.y_val, vscores, run.g_val)
+            entry = {"epoch": epoch, "step": loop.step, "train_loss": float(np.mean(losses)) if losses else None,
+                     "val_loss": vloss, "val_accuracy": vm["accuracy"], "val_balanced_accuracy": vm["balanced_accuracy"],
+                     "val_ap": vm["ap"], "seconds": round(time.perf_counter() - start, 2)}
+            loop.history.append(entry)
+            score = vm["balanced_accuracy"] if vm["balanced_accuracy"] is not None else -vloss
+            if not cfg.select_best or score >= loop.best_score:
+                loop.best_score, loop.best_epoch = score, epoch
+                # frozen backbones never change: keep only what training moves
+                loop.best_state = {k: v.detach().clone() for k, v in detector.state_dict().items()
+                                   if not (frozen and k.startswith("backbones."))}
+                save_best(entry, epoch)  # on disk at once: a worker that dies later still leaves its best model
+            if on_epoch:
+                on_epoch(dict(entry))
+    except Cancelled:
+        loop.status = "cancelled"
+    return loop
+
+
+def _run_once(cfg: TrainConfig, ds: DetectionDataset, parts: dict, images: dict, run_seed: int, run_dir: Path,
+              progress: Progress, cancel: CancelToken, on_epoch: EpochCallback | None,
+              on_step: EpochCallback | None = None) -> RunResult:
+    """One run: prepare, fit (closed form) or train epochs, then test the best epoch and save it."""
+    start = time.perf_counter()
+    try:
+        run = _prepare_run(cfg, parts, images, run_seed, progress, cancel)
+    except Cancelled:
+        return RunResult(run_dir.name, "cancelled", [], 0, {}, {}, None, time.perf_counter() - start, 0.0, "",
+                         ["cancelled while preparing the run (before the first step)"])
+    detector = run.detector
+    steps_per_epoch = max(1, math.ceil(len(parts["train"]) / cfg.batch_size))
     total_steps = cfg.iterations or cfg.epochs * steps_per_epoch
     epochs = math.ceil(total_steps / steps_per_epoch)
-    if hasattr(detector, "fit"):  # closed-form detectors (spectrum baseline): one fit, one validation
-        progress(0, 1, f"fit {cfg.arch}")
-        # with augmentation, each epoch adds one randomly post-processed copy of the train split to the fit
-        detector.fit(train_x, y_train.numpy(), augment=augment, copies=epochs, generator=gen,
-                     balanced=cfg.weighted_sampling)
+    if hasattr(detector, "fit"):
+        _fit_closed_form(cfg, run, images["train"], epochs, progress)
         total_steps, epochs = 0, 1
-    batches = _Batches(parts["train"], cfg.batch_size, cfg.weighted_sampling, gen)
-    history: list[dict] = []
-    best_state, best_score, best_epoch = None, -1.0, 0
     run_dir.mkdir(parents=True, exist_ok=True)
     # a mirror-model half says which part it saw and how many samples that is
-    part = {"train_part": {"part": cfg.train_part, "samples": n_train}} if cfg.part else {}
+    part = {"train_part": {"part": cfg.train_part, "samples": len(parts["train"])}} if cfg.part else {}
     (run_dir / "splits.json").write_text(json.dumps(split_files(parts, ds.root) | part))
     base_meta = {
         "training": cfg.to_dict() | {"seed": run_seed},
@@ -289,95 +432,35 @@ def _run_once(cfg: TrainConfig, ds: DetectionDataset, parts: dict, images: dict,
                  "fingerprint": dataset_fingerprint(ds.samples), "splits": split_summary(parts)} | part,
         "threshold": 0.5,
     }
-    step, seen, start, step_seconds = 0, 0, time.perf_counter(), 0.0
-    status = "finished"
-    try:
-        for epoch in range(1, epochs + 1):
-            detector.train()
-            losses = []
-            steps_this_epoch = max(1, min(steps_per_epoch, total_steps - step))
-            for _ in range(min(steps_per_epoch, total_steps - step)):
-                cancel.check()
-                t_step = time.perf_counter()
-                idx = batches.next()
-                y = y_train[idx]
-                if use_cache and "train_aug" in feats:
-                    f = feats["train_aug"][torch.randint(AUG_FEATURE_DRAWS, (len(idx),), generator=gen), idx]
-                    logits = detector.head_on_backbone(f)
-                elif use_cache:
-                    flip = cfg.hflip & (torch.rand(len(idx), generator=gen) < 0.5)
-                    f = feats["train"][idx]
-                    if cfg.hflip:
-                        f = torch.where(flip[:, None], feats["train_flip"][idx], f)
-                    logits = detector.head_on_backbone(f)
-                else:
-                    x = train_x[idx].float() / 255.0
-                    if cfg.hflip:
-                        flip = torch.rand(len(idx), generator=gen) < 0.5
-                        x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-                    if augment is not None:
-                        x = augment(x, generator=gen)
-                    if cfg.adv_eps:
-                        from detectlab.attacks import fgsm_batch_for_training
 
-                        k = int(round(cfg.adv_fraction * len(idx)))
-                        if k:
-                            x = x.clone()
-                            x[:k] = fgsm_batch_for_training(detector, x[:k], y[:k], cfg.adv_eps, gen)
-                            detector.train()
-                    logits = detector(x)
-                loss = F.binary_cross_entropy_with_logits(logits, y)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                losses.append(loss.item())
-                step_seconds += time.perf_counter() - t_step
-                step += 1
-                seen += len(idx)
-                if on_step:
-                    on_step({"step": step, "epoch": epoch - 1 + len(losses) / steps_this_epoch, "loss": losses[-1]})
-                progress(step, total_steps, f"train {cfg.arch} (epoch {epoch}/{epochs})")
-            # validation
-            with torch.no_grad():
-                detector.eval()
-                if use_cache:
-                    vlogits = torch.cat([detector.head_on_backbone(feats["val"][lo : lo + 256]) for lo in range(0, len(y_val), 256)])
-                else:
-                    vlogits = torch.cat([detector(val_x[lo : lo + 64].float() / 255.0) for lo in range(0, len(y_val), 64)])
-            vscores = torch.sigmoid(vlogits).numpy()
-            vloss = float(F.binary_cross_entropy_with_logits(vlogits, torch.tensor(y_val, dtype=torch.float32)))
-            vm = _metrics(y_val, vscores, g_val)
-            entry = {"epoch": epoch, "step": step, "train_loss": float(np.mean(losses)) if losses else None,
-                     "val_loss": vloss, "val_accuracy": vm["accuracy"], "val_balanced_accuracy": vm["balanced_accuracy"],
-                     "val_ap": vm["ap"], "seconds": round(time.perf_counter() - start, 2)}
-            history.append(entry)
-            score = vm["balanced_accuracy"] if vm["balanced_accuracy"] is not None else -vloss
-            if not cfg.select_best or score >= best_score:
-                best_score, best_epoch = score, epoch
-                # frozen backbones never change: keep only what training moves
-                best_state = {k: v.detach().clone() for k, v in detector.state_dict().items()
-                              if not (frozen and k.startswith("backbones."))}
-                # on disk at once, so a worker that dies later still leaves its best model
-                save_checkpoint(detector, run_dir / CHECKPOINT_NAME,
-                                base_meta | {"metrics": {"val": entry, "best_epoch": epoch, "status": "running"}})
-            if on_epoch:
-                on_epoch(dict(entry))
-    except Cancelled:
-        status = "cancelled"
+    def save_best(entry: dict, epoch: int) -> None:
+        save_checkpoint(detector, run_dir / CHECKPOINT_NAME,
+                        base_meta | {"metrics": {"val": entry, "best_epoch": epoch, "status": "running"}})
+
+    start = time.perf_counter()
+    loop = _epoch_loop(cfg, run, parts, images, total_steps, epochs, save_best, progress, cancel, on_epoch, on_step,
+                       start)
     seconds = time.perf_counter() - start
-    if best_state is None:  # cancelled before the first validation: nothing worth keeping
-        return RunResult(run_dir.name, status, history, 0, {}, {}, None, seconds, seen / max(step_seconds, 1e-9),
-                         detector.weights_info.source, notes)
-    detector.load_state_dict(best_state, strict=not frozen)
-    test_scores = _scores(detector, images["test"], use_cache, parts["test"], progress)
-    y_test = [s.label for s in parts["test"]]
-    test = _metrics(y_test, test_scores, [s.generator for s in parts["test"]])
-    val = next(h for h in history if h["epoch"] == best_epoch)
-    meta = base_meta | {"metrics": {"val": val, "test": test, "best_epoch": best_epoch, "status": status}}
+    speed = loop.seen / max(loop.step_seconds, 1e-9)
+    if loop.best_state is None:  # cancelled before the first validation: nothing worth keeping
+        return RunResult(run_dir.name, loop.status, loop.history, 0, {}, {}, None, seconds, speed,
+                         detector.weights_info.source, run.notes)
+    return _evaluate_and_save(cfg, run, parts, images, loop, base_meta, run_dir, seconds, speed, progress)
+
+
+def _evaluate_and_save(cfg: TrainConfig, run: _RunSetup, parts: dict, images: dict, loop: _Loop, base_meta: dict,
+                       run_dir: Path, seconds: float, speed: float, progress: Progress) -> RunResult:
+    """The best epoch's weights back in, scored on the test split, saved with every number."""
+    detector = run.detector
+    detector.load_state_dict(loop.best_state, strict=not run.frozen)
+    test_scores = _scores(detector, images["test"], run.use_cache, parts["test"], progress)
+    test = _metrics([s.label for s in parts["test"]], test_scores, [s.generator for s in parts["test"]])
+    val = next(h for h in loop.history if h["epoch"] == loop.best_epoch)
+    meta = base_meta | {"metrics": {"val": val, "test": test, "best_epoch": loop.best_epoch, "status": loop.status}}
     ckpt = run_dir / CHECKPOINT_NAME
     save_checkpoint(detector, ckpt, meta)
-    return RunResult(run_dir.name, status, history, best_epoch, val, test, str(ckpt), seconds,
-                     seen / max(step_seconds, 1e-9), detector.weights_info.source, notes)
+    return RunResult(run_dir.name, loop.status, loop.history, loop.best_epoch, val, test, str(ckpt), seconds, speed,
+                     detector.weights_info.source, run.notes)
 
 
 def _scores(detector, images, use_cache, samples, progress) -> np.ndarray:
@@ -419,7 +502,8 @@ def split_parts(samples, n: int, seed: int = 0) -> list[list]:
     return out
 
 
-def prepare_data(cfg: TrainConfig, progress: Progress = null_progress) -> tuple[DetectionDataset, dict, dict]:
+def prepare_data(cfg: TrainConfig, progress: Progress = null_progress,
+                 cancel: CancelToken = NEVER_CANCEL) -> tuple[DetectionDataset, dict, dict]:
     """Discover, restrict to the chosen generators, split and decode the data of a run.
 
     With ``cfg.train_part`` ("k/n") only part k of ``split_parts(train, n, split_seed)`` is
@@ -442,7 +526,8 @@ def prepare_data(cfg: TrainConfig, progress: Progress = null_progress) -> tuple[
         if labels != {0, 1}:
             what = f"part {cfg.train_part} of the train split" if name == "train" and cfg.part else f"the {name} split"
             raise ValueError(f"{what} of {ds.root} lacks a class (has {sorted(labels)}); add images")
-    images = {k: load_images(parts[k], cfg.input_size, progress, f"decode {k} images") for k in ("train", "val", "test")}
+    images = {k: load_images(parts[k], cfg.input_size, progress, f"decode {k} images", cancel)
+              for k in ("train", "val", "test")}
     return ds, parts, images
 
 
@@ -457,9 +542,13 @@ def train(cfg: TrainConfig, progress: Progress = null_progress, cancel: CancelTo
     from detectlab.eval import mean_std
 
     torch.set_num_threads(max(1, cfg.threads))
-    ds, parts, images = prepare_data(cfg, progress)
     layout = RunLayout.of(cfg.out_dir)
     run_id = run_id or new_run_id()
+    try:
+        ds, parts, images = prepare_data(cfg, progress, cancel)
+    except Cancelled:  # a cancel while decoding ends the run "cancelled", with nothing to keep
+        return TrainResult([RunResult(run_id, "cancelled", [], 0, {}, {}, None, 0.0, 0.0, "",
+                                      ["cancelled while decoding the data (before the first step)"])], {})
     results = []
     for k in range(cfg.runs):
         run_dir = layout.repeat_dir(run_id, k, cfg.runs)
