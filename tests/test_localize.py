@@ -281,9 +281,9 @@ def test_unet_file_that_is_not_a_localizer_is_refused(tmp_path):
 
 @pytest.mark.parametrize("bad,message", [
     ({"arch": "yolov9-seg"}, "unknown localizer architecture 'yolov9-seg'"),
-    ({"epochs": 0}, "epochs must be at least 1"),
+    ({"epochs": 0}, r"epochs must be an integer in \[1, "),
     ({"imgsz": 100}, "multiple of 32"),
-    ({"conf": 2}, "conf must be in"),
+    ({"conf": 2}, r"conf must be a number in \[0, 1\]"),
     ({"arch": "unet", "weights": "x.pt"}, "weights= is for YOLO"),
     ({"colour": "red"}, "unknown localizer setting"),
 ])

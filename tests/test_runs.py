@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -341,3 +342,247 @@ def test_smoothed_curve():
 
     assert smoothed([1.0, 0.0, 0.0], alpha=0.5) == [1.0, 0.5, 0.25]
     assert smoothed([]) == []
+
+
+# ---------------------------------------------------------------------------- one queue for the app and the CLI
+_DEAD_PID = 2**22 + 12345  # no such process
+
+
+def test_claim_starts_one_run_at_a_time_oldest_first(tmp_path):
+    """``claim`` is the one way a run starts: nothing running, no older run still waiting its turn."""
+    store = RunStore(tmp_path / "r.sqlite")
+    store.create("a", {"arch": "resnet18"})
+    store.create("b", {"arch": "resnet18"}, owner="cli")  # this process plays the waiting terminal
+    store.create("c", {"arch": "resnet18"})
+    assert not store.claim("b", os.getpid(), "cli")  # "a" is older and the app will start it
+    assert store.blocker("b", "cli").id == "a"
+    assert store.claim("a", os.getpid(), "app")
+    assert not store.claim("a", os.getpid(), "app")  # once
+    for rid, who in (("b", "cli"), ("c", "app")):
+        assert not store.claim(rid, os.getpid(), who)  # "a" is running
+        assert store.blocker(rid, who).id == "a"
+    store.finish("a", "finished")
+    assert not store.claim("c", os.getpid(), "app")  # the terminal's older run goes first
+    assert store.blocker("c", "app").id == "b"
+    assert store.claim("b", os.getpid(), "cli")
+    r = store.get("b")
+    assert (r.status, r.pid, r.owner, r.from_terminal) == ("running", os.getpid(), "cli", True)
+    store.finish("b", "finished")
+    assert store.claim("c", os.getpid(), "app") and store.blocker("c") is None
+
+
+def test_claim_is_atomic_across_processes(tmp_path):
+    """Eight processes race to claim eight queued runs: exactly one wins."""
+    db = tmp_path / "r.sqlite"
+    store = RunStore(db)
+    for k in range(8):
+        store.create(f"r{k}", {"arch": "resnet18"}, owner="cli", owner_pid=os.getpid())
+    code = ("import os, sys, time\nfrom detectlab.runs.store import RunStore\n"
+            "s = RunStore(sys.argv[1])\nwhile time.time() < float(sys.argv[3]): pass\n"
+            "won = [r for r in ('r0', sys.argv[2]) if s.claim(r, os.getpid(), 'cli')]\nprint(','.join(won))\n")
+    start = time.time() + 3
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(db), f"r{k}", str(start)], stdout=subprocess.PIPE,
+                              text=True) for k in range(8)]
+    won = [p.communicate(timeout=60)[0].strip() for p in procs]
+    assert sorted(w for w in won if w) == ["r0"], won  # only the oldest, only once
+    assert [r.id for r in store.running()] == ["r0"]
+
+
+def test_a_gone_terminals_queued_run_is_reaped_and_does_not_hold_the_queue(tmp_path):
+    store = RunStore(tmp_path / "r.sqlite")
+    store.create("gone", {"arch": "resnet18"}, owner="cli", owner_pid=_DEAD_PID)
+    store.create("app", {"arch": "resnet18"})
+    assert store.reap() == ["gone"]
+    r = store.get("gone")
+    assert r.status == "cancelled" and f"pid {_DEAD_PID}" in r.error and "ended before the run could start" in r.error
+    assert store.claim("app", os.getpid(), "app")
+
+
+def test_a_silent_waiting_terminal_is_reaped_after_the_heartbeat_timeout(tmp_path, monkeypatch):
+    monkeypatch.setenv("DETECTLAB_HEARTBEAT_TIMEOUT", "30")
+    store = RunStore(tmp_path / "r.sqlite")
+    store.create("t", {"arch": "resnet18"}, owner="cli")  # this process: alive
+    assert store.reap() == []
+    store.beat("t")  # a waiting terminal beats too
+    store._exec("UPDATE runs SET heartbeat=? WHERE id='t'", (time.time() - 31,))
+    assert store.reap() == ["t"] and "no sign of life" in store.get("t").error
+
+
+def test_the_terminal_does_not_wait_for_app_runs_no_app_will_start(tmp_path):
+    """With no app serving, its queued runs wait for the next app; ``detectlab train`` goes ahead of them."""
+    store = RunStore(tmp_path / "r.sqlite")
+    store.create("left-by-a-dead-app", {"arch": "resnet18"}, owner="app", owner_pid=_DEAD_PID)
+    store.create("t", {"arch": "resnet18"}, owner="cli")
+    assert store.blocker("t", "cli") is None and store.claim("t", os.getpid(), "cli")
+    assert store.get("left-by-a-dead-app").status == "queued"  # not reaped: the next app starts it
+
+
+def test_an_old_database_gets_the_owner_columns(tmp_path):
+    import sqlite3
+
+    db = tmp_path / "old.sqlite"
+    with sqlite3.connect(db) as c:
+        c.execute("CREATE TABLE runs (id TEXT PRIMARY KEY, name TEXT NOT NULL DEFAULT '', status TEXT NOT NULL, "
+                  "config TEXT NOT NULL, created REAL NOT NULL, started REAL, finished REAL, pid INTEGER, "
+                  "cancel INTEGER NOT NULL DEFAULT 0, step INTEGER NOT NULL DEFAULT 0, total INTEGER NOT NULL "
+                  "DEFAULT 0, stage TEXT NOT NULL DEFAULT '', checkpoint TEXT, result TEXT, error TEXT)")
+        c.execute("INSERT INTO runs (id, status, config, created) VALUES ('old', 'queued', '{}', 1.0)")
+    store = RunStore(db)
+    r = store.get("old")
+    assert r.owner is None and not r.from_terminal  # an app run, as before
+    store.create("new", {"arch": "resnet18"}, owner="cli")
+    assert store.claim("old", os.getpid(), "app")
+
+
+def test_the_manager_never_spawns_a_terminals_run(tmp_path):
+    home = tmp_path / "home"
+    store = RunStore(runs_db(home))
+    store.create("term", {"arch": "resnet18"}, owner="cli")  # this test process plays the waiting terminal
+    m = RunManager(home, poll_seconds=0.1)
+    try:
+        for _ in range(5):
+            m._tick()
+        assert m.worker_pid() is None and m.store.get("term").status == "queued"
+        m.cancel("term")  # the Train tab's cancel takes a terminal's run out of the queue
+        assert m.store.get("term").status == "cancelled"
+    finally:
+        m.close()
+
+
+def _collect(stream, lines: list[str]) -> threading.Thread:
+    thread = threading.Thread(target=lambda: lines.extend(iter(stream.readline, "")), daemon=True)
+    thread.start()
+    return thread
+
+
+class _Watch:
+    """Samples the statuses of every run every 50 ms: the most runs ever seen ``running`` at once."""
+
+    def __init__(self, store: RunStore) -> None:
+        self.store, self.most, self.stop = store, 0, threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        import sqlite3
+
+        while not self.stop.wait(0.05):
+            with sqlite3.connect(self.store.path, timeout=30) as c:  # a plain read: this must not reap anything
+                n = c.execute("SELECT COUNT(*) FROM runs WHERE status='running'").fetchone()[0]
+            self.most = max(self.most, n)
+
+    def close(self) -> int:
+        self.stop.set()
+        self.thread.join(5)
+        return self.most
+
+
+def test_cli_train_waits_for_the_apps_worker_and_never_runs_alongside(tmp_path, tiny_data):
+    """Issue 23 item 5: `detectlab train` in a terminal joins the app's queue: it waits (saying for which run)
+    while the app's worker executes, runs in its turn, and the app's next run waits for it."""
+    home = tmp_path / "home"
+    m = RunManager(home, poll_seconds=0.2)
+    watch = _Watch(m.store)
+    cli, lines = None, []
+    try:
+        first = m.submit(_cfg(tiny_data, iterations=1_000_000), name="app-first")  # runs until cancelled
+        _wait(m.store, first.id, _ended("running"), 120)
+        env = {**os.environ, "DETECTLAB_HOME": str(home), "OMP_NUM_THREADS": "1"}
+        cli = subprocess.Popen([sys.executable, "-m", "detectlab", "train", "--data", str(tiny_data), "--arch",
+                                "resnet18", "--input-size", "32", "--iterations", "10", "--batch-size", "8",
+                                "--threads", "1", "--name", "terminal"], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+        reader = _collect(cli.stdout, lines)
+        term = m.store.wait_until(lambda: next((r for r in m.store.list() if r.name == "terminal"), None), 120,
+                                  "the CLI did not queue its run")
+        assert term.from_terminal and term.owner_pid == cli.pid
+        deadline = time.monotonic() + 60
+        while not any(f"waiting for run {first.id}" in line for line in lines):
+            assert time.monotonic() < deadline and cli.poll() is None, "".join(lines)[-2000:]
+            time.sleep(0.2)
+        for _ in range(10):  # the terminal keeps waiting while the app's worker executes
+            assert m.store.get(term.id).status == "queued" and m.store.get(first.id).status == "running"
+            time.sleep(0.2)
+        after = m.submit(_cfg(tiny_data, iterations=10), name="app-after")  # queued behind the terminal's run
+        m.cancel(first.id)
+        _wait(m.store, term.id, lambda r: r.status != "queued", 60)
+        while True:  # the app's next run waits for the terminal's (read before the terminal's status: no race)
+            m._tick()
+            waiting, spawned = m.store.get(after.id).status, m._proc_run
+            if m.store.get(term.id).status != "running":
+                break
+            assert waiting == "queued" and spawned in (None, first.id), (waiting, spawned)
+            time.sleep(0.1)
+        assert cli.wait(240) == 0, "".join(lines)[-2000:]
+        reader.join(5)
+        done = _wait(m.store, after.id, lambda r: r.status in ("finished", "failed", "cancelled"), 240)
+        assert done.status == "finished", done.error
+    finally:
+        most = watch.close()
+        m.close()
+        if cli is not None:
+            cli.kill()
+    runs = sorted(m.store.list(), key=lambda r: r.started)
+    assert [r.name for r in runs] == ["app-first", "terminal", "app-after"]
+    assert [r.status for r in runs] == ["cancelled", "finished", "finished"]
+    for a, b in zip(runs, runs[1:]):
+        assert a.finished <= b.started, f"run {a.name} ({a.started}-{a.finished}) overlaps {b.name} ({b.started})"
+    assert most == 1, f"{most} runs were running at once"
+    assert m.store.get(runs[1].id).pid == cli.pid  # the terminal executed its own run
+
+
+def test_started_app_reaps_dead_runs_and_starts_the_queue_with_no_tab_open(tmp_path, tiny_data):
+    """Issue 23 item 4: after a restart the watcher runs from start-up, not from the first Train-tab call. A run
+    left `running` by a dead process ends failed at once, one whose process stopped (alive, silent) ends
+    failed after the heartbeat timeout, and the queued run then starts — no page opened, no API called."""
+    import sqlite3
+
+    home = tmp_path / "home"
+    store = RunStore(runs_db(home))
+    store.create("dead", {"arch": "resnet18"})
+    store.mark_running("dead", pid=_DEAD_PID)
+    store.create("stopped", {"arch": "resnet18"})
+    queued = store.create("queued", _cfg(tiny_data, iterations=10), owner="app", owner_pid=_DEAD_PID)
+    # a worker that beats its heartbeat (a plain sqlite loop, so it starts fast), SIGSTOPped once the app is up
+    beater = subprocess.Popen([sys.executable, "-c", (
+        "import sqlite3, sys, time\nc = sqlite3.connect(sys.argv[1], timeout=30, isolation_level=None)\n"
+        "while True:\n    c.execute('UPDATE runs SET heartbeat=? WHERE id=?', (time.time(), 'stopped'))\n"
+        "    time.sleep(0.3)\n"), str(store.path)])
+    store.mark_running("stopped", pid=beater.pid)
+    env = {**os.environ, "DETECTLAB_HOME": str(home), "DETECTLAB_HEARTBEAT_TIMEOUT": "10", "OMP_NUM_THREADS": "1"}
+    app = subprocess.Popen([sys.executable, "-c", (
+        "import signal\nfrom detectlab.ui.app import serve\nserved = serve(host='127.0.0.1', port=0)\n"
+        "print(served.url, flush=True)\nsignal.pause()\n")], env=env, stdout=subprocess.PIPE, text=True)
+
+    def status(run_id: str) -> str:  # a plain read: the test itself must not reap anything
+        with sqlite3.connect(store.path, timeout=30) as c:
+            return c.execute("SELECT status || ' ' || COALESCE(error, '') FROM runs WHERE id=?",
+                             (run_id,)).fetchone()[0]
+
+    def within(seconds: float, run_id: str, until) -> str:
+        deadline = time.monotonic() + seconds
+        while not until(text := status(run_id)):
+            assert time.monotonic() < deadline, f"after {seconds} s run {run_id}: {text}"
+            time.sleep(0.2)
+        return text
+
+    try:
+        import select
+
+        assert select.select([app.stdout], [], [], 300)[0], "the app did not start within 300 s"
+        assert app.stdout.readline().startswith("http://"), "the app did not start"
+        os.kill(beater.pid, signal.SIGSTOP)  # alive, but its heartbeat stops now
+        t0 = time.monotonic()
+        assert "ended without recording" in within(5, "dead", lambda s: s.startswith("failed"))
+        text = within(50, "stopped", lambda s: s.startswith("failed"))
+        assert "no heartbeat" in text and time.monotonic() - t0 < 50
+        within(60, queued.id, lambda s: not s.startswith("queued"))  # the queue moves without a visit
+        assert within(240, queued.id, lambda s: not s.startswith("running")).startswith("finished")
+    finally:
+        app.kill()
+        app.wait(10)
+        beater.kill()
+        with sqlite3.connect(store.path, timeout=30) as c:
+            pid = c.execute("SELECT pid FROM runs WHERE id=? AND status='running'", (queued.id,)).fetchone()
+        if pid and pid[0] != beater.pid:
+            os.kill(pid[0], signal.SIGKILL)

@@ -50,9 +50,8 @@ BAD = [
 
 @pytest.mark.parametrize("field,value,message", BAD, ids=[f"{f}={v!r}" for f, v, _ in BAD])
 def test_a_bad_value_is_refused_naming_the_field(field, value, message):
-    builds = [lambda: TrainConfig.from_dict(TrainConfig().to_dict() | {field: value})]
-    if field != "iterations":  # in a form, iterations <= 0 means "use epochs"; a submitted config needs >= 1
-        builds.append(lambda: TrainConfig().with_overrides(**{field: value}))
+    builds = [lambda: TrainConfig.from_dict(TrainConfig().to_dict() | {field: value}),
+              lambda: TrainConfig().with_overrides(**{field: value})]  # a form's iterations: only 0 = "use epochs"
     for build in builds:
         with pytest.raises(TrainConfigError) as err:
             build()
@@ -72,6 +71,37 @@ def test_values_at_the_edges_are_accepted(changes):
     cfg = TrainConfig().with_overrides(**changes)
     assert TrainConfig.from_dict(cfg.to_dict()).to_dict() == cfg.to_dict()
     assert isinstance(cfg.input_size, int) and isinstance(cfg.epochs, int)
+
+
+def test_a_forms_zero_iterations_means_use_epochs_and_a_negative_count_is_refused():
+    assert TrainConfig().with_overrides(iterations=0, epochs=3).iterations is None
+    for bad in (-5, -1, 10**9):
+        with pytest.raises(TrainConfigError, match=r"iterations must be an integer in \[1, "):
+            TrainConfig().with_overrides(iterations=bad)
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("name", "bad\0name", "name must be plain text without control characters; it contains a NUL byte at position 4"),
+    ("name", "x" * 10_000, "name is too long: 10,000 characters (at most 100)"),
+    ("name", "right-to-left\u202e", "control character U+202E"),
+    ("threads", 1_000_000, "threads must be an integer in [1, 256], got 1000000"),
+    ("threads", -1, "threads must be an integer in [1, 256], got -1"),
+    ("epochs", 10**9, "epochs must be an integer in [1, 100000], got 1000000000"),
+    ("select_best", "no", "select_best must be true or false, got 'no'"),
+    ("pretrained", 3.5, "pretrained must be true, false or a weight file"),
+    ("out_dir", "o\0", "out_dir must be plain text without control characters"),
+    ("augment", {"blur_p": 0.5, "blur_sigma": [2.0, 1.0]}, "augment: blur_sigma: low 2.0 is above high 1.0"),
+])
+def test_names_texts_and_the_rest_of_the_fields_are_checked(field, value, message):
+    with pytest.raises(TrainConfigError) as err:
+        TrainConfig.from_dict(TrainConfig().to_dict() | {field: value})
+    assert message in str(err.value)
+    assert len(str(err.value)) < 300  # a 10,000-character value is not echoed back
+
+
+def test_a_name_is_trimmed_and_plain_unicode_is_fine():
+    cfg = TrainConfig().with_overrides(name="  Läufer — ResNet 🙂 ")
+    assert cfg.name == "Läufer — ResNet 🙂"
 
 
 def test_every_preset_and_stored_default_validates():

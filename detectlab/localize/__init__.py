@@ -30,6 +30,7 @@ from detectlab.localize.metrics import (
 )
 from detectlab.localize.train import (
     LocalizerConfig,
+    LocalizerConfigError,
     evaluate_localizer,
     heatmap_iou_on_split,
     quartile_table,
@@ -43,6 +44,7 @@ __all__ = [
     "Localization",
     "Localizer",
     "LocalizerConfig",
+    "LocalizerConfigError",
     "MaskError",
     "PixelCounts",
     "Region",

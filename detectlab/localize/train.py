@@ -38,8 +38,18 @@ from detectlab.localize.metrics import (
 )
 from detectlab.localize.yolo import YOLO_ARCHS, load_yolo, train_yolo, val_yolo
 from detectlab.progress import NEVER_CANCEL, CancelToken, Progress, null_progress
+from detectlab.train.config import (
+    MAX_PATH_CHARS,
+    TrainConfigError,
+    _number,
+    _shown,
+    check_bool,
+    check_name,
+    check_text,
+)
 
-__all__ = ["LocalizerConfig", "evaluate_localizer", "heatmap_iou_on_split", "quartile_table", "train_localizer"]
+__all__ = ["LocalizerConfig", "LocalizerConfigError", "evaluate_localizer", "heatmap_iou_on_split", "quartile_table",
+           "train_localizer"]
 
 ARCHS = YOLO_ARCHS + ("unet",)
 
@@ -70,25 +80,66 @@ class LocalizerConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "LocalizerConfig":
+        """A config from stored or submitted settings, every field checked (the one check the Train tab, the
+        ``/train_localizer`` API, the run queue and the CLI share); raises ``LocalizerConfigError`` naming the field."""
+        if not isinstance(d, dict):
+            raise LocalizerConfigError(f"a localizer config is a table of settings, got {type(d).__name__}")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known - {"kind"})
         if unknown:
-            raise DetectLabError(f"unknown localizer setting(s) {unknown}; known: {sorted(known)}")
-        cfg = cls(**{k: v for k, v in d.items() if k in known})
-        if cfg.arch not in ARCHS:
-            raise DetectLabError(f"unknown localizer architecture {cfg.arch!r}; choose one of {', '.join(ARCHS)}")
-        for key, low in (("epochs", 1), ("imgsz", 32), ("batch", 1)):
-            if int(getattr(cfg, key)) < low:
-                raise DetectLabError(f"{key} must be at least {low}, got {getattr(cfg, key)}")
+            raise LocalizerConfigError(f"unknown localizer setting(s) {unknown}; known: {sorted(known)}")
+        if d.get("kind", "localizer") != "localizer":
+            raise LocalizerConfigError(f"kind must be 'localizer' for a localizer config, got {d.get('kind')!r}")
+        return validate_localizer(cls(**{k: v for k, v in d.items() if k in known}))
+
+
+class LocalizerConfigError(TrainConfigError):
+    """A localizer setting out of its range: the message names the field and what it accepts."""
+
+
+#: Allowed ranges of the numeric localizer settings: field -> (integer?, low, high, low open?, high open?)
+LOCALIZER_LIMITS: dict[str, tuple[bool, float, float, bool, bool]] = {
+    "epochs": (True, 1, 10_000, False, False),
+    "imgsz": (True, 32, 1024, False, False),     # a multiple of 32 (YOLO strides), checked below
+    "batch": (True, 1, 1024, False, False),
+    "seed": (True, 0, 2**32 - 1, False, False),
+    "lr": (False, 0.0, 1.0, True, True),
+    "width": (True, 1, 256, False, False),
+    "conf": (False, 0.0, 1.0, False, False),
+    "workers": (True, 0, 64, False, False),
+    "threads": (True, 0, 256, False, False),     # 0: ultralytics' choice (YOLO), torch's (U-Net)
+}
+
+
+def validate_localizer(cfg: LocalizerConfig) -> LocalizerConfig:
+    """``cfg`` with every field checked and numbers as int/float; raises ``LocalizerConfigError``."""
+    try:
+        if not isinstance(cfg.arch, str) or cfg.arch not in ARCHS:
+            raise LocalizerConfigError(f"unknown localizer architecture {_shown(cfg.arch)}; "
+                                       f"choose one of {', '.join(ARCHS)}")
+        for key, (integer, lo, hi, lo_open, hi_open) in LOCALIZER_LIMITS.items():
+            setattr(cfg, key, _number(key, getattr(cfg, key), integer, lo, hi, lo_open, hi_open))
         if cfg.imgsz % 32:
-            raise DetectLabError(f"imgsz must be a multiple of 32 (YOLO strides), got {cfg.imgsz}")
-        if not 0.0 <= float(cfg.conf) <= 1.0:
-            raise DetectLabError(f"conf must be in [0, 1], got {cfg.conf}")
-        if cfg.weights and cfg.kind == "unet":
-            raise DetectLabError("weights= is for YOLO localizers (a local ultralytics .pt)")
-        if not cfg.name:
-            cfg.name = f"localizer-{cfg.arch}" if cfg.kind == "yolo" else f"unet-w{cfg.width}"
-        return cfg
+            raise LocalizerConfigError(f"imgsz must be a multiple of 32 (YOLO strides), got {cfg.imgsz}")
+        cfg.trust_weights = check_bool(cfg.trust_weights, "trust_weights")
+        cfg.data = check_text(cfg.data, "data", MAX_PATH_CHARS)
+        cfg.out_dir = check_text(cfg.out_dir, "out_dir", MAX_PATH_CHARS)
+        cfg.weights = check_text(cfg.weights, "weights", MAX_PATH_CHARS).strip()
+        cfg.name = check_name(cfg.name)
+    except LocalizerConfigError:
+        raise
+    except TrainConfigError as exc:  # the shared checks: the same message, the localizer's error type
+        raise LocalizerConfigError(str(exc)) from None
+    if cfg.name and (cfg.name.startswith(".") or any(c in cfg.name for c in "/\\:")):
+        raise LocalizerConfigError(f"name {_shown(cfg.name)} names the checkpoint file: letters, digits, '-', '_' "
+                                   "and spaces, no '/', '\\', ':' or leading '.'")
+    if cfg.weights and cfg.kind == "unet":
+        raise LocalizerConfigError("weights= is for YOLO localizers (a local ultralytics .pt)")
+    if cfg.weights and not cfg.weights.endswith(".pt"):
+        raise LocalizerConfigError(f"weights must be an ultralytics .pt file, got {_shown(cfg.weights)}")
+    if not cfg.name:
+        cfg.name = f"localizer-{cfg.arch}" if cfg.kind == "yolo" else f"unet-w{cfg.width}"
+    return cfg
 
 
 def _versions() -> dict:

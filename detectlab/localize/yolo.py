@@ -7,9 +7,11 @@ loaded from a local ``.pt``. ``config.set_offline_env`` runs before ultralytics 
 (its settings dir and font path are read at import), so no lookup is made at all.
 
 Trust: a ``.pt`` is a pickle and ultralytics' loader unpickles it (``weights_only=False``):
-loading one runs whatever code it carries. DetectLab's own shipped localizer is one; a
-user's file is loaded only when the caller says the user opted in (the app's upload widget
-asks).
+loading one runs whatever code it carries, as the user the process runs as. DetectLab's own
+shipped localizer is one; a user's file is loaded only when the caller says the user opted
+in (the app's upload widget asks). The app's server never loads a user's ``.pt`` to train
+from: ``inspect_ultralytics_pt`` reads its pickle's opcodes without running them, and the
+training worker process loads it.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from detectlab.errors import CheckpointError
 from detectlab.localize.masks import polygons_to_mask
 from detectlab.progress import NEVER_CANCEL, CancelToken, Progress, null_progress
 
-__all__ = ["YOLO_ARCHS", "Region", "load_yolo", "predict_yolo", "train_yolo", "val_yolo"]
+__all__ = ["YOLO_ARCHS", "Region", "inspect_ultralytics_pt", "load_yolo", "predict_yolo", "train_yolo", "val_yolo"]
 
 YOLO_ARCHS = ("yolov8n-seg", "yolov8s-seg")
 
@@ -96,6 +98,101 @@ def load_yolo(path: str | Path):
         raise CheckpointError(f"{path.name}: is an ultralytics '{model.task}' model, not a segmentation "
                               "model (YOLOv8-seg); localization needs masks")
     return model
+
+
+#: The biggest pickle stream ``inspect_ultralytics_pt`` reads (an ultralytics .pt's data.pkl is well under this).
+_MAX_PICKLE_BYTES = 256 << 20
+
+
+def _pickle_globals(data: bytes, limit: int = 8) -> set[str]:
+    """``"module name"`` of every class or function the pickle stream(s) in ``data`` refer to, read without
+    unpickling: ``pickletools`` lists the opcodes, nothing is imported or called.
+
+    Protocol 0-3 name them in GLOBAL opcodes; protocol 4+ (STACK_GLOBAL) takes the last two strings
+    pushed (or fetched back from the memo). Up to ``limit`` streams back to back (torch's legacy format
+    writes several).
+    """
+    import pickletools
+
+    found: set[str] = set()
+    stream = io.BytesIO(data)
+    for k in range(limit):
+        if stream.tell() >= len(data):
+            break
+        strings: list[str] = []
+        memo: dict[int, str] = {}
+        try:
+            for op, arg, _pos in pickletools.genops(stream):
+                name = op.name
+                if name in ("GLOBAL", "INST"):
+                    found.add(str(arg))
+                elif isinstance(arg, str) and name in ("SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE",
+                                                       "STRING", "BINSTRING", "SHORT_BINSTRING"):
+                    strings.append(arg)
+                elif name in ("BINPUT", "LONG_BINPUT", "PUT") and strings:
+                    memo[int(arg)] = strings[-1]
+                elif name == "MEMOIZE" and strings:
+                    memo[len(memo)] = strings[-1]
+                elif name in ("BINGET", "LONG_BINGET", "GET") and int(arg) in memo:
+                    strings.append(memo[int(arg)])
+                elif name == "STACK_GLOBAL" and len(strings) >= 2:
+                    found.add(f"{strings[-2]} {strings[-1]}")
+        except Exception:  # noqa: BLE001 - the first stream must parse; later bytes may be raw tensor storage
+            if k == 0:
+                raise
+            break
+    return found
+
+
+def inspect_ultralytics_pt(path: str | Path) -> str:
+    """Check, WITHOUT unpickling, that ``path`` looks like an ultralytics segmentation checkpoint; returns its
+    model class (e.g. ``SegmentationModel``).
+
+    A ``.pt`` is a pickle: loading it can run any code it carries. This reads the pickle's opcodes
+    only (the zip's ``data.pkl``, or the raw stream of torch's legacy format), so a web server can
+    refuse a file that is not an ultralytics checkpoint before anything in it runs; the file is
+    loaded, with the user's explicit trust, only in the training worker process. Passing this check
+    does not make a file safe: a hostile file can name ultralytics classes too.
+
+    Raises:
+        CheckpointError: missing, not a torch file, not an ultralytics model, or not a segmentation model.
+    """
+    import zipfile
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path.name}: no such localizer file")
+    if path.suffix != ".pt":
+        raise CheckpointError(f"{path.name}: a YOLO localizer is an ultralytics .pt file")
+    nothing_ran = "it was not loaded, so nothing in it ran"
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path.name}: the file is empty (0 bytes); not an ultralytics checkpoint")
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                pkl = [i for i in z.infolist() if i.filename.endswith("data.pkl")]
+                if not pkl or pkl[0].file_size > _MAX_PICKLE_BYTES:
+                    raise CheckpointError(f"{path.name}: not a torch checkpoint (no data.pkl inside); {nothing_ran}")
+                data = z.read(pkl[0])
+        else:
+            if path.stat().st_size > _MAX_PICKLE_BYTES:
+                raise CheckpointError(f"{path.name}: not an ultralytics checkpoint (too large for a legacy torch "
+                                      f"file); {nothing_ran}")
+            data = path.read_bytes()
+        names = _pickle_globals(data)
+    except CheckpointError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a truncated zip, garbage bytes: pickletools' and zipfile's errors
+        raise CheckpointError(f"{path.name}: cannot be read as a torch checkpoint ({type(exc).__name__}); "
+                              f"{nothing_ran}") from None
+    models = sorted(n.split(" ", 1)[1] for n in names if n.startswith("ultralytics.nn.tasks "))
+    if not models:
+        raise CheckpointError(f"{path.name}: not an ultralytics checkpoint (its pickle names no ultralytics model "
+                              f"class); {nothing_ran}")
+    if "SegmentationModel" not in models:
+        raise CheckpointError(f"{path.name}: an ultralytics {', '.join(models)}, not a segmentation model "
+                              f"(YOLOv8-seg); localization needs masks; {nothing_ran}")
+    return "SegmentationModel"
 
 
 def train_yolo(

@@ -1,14 +1,19 @@
 """Queues training runs and executes them one at a time in worker processes.
 
-The app owns one ``RunManager``. A watcher thread starts the oldest queued run when no run is
+The app owns one ``RunManager``, created when the app starts (``detectlab.ui.state.start``),
+not when a tab is first opened. A watcher thread starts the oldest queued run when no run is
 executing, and notices a worker that died (killed, out of memory, crashed): the run is
 marked failed with the reason, its finished epochs and best checkpoint stay, and the next
 queued run starts normally.
 
-"No run is executing" is read from the store, not from this process's memory: a worker left
-by an app that died, or a ``detectlab train`` in a terminal, is adopted — the queue waits
-for it, its own outcome is kept, and if it dies without one the heartbeat reaper marks it
-failed. So a restarted app never runs two workers at once.
+The queue is the store's, shared with ``detectlab train``: a run starts only through
+``RunStore.claim`` (atomic: nothing running, no older run waiting), which the manager calls
+before it spawns a worker and a terminal's ``detectlab train`` calls before it trains. A
+worker left by an app that died, or a ``detectlab train`` in a terminal, is adopted — the
+queue waits for it, its own outcome is kept, and if it dies without one the heartbeat
+reaper marks it failed. A run queued by a terminal is never spawned here: its terminal
+executes it when its turn comes (or it is reaped when that terminal is gone). So never two
+runs execute at once, whoever starts them.
 """
 
 from __future__ import annotations
@@ -26,16 +31,25 @@ from detectlab.runs.store import ACTIVE, RunRecord, RunStore
 from detectlab.train.layout import RunLayout, new_run_id, runs_db
 
 
-def validate_run_config(config: dict) -> None:
-    """Refuse bad settings before queueing (detector runs: ``TrainConfig``; localizers: ``LocalizerConfig``)."""
+def validate_run_config(config: dict) -> dict:
+    """Refuse bad settings before queueing (detector runs: ``TrainConfig``; localizers: ``LocalizerConfig``);
+    returns the settings as validated (numbers as int/float, every field present), as JSON."""
+    import json
+    from dataclasses import asdict
+
+    from detectlab.train.config import TrainConfigError
+
+    if not isinstance(config, dict):
+        raise TrainConfigError(f"a run config is a table of settings, got {type(config).__name__}")
     if config.get("kind") == "localizer":
         from detectlab.localize import LocalizerConfig
 
-        LocalizerConfig.from_dict(config)
+        checked = {"kind": "localizer", **asdict(LocalizerConfig.from_dict(config))}
     else:
         from detectlab.train import TrainConfig
 
-        TrainConfig.from_dict(config)
+        checked = TrainConfig.from_dict(config).to_dict()
+    return json.loads(json.dumps(checked))
 
 
 def describe_exit(code: int) -> str:
@@ -55,6 +69,7 @@ class RunManager:
         self.runs_dir = self.layout.root
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         self.store = RunStore(runs_db(self.home))
+        self.store.adopt_queued(os.getpid())  # an earlier app's queued runs are this app's to start
         self.poll_seconds = poll_seconds
         self._proc: subprocess.Popen | None = None
         self._proc_run: str | None = None
@@ -67,8 +82,10 @@ class RunManager:
     # -- public -------------------------------------------------------------------------
     def submit(self, config: dict, name: str = "") -> RunRecord:
         """Queue a run (it starts when no other run is executing); ``config["kind"] == "localizer"`` for a localizer."""
-        validate_run_config(config)  # refuse bad settings now, not in the worker
-        record = self.store.create(new_run_id(), config, name)
+        from detectlab.train.config import check_name
+
+        config = validate_run_config(config)  # refuse bad settings now, not in the worker
+        record = self.store.create(new_run_id(), config, check_name(name, "run name"), owner="app")
         self._tick()
         return record
 
@@ -135,8 +152,16 @@ class RunManager:
                     self._terminate_if_cancel_ignored(record.id, record.pid)
                 return
             nxt = self.store.next_queued()
-            if nxt is not None:
+            if nxt is None or nxt.from_terminal:
+                return  # a terminal's run: its `detectlab train` claims it (or is reaped when it is gone)
+            if not self.store.claim(nxt.id, os.getpid(), claimant="app"):
+                return  # someone else's turn came first (a terminal claimed in between)
+            try:
                 self._spawn(nxt)
+            except Exception as exc:  # noqa: BLE001 - no worker: the claimed run must not stay running
+                self.store.finish(nxt.id, "failed", error=f"its worker process could not start: {exc}")
+                return
+            self.store.take_over(nxt.id, self._proc.pid)
 
     def _terminate_if_cancel_ignored(self, run_id: str, pid: int | None) -> None:
         sent = self._cancel_sent.get(run_id)

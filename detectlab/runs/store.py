@@ -5,11 +5,19 @@ heartbeat) and ``epochs`` (one row of metrics per finished epoch). The app, its 
 and the CLI share the file; WAL mode lets the UI read while a worker writes, and every write is
 one short transaction so a killed process never leaves a half-written row.
 
+One queue, shared by the app and the CLI: a run executes only after ``claim`` — one
+``BEGIN IMMEDIATE`` transaction that succeeds only when no run is ``running`` and no older
+queued run is still waiting for its turn — so two runs never execute at once, whoever starts
+them. Each run has an ``owner``: ``app`` (queued through the app; its manager claims it and
+spawns a worker) or ``cli`` (queued by a ``detectlab train`` in a terminal, which waits, claims
+it and executes it in its own process; the app never starts it).
+
 A run is executed by one process (the app's worker or ``detectlab train``) that beats a
 heartbeat every few seconds. Opening the store (every CLI command, every app start) and the
 app's watcher reap runs left ``running`` whose process is gone (checked by pid on this host)
 or whose heartbeat stopped: they end ``failed`` with that reason, so a killed run never stays
-``running``.
+``running``. A terminal's queued run whose ``detectlab train`` is gone is reaped too (ended
+``cancelled``), so it cannot hold the queue.
 
 Two kinds of runs share the history: detectors (``TrainConfig``) and localizers
 (``LocalizerConfig``, config key ``kind: "localizer"``); detector pickers list only the former.
@@ -48,7 +56,10 @@ CREATE TABLE IF NOT EXISTS runs (
     error       TEXT,
     host        TEXT,                      -- machine of the process executing the run
     heartbeat   REAL,                      -- last sign of life of that process
-    eta         REAL                       -- seconds left in the training stage, as the worker measures it
+    eta         REAL,                      -- seconds left in the training stage, as the worker measures it
+    owner       TEXT,                      -- app | cli: who executes it (NULL in older databases: app)
+    owner_pid   INTEGER,                   -- the process that queued it (the app server, or detectlab train)
+    owner_host  TEXT
 );
 CREATE TABLE IF NOT EXISTS epochs (
     run_id  TEXT NOT NULL REFERENCES runs(id),
@@ -113,6 +124,9 @@ class RunRecord:
     host: str | None = None
     heartbeat: float | None = None
     eta: float | None = None
+    owner: str | None = None
+    owner_pid: int | None = None
+    owner_host: str | None = None
 
     @property
     def kind(self) -> str:
@@ -158,6 +172,38 @@ class RunRecord:
         return None
 
     @property
+    def from_terminal(self) -> bool:
+        """Queued by ``detectlab train``: that process executes it, never the app's worker."""
+        return self.owner == "cli"
+
+    def owner_gone(self, now: float | None = None) -> str | None:
+        """Why a terminal's queued run has no ``detectlab train`` waiting for it any more (None while it has)."""
+        if self.status != "queued" or not self.from_terminal:
+            return None
+        now = time.time() if now is None else now
+        if self.owner_host == socket.gethostname() and self.owner_pid and not pid_alive(self.owner_pid):
+            return f"its `detectlab train` process (pid {self.owner_pid}) ended before the run could start"
+        last = self.heartbeat or self.created
+        if now - last > heartbeat_timeout():
+            return (f"no sign of life from its `detectlab train` process (pid {self.owner_pid}) for "
+                    f"{now - last:.0f} s while it waited")
+        return None
+
+    def waits_for_its_turn(self, claimant: str) -> bool:
+        """A queued run that a live party will start: it goes before any younger run ``claimant`` wants to start.
+
+        A terminal's run counts while its ``detectlab train`` is alive; an app's run counts when the
+        claimant is the app (it starts them oldest first) or when the app that queued it still runs
+        (with no app serving, ``detectlab train`` does not wait for app runs nobody will start)."""
+        if self.status != "queued":
+            return False
+        if self.from_terminal:
+            return self.owner_gone() is None
+        if claimant == "app" or not self.owner_pid:
+            return claimant == "app"
+        return self.owner_host != socket.gethostname() or pid_alive(self.owner_pid)
+
+    @property
     def eta_seconds(self) -> float | None:
         """Seconds left in the training stage (None before training steps have a measured rate)."""
         return self.eta if self.status == "running" else None
@@ -172,7 +218,8 @@ class RunStore:
         with self._conn() as c:
             c.executescript(SCHEMA)
             have = {row[1] for row in c.execute("PRAGMA table_info(runs)")}
-            for column, kind in (("host", "TEXT"), ("heartbeat", "REAL"), ("eta", "REAL")):  # databases of earlier versions
+            for column, kind in (("host", "TEXT"), ("heartbeat", "REAL"), ("eta", "REAL"), ("owner", "TEXT"),
+                                 ("owner_pid", "INTEGER"), ("owner_host", "TEXT")):  # databases of earlier versions
                 if column not in have:
                     c.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
         self.reap()
@@ -203,28 +250,112 @@ class RunStore:
         return RunRecord(**d)
 
     # -- writes -------------------------------------------------------------------------
-    def create(self, run_id: str, config: dict, name: str = "") -> RunRecord:
-        self._exec("INSERT INTO runs (id, name, status, config, created) VALUES (?, ?, 'queued', ?, ?)",
-                   (run_id, name, json.dumps(config), time.time()))
+    def create(self, run_id: str, config: dict, name: str = "", owner: str = "app",
+               owner_pid: int | None = None) -> RunRecord:
+        """Queue a run. ``owner``: ``app`` (the app's manager starts it) or ``cli`` (the ``detectlab train``
+        process ``owner_pid``, default this one, claims and executes it itself)."""
+        if owner not in ("app", "cli"):
+            raise ValueError(f"owner must be 'app' or 'cli', got {owner!r}")
+        now = time.time()
+        self._exec("INSERT INTO runs (id, name, status, config, created, heartbeat, owner, owner_pid, owner_host) "
+                   "VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
+                   (run_id, name, json.dumps(config), now, now, owner, owner_pid or os.getpid(),
+                    socket.gethostname()))
         return self.get(run_id)
 
+    def claim(self, run_id: str, pid: int, claimant: str = "app") -> bool:
+        """Start ``run_id`` if it is its turn: atomically (one ``BEGIN IMMEDIATE`` transaction) mark it
+        ``running`` for process ``pid`` if it is queued, no run is running and no older queued run is
+        waiting for its turn (see ``RunRecord.waits_for_its_turn``). True if this call started it.
+
+        The one way a run starts, for the app's manager (``claimant="app"``) and for ``detectlab train``
+        (``"cli"``): never two runs executing at once. Reap dead runs first (``reap``), or a killed
+        process's run keeps the queue waiting until the next reap.
+        """
+        with self._conn() as c:
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                if self._blocker(c, run_id, claimant) is not False:
+                    c.execute("ROLLBACK")
+                    return False
+                now = time.time()
+                c.execute("UPDATE runs SET status='running', started=?, pid=?, host=?, heartbeat=? WHERE id=?",
+                          (now, pid, socket.gethostname(), now, run_id))
+                c.execute("COMMIT")
+                return True
+            except BaseException:
+                if c.in_transaction:
+                    c.execute("ROLLBACK")
+                raise
+
+    def blocker(self, run_id: str, claimant: str = "app") -> RunRecord | None:
+        """The run ``run_id`` waits for: the one running, else the oldest older queued run whose turn comes
+        first; None when nothing is in its way (or it is not queued)."""
+        with self._conn() as c:
+            found = self._blocker(c, run_id, claimant)
+        return found or None
+
+    def _blocker(self, c: sqlite3.Connection, run_id: str, claimant: str) -> RunRecord | None | bool:
+        """What keeps ``run_id`` from starting now: a record, None if ``run_id`` is not queued (or gone),
+        False if nothing does."""
+        row = c.execute("SELECT rowid, created, status FROM runs WHERE id=?", (run_id,)).fetchone()
+        if row is None or row["status"] != "queued":
+            return None
+        running = c.execute("SELECT * FROM runs WHERE status='running' ORDER BY started LIMIT 1").fetchone()
+        if running is not None:
+            return self._record(running)
+        older = c.execute("SELECT * FROM runs WHERE status='queued' AND (created < ? OR (created = ? AND rowid < ?)) "
+                          "ORDER BY created, rowid", (row["created"], row["created"], row["rowid"])).fetchall()
+        for r in older:
+            record = self._record(r)
+            if record.waits_for_its_turn(claimant):
+                return record
+        return False
+
+    def take_over(self, run_id: str, pid: int) -> bool:
+        """Process ``pid`` (the worker the app spawned, or ``detectlab train``) executes the claimed run
+        ``run_id`` from now on: its pid and a fresh heartbeat. False if the run is no longer running
+        (cancelled before its worker started)."""
+        with self._conn() as c:
+            c.execute("BEGIN IMMEDIATE")
+            cur = c.execute("UPDATE runs SET pid=?, host=?, heartbeat=? WHERE id=? AND status='running'",
+                            (pid, socket.gethostname(), time.time(), run_id))
+            c.execute("COMMIT")
+        return cur.rowcount == 1
+
+    def adopt_queued(self, pid: int) -> None:
+        """An app starting up takes over the app runs an earlier app left queued (they start in order)."""
+        self._exec("UPDATE runs SET owner_pid=?, owner_host=? WHERE status='queued' AND COALESCE(owner, 'app')='app'",
+                   (pid, socket.gethostname()))
+
     def mark_running(self, run_id: str, pid: int) -> None:
+        """Force a run ``running`` for ``pid``, bypassing the queue (tests simulating a worker use it; runs
+        start through ``claim``)."""
         now = time.time()
         self._exec("UPDATE runs SET status='running', started=?, pid=?, host=?, heartbeat=? WHERE id=?",
                    (now, pid, socket.gethostname(), now, run_id))
 
     def beat(self, run_id: str) -> None:
-        """The executing process is alive (see ``HEARTBEAT_SECONDS``)."""
-        self._exec("UPDATE runs SET heartbeat=? WHERE id=? AND status='running'", (time.time(), run_id))
+        """The executing (or, for ``detectlab train``, waiting) process is alive (see ``HEARTBEAT_SECONDS``)."""
+        self._exec("UPDATE runs SET heartbeat=? WHERE id=? AND status IN ('queued', 'running')",
+                   (time.time(), run_id))
 
     def reap(self) -> list[str]:
-        """End every ``running`` run whose process is gone as ``failed`` with the reason; returns their ids."""
+        """End every ``running`` run whose process is gone as ``failed``, and every terminal's queued run whose
+        ``detectlab train`` is gone as ``cancelled``, each with the reason; returns their ids."""
         reaped = []
         for record in self.running():
             reason = record.worker_gone()
             if reason:
                 ckpt = record.checkpoint if record.checkpoint and Path(record.checkpoint).exists() else None
                 self.finish(record.id, "failed", checkpoint=ckpt, error=f"worker stopped: {reason}")
+                reaped.append(record.id)
+        with self._conn() as c:
+            rows = c.execute("SELECT * FROM runs WHERE status='queued' AND owner='cli'").fetchall()
+        for record in map(self._record, rows):
+            reason = record.owner_gone()
+            if reason:
+                self.finish(record.id, "cancelled", error=f"left the queue: {reason}")
                 reaped.append(record.id)
         return reaped
 
@@ -358,8 +489,9 @@ class RunStore:
         return {r.label: r.usable_checkpoint for r in self.list() if r.usable_checkpoint}
 
     def next_queued(self) -> RunRecord | None:
+        """The oldest queued run (whoever owns it)."""
         with self._conn() as c:
-            row = c.execute("SELECT * FROM runs WHERE status='queued' ORDER BY created LIMIT 1").fetchone()
+            row = c.execute("SELECT * FROM runs WHERE status='queued' ORDER BY created, rowid LIMIT 1").fetchone()
         return self._record(row) if row else None
 
     def integrity_ok(self) -> bool:

@@ -7,7 +7,8 @@ run executes, a heartbeat thread marks it alive (see ``detectlab.runs.store``).
 
 A run's config is a ``TrainConfig`` (a detector) or, with ``kind: "localizer"``, a
 ``LocalizerConfig`` (a YOLOv8-seg or U-Net localizer): same process, progress, cancel,
-per-epoch history and failure handling.
+per-epoch history and failure handling. A user's ``.pt`` to start a localizer from, ticked
+*trusted*, is unpickled here (as the user the app runs as), never in the app's server.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from detectlab import config
+from detectlab.errors import DetectLabError
 from detectlab.progress import CancelToken
 from detectlab.runs.store import HEARTBEAT_SECONDS, RunStore
 from detectlab.train.layout import RunLayout
@@ -121,14 +123,30 @@ def heartbeat(store: RunStore, run_id: str, every: float = HEARTBEAT_SECONDS):
         thread.join(timeout=every + 1)
 
 
-def execute_run(store: RunStore, run_id: str, runs_dir: Path, progress=None, on_epoch=None):
-    """Run ``run_id`` to its end and record the outcome; returns the ``TrainResult`` (a dict for localizers).
+class NotItsTurn(DetectLabError):
+    """A queued run cannot start now: another run is executing, or an older one waits first."""
 
-    ``progress`` and ``on_epoch`` are optional extra sinks (the CLI prints through them).
-    ``runs_dir`` is the runs folder (see ``detectlab.train.layout``).
+
+def execute_run(store: RunStore, run_id: str, runs_dir: Path, progress=None, on_epoch=None):
+    """Run ``run_id`` to its end and record the outcome; returns the ``TrainResult`` (a dict for localizers),
+    or None if the run ended (was cancelled) before it could start here.
+
+    The run must have been claimed (``RunStore.claim``: the app's manager does before it spawns
+    this worker, ``detectlab train`` when its turn comes); a run still queued is claimed here
+    and refused with ``NotItsTurn`` if another run is executing. This process takes the run
+    over (its pid, its heartbeat). ``progress`` and ``on_epoch`` are optional extra sinks (the
+    CLI prints through them). ``runs_dir`` is the runs folder (see ``detectlab.train.layout``).
     """
     record = store.get(run_id)
-    store.mark_running(run_id, os.getpid())
+    if record.status == "queued":
+        store.reap()
+        if not store.claim(run_id, os.getpid(), claimant="cli" if record.from_terminal else "app"):
+            blocker = store.blocker(run_id, "cli" if record.from_terminal else "app")
+            raise NotItsTurn(f"run {run_id} cannot start now: run {blocker.id if blocker else '?'} "
+                             f"({blocker.status if blocker else 'unknown'}) goes first; one run executes at a time")
+    if not store.take_over(run_id, os.getpid()):
+        return None  # cancelled (or reaped) before it started
+    record = store.get(run_id)
     layout = RunLayout(Path(runs_dir))
     store_progress = StoreProgress(store, run_id)
 

@@ -95,7 +95,7 @@ class TrainConfig:
         - ``adv_eps``: a list or text (``"0.002, 0.005"``; empty = no adversarial training);
         - ``generators``: a list or comma-separated text (empty = all of the data set's);
         - ``pretrained``: True/False or ``"true"``/``"false"``/a weight file;
-        - ``iterations``: 0 means "use epochs";
+        - ``iterations``: 0 means "use epochs" (a negative count is refused);
         - ``augment_p``: one probability for every degradation in ``augment_kinds`` (default all
           of ``AUGMENT_KINDS``; the others get 0; 0 turns augmentation off), with the free ends of
           the strength ranges ``blur_max``, ``jpeg_min``, ``scale_min`` and ``patch_min``.
@@ -118,8 +118,8 @@ class TrainConfig:
                 value = {"true": True, "false": False}.get(value.strip().lower(), value)
             elif key == "augment" and isinstance(value, dict):
                 value = DegradeAugConfig(**value)
-            elif key == "iterations" and isinstance(value, (int, float)) and value <= 0:
-                value = None
+            elif key == "iterations" and isinstance(value, (int, float)) and value == 0:
+                value = None  # a form's "0 = use epochs"; a negative count is refused by validate
             if key == "generators":
                 value = list(value) or None
             d[key] = copy.deepcopy(value)
@@ -175,10 +175,10 @@ def _number(name: str, value, integer: bool, lo, hi, lo_open: bool, hi_open: boo
         if integer and not x.is_integer():
             raise TypeError
     except (TypeError, ValueError):
-        raise TrainConfigError(f"{name} must be {want}, got {value!r}") from None
+        raise TrainConfigError(f"{name} must be {want}, got {_shown(value)}") from None
     inside = (lo < x if lo_open else lo <= x) and (x < hi if hi_open else x <= hi)
     if not math.isfinite(x) or not inside:
-        raise TrainConfigError(f"{name} must be {want}, got {value!r}")
+        raise TrainConfigError(f"{name} must be {want}, got {_shown(value)}")
     return int(x) if integer else x
 
 
@@ -241,9 +241,83 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         _number(f"augment.{kind}_p", getattr(cfg.augment, f"{kind}_p"), False, 0.0, 1.0, False, False)
     if cfg.generators is not None and (not isinstance(cfg.generators, list)
                                        or not all(isinstance(g, str) for g in cfg.generators)):
-        raise TrainConfigError(f"generators must be a list of generator names, got {cfg.generators!r}")
+        raise TrainConfigError(f"generators must be a list of generator names, got {_shown(cfg.generators)}")
+    if cfg.generators is not None:
+        cfg.generators = [check_text(g, "generators", MAX_NAME_CHARS) for g in cfg.generators] or None
+    _check_augment(cfg.augment)
+    for name in ("weighted_sampling", "hflip", "select_best"):
+        setattr(cfg, name, check_bool(getattr(cfg, name), name))
+    if cfg.pretrained is not None and not isinstance(cfg.pretrained, bool):
+        if not isinstance(cfg.pretrained, str):
+            raise TrainConfigError(f"pretrained must be true, false or a weight file, got {_shown(cfg.pretrained)}")
+        cfg.pretrained = check_text(cfg.pretrained, "pretrained", MAX_PATH_CHARS)
+    cfg.data = check_text(cfg.data, "data", MAX_PATH_CHARS)
+    cfg.out_dir = check_text(cfg.out_dir, "out_dir", MAX_PATH_CHARS) or None
+    cfg.name = check_name(cfg.name)
     _check_arch(cfg.arch)
     return cfg
+
+
+#: The longest run name (a run's name is shown in every picker and table).
+MAX_NAME_CHARS = 100
+#: The longest path a setting may hold (data folders, weight files, output folders).
+MAX_PATH_CHARS = 4096
+#: Characters that are not control characters by category but reorder or hide text (bidi overrides).
+_INVISIBLE = set("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _shown(value, limit: int = 60) -> str:
+    """``value`` for an error message: its repr, cut short (a 10,000-character value is not echoed back)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(str(value)):,} characters)"
+
+
+def check_text(value, what: str, max_chars: int) -> str:
+    """``value`` as a string without control characters and at most ``max_chars`` long; else TrainConfigError.
+
+    A NUL byte or a newline in a name or a path breaks file names, logs and tables; an unbounded
+    value bloats the run database and every page that shows it.
+    """
+    import unicodedata
+
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise TrainConfigError(f"{what} must be text, got {_shown(value)}")
+    for k, ch in enumerate(value):
+        if unicodedata.category(ch) in ("Cc", "Zl", "Zp") or ch in _INVISIBLE:
+            which = "a NUL byte" if ch == "\0" else f"the control character U+{ord(ch):04X}"
+            raise TrainConfigError(f"{what} must be plain text without control characters; it contains {which} "
+                                   f"at position {k + 1}")
+    if len(value) > max_chars:
+        raise TrainConfigError(f"{what} is too long: {len(value):,} characters (at most {max_chars:,})")
+    return value
+
+
+def check_name(value, what: str = "name") -> str:
+    """A run name: plain text (no control characters, no NUL), at most ``MAX_NAME_CHARS`` characters, trimmed."""
+    return check_text(value, what, MAX_NAME_CHARS).strip()
+
+
+def check_bool(value, what: str) -> bool:
+    """A yes/no setting: a bool (or 0 / 1); text such as "false" is refused rather than read as true."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise TrainConfigError(f"{what} must be true or false, got {_shown(value)}")
+
+
+def _check_augment(aug) -> None:
+    """The degradation ranges (blur sigma, JPEG quality, downsize scale, patch size) as the augmentation checks them."""
+    from detectlab.degrade.ops import RandomDegrade
+
+    if not isinstance(aug, DegradeAugConfig):
+        raise TrainConfigError(f"augment must be a table of degradation settings, got {_shown(aug)}")
+    try:
+        RandomDegrade(aug)
+    except (ValueError, TypeError) as exc:
+        raise TrainConfigError(f"augment: {exc}") from None
 
 
 def _check_init_from(value) -> str:

@@ -11,8 +11,14 @@ _lock = threading.Lock()
 _manager = None
 
 
+def start():
+    """Create the app's ``RunManager`` now: its watcher starts queued runs and marks dead ones failed from the
+    moment the app serves, not from the first visit to the Train tab. ``serve()`` calls it; returns it."""
+    return manager()
+
+
 def manager():
-    """The app's ``RunManager`` (created on first use, one per process)."""
+    """The app's ``RunManager`` (created by ``start`` or on first use, one per process)."""
     global _manager
     with _lock:
         if _manager is None:

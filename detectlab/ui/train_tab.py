@@ -160,6 +160,11 @@ def _progress_md(r, runs=()) -> str:
         ahead = [x for x in runs if x.status == "running"]
         if ahead:
             return f"**Run {r.id}: queued** — waits for run {ahead[0].id} to end"
+        older = [x for x in runs if x.status == "queued" and x.created < r.created]
+        if older:
+            return f"**Run {r.id}: queued** — waits for run {min(older, key=lambda x: x.created).id}, queued before it"
+        if r.from_terminal:
+            return f"**Run {r.id}: queued** — its `detectlab train` (pid {r.owner_pid}) starts it now"
         return f"**Run {r.id}: queued** — its worker process is starting"
     text = f"**Run {r.id}: {r.status}**"
     if r.started and r.finished:
@@ -256,19 +261,33 @@ def launch(preset, data_choice, folder, generators, arch, input_size, epochs, it
         return gr.update(), error_markdown(exc), *[gr.update()] * 5
 
 
+#: What ticking *trust* means, in words, next to the checkbox and above the form.
+TRUST_LABEL = "I trust this .pt: ticking lets the file run code as the server's user (the training worker unpickles it)"
+TRUST_NOTE = ("A `.pt` is a pickle: ticking *trust* lets the file run any code it carries, as the user this server "
+              "runs as, when the training worker loads it (the server itself only checks the file's structure, "
+              "without loading it). Only tick it for files you made or fully trust.")
+
+
 def launch_localizer(arch, data_choice, folder, epochs, imgsz, batch, seed, threads, weights, trust, name):
     """Queue a localizer training run (YOLOv8-seg or the U-Net) on an images/ + masks/ data set.
+
+    Every setting is checked (``LocalizerConfig``) before the data set or the upload is touched. An
+    uploaded ``.pt`` is never unpickled here: with *trust* ticked, its pickle's opcodes are read
+    (``inspect_ultralytics_pt``) and the training worker process loads it.
 
     Returns the run id, its status line, curves, config, the run history, and its results once it ends.
     """
     try:
-        cfg = {"kind": "localizer", "arch": arch, "data": str(resolve_dataset(data_choice, folder)),
-               "epochs": int(epochs), "imgsz": int(imgsz), "batch": int(batch), "seed": int(seed),
-               "threads": int(threads), "weights": "", "trust_weights": bool(trust)}
-        LocalizerConfig.from_dict(cfg)
+        from detectlab.train.config import check_name
+
+        cfg = {"kind": "localizer", "arch": arch, "data": "", "epochs": epochs, "imgsz": imgsz, "batch": batch,
+               "seed": seed, "threads": threads, "weights": "", "trust_weights": bool(trust)}
+        LocalizerConfig.from_dict(cfg)  # refuse a bad number now, whatever the data set
+        name = check_name(name or "", "run name")
+        cfg["data"] = str(resolve_dataset(data_choice, folder))
         if weights:
             cfg["weights"] = str(_keep_upload(weights, bool(trust)))
-        record = state.manager().submit(cfg, name=name or "")
+        record = state.manager().submit(cfg, name=name)
         return record.id, *show_run(record.id)
     except Exception as exc:  # noqa: BLE001
         return gr.update(), error_markdown(exc), *[gr.update()] * 5
@@ -276,10 +295,16 @@ def launch_localizer(arch, data_choice, folder, epochs, imgsz, batch, seed, thre
 
 def _keep_upload(path: str, trusted: bool) -> Path:
     """A copy of an uploaded ``.pt`` in DetectLab's home (the upload cache may be cleaned before a queued run
-    starts), named by its content; refused unless the user trusts it (ultralytics unpickles it)."""
-    from detectlab.localize.localizer import load_localizer
+    starts), named by its content; refused unless the user trusts it. Nothing in the file runs here: its pickle
+    is read as opcodes only (not an ultralytics segmentation checkpoint: refused); the worker loads it."""
+    from detectlab.errors import CheckpointError
+    from detectlab.localize.yolo import inspect_ultralytics_pt
 
-    load_localizer(path, allow_pickle=trusted)  # refuse now: not trusted, corrupt, or not a segmentation model
+    if not trusted:
+        raise CheckpointError(f"{Path(path).name}: a .pt file is a pickle, and loading it lets the file run code as "
+                              "the server's user; tick 'I trust this .pt' to start from it (only the training "
+                              "worker loads it)")
+    inspect_ultralytics_pt(path)  # refuse now, without unpickling: not a torch file, not ultralytics, not seg
     digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
     dest = config.home() / "weights" / f"{digest}.pt"
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -334,7 +359,7 @@ def build() -> None:
 def _build_localizer_form() -> dict:
     gr.Markdown("Manipulation localization (seed 001 §4.5): ultralytics YOLOv8-seg (instance masks) or the U-Net "
                 "baseline, on a folder with `images/` and `masks/`. Defaults: the shipped localizer's settings "
-                "(CPU-sized). A `.pt` to start from is unpickled by ultralytics: only tick *trust* for files you made.")
+                "(CPU-sized). " + TRUST_NOTE)
     d = LocalizerConfig()
     with gr.Row():
         arch = gr.Dropdown(list(LOCALIZER_ARCHS), value=d.arch, label="Localizer", elem_id="train-loc-arch")
@@ -350,7 +375,7 @@ def _build_localizer_form() -> dict:
         threads = gr.Number(1, label="CPU threads", precision=0)
     with gr.Row():
         weights = gr.File(label="Start from an ultralytics .pt (optional)", file_types=[".pt"], type="filepath")
-        trust = gr.Checkbox(False, label="I trust this .pt (it is unpickled)")
+        trust = gr.Checkbox(False, label=TRUST_LABEL, elem_id="train-loc-trust")
         name = gr.Textbox("", label="Run name", elem_id="train-loc-name")
     button = gr.Button("Launch localizer training", variant="primary", elem_id="train-loc-launch")
     return dict(inputs=[arch, data_choice, folder, epochs, imgsz, batch, seed, threads, weights, trust, name],
