@@ -28,15 +28,20 @@ def _cmd_demo_build(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo_materialize(args: argparse.Namespace) -> int:
-    from detectlab.demo.build import is_materialized, materialize
+    from detectlab.demo.build import demo_lock, is_materialized, materialize
     from detectlab.progress import TqdmProgress
 
     if is_materialized() and not args.force:
         print("demo already materialized (use --force to redo)")
         return 0
-    progress = TqdmProgress()
-    summary = materialize(progress=progress)
-    progress.close()
+    # the one demo lock (the app's first start and ensure_demo take it too): a second derivation waits
+    with demo_lock(on_wait=lambda text: print(f"{text}...", file=sys.stderr, flush=True)):
+        if is_materialized() and not args.force:
+            print("demo materialized meanwhile by the other derivation (use --force to redo)")
+            return 0
+        progress = TqdmProgress()
+        summary = materialize(progress=progress)
+        progress.close()
     print(json.dumps(summary, indent=1))
     return 0
 
@@ -99,12 +104,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from detectlab.train.layout import RunLayout, new_run_id, runs_db
 
     store = RunStore(runs_db())
-    record = store.create(new_run_id(), json.loads(json.dumps(cfg.to_dict())), cfg.name)
+    # one queue with the app: this terminal's run waits for its turn, then executes here
+    record = store.create(new_run_id(), json.loads(json.dumps(cfg.to_dict())), cfg.name, owner="cli",
+                          owner_pid=os.getpid())
+    if not _wait_for_turn(store, record.id):
+        return 1
     progress = TqdmProgress()
     result = execute_run(store, record.id, RunLayout.of(cfg.out_dir).root, progress=progress, on_epoch=lambda e: print(
         f"  epoch {e['epoch']}: train loss {e['train_loss'] or 0:.4f}  val loss {e['val_loss']:.4f}  "
         f"val acc {e['val_accuracy']:.3f}  val bal.acc {e['val_balanced_accuracy'] or 0:.3f}", flush=True))
     progress.close()
+    if result is None:
+        r = store.get(record.id)
+        print(f"run {record.id} was {r.status} before it started{': ' + r.error if r.error else ''}", file=sys.stderr)
+        return 1
     for r in result.runs:
         print(f"run {r.run_id}: {r.status}, best epoch {r.best_epoch}, test acc {r.test.get('accuracy')}, "
               f"AP {r.test.get('ap')}, {r.images_per_second:.0f} img/s -> {r.checkpoint}")
@@ -113,6 +126,44 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if len(result.runs) > 1:
         print(json.dumps(result.summary, indent=1))
     return 0
+
+
+def _wait_for_turn(store, run_id: str, poll: float = 0.5) -> bool:
+    """Wait until the queued run ``run_id`` may start (no other run executing, older runs first: the app's and
+    other terminals'), then claim it for this process. Says what it waits for; Ctrl-C leaves the queue.
+
+    False if the run ended while it waited (cancelled from the app's Train tab)."""
+    import time
+
+    from detectlab.runs.store import HEARTBEAT_SECONDS
+
+    shown, beaten = None, time.monotonic()
+    try:
+        while True:
+            store.reap()  # a killed run or a gone terminal's run must not hold the queue
+            if store.claim(run_id, os.getpid(), claimant="cli"):
+                if shown:
+                    print(f"run {run_id}: its turn came; training starts", flush=True)
+                return True
+            record = store.get(run_id)
+            if record.status != "queued":
+                print(f"run {run_id} was {record.status} while it waited for its turn"
+                      f"{': ' + record.error if record.error else ''}", file=sys.stderr)
+                return False
+            blocker = store.blocker(run_id, claimant="cli")
+            if blocker is not None and blocker.id != shown:
+                what = "executing" if blocker.status == "running" else "queued before it"
+                print(f"run {run_id} is queued: waiting for run {blocker.id}"
+                      f"{' (' + blocker.name + ')' if blocker.name else ''} ({what}) to end — one training runs at "
+                      "a time, shared with the app's Train tab; Ctrl-C leaves the queue", flush=True)
+                shown = blocker.id
+            if time.monotonic() - beaten >= HEARTBEAT_SECONDS:
+                store.beat(run_id)  # this terminal still waits: its run is not reaped
+                beaten = time.monotonic()
+            time.sleep(poll)
+    except KeyboardInterrupt:
+        store.finish(run_id, "cancelled", error="left the queue before it started (Ctrl-C in its terminal)")
+        raise
 
 
 def _print_metrics(metrics: dict) -> None:
@@ -193,7 +244,12 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         written = write_heatmaps(detector, files, args.heatmaps, loaded.threshold, args.method, progress=progress)
         progress.close()
         print(f"{len(written)} heatmaps written to {args.heatmaps}")
-    return 1 if any(p.decision == "error" for p in preds) and not any(p.p_fake is not None for p in preds) else 0
+    refused = sum(1 for p in preds if p.decision == "error")
+    if refused:  # a partial result is not a success: scripts must see it (exit 1), the user how many
+        print(f"error: {refused} of {len(preds)} file(s) refused, not scored (the 'error' rows above say why)"
+              + (f"; {len(preds) - refused} scored" if refused < len(preds) else ""), file=sys.stderr)
+        return 1
+    return 0
 
 
 def _cmd_models(args: argparse.Namespace) -> int:

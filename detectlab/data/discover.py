@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -248,17 +249,58 @@ class _Walker:
         return True
 
 
+#: Largest manifest.json read (bytes) and deepest nesting accepted: a split manifest is a flat
+#: ``{"groups": {stem: group}}`` (plus optional records); anything far bigger or deeper is not one.
+MAX_MANIFEST_BYTES = 64 * 1024 * 1024
+MAX_MANIFEST_DEPTH = 32
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def _json_depth(text: str) -> int:
+    """How deeply ``text``'s arrays and objects nest (strings ignored); cheap, no recursion."""
+    depth = deepest = 0
+    for m in re.finditer(r"[\[\]{}]", _JSON_STRING.sub("", text)):
+        if m.group() in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > MAX_MANIFEST_DEPTH:
+                    return deepest
+        else:
+            depth -= 1
+    return deepest
+
+
 def _load_manifest_groups(root: Path) -> dict[str, str]:
+    """Split groups from ``root/manifest.json``; a ``DatasetError`` (naming the file relative to the
+    data set) for a manifest that is unreadable, too big, too deeply nested or not a group map."""
     path = root / MANIFEST
     if not path.is_file():
         return {}
+    shown = f"{root.name}/{MANIFEST}"
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DatasetError(f"{path}: cannot read the manifest ({exc})") from exc
+        size = path.stat().st_size
+        if size > MAX_MANIFEST_BYTES:
+            raise DatasetError(f"{shown}: {size:,} bytes is over the limit of {MAX_MANIFEST_BYTES:,} bytes "
+                               "for a split manifest")
+        text = path.read_text(encoding="utf-8")
+        depth = _json_depth(text)
+        if depth > MAX_MANIFEST_DEPTH:
+            raise DatasetError(f"{shown}: nests more than {MAX_MANIFEST_DEPTH} levels deep; a split manifest maps file "
+                               'stems to groups: {"groups": {"img001": "photo1"}}')
+        data = json.loads(text)
+    except DatasetError:
+        raise
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError, MemoryError) as exc:
+        # ValueError: JSONDecodeError, and Python's limit on digits in one number
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).split("\n")[0][:200]
+        raise DatasetError(f"{shown}: cannot read the manifest ({type(exc).__name__}: {detail})") from None
     groups = data.get("groups", {}) if isinstance(data, dict) else {}
     if not isinstance(groups, dict):
-        raise DatasetError(f"{path}: 'groups' must map file stems to group ids")
+        raise DatasetError(f"{shown}: 'groups' must map file stems to group ids")
+    bad = next((stem for stem, group in groups.items() if not isinstance(group, (str, int, float))), None)
+    if bad is not None:
+        raise DatasetError(f"{shown}: the group of {str(bad)[:60]!r} is not text or a number")
     return {str(stem): str(group) for stem, group in groups.items()}
 
 

@@ -177,29 +177,51 @@ def _zip_declared_bytes(zip_path: Path) -> int:
         return 0
 
 
-def import_dataset_zip(zip_path: Path, name: str | None = None) -> Path:
+def import_dataset_zip(zip_path: Path, name: str | None = None,
+                       skipped: list[tuple[str, str]] | None = None) -> Path:
     """Extract an uploaded .zip into DetectLab's data sets folder and check it is a data set.
 
-    The archive is extracted safely (``extract_zip``); if the result is in no accepted layout
-    the extracted copy is removed again and the layout error is raised, so nothing half-made
-    is left among the user's data sets. The import quota (``check_import_quota``) is checked
-    against the size the archive declares before anything is written, and extraction stops
-    at the quota whatever the archive declared.
+    The archive is extracted safely (``extract_zip``; only files that are images, and
+    ``manifest.json``, are stored); if the result is in no accepted layout, or checking it
+    fails in any way, the extracted copy is removed again and the error is raised, so nothing
+    half-made is left among the user's data sets. The import quota (``check_import_quota``) is
+    checked against the size the archive declares before anything is written, and extraction
+    stops at the quota whatever the archive declared.
+
+    Messages name the archive and the new data set's folder by name, never by a server path.
+    ``skipped`` (when given) receives (name in the archive, reason) for every file not stored.
     """
     import shutil
 
     from detectlab import config
     from detectlab.data.archive import extract_zip
 
-    free = check_import_quota(_zip_declared_bytes(Path(zip_path)))
-    target = new_dataset_dir(name or Path(zip_path).stem)
-    root = extract_zip(zip_path, target, max_total_bytes=max(0, min(config.MAX_UPLOAD_BYTES, free)))
+    zip_path = Path(zip_path)
+    free = check_import_quota(_zip_declared_bytes(zip_path))
+    target = new_dataset_dir(name or zip_path.stem)
+    reasons: dict[str, str] = {}
+    try:
+        root = extract_zip(zip_path, target, max_total_bytes=max(0, min(config.MAX_UPLOAD_BYTES, free)),
+                           reasons=reasons)
+    except DatasetError as exc:
+        raise DatasetError(_relative(str(exc), target)) from None
     try:
         discover(root, validate=False)
-    except DatasetError:
+    except BaseException as exc:  # any failure, even an unexpected one: the import is not kept
         shutil.rmtree(target, ignore_errors=True)
+        if isinstance(exc, DatasetError):
+            raise DatasetError(_relative(str(exc), target)) from None
         raise
+    if skipped is not None:
+        skipped.extend(reasons.items())
     return root
+
+
+def _relative(text: str, target: Path) -> str:
+    """``text`` with the data set folder's path (as given and resolved) replaced by its name."""
+    for form in sorted({str(target), str(target.resolve())}, key=len, reverse=True):
+        text = text.replace(form, target.name)
+    return text
 
 
 def delete_dataset(name: str) -> Path:

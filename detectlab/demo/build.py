@@ -9,6 +9,11 @@ seconds on 2 cores) and kept out of git: one synthetic image per real crop and g
 
 ``build_demo`` redoes everything: optionally re-collects the real crops from the unpacked
 registry packages, trains the three generators, materializes and renders fingerprints.
+
+Derivation is serialized by one lock (``demo_lock``: a ``flock`` on ``assets/.demo.lock`` across
+processes, a re-entrant lock across threads) that ``materialize`` itself takes, so every entry
+point (``ensure_demo``, ``detectlab demo materialize``, ``demo build``, the app's first start)
+is covered: a second caller says that it waits and waits (cancellably), never interleaves.
 """
 
 from __future__ import annotations
@@ -19,10 +24,13 @@ import json
 import os
 import platform
 import shutil
+import sys
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -54,13 +62,17 @@ def _png(path: Path, array: np.ndarray, level: int = 1) -> None:
     Image.fromarray(array).save(path, format="PNG", compress_level=level)
 
 
-def real_crops(real_dir: Path | None = None) -> tuple[list[str], torch.Tensor]:
+def real_crops(real_dir: Path | None = None, cancel: CancelToken = NEVER_CANCEL) -> tuple[list[str], torch.Tensor]:
     """The committed real crops, sorted by name: (stems, uint8 tensor ``[N, 3, H, W]``)."""
     real_dir = real_dir or config.DEMO_DIR / "real"
     files = sorted(real_dir.glob("*.png"))
     if not files:
         raise FileNotFoundError(f"no real crops in {real_dir}; run `detectlab demo build --sources DIR`")
-    arrays = [np.asarray(load_image(f)) for f in files]
+    arrays = []
+    for i, f in enumerate(files):
+        if i % 100 == 0:
+            cancel.check()
+        arrays.append(np.asarray(load_image(f)))
     return [f.stem for f in files], torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
 
 
@@ -73,16 +85,76 @@ def _weights_digest(generator_dir: Path) -> str:
     return h.hexdigest()
 
 
+#: Threads of this process take this first; the thread holding it takes the file lock once (re-entrant).
+_THREAD_LOCK = threading.RLock()
+_held: dict[str, int] = {}   # lock file -> nesting depth in this process (only its owner thread touches it)
+_POLL = 0.2
+
+
+def lock_path(demo_dir: Path | None = None) -> Path:
+    """The file whose ``flock`` serializes deriving ``demo_dir`` (default: ``assets/.demo.lock``)."""
+    return (demo_dir or config.DEMO_DIR).parent / ".demo.lock"
+
+
+def _say_waiting(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
 @contextmanager
-def _lock(path: Path):
-    """Serialize materialization across processes (the app and a test run may start together)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+def demo_lock(demo_dir: Path | None = None, on_wait: Callable[[str], None] | None = None,
+              cancel: CancelToken = NEVER_CANCEL):
+    """Hold the demo derivation lock (re-entrant in one thread; other threads and processes wait).
+
+    When the lock is busy, ``on_wait`` (default: a line on stderr) is told once who holds it, and
+    the wait polls ``cancel`` (``Cancelled`` ends it). The holder's pid is written into the lock
+    file for that message.
+    """
+    on_wait = on_wait or _say_waiting
+    path = lock_path(demo_dir)
+    told = False
+    while not _THREAD_LOCK.acquire(timeout=_POLL):
+        if not told:
+            on_wait("another thread of this process is deriving the demo images; waiting for it to finish")
+            told = True
+        cancel.check()
+    key = str(path)
+    fh = None
+    try:
+        if not _held.get(key):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fh = open(path, "a+")
+            while True:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if not told:
+                        fh.seek(0)
+                        holder = fh.read().strip()[:20]
+                        who = f"process {holder}" if holder.isdigit() else "another process"
+                        on_wait(f"{who} is deriving the demo images ({path.name} is locked); waiting for it to "
+                                "finish")
+                        told = True
+                    cancel.check()
+                    time.sleep(_POLL)
+            fh.seek(0)
+            fh.truncate()
+            fh.write(str(os.getpid()))
+            fh.flush()
+        _held[key] = _held.get(key, 0) + 1
         try:
             yield
         finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+            _held[key] -= 1
+            if not _held[key]:
+                del _held[key]
+    finally:
+        if fh is not None:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+            finally:
+                fh.close()
+        _THREAD_LOCK.release()
 
 
 def is_materialized(demo_dir: Path | None = None, generator_dir: Path | None = None) -> bool:
@@ -96,10 +168,15 @@ def is_materialized(demo_dir: Path | None = None, generator_dir: Path | None = N
         return False
 
 
-def ensure_demo(progress: Progress = null_progress, cancel: CancelToken = NEVER_CANCEL) -> Path:
-    """Return the demo detection set's root, materializing synthetic images first if needed."""
+def ensure_demo(progress: Progress = null_progress, cancel: CancelToken = NEVER_CANCEL,
+                on_wait: Callable[[str], None] | None = None) -> Path:
+    """Return the demo detection set's root, materializing synthetic images first if needed.
+
+    While another thread or process derives them, this waits for it (``on_wait`` is told so,
+    default a line on stderr) and then uses its result.
+    """
     if not is_materialized():
-        with _lock(config.ASSETS / ".demo.lock"):
+        with demo_lock(config.DEMO_DIR, on_wait=on_wait, cancel=cancel):
             if not is_materialized():
                 materialize(progress=progress, cancel=cancel)
     return config.DEMO_DIR
@@ -111,20 +188,36 @@ def materialize(
     generator_dir: Path | None = None,
     progress: Progress = null_progress,
     cancel: CancelToken = NEVER_CANCEL,
+    on_wait: Callable[[str], None] | None = None,
 ) -> dict:
     """Write one synthetic image per real crop and generator, and the manipulated set.
 
     Every random draw comes from generators seeded by name and index, and images are
     processed in fixed-size batches in a fixed order, so the output is reproducible.
-    Folders are written to a temporary name and renamed, so an interrupted run leaves
-    no half-filled folder behind.
+    Folders are written to a temporary name and renamed, so an interrupted (or cancelled)
+    run leaves no half-filled folder behind. The whole derivation holds ``demo_lock``: a
+    second caller waits (``on_wait`` is told) and then derives again, never interleaved.
+    The stamp is removed first, so while it runs ``is_materialized()`` is false and
+    ``ensure_demo`` callers wait for the lock instead of reading half-replaced folders.
     """
     demo_dir = demo_dir or config.DEMO_DIR
     inpaint_dir = inpaint_dir or config.DEMO_INPAINT_DIR
     generator_dir = generator_dir or config.GENERATOR_DIR
+    with demo_lock(demo_dir, on_wait=on_wait, cancel=cancel):
+        (demo_dir / _STAMP).unlink(missing_ok=True)
+        tmps = [demo_dir / f".{name}.tmp" for name in GENERATORS] + [inpaint_dir.parent / f".{inpaint_dir.name}.tmp"]
+        try:
+            return _materialize(demo_dir, inpaint_dir, generator_dir, progress, cancel)
+        finally:
+            for tmp in tmps:  # renamed into place on success; a failed or cancelled run leaves none
+                shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _materialize(demo_dir: Path, inpaint_dir: Path, generator_dir: Path, progress: Progress,
+                 cancel: CancelToken) -> dict:
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     start = time.perf_counter()
-    stems, real = real_crops(demo_dir / "real")
+    stems, real = real_crops(demo_dir / "real", cancel)
     n = len(stems)
     fakes: dict[str, np.ndarray] = {}
     for gi, name in enumerate(GENERATORS):

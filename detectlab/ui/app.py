@@ -19,7 +19,8 @@ import gradio as gr  # noqa: E402
 
 from detectlab import __version__, config  # noqa: E402
 from detectlab.ui import (  # noqa: E402
-    attack_tab, data_tab, detect_tab, fingerprints_tab, first_run, localize_tab, robustness_tab, train_tab,
+    attack_tab, data_tab, detect_tab, fingerprints_tab, first_run, localize_tab, robustness_tab, state, train_tab,
+    widgets,
 )
 from detectlab.ui.common import coming  # noqa: E402
 from detectlab.ui.serving import ServedFileGuard, guard_file_server  # noqa: E402
@@ -69,7 +70,9 @@ class Served:
 
     def close(self) -> None:
         self.server.should_exit = True
+        first_run.stop(timeout=10)      # cancel a first-start derivation (it stops between batches of images)
         self.thread.join(timeout=20)
+        widgets.clear_server_files()    # the uploads and outputs this server left in DETECTLAB_HOME
 
 
 def serve(blocks: gr.Blocks | None = None, host: str = "127.0.0.1", port: int = 0,
@@ -111,6 +114,7 @@ def serve(blocks: gr.Blocks | None = None, host: str = "127.0.0.1", port: int = 
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError(f"the app server did not start on {host}:{bound}")
         time.sleep(0.01)
+    state.start()  # the run queue's watcher from start-up: queued runs start, dead runs are marked failed
     return Served(f"http://{host}:{bound}/", bound, server, thread)
 
 

@@ -11,18 +11,30 @@ from detectlab.catalog import DEMO_LABEL, UPLOADED_PREFIX, known_datasets, resol
 from detectlab.data.overview import delete_dataset, import_dataset_zip, overview, resolve_in_roots
 from detectlab.errors import DatasetError
 from detectlab.ui.common import GradioProgress
-from detectlab.ui.widgets import message, scrub
+from detectlab.ui.widgets import plain_message, plain_text, relative_to_roots, scrub
 
 HEADERS = ["class", "generator", "images", "train", "val", "test"]
 
 
-def _render(path: Path, progress: gr.Progress):
+def _reason(path: Path, reason: str) -> str:
+    """A skipped file's reason without the file's own path in front (the table names it), in plain text."""
+    for form in (str(path), str(path.resolve())):
+        if reason.startswith(form + ": "):
+            reason = reason[len(form) + 2:]
+            break
+    return plain_text(relative_to_roots(scrub(reason)))
+
+
+def _render(path: Path, progress: gr.Progress, not_stored: list[tuple[str, str]] = ()):
     ov = overview(path, progress=GradioProgress(progress))
     gallery = [(str(p), f"{name}: {p.name}") for name, files in ov.examples.items() for p in files]
-    skipped = [[str(p.relative_to(ov.root)) if ov.root in p.parents else p.name, scrub(reason)]
+    skipped = [[str(p.relative_to(ov.root)) if ov.root in p.parents else p.name, _reason(p, reason)]
                for p, reason in ov.skipped]
+    skipped += [[plain_text(name), plain_text(reason)] for name, reason in not_stored]
     status = (f"**{ov.root.name}** — layout `{ov.layout}`, {ov.total} images"
-              + (f", {len(skipped)} files skipped (listed below)" if skipped else "")
+              + (f", {len(skipped)} files skipped (listed below"
+                 + (f"; {len(not_stored)} not images, not stored" if not_stored else "") + ")"
+                 if skipped else "")
               + ". Splits are 80/10/10 by source group, seed 0."
               + (f"\n\n**Note:** {ov.note}." if ov.note else ""))
     return status, ov.rows, gallery, skipped
@@ -41,7 +53,7 @@ def show_dataset(label: str, progress=gr.Progress()):
     try:
         return _render(resolve_dataset(label, progress=GradioProgress(progress)), progress)
     except Exception as exc:  # noqa: BLE001 - every failure becomes a message, the app keeps serving
-        return _empty(message(exc))
+        return _empty(plain_message(exc))
 
 
 def open_folder(text: str, progress=gr.Progress()):
@@ -53,11 +65,14 @@ def open_folder(text: str, progress=gr.Progress()):
     try:
         return _render(resolve_in_roots(text, config.data_roots()), progress)
     except Exception as exc:  # noqa: BLE001
-        return _empty(message(exc))
+        return _empty(plain_message(exc))
 
 
 def upload_zip(file: str | None, progress=gr.Progress()):
     """Import a data set from a .zip (real/ + generator folders, 0_real/ + 1_fake/, or images/ + masks/).
+
+    Only images (and manifest.json) are stored: other files, and files named like images that do
+    not decode as one, are listed as skipped. A zip that is not a data set is not kept.
 
     Args:
         file: the .zip archive.
@@ -67,11 +82,12 @@ def upload_zip(file: str | None, progress=gr.Progress()):
     try:
         if Path(file).suffix.lower() != ".zip":
             raise DatasetError(f"{Path(file).name}: not a .zip file; upload the data set as one .zip archive")
-        root = import_dataset_zip(Path(file))
+        not_stored: list[tuple[str, str]] = []
+        root = import_dataset_zip(Path(file), skipped=not_stored)
         label = f"{UPLOADED_PREFIX}{root.relative_to(config.datasets_dir()).parts[0]}"
-        return (*_render(root, progress), gr.update(choices=list(known_datasets()), value=label))
+        return (*_render(root, progress, not_stored), gr.update(choices=list(known_datasets()), value=label))
     except Exception as exc:  # noqa: BLE001
-        return (*_empty(message(exc, file)), gr.update())
+        return (*_empty(plain_message(exc, file)), gr.update())
 
 
 def delete(label: str | None, confirmed: bool):
@@ -93,7 +109,7 @@ def delete(label: str | None, confirmed: bool):
         return (f"Deleted **{gone.name}** and its files.", gr.update(choices=list(known_datasets()), value=DEMO_LABEL),
                 gr.update(value=False))
     except Exception as exc:  # noqa: BLE001
-        return message(exc), gr.update(), gr.update(value=False)
+        return plain_message(exc), gr.update(), gr.update(value=False)
 
 
 def fingerprint_gallery() -> list[tuple[str, str]]:

@@ -2,17 +2,25 @@
 generator weights (about a minute on 2 cores). ``launch`` starts that in a background thread;
 a banner above the tabs shows its progress as a bar and disappears when it is done, and the
 tabs that do not need the demo (Detect, Localize uploads, Attack uploads) work meanwhile.
+
+The derivation takes the demo lock (``detectlab.demo.build.demo_lock``) like every other entry
+point: if ``detectlab demo materialize`` (or another server) is deriving already, the banner
+says so and the thread waits for it. ``stop`` cancels the derivation (it checks between
+batches of images), so a server asked to stop exits within seconds, leaving no half-made folder.
 """
 
 from __future__ import annotations
 
 import html
+import inspect
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable
 
 import gradio as gr
+
+from detectlab.progress import CancelToken, Cancelled
 
 
 @dataclass
@@ -25,7 +33,9 @@ class Preparation:
     started: float | None = None
     finished: float | None = None
     error: str | None = None
+    cancelled: bool = False
     thread: threading.Thread | None = field(default=None, repr=False)
+    cancel: CancelToken = field(default_factory=CancelToken, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __call__(self, done: float, total: float | None = None, desc: str = "") -> None:
@@ -37,17 +47,36 @@ class Preparation:
     def running(self) -> bool:
         return self.started is not None and self.finished is None
 
+    def waiting(self, text: str) -> None:
+        """``on_wait`` of the demo lock: another derivation runs; the banner says so."""
+        with self._lock:
+            self.stage = f"Waiting: {text}."
+
     def run(self, work: Callable[..., object]) -> None:
         self.started = self.started or time.monotonic()
         try:
-            work(progress=self)
+            params = inspect.signature(work).parameters
+            extra = {k: v for k, v in (("cancel", self.cancel), ("on_wait", self.waiting)) if k in params}
+            work(progress=self, **extra)
+        except Cancelled:
+            self.cancelled = True
         except Exception as exc:  # noqa: BLE001 - shown in the banner; the tabs still serve
             self.error = str(exc) or type(exc).__name__
         finally:
             self.finished = time.monotonic()
 
+    def stop(self, timeout: float = 10.0) -> bool:
+        """Cancel the derivation and wait up to ``timeout`` s for its thread; True when it has ended."""
+        self.cancel.cancel()
+        if self.thread is not None and self.thread is not threading.current_thread():
+            self.thread.join(timeout)
+            return not self.thread.is_alive()
+        return True
+
     def banner(self) -> str:
         """The banner's HTML: a progress bar while running, the error if it failed, nothing when done."""
+        if self.cancelled:
+            return ""
         if self.error:
             return (f"<div id='first-run-error'><b>The demo images could not be derived:</b> {html.escape(self.error)}. "
                     "Run <code>detectlab demo materialize</code> in a terminal to see why.</div>")
@@ -82,6 +111,13 @@ def start_in_background(work: Callable[..., object] | None = None) -> Preparatio
     prep.thread = threading.Thread(target=prep.run, args=(work or ensure_demo,), name="detectlab-demo", daemon=True)
     prep.thread.start()
     return prep
+
+
+def stop(timeout: float = 10.0) -> bool:
+    """Cancel this process's background derivation, if one runs (for the server's shutdown); True when
+    no derivation thread is left running after ``timeout`` s."""
+    prep = _current
+    return prep.stop(timeout) if prep is not None else True
 
 
 def tick():
