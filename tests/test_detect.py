@@ -203,8 +203,10 @@ def test_calibrated_p_fake_and_ood_flag_travel_with_every_entry_point(demo_root,
     assert "calibrated P(fake) =" in verdict and "unlike the training data" in verdict
     result, _ = api_detect(str(flat), "spectrum-durrall")
     assert result["unlike_training"] is True and result["ood_distance"] > result["ood_threshold"]
-    assert result["p_fake_calibrated"] == pytest.approx(flat_pred.p_calibrated, abs=1e-5)
-    assert result["p_fake"] == pytest.approx(flat_pred.p_fake, abs=1e-5)  # one decode path, one forward
+    # one decode path, one forward; a batch of two and a single image differ in float32 rounding only
+    # (seen: 1.2e-5 on the flat field, whose spectrum is all but zero)
+    assert result["p_fake_calibrated"] == pytest.approx(flat_pred.p_calibrated, abs=1e-4)
+    assert result["p_fake"] == pytest.approx(flat_pred.p_fake, abs=1e-4)
 
 
 def test_an_uncalibrated_checkpoint_says_so():

@@ -7,8 +7,10 @@ then a seeded sample — each tile is scored, and the image's P(fake) is the sig
 mean tile logit (the max tile P(fake) is reported beside it, and the per-tile scores form
 a coarse map). Images with a side under the input size use the resize path.
 
-The tiles are cut from the decoded 8-bit image and converted to float one batch at a
-time, so memory stays at the decoded image plus one batch.
+Tiles are read lazily: from a file (``score_file_tiled``, the Detect tab and ``/detect``) each
+tile is cut from the decoded image and converted to RGB on its own (``detectlab.data.decode.open_image``),
+so no full-size RGB, 8-bit or float copy is made; from a tensor each tile is sliced and converted to
+float one batch at a time. Memory stays at the decoded image plus one batch.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from detectlab.data import load_image, resize_center_crop
+from detectlab.data import resize_center_crop
+from detectlab.data.decode import DecodedImage, open_image
+from detectlab.data.decode import load_uint8 as _load_uint8
 from detectlab.models import Detector
 
 #: Most tiles scored per image; beyond it a seeded sample (deterministic per image size).
@@ -73,10 +77,17 @@ class TiledScore:
                 f"over {w}×{h}; P(fake) from the mean tile logit, max tile {self.p_fake_max:.3f}")
 
 
+def _tile(image: torch.Tensor | DecodedImage, top: int, left: int, size: int) -> torch.Tensor:
+    if isinstance(image, DecodedImage):
+        return image.region(top, left, size, size)
+    return image[:, top:top + size, left:left + size]
+
+
 @torch.no_grad()
-def score_tiled(detector: Detector, image: torch.Tensor, max_tiles: int = MAX_TILES, batch_size: int = 32,
-                seed: int = 0) -> TiledScore:
-    """Score ``image`` (uint8 or float ``[3, H, W]``) tile by tile at its own resolution.
+def score_tiled(detector: Detector, image: torch.Tensor | DecodedImage, max_tiles: int = MAX_TILES,
+                batch_size: int = 32, seed: int = 0) -> TiledScore:
+    """Score ``image`` (uint8 or float ``[3, H, W]``, or an ``open_image`` image read tile by tile)
+    tile by tile at its own resolution.
 
     Images with a side shorter than the input, or exactly the input's size, are scored
     whole (resize path: center crop to the input, as every other entry point does).
@@ -89,14 +100,14 @@ def score_tiled(detector: Detector, image: torch.Tensor, max_tiles: int = MAX_TI
         return t.float().div_(255.0) if t.dtype == torch.uint8 else t.float()
 
     if min(h, w) < size or (h, w) == (size, size):
-        logit = float(detector(resize_center_crop(as_float(image), size)[None])[0])
+        whole = image.to_uint8() if isinstance(image, DecodedImage) else image  # small: a side under the input
+        logit = float(detector(resize_center_crop(as_float(whole), size)[None])[0])
         p = 1 / (1 + math.exp(-logit))
         return TiledScore(p, p, logit, np.array([[p]]), 1, 1, size, (h, w), "resize")
     rows, cols, cells = tile_grid(h, w, size, max_tiles, seed)
     logits = []
     for k in range(0, len(cells), batch_size):
-        batch = torch.stack([as_float(image[:, rows[r]:rows[r] + size, cols[c]:cols[c] + size])
-                             for r, c in cells[k:k + batch_size]])
+        batch = torch.stack([as_float(_tile(image, rows[r], cols[c], size)) for r, c in cells[k:k + batch_size]])
         logits.append(detector(batch).float())
     z = torch.cat(logits)
     tile_p = torch.sigmoid(z).numpy()
@@ -109,12 +120,13 @@ def score_tiled(detector: Detector, image: torch.Tensor, max_tiles: int = MAX_TI
 
 
 def load_uint8(source, name: str | None = None) -> torch.Tensor:
-    """Decode through the data layer into a uint8 tensor ``[3, H, W]`` (a quarter of float's memory);
-    ``name`` is how errors name the file."""
-    array = np.asarray(load_image(source, name=name), dtype=np.uint8)
-    return torch.from_numpy(array.copy()).permute(2, 0, 1)
+    """Decode through the data layer into a uint8 tensor ``[3, H, W]`` (a quarter of float's memory),
+    converted band by band; ``name`` is how errors name the file."""
+    return _load_uint8(source, name=name)
 
 
-def score_file_tiled(detector: Detector, source, max_tiles: int = MAX_TILES, seed: int = 0) -> TiledScore:
-    """Decode ``source`` (any format the data layer reads) and ``score_tiled`` it."""
-    return score_tiled(detector, load_uint8(source), max_tiles=max_tiles, seed=seed)
+def score_file_tiled(detector: Detector, source, max_tiles: int = MAX_TILES, seed: int = 0,
+                     name: str | None = None) -> TiledScore:
+    """Decode ``source`` (any format the data layer reads) and ``score_tiled`` it, reading tiles lazily."""
+    with open_image(source, name=name) as image:
+        return score_tiled(detector, image, max_tiles=max_tiles, seed=seed)

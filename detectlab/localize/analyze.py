@@ -26,6 +26,7 @@ __all__ = ["Localization", "localize_image", "overlay_regions"]
 PALETTE = [(230, 159, 0), (86, 180, 233), (0, 158, 115), (240, 228, 66), (0, 114, 178), (213, 94, 0),
            (204, 121, 167)]
 DISPLAY_SIDE = 384  # small demo images are enlarged (nearest) so labels are readable
+FIT_SIDE = 1024     # longer side an image is localized at at most (``fit_image``'s default)
 
 
 @dataclass
@@ -146,7 +147,8 @@ def localize_image(
             binary, the wrong size or empty.
     """
     start = time.perf_counter()
-    image = fit_image(load_tensor(source, name=name))
+    # decoded straight to the localizer's working size (a 50-MP upload never becomes a full-size float tensor)
+    image = fit_image(load_tensor(source, max_side=FIT_SIDE, name=name), FIT_SIDE)
     size = tuple(image.shape[-2:])
     truth = None
     if mask is not None:

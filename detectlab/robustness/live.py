@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from detectlab.data import load_image, resize_center_crop, to_tensor
+from detectlab.data.decode import load_fitted
 from detectlab.data import DetectionDataset, discover, split
 from detectlab.degrade import Chain, DegradationError, psnr
 from detectlab.detect.analyze import analyze
@@ -115,14 +115,11 @@ class WorkingImage:
 
 @functools.lru_cache(maxsize=16)
 def _working(path: str, mtime: float, size: int) -> WorkingImage:
-    img = load_image(path)
-    source = img.size
-    # a box-filter reduction first bounds memory and time for multi-megapixel photos; it stops at
-    # REDUCE_HEADROOM x the working size, so the final antialiased resize still decides the pixels
-    factor = min(img.size) // (REDUCE_HEADROOM * size)
-    if factor >= 2:
-        img = img.reduce(factor)
-    return WorkingImage(resize_center_crop(to_tensor(img), size), source, Path(path).name)
+    # decoded straight to the working size: cropped, box-reduced band by band while it stays
+    # REDUCE_HEADROOM x the working size (so the final antialiased resize still decides the pixels),
+    # with the data layer's memory budget; a multi-megapixel photo never exists as a full-size copy
+    image, source = load_fitted(path, size, headroom=REDUCE_HEADROOM, name=Path(path).name)
+    return WorkingImage(image, source, Path(path).name)
 
 
 def working_image(path: str | Path, size: int) -> WorkingImage:

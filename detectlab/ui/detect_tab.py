@@ -88,13 +88,16 @@ def detect_one(file: str | None, detector_label: str, method: str, opacity: floa
 
 def _tiled(file: str, loaded: LoadedDetector):
     """Native-resolution scoring of one file: (TiledScore, decision, input preview, tile map image or None)."""
-    from detectlab.detect.tiling import load_uint8, score_tiled
+    from detectlab.data.decode import open_image
+    from detectlab.detect.tiling import score_tiled
 
-    image = load_uint8(file, name=Path(file).name)
-    t = score_tiled(loaded.detector, image)
-    preview = to_pil(image.float().div(255.0))
-    preview.thumbnail((512, 512))
-    tile_map = grid_image(t.tile_map) if t.mode == "tiles" else None  # tiles left out of the sample: black
+    with open_image(file, name=Path(file).name) as image:  # tiles read from the decoded file, no full-size copy
+        t = score_tiled(loaded.detector, image)
+        preview = image.thumbnail(512)
+    # tiles left out of the sample: black; cells shrink for a large grid so the map stays <= 512 px (its
+    # colouring costs ~90 bytes a pixel: a 56 x 56 grid of 32-px cells took 300 MB)
+    cell = max(4, min(32, 512 // max(t.tile_map.shape)))
+    tile_map = grid_image(t.tile_map, cell) if t.mode == "tiles" else None
     return t, t.decision(loaded.threshold), preview, tile_map
 
 
