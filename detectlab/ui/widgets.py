@@ -271,8 +271,9 @@ def clear_server_files(since: float | None = None) -> dict[str, int]:
                     os.rmdir(dirpath)  # only when empty
                 except OSError:
                     pass
+    here = outputs_dir().resolve()
     with _made_lock:
-        mine = list(_made)
+        mine = [p for p in _made if p.resolve().is_relative_to(here)]  # this home's: a test may switch homes
     for path in mine:
         if path.exists():
             removed["outputs"] += 1
