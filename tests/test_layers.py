@@ -2,7 +2,7 @@
 
 Layers, lowest first (README "Development" draws them):
 
-    config, errors, progress                      the foundation
+    config, errors, progress, papers              the foundation
     data, models, degrade, eval, generators        decode and model images
     spectral, explain, attacks                     analyses over a model or a set of images
     detect, train, robustness, localize,           capabilities (demo builds its set with spectral;
@@ -26,7 +26,7 @@ import pytest
 import detectlab
 
 LAYERS: list[tuple[str, ...]] = [
-    ("__init__", "config", "errors", "progress"),
+    ("__init__", "config", "errors", "progress", "papers"),
     ("data", "models", "degrade", "eval", "generators"),
     ("spectral", "explain", "attacks"),
     ("detect", "train", "robustness", "localize", "demo", "heldout"),

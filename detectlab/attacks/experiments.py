@@ -18,7 +18,6 @@ memory stays bounded. Every function reports progress and checks a cancel token.
 from __future__ import annotations
 
 import contextlib
-import csv
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -415,14 +414,9 @@ def blur_defence(model: nn.Module, images: ImageSet, eps: float = 0.05, sigma: f
 # -- tables out --------------------------------------------------------------------------------
 def write_csv(rows: list[dict], path: str | Path) -> Path:
     """Rows of dicts (the ``rows()`` of any result here) as a CSV with a header."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    keys = list(dict.fromkeys(k for r in rows for k in r))
-    with path.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=keys)
-        w.writeheader()
-        w.writerows({k: ("" if r.get(k) is None else r.get(k)) for k in keys} for r in rows)
-    return path
+    from detectlab.eval.tables import write_rows_csv
+
+    return write_rows_csv(rows, path)
 
 
 __all__ = [

@@ -9,23 +9,7 @@ comparison is of tendencies (who is fooled, how fast with eps), not of exact val
 from __future__ import annotations
 
 from detectlab.attacks.experiments import BlurDefenceResult, CrossSampleResult, MirrorResult, TransferResult
-
-#: Table 4.4, cross-sample confusion rate in % (architecture -> eps -> rate)
-TABLE_4_4 = {"ResNet-50": {0.01: 2.20, 0.02: 67.40, 0.05: 100.0},
-             "Xception": {0.01: 96.34, 0.02: 100.0, 0.05: 100.0},
-             "ViT-tiny": {0.01: 8.63, 0.02: 25.88, 0.05: 97.25}}
-#: Table 4.5, mirror models (two ResNet-50 on disjoint halves), FGSM eps 0.025: judge -> attacker -> %
-TABLE_4_5 = {"ResNet-50+": {"ResNet-50+": 100.0, "ResNet-50-": 80.0},
-             "ResNet-50-": {"ResNet-50+": 84.0, "ResNet-50-": 100.0}}
-TABLE_4_5_EPS = 0.025
-#: Table 4.6, cross-architecture: eps -> attacker (row) -> judge (column) -> %
-TABLE_4_6_ARCHS = ("ResNet-50", "Xception", "ViT-tiny")
-TABLE_4_6 = {0.01: [[100.0, 67.15, 7.30], [2.55, 100.0, 6.93], [0.39, 6.64, 59.77]],
-             0.02: [[100.0, 100.0, 8.76], [48.54, 100.0, 8.39], [16.80, 89.06, 92.97]],
-             0.05: [[100.0, 100.0, 15.69], [100.0, 100.0, 10.22], [100.0, 100.0, 100.0]]}
-#: Table 4.7, ResNet-50, FGSM eps 0.05, Gaussian blur sigma 5, 274 fakes: case -> accuracy %, confusion %
-TABLE_4_7 = {"accuracy": {"clean": 99.0, "blurred clean": 95.0, "adversarial": 3.2, "blurred adversarial": 78.0},
-             "confusion": {"adversarial": 96.0, "blurred adversarial": 18.0}}
+from detectlab.papers import TABLE_4_4, TABLE_4_5, TABLE_4_5_EPS, TABLE_4_6, TABLE_4_6_ARCHS, TABLE_4_7  # noqa: F401
 
 
 def _pct(v: float | None) -> str:

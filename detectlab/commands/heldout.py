@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import time
 from pathlib import Path
 
@@ -88,12 +87,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     for _, label, what in COLUMNS:
         print(f"  {label}: {what}")
     if args.csv:
-        with open(args.csv, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["detector", "threshold"] + [k for k, _, _ in COLUMNS])
-            for name, res in rows:
-                w.writerow([name, res.threshold] + ["" if getattr(res, k) is None else getattr(res, k)
-                                                    for k, _, _ in COLUMNS])
+        from detectlab.eval.tables import write_rows_csv
+
+        write_rows_csv(([name, res.threshold] + [getattr(res, k) for k, _, _ in COLUMNS] for name, res in rows),
+                       args.csv, header=["detector", "threshold"] + [k for k, _, _ in COLUMNS])
         print(f"wrote {args.csv}")
     return 0
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -189,18 +188,18 @@ def score_folder(detector: Detector, root: str | Path, threshold: float = 0.5, p
             Selection("all", seed, len(files), len(files), why))
 
 
+#: The columns of a predictions CSV, the app's and the CLI's.
+CSV_COLUMNS = ("file", "p_fake", "decision", "detector", "label", "generator", "error", "p_fake_calibrated",
+               "unlike_training")
+
+
 def write_csv(preds: list[Prediction], path: str | Path, detector_name: str = "") -> Path:
-    path = Path(path)
-    with path.open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["file", "p_fake", "decision", "detector", "label", "generator", "error", "p_fake_calibrated",
-                    "unlike_training"])
-        for p in preds:
-            w.writerow([p.file, "" if p.p_fake is None else f"{p.p_fake:.6f}", p.decision, detector_name,
-                        "" if p.label is None else p.label, p.generator or "", p.error,
-                        "" if p.p_calibrated is None else f"{p.p_calibrated:.6f}",
-                        "" if p.unlike_training is None else str(p.unlike_training).lower()])
-    return path
+    from detectlab.eval.tables import write_rows_csv
+
+    rows = ({"file": p.file, "p_fake": p.p_fake, "decision": p.decision, "detector": detector_name, "label": p.label,
+             "generator": p.generator or "", "error": p.error, "p_fake_calibrated": p.p_calibrated,
+             "unlike_training": p.unlike_training} for p in preds)
+    return write_rows_csv(rows, path, header=CSV_COLUMNS, float_format=".6f")
 
 
 def write_heatmaps(detector: Detector, files: list[Path], out_dir: str | Path, threshold: float = 0.5,

@@ -15,7 +15,6 @@ encoder call); detectors sharing an input size share the degraded batch.
 
 from __future__ import annotations
 
-import csv
 import json
 import time
 from collections.abc import Sequence
@@ -263,15 +262,9 @@ class SweepResult:
 
     def write_csv(self, path: str | Path) -> Path:
         """The summary table as CSV (one row per detector and strength)."""
-        path = Path(path)
-        rows = self.summary()
-        with path.open("w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-            w.writeheader()
-            for r in rows:
-                w.writerow({k: "" if v is None else (f"{v:.6f}" if isinstance(v, float) and k != self.spec.strength_name
-                                                     else v) for k, v in r.items()})
-        return path
+        from detectlab.eval.tables import write_rows_csv
+
+        return write_rows_csv(self.summary(), path, float_format=".6f", exact=[self.spec.strength_name])
 
     def to_dict(self) -> dict:
         return {"spec": self.spec.to_dict(), "data": self.data, "n_images": self.n_images,

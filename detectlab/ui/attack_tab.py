@@ -30,9 +30,9 @@ from detectlab.catalog import (
 )
 from detectlab.data import load_tensor, to_pil
 from detectlab.errors import DetectLabError
-from detectlab.progress import Cancelled, CancelToken
+from detectlab.progress import Cancelled
 from detectlab.ui import state
-from detectlab.ui.common import GradioProgress, error_markdown, refresh_on_open
+from detectlab.ui.common import GradioProgress, SessionJobs, error_markdown, refresh_on_open
 from detectlab.ui.widgets import api_error, output_path
 
 DEFAULT_DETECTOR = "shipped: cnn-resnet18"
@@ -116,21 +116,13 @@ def api_attack(image: str, detector: str = "", method: str = "fgsm", eps: float 
 
 
 # -- set-level: shared plumbing ------------------------------------------------------------------
-_tokens: dict[str, CancelToken] = {}
+_jobs = SessionJobs()
 _cache: dict[tuple, object] = {}
 _cache_lock = threading.Lock()
 
 
-def _token(request: gr.Request | None) -> CancelToken:
-    token = CancelToken()
-    _tokens[getattr(request, "session_hash", None) or "-"] = token
-    return token
-
-
 def cancel(request: gr.Request):
-    token = _tokens.get(getattr(request, "session_hash", None) or "-")
-    if token:
-        token.cancel()
+    _jobs.cancel(request)
     return "Cancelling after the current batch …"
 
 
@@ -220,7 +212,7 @@ def _detectors(labels):
 def _experiment(request, progress, n_outputs: int, data: tuple, size_of, work):
     """Run ``work(images, progress, token)`` on the picked split with progress and a per-session Cancel;
     its (findings, rows, figures..., csv name) become the tab's outputs, any failure a message."""
-    token, prog = _token(request), GradioProgress(progress)
+    token, prog = _jobs.start(request), GradioProgress(progress)
     try:
         images = _images(*data, size_of(), prog, token)
         lines, rows, *figures, name = work(images, prog, token)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import html
+import threading
 import traceback
 
 import gradio as gr
 
 from detectlab.errors import DetectLabError
+from detectlab.progress import CancelToken
 
 
 class GradioProgress:
@@ -42,3 +44,31 @@ def refresh_on_open(dropdown: gr.Dropdown, choices) -> None:
     while the answer is on its way is not overwritten."""
     dropdown.focus(lambda: gr.update(choices=list(choices())), None, dropdown, api_name=False,
                    show_progress="hidden", queue=False)
+
+
+class SessionJobs:
+    """One running job per browser session (a sweep, an experiment): ``start`` hands the job its cancel
+    token, ``cancel`` sets the newest one of the caller's session. Thread-safe; one per tab."""
+
+    def __init__(self) -> None:
+        self._tokens: dict[str, CancelToken] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _session(request: gr.Request | None) -> str:
+        return getattr(request, "session_hash", None) or "-"
+
+    def start(self, request: gr.Request | None) -> CancelToken:
+        token = CancelToken()
+        with self._lock:
+            self._tokens[self._session(request)] = token
+        return token
+
+    def cancel(self, request: gr.Request | None) -> bool:
+        """Cancel the session's job; False when it has none."""
+        with self._lock:
+            token = self._tokens.get(self._session(request))
+        if token is None:
+            return False
+        token.cancel()
+        return True

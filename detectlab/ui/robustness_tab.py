@@ -6,7 +6,6 @@ Wiring only: the chain, the scoring and the sweep live in ``detectlab.robustness
 from __future__ import annotations
 
 import math
-import threading
 from pathlib import Path
 
 import gradio as gr
@@ -16,14 +15,14 @@ from detectlab.data.decode import to_pil
 from detectlab.degrade import DEGRADATIONS
 from detectlab.errors import CheckpointError, DetectLabError
 from detectlab.explain import overlay
-from detectlab.progress import CancelToken, Cancelled
+from detectlab.progress import Cancelled
 from detectlab.robustness import (
     DEFAULT_LEVELS, DEFAULT_ORDER, SLIDERS, SPLITS, SweepSpec, augmentation_of, degrade_and_score, example_images,
     group_detectors, live_chain, robustness_reading, run_sweep, sweep_samples, working_image, working_size,
 )
 from detectlab.robustness.plots import pfake_figure, sweep_figure, write_html, write_png
 from detectlab.ui import state
-from detectlab.ui.common import GradioProgress, refresh_on_open
+from detectlab.ui.common import GradioProgress, SessionJobs, refresh_on_open
 from detectlab.ui.widgets import ImageInput, api_error, message, output_path
 
 #: The pair seed 001 §4.3 compares: the same CNN trained without and with degradation augmentation.
@@ -37,8 +36,7 @@ _SLIDER_LABELS = {
 DEFAULT_DETECTORS = "default"
 _STEPS = {"blur": 0.1, "jpeg": 1, "patch": 1, "downsize": 0.01, "noise": 0.005, "resize": 0.01}
 _PROMPT = "Upload an image or pick a demo image; every slider release re-scores it."
-_cancel_lock = threading.Lock()
-_cancel_tokens: dict[str, CancelToken] = {}
+_jobs = SessionJobs()
 
 
 # -- detectors -------------------------------------------------------------------------------
@@ -163,18 +161,8 @@ def api_degrade_score(image: str, detectors: str = DEFAULT_DETECTORS, blur_sigma
 
 
 # -- sweeps ----------------------------------------------------------------------------------
-def _token(request: gr.Request | None) -> CancelToken:
-    token = CancelToken()
-    with _cancel_lock:
-        _cancel_tokens[getattr(request, "session_hash", None) or "-"] = token
-    return token
-
-
 def cancel_sweep(request: gr.Request):
-    with _cancel_lock:
-        token = _cancel_tokens.get(getattr(request, "session_hash", None) or "-")
-    if token is not None:
-        token.cancel()
+    _jobs.cancel(request)
     return "Cancelling… (stops after the current batch)"
 
 
@@ -182,7 +170,7 @@ def sweep(detectors, dataset, folder, split_name, degradation, levels, chain, re
           request: gr.Request = None, progress=gr.Progress()):
     """Run a sweep -> (status, figure, table rows, files, reading)."""
     empty = (None, [], None, "")
-    token = _token(request)
+    token = _jobs.start(request)
     try:
         spec = SweepSpec.make(degradation, levels, chain, seed=int(seed or 0))
         loaded = _load(detectors)
