@@ -233,6 +233,27 @@ def resolve_localizer(name: str | Path) -> Path:
     raise CheckpointError(f"{text!r}: no such localizer; known: {', '.join(choices) or 'none'}")
 
 
+@functools.lru_cache(maxsize=4)
+def _load_localizer_cached(path: str, mtime: float, allow_pickle: bool, uploaded: bool):
+    from detectlab.localize.localizer import load_localizer
+
+    return load_localizer(path, allow_pickle=allow_pickle, uploaded=uploaded)
+
+
+def load_localizer_by_name(name: str | Path, *, upload: str | Path | None = None, trust: bool = False):
+    """The localizer a user picked (see ``resolve_localizer``), loaded; cached per file and modification time.
+
+    ``upload``: a file the user uploaded instead (the app's upload widget), which takes the name's
+    place; an uploaded ``.pt`` (a pickle) loads only with ``trust``. A picked name never loads a
+    pickle from outside DetectLab's own folders. The cached model is shared: treat it as read-only.
+    """
+    if upload:
+        path, allow, uploaded = Path(upload), bool(trust), True
+    else:
+        path, allow, uploaded = resolve_localizer(name), False, False
+    return _load_localizer_cached(str(path), path.stat().st_mtime if path.exists() else 0.0, allow, uploaded)
+
+
 # -- data sets ---------------------------------------------------------------------------------
 def known_datasets() -> dict[str, Path]:
     """Data sets a user can pick without typing a path: the demo sets and uploaded ones (read now)."""

@@ -102,7 +102,7 @@ def test_uploaded_pt_needs_the_trust_tick_and_is_checked(tmp_path):
         localize_tab._load_localizer("", str(pt), False)
     with pytest.raises(DetectLabError, match="uploaded.pt: cannot be loaded"):
         localize_tab._load_localizer("", str(pt), True)
-    with pytest.raises(DetectLabError, match="unknown localizer '/etc/passwd'"):
+    with pytest.raises(DetectLabError, match="not a file path on the server"):
         localize_tab._load_localizer("/etc/passwd", None, False)
     summary, *_ = localize_tab.run_localize("x.png", None, "", "(none)", 0.25, str(pt), False)
     assert summary.startswith("**Error:**") and "trust" in summary

@@ -29,6 +29,8 @@ def test_attack_command_transfer_and_blur(demo_root, tmp_path, capsys):
 
 @pytest.mark.parametrize("args,message", [
     (["--eps", "2"], "eps must be a number in [0, 1]"),
+    (["--eps", "0.01,x"], "eps list '0.01,x': give numbers separated by commas, e.g. 0.01,0.02,0.05"),
+    (["--eps", ","], "give at least one eps"),
     (["--eps", "0.01", "--split", "tests"], "unknown split 'tests'"),
 ])
 def test_attack_command_bad_input(demo_root, capsys, args, message):

@@ -23,10 +23,11 @@ from detectlab.attacks import (
     load_split,
     make_attack,
     mirror,
+    parse_eps_list,
     transfer,
     write_csv,
 )
-from detectlab.attacks import paper
+from detectlab.attacks import paper, plots
 from detectlab.progress import CancelToken, Cancelled
 from detectlab.models.base import PreprocessConfig
 
@@ -371,6 +372,82 @@ def test_load_split_and_a_one_class_folder(tmp_path, tiny):
         transfer({"a": tiny}, {}, only_real, [0.01], pairs="diagonal")
     with pytest.raises(Exception, match="unknown split 'tests'"):
         load_split(tmp_path / "two", "tests", size=S)
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("0.01,0.02,0.05", [0.01, 0.02, 0.05]),
+    (" 0.01, 0.02 ; 0.05, ", [0.01, 0.02, 0.05]),     # spaces, semicolons and a trailing comma
+    ("0", [0.0]),
+    (0.025, [0.025]),                                  # a number as it comes from a form
+])
+def test_parse_eps_list(text, expected):
+    assert parse_eps_list(text) == expected
+
+
+@pytest.mark.parametrize("text,match", [
+    ("0.01,abc", "eps list '0.01,abc': give numbers separated by commas, e.g. 0.01,0.02,0.05"),
+    ("", "give at least one eps, e.g. 0.01,0.02,0.05"),
+    (" , ;", "give at least one eps"),
+    ("0.01,2", "eps must be a number in \\[0, 1\\].*got 2.0"),
+    ("nan", "eps must be a number in \\[0, 1\\]"),
+])
+def test_parse_eps_list_names_what_is_wrong(text, match):
+    with pytest.raises(AttackError, match=match):
+        parse_eps_list(text)
+
+
+def test_playground_png_and_file_name(tiny, test_set, tmp_path):
+    from detectlab.data import load_tensor
+
+    r = attack_image(tiny, test_set[0][0], "pgd", 0.02, steps=2)
+    assert r.file_name("/up/loads/my photo (1).JPG") == "my_photo__1__pgd_eps0.020.png"
+    assert r.file_name("/x/.png") == ".png_pgd_eps0.020.png" and r.file_name("") == "image_pgd_eps0.020.png"
+    path = r.write_png(tmp_path / r.file_name("a.png"))
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert torch.allclose(load_tensor(path), r.adversarial, atol=0.5 / 255 + 1e-6)  # lossless up to 8 bits
+
+
+@pytest.fixture(scope="module")
+def results(tiny, tiny_other, test_set):
+    """One result of each set-level experiment, on the tiny pair."""
+    x, y = test_set
+    images = ImageSet((x * 255).round().to(torch.uint8), y, [f"{i}.png" for i in range(len(y))], ["g"] * len(y))
+    models = {"a": tiny, "b": tiny_other}
+    return {"transfer": transfer(models, models, images, [0.01, 0.02]),
+            "mirror": mirror(tiny, tiny_other, images, [0.01, 0.025], names=("A", "B")),
+            "cross_sample": cross_sample(tiny, images, [0.01, 0.02], name="a", n_sources=3),
+            "blur": blur_defence(tiny, images, 0.02, 1.0, name="a")}
+
+
+@pytest.mark.parametrize("figure,result,names", [
+    (lambda r: plots.curves_figure(r), "transfer", ["a → a", "a → b", "b → a", "b → b"]),
+    (lambda r: plots.curves_figure(r, {("a", "a")}), "transfer", ["a → a"]),
+    (lambda r: plots.matrix_figure(r), "transfer", [None, None]),
+    (lambda r: plots.mirror_figure(r), "mirror",
+     ["A → A", "A → B", "B → A", "B → B", "seed 001 white box", "seed 001 across halves"]),
+    (lambda r: plots.hardening_figure(r, "a", "b"), "transfer",
+     ["judged by a", "judged by b", "judged by a", "judged by b"]),
+    (lambda r: plots.cross_sample_figure(r), "cross_sample", ["one source image", "a: mean", "seed 001 ResNet-50"]),
+    (lambda r: plots.blur_figure(r), "blur", ["a, fakes", "a, reals", "seed 001 ResNet-50, fakes (ε 0.05, σ 5)"]),
+])
+def test_each_figure_draws_its_result_in_percent(results, figure, result, names):
+    fig = figure(results[result])
+    assert [t.name for t in fig.data] == names
+    values = [v for t in fig.data for row in (t.z if t.type == "heatmap" else [t.y]) for v in row if v is not None]
+    assert values and all(0 <= v <= 100 for v in values)
+
+
+def test_curves_are_the_confusion_rates_in_percent(results):
+    res = results["transfer"]
+    fig = plots.curves_figure(res)
+    for trace in fig.data:
+        attacker, judge = trace.name.split(" → ")
+        assert list(trace.x) == res.eps
+        assert list(trace.y) == [None if r is None else pytest.approx(100 * r) for _, r in res.curve(judge, attacker)]
+        assert trace.line.dash == ("solid" if attacker == judge else "dash")
+    heat = plots.matrix_figure(res).data[1]  # eps 0.02: rows crafted on, columns judged by
+    assert [list(row) for row in heat.z] == [[None if v is None else round(100 * v, 1) for v in row]
+                                              for row in res.matrix(0.02)]
 
 
 def test_write_csv(tmp_path):

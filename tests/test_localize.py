@@ -320,3 +320,123 @@ def test_findings_follow_the_measured_numbers(monkeypatch, q4, unet_dice, phrase
     monkeypatch.setattr("detectlab.models.manifest.read_manifest", lambda: manifest)
     text = " ".join(defaults.findings())
     assert phrase in text and "mAP50 0.60" in text and "mean IoU 0.050" in text
+
+
+# --------------------------------------------------------------------------- the registry, evaluation, plots
+
+
+@pytest.mark.parametrize("kind", ["yolo", "unet"])
+def test_every_registered_kind_answers_the_same_interface(kind, tmp_path):
+    from detectlab.localize.registry import kind_for_arch, kind_for_file, localizer_archs, localizer_kinds
+
+    entry = localizer_kinds()[kind]
+    assert entry.name == kind and entry.archs and entry.description
+    assert kind_for_file(tmp_path / f"x{entry.suffix}") is entry
+    for arch in entry.archs:
+        assert kind_for_arch(arch) is entry and arch in localizer_archs()
+        cfg = LocalizerConfig.from_dict({"arch": arch})
+        assert cfg.kind == kind and cfg.name == entry.default_name(cfg)
+    assert all(len(c) == 3 for c in entry.curves) and entry.curves
+    # a pickled kind is the one whose file needs the user's trust; only it validates on a YOLO set (mAP)
+    assert entry.pickled == (kind == "yolo") and entry.needs_yolo_set == (kind == "yolo")
+    assert list(localizer_kinds()) == ["yolo", "unet"]   # the pickers' order: YOLO first
+
+
+def _random_unet(imgsz: int = 64):
+    from detectlab.localize import Localizer
+    from detectlab.localize.unet import UNet
+
+    torch.manual_seed(0)
+    return Localizer("unet-random", "unet", UNet(width=4, depth=2).eval(), imgsz)
+
+
+def test_a_unet_is_evaluated_on_the_folder_without_a_yolo_set(tmp_path, monkeypatch):
+    """``evaluate_set`` on a U-Net reads the folder (no YOLO set written) and gives the numbers the written
+    set gives; unusable pairs are left out as the writer leaves them out."""
+    from detectlab.localize import evaluate_localizer, evaluate_set, heatmap_iou_on_split
+    from detectlab.models import create_detector
+
+    root = make_masked_set(tmp_path / "set", n=20)
+    _save(root / "masks" / "s00_0.png", np.tile(np.linspace(0, 255, 64).astype(np.uint8), (64, 1)))  # not binary
+    loc = _random_unet()
+    detector = create_detector("resnet18", pretrained=False, input_size=64).eval()
+    yds = write_yolo_dataset(root, tmp_path / "yolo", seed=1)
+    written = evaluate_localizer(loc, yds, split="train", conf=0.0)
+    written_heat = heatmap_iou_on_split(detector, yds, split="train")
+
+    def no_yolo_set(*args, **kwargs):
+        raise AssertionError("a U-Net evaluation wrote a YOLO set")
+
+    monkeypatch.setattr("detectlab.localize.evaluate.write_yolo_dataset", no_yolo_set)
+    result = evaluate_set(loc, root, split="train", seed=1, conf=0.0, detector=detector, detector_name="resnet18")
+    heat = result.metrics.pop("heatmap_iou")
+    assert result.metrics == written
+    assert heat == {"detector": "resnet18", **written_heat} and result.heatmap == written_heat
+    assert written["images"] == len(yds.splits["train"])
+    rows = result.rows()
+    assert [r["quartile"] for r in rows] == ["Q1", "Q2", "Q3", "Q4"] and rows[0]["area"] == "0.00-0.08"
+    assert "mAP50" not in rows[0] and "heatmap_iou" in rows[0]
+    out = result.write_csv(tmp_path / "csv" / "q.csv")
+    lines = out.read_text().splitlines()
+    assert lines[0] == "quartile,area,images,precision,recall,dice,heatmap_iou" and len(lines) == 5
+
+
+def test_uploaded_weights_are_kept_by_content_only_when_trusted(tmp_path, monkeypatch):
+    """An uploaded .pt is refused without trust; with it, its opcodes are read (never unpickled) and a copy
+    named by its content is kept under DETECTLAB_HOME/weights."""
+    from detectlab.localize import store_uploaded_weights
+
+    monkeypatch.setenv("DETECTLAB_HOME", str(tmp_path / "home"))
+    looks_like_yolo = tmp_path / "up.pt"
+    looks_like_yolo.write_bytes(b"cultralytics.nn.tasks\nSegmentationModel\n.")   # a pickle stream, never loaded
+    with pytest.raises(CheckpointError, match="run code as the server's user"):
+        store_uploaded_weights(looks_like_yolo, trusted=False)
+    kept = store_uploaded_weights(looks_like_yolo, trusted=True)
+    assert kept.parent == tmp_path / "home" / "weights" and kept.read_bytes() == looks_like_yolo.read_bytes()
+    assert store_uploaded_weights(looks_like_yolo, trusted=True) == kept
+    (tmp_path / "garbage.pt").write_bytes(b"\xff not a pickle" * 8)
+    with pytest.raises(CheckpointError, match="garbage.pt: cannot be read"):
+        store_uploaded_weights(tmp_path / "garbage.pt", trusted=True)
+
+
+def test_localizer_run_config_checks_the_numbers_first():
+    from detectlab.localize import localizer_run_config
+
+    cfg = localizer_run_config(arch="unet", epochs=2, imgsz=64, batch=4, seed=0, threads=1)
+    assert cfg["kind"] == "localizer" and cfg["data"] == "" and cfg["trust_weights"] is False
+    with pytest.raises(DetectLabError, match="multiple of 32"):
+        localizer_run_config(arch="unet", epochs=2, imgsz=100, batch=4, seed=0, threads=1)
+
+
+def test_the_catalogue_loads_a_localizer_once_per_file_version(tmp_path):
+    from detectlab.catalog import load_localizer_by_name
+    from detectlab.localize.unet import UNet, save_unet
+
+    path = save_unet(UNet(width=4, depth=2), tmp_path / "mine.safetensors", {"imgsz": 64})
+    first = load_localizer_by_name("", upload=str(path))
+    assert first.kind == "unet" and first.imgsz == 64
+    assert load_localizer_by_name("", upload=str(path)) is first            # cached
+    (tmp_path / "up.pt").write_bytes(b"whatever")
+    with pytest.raises(CheckpointError, match="tick 'I trust this .pt file'"):
+        load_localizer_by_name("", upload=str(tmp_path / "up.pt"))
+    with pytest.raises(CheckpointError, match="not a file path on the server"):
+        load_localizer_by_name(str(path))
+
+
+def test_localize_figures_show_the_measured_numbers_beside_table_4_8():
+    from detectlab.localize.plots import quartile_figure, training_curves_figure
+    from detectlab.papers import TABLE_4_8_MAP50
+
+    px = {"dice": 0.5}
+    metrics = {"map50": 0.6, "pixel": px, "quartiles": {q: {"map50": 0.1 * k, "pixel": px} for k, q in
+                                                        enumerate(["Q1", "Q2", "Q3", "Q4"], 1)},
+               "heatmap_iou": {"detector": "d", "mean_iou": 0.1, "quartiles": {q: 0.2 for q in "Q1 Q2 Q3 Q4".split()}}}
+    fig = quartile_figure(metrics)
+    assert [t.name for t in fig.data] == ["mAP50 (this localizer)", "mAP50, seed 001 Table 4.8", "pixel dice",
+                                          "heatmap↔mask IoU (d)"]
+    assert list(fig.data[1].y) == [TABLE_4_8_MAP50[k] for k in ("all", "Q1", "Q2", "Q3", "Q4")]
+    assert "Q1 0–0.08 · Q2 –0.16" in fig.layout.xaxis.title.text
+    unet = training_curves_figure([{"epoch": 1, "train_loss": 1.0, "val_dice": 0.3, "val_iou": 0.2}])
+    assert [t.name for t in unet.data] == ["dice + BCE loss", "val pixel dice", "val pixel IoU"]
+    yolo = training_curves_figure([{"epoch": 1, "train/box_loss": 1.0, "metrics/mAP50(M)": 0.3}])
+    assert [t.name for t in yolo.data] == ["box loss", "val mask mAP50"]

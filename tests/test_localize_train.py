@@ -111,7 +111,7 @@ def test_cancel_stops_training_and_leaves_no_checkpoint(tiny_set, tmp_path, no_n
     assert work == [], work
 
 
-def test_cli_predict_writes_masks_and_overlays(tiny_set, tmp_path, no_network, capsys):
+def test_cli_predict_writes_masks_and_overlays(tiny_set, tmp_path, no_network, capsys, monkeypatch):
     from detectlab.cli import main
 
     assert main(["localize", "train", "--arch", "unet", "--data", str(tiny_set), "--epochs", "1", "--imgsz", "64",
@@ -125,9 +125,14 @@ def test_cli_predict_writes_masks_and_overlays(tiny_set, tmp_path, no_network, c
 
         assert load_mask(tmp_path / "pred" / f"{stem}_mask.png").shape == (64, 64)
         assert (tmp_path / "pred" / f"{stem}_overlay.png").is_file()
-    assert main(["localize", "eval", str(ckpt), "--data", str(tiny_set), "--csv", str(tmp_path / "q.csv")]) == 0
+    with monkeypatch.context() as m:  # the U-Net is evaluated on the folder: no YOLO set is written for it
+        m.setattr("detectlab.localize.evaluate.write_yolo_dataset",
+                  lambda *a, **k: pytest.fail("localize eval wrote a YOLO set for a U-Net"))
+        assert main(["localize", "eval", str(ckpt), "--data", str(tiny_set), "--csv", str(tmp_path / "q.csv"),
+                     "--json", str(tmp_path / "q.json")]) == 0
     rows = (tmp_path / "q.csv").read_text().splitlines()
-    assert rows[0].startswith("quartile,area,images") and len(rows) == 5
+    assert rows[0] == "quartile,area,images,precision,recall,dice" and len(rows) == 5
+    assert json.loads((tmp_path / "q.json").read_text())["images"] > 0
     # bad input: a clear message and exit code 2, not a traceback
     (tmp_path / "junk.pt").write_bytes(b"junk")
     assert main(["localize", "predict", str(tmp_path / "junk.pt"), str(tiny_set / "images"),

@@ -1,5 +1,6 @@
 """Mirror models (seed 001 Table 4.5) end to end on a tiny data set: two halves trained through
-`detectlab train --part`, then `detectlab attack --mirror` and the Attack tab's handlers."""
+`detectlab train --part`, then `detectlab attack --mirror` and the Attack tab's handlers; the pair's
+design (``attacks.mirror_configs``) and `detectlab mirror`, which trains the pair and attacks it."""
 
 from __future__ import annotations
 
@@ -146,6 +147,63 @@ def test_the_tab_queues_the_mirror_pair_with_cnn_resnet18s_settings(monkeypatch,
     assert (pick_a["value"], pick_b["value"]) == ("run-1", "run-2")
     status, *_ = attack_tab.queue_mirror("no such set", "")
     assert status.startswith("**Error:** unknown data set &#x27;no such set&#x27;")
+
+
+def test_the_mirror_pair_is_the_base_config_on_the_two_halves():
+    from detectlab.attacks import MIRROR_BASE, MIRROR_NAMES, mirror_configs
+    from detectlab.catalog import read_manifest
+    from detectlab.errors import DetectLabError
+    from detectlab.train.config import TrainConfig
+
+    shipped = read_manifest()["checkpoints"][MIRROR_BASE]["config"]
+    pair = mirror_configs("/data/set", overrides={"iterations": 7, "input_size": 32, "epochs": None})
+    assert [name for name, _ in pair] == list(MIRROR_NAMES) == ["mirror-A", "mirror-B"]
+    for (name, cfg), part in zip(pair, ("1/2", "2/2")):
+        assert (cfg["data"], cfg["train_part"], cfg["name"]) == ("/data/set", part, name)
+        assert (cfg["iterations"], cfg["input_size"], cfg["epochs"]) == (7, 32, shipped["epochs"])  # None: kept
+        assert {k: v for k, v in cfg.items() if k not in ("data", "train_part", "name", "iterations", "input_size")} \
+            == {k: v for k, v in shipped.items() if k not in ("train_part", "name", "iterations", "input_size")}
+        TrainConfig.from_dict(cfg)  # plain TrainConfig fields, as the run queue takes them
+    with pytest.raises(DetectLabError, match="the shipped no-such and its config are missing"):
+        mirror_configs("/data/set", base="no-such")
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--eps", "0.01,x"], "eps list '0.01,x': give numbers separated by commas"),
+    (["--eps", "0.5,3"], "eps must be a number in [0, 1]"),
+    (["--base", "no-such"], "the shipped no-such and its config are missing"),
+    (["--iterations", "-1"], "iterations"),
+])
+def test_the_mirror_command_refuses_bad_input_before_training(tmp_path, capsys, args, message):
+    from detectlab.runs import RunStore
+    from detectlab.train.layout import runs_db
+
+    before = len(RunStore(runs_db()).list())
+    rc = main(["mirror", "--data", str(tmp_path), *args])
+    assert rc == 2 and message in capsys.readouterr().err
+    assert len(RunStore(runs_db()).list()) == before  # nothing was queued
+
+
+@pytest.mark.slow
+def test_the_mirror_command_trains_both_halves_and_attacks_them(tiny_root, tmp_path, capsys):
+    from detectlab.catalog import load_detector
+
+    out = tmp_path / "mirror.csv"
+    rc = main(["mirror", "--data", str(tiny_root), "--input-size", "32", "--iterations", "20", "--batch-size", "16",
+               "--threads", "1", "--split", "all", "--eps", "0.02; 0.05", "--quiet", "--csv", str(out)])
+    text = capsys.readouterr().out
+    assert rc == 0, text
+    assert f"training mirror-A on part 1/2 of {tiny_root}'s train split with cnn-resnet18's settings" in text
+    a, b = re.search(r"mirror pair: A = (\S+) \(part 1/2\), B = (\S+) \(part 2/2\)", text).groups()
+    metas = [load_detector(run_id).meta for run_id in (a, b)]
+    assert [m["training"]["train_part"] for m in metas] == ["1/2", "2/2"]
+    assert [m["training"]["iterations"] for m in metas] == [20, 20]
+    assert "mirror models at eps 0.05 [%] (seed 001 Table 4.5): rows judged by, columns crafted on" in text
+    assert "seed 001 (two ResNet-50 on disjoint halves, FGSM eps 0.025)" in text
+    rows = list(csv.DictReader(out.open()))
+    assert [(r["experiment"], r["case"], float(r["eps"])) for r in rows] == [
+        ("mirror", c, e) for c in ("A→A", "A→B", "B→A", "B→B") for e in (0.02, 0.05)]
+    assert {r["attacker"] for r in rows} == {r["judge"] for r in rows} == {a, b}
 
 
 @pytest.mark.browser

@@ -8,6 +8,7 @@ noise — a known curve a sweep must reproduce.
 from __future__ import annotations
 
 import csv
+import json
 import math
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -23,10 +24,10 @@ from detectlab.errors import DatasetError, DetectLabError
 from detectlab.models.base import Detector, HeatmapTarget, PreprocessConfig
 from detectlab.progress import CancelToken, Cancelled
 from detectlab.robustness import (
-    SLIDERS, SweepSpec, degrade_and_score, group_detectors, live_chain, parse_levels, robustness_reading, run_sweep,
-    sweep_samples, working_image,
+    SLIDERS, SweepSpec, augmented_groups, degrade_and_score, group_detectors, live_chain, parse_levels,
+    robustness_reading, run_sweep, sweep_samples, working_image,
 )
-from detectlab.robustness.plots import pfake_figure, sweep_figure, write_html, write_png
+from detectlab.robustness.plots import export_sweep, pfake_figure, sweep_figure, write_html, write_png
 
 SIZE = 24
 
@@ -188,6 +189,11 @@ def test_csv_png_and_html_exports(labelled, tmp_path):
     assert "plotly" in html and "jpeg quality" in html
     fig = sweep_figure(result)
     assert fig.layout.xaxis.autorange == "reversed"   # quality falls left to right, as strength rises
+    csv_, png_, html_ = export_sweep(result, tmp_path, "all")   # the tab's downloads, in one call
+    assert [p.name for p in (csv_, png_, html_)] == ["all.csv", "all.png", "all.html"]
+    assert csv_.read_text() == path.read_text() and "jpeg quality" in html_.read_text()
+    data = json.loads(result.write_json(tmp_path / "s.json").read_text())
+    assert data["summary"] == json.loads(json.dumps(result.summary())) and data["n_images"] == result.n_images
 
 
 @pytest.mark.parametrize("robust_threshold, verdict", [(0.0, "contradicts seed 001"), (0.5, "is a tie")])
@@ -197,6 +203,8 @@ def test_reading_says_whether_augmentation_lifts_robustness(labelled, robust_thr
     robust.threshold = robust_threshold   # 0: calls everything fake, balanced accuracy 0.5 everywhere
     result = run_sweep(group_detectors([plain, robust]), samples, SweepSpec.make("blur", "0,0.3,3"))
     lines = robustness_reading(result, {"plain": False, "robust": True})
+    trained = [Scored("p", SharpnessDetector(), _meta(0)), Scored("a", SharpnessDetector(), _meta(1, augment=True))]
+    assert augmented_groups(group_detectors(trained + [plain])) == {"p": False, "a": True, "plain": False}
     assert len(lines) == 3 and lines[2].startswith("robust vs plain under blur")
     bal = {g: np.mean(result.curve(g, "balanced_accuracy")[1][1:]) for g in ("plain", "robust")}
     assert f"{bal['robust']:.3f} vs {bal['plain']:.3f}" in lines[2]
@@ -269,6 +277,10 @@ def test_live_scoring_psnr_and_heatmap(tmp_path):
     assert d["chain"] == "blur 3" and [s["name"] for s in d["detectors"]] == ["sharp", "soft"]
     fig = pfake_figure(["sharp", "soft"], [s.p_fake for s in blurred.scores], [0.5, 0.7])
     assert list(fig.data[1].x) == [0.5, 0.7]
+    png = blurred.write_png(tmp_path / "degraded.png")
+    assert Image.open(png).format == "PNG" and Image.open(png).size == (SIZE, SIZE)
+    assert np.abs(np.asarray(Image.open(png), float) / 255 - blurred.degraded.permute(1, 2, 0).numpy()).max() \
+        <= 0.5 / 255 + 1e-6
 
 
 def test_a_large_photo_is_brought_once_to_the_working_size(tmp_path):

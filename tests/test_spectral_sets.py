@@ -80,3 +80,63 @@ def test_export_holds_panels_profiles_counts_and_settings(folders, tmp_path):
         meta = json.loads(str(z["meta"]))
     assert meta["counts"] == {"real": 40, "gan": 40} and meta["raw"] is False
     assert meta["settings"]["images per set"] == "all" and "eq. 1" in meta["definition"]
+
+
+@pytest.mark.parametrize("classes,generators,match", [
+    (["real"], ["gan"], "x: fingerprints compare a real/ folder with at least one generator folder; this data set "
+                        "has only real"),
+    (["gan"], ["gan"], "x: fingerprints compare .* this data set has only gan"),
+    ([], ["gan"], "this data set has only no images"),
+    (["real", "gan"], [], "pick at least one synthetic set"),
+    (["real", "gan"], ["vae"], "synthetic sets \\['vae'\\] are not in the data set"),
+])
+def test_compare_sets_says_what_is_missing(folders, classes, generators, match):
+    from detectlab.errors import DatasetError
+    from detectlab.spectral.sets import compare_sets, files_by_class
+
+    by_class = {k: v for k, v in files_by_class(folders).items() if k in classes}
+    with pytest.raises(DatasetError, match=match):
+        compare_sets(by_class, generators, size=32, name="x")
+
+
+def test_save_clean_set_is_a_new_data_set_within_the_quota(folders, tmp_path, monkeypatch):
+    from detectlab import config
+    from detectlab.errors import DatasetError
+    from detectlab.spectral.sets import files_by_class, save_clean_set
+
+    monkeypatch.setenv("DETECTLAB_HOME", str(tmp_path))  # the session's home keeps its data sets
+    by_class = files_by_class(folders)
+    out = save_clean_set(by_class, "gan", "msa", "", 0.5)
+    assert out.parent == config.datasets_dir() and out.name.startswith("gan-msa")
+    assert discover(out).counts() == {"real": 40, "gan-msa": 40}
+    again = save_clean_set(by_class, "gan", "msa", out.name)  # a taken name gets a suffix
+    assert again.name == f"{out.name}-2"
+    before = sorted(config.datasets_dir().iterdir())
+    monkeypatch.setattr(config, "import_quota_bytes", lambda: 1)
+    with pytest.raises(DatasetError):
+        save_clean_set(by_class, "gan", "fpa", "over-quota")
+    assert sorted(config.datasets_dir().iterdir()) == before  # refused before anything was written
+    with pytest.raises(DatasetError, match="no vae class"):
+        save_clean_set(by_class, "vae", "fpa")
+
+
+def test_figures_of_the_fingerprints_view(folders):
+    from detectlab.spectral.plots import auto_limit, grid_figure, profile_figure, removal_figure
+    from detectlab.spectral.sets import compare_sets, files_by_class, removal_preview
+
+    by_class = files_by_class(folders)
+    cmp = compare_sets(by_class, ["gan"], size=32, image=sorted((folders / "gan").glob("0*.png"))[0])
+    fig = grid_figure(cmp.panels, 0, cmp.raw)  # 0: the automatic scale
+    assert [t.type for t in fig.data] == ["heatmap", "heatmap"]
+    assert fig.layout.coloraxis.cmax == -fig.layout.coloraxis.cmin == pytest.approx(auto_limit(cmp.panels))
+    raw = grid_figure(cmp.panels, 1.0, raw=True)
+    assert fig.layout.coloraxis.colorscale != raw.layout.coloraxis.colorscale
+    assert grid_figure(cmp.panels, 2.5).layout.coloraxis.cmax == 2.5
+    assert list(fig.data[0].x) == list(range(-16, 16))  # centred frequencies
+    prof = profile_figure(cmp.profiles, cmp.single)
+    assert [t.name for t in prof.data] == ["real", "gan", cmp.single[0]] and prof.data[-1].line.dash == "dot"
+    assert prof.data[0].x[-1] < 0.5 and prof.data[0].x[0] == 0
+    p = removal_preview(by_class["real"], by_class["gan"], "msa", size=32, limit=16)
+    rem = removal_figure(p, "gan")
+    assert [a.text for a in rem.layout.annotations] == ["FP(real, gan) before", "after msa"]
+    assert rem.layout.coloraxis.cmax == pytest.approx(float(np.percentile(np.abs(p.fp_before), 99.5)))

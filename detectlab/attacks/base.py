@@ -53,6 +53,21 @@ def check_eps(eps: Any, what: str = "eps") -> float:
     return float(eps)
 
 
+def parse_eps_list(text: Any) -> list[float]:
+    """An eps list as typed in the Attack tab or after ``--eps``: ``"0.01, 0.02; 0.05"`` -> ``[0.01, 0.02, 0.05]``.
+
+    Numbers separated by commas (or semicolons), each checked by ``check_eps``; raises
+    ``AttackError`` for anything else or for an empty list.
+    """
+    try:
+        values = [float(t) for t in str(text).replace(";", ",").split(",") if t.strip()]
+    except ValueError:
+        raise AttackError(f"eps list '{text}': give numbers separated by commas, e.g. 0.01,0.02,0.05") from None
+    if not values:
+        raise AttackError("give at least one eps, e.g. 0.01,0.02,0.05")
+    return [check_eps(v) for v in values]
+
+
 def check_positive_int(value: Any, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise AttackError(f"{what} must be a positive integer, got {value!r}")

@@ -53,6 +53,10 @@ class ImageSet:
     def size(self) -> int:
         return int(self.images.shape[-1])
 
+    @property
+    def n_fake(self) -> int:
+        return int(self.labels.sum())
+
     def batch(self, lo: int, hi: int) -> torch.Tensor:
         """Images ``lo:hi`` as float in [0, 1]."""
         return self.images[lo:hi].float().div_(255.0)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import io
 import math
+import re
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -75,6 +77,16 @@ class PlaygroundResult:
         if scale == 0:
             return torch.full_like(self.residual, 0.5), 0.0
         return (0.5 + self.residual / (2 * scale)).clamp(0, 1), scale
+
+    def file_name(self, source: str | Path) -> str:
+        """``<stem>_<method>_eps<eps>.png`` for the adversarial image of ``source`` (a user's file name, made safe)."""
+        stem = re.sub(r"[^\w.-]", "_", Path(source).stem)[:80] or "image"
+        return f"{stem}_{self.method}_eps{self.eps:.3f}.png"
+
+    def write_png(self, path: str | Path) -> Path:
+        """The adversarial image as a lossless 8-bit PNG at ``path``."""
+        to_pil(self.adversarial).save(path, format="PNG")
+        return Path(path)
 
 
 def encode(image: torch.Tensor, fmt: str) -> bytes:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from pathlib import Path
@@ -93,37 +92,28 @@ def _print_metrics(m: dict, heatmap: dict | None = None) -> None:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    import tempfile
-
     from detectlab import config
-    from detectlab.localize import evaluate_localizer, heatmap_iou_on_split, quartile_table, write_yolo_dataset
+    from detectlab.localize import evaluate_set
     from detectlab.progress import TqdmProgress
 
     localizer = _load(args)
-    progress = TqdmProgress()
-    with tempfile.TemporaryDirectory(prefix="dl-localize-eval-") as tmp:
-        yds = write_yolo_dataset(args.data or config.DEMO_INPAINT_DIR, Path(tmp) / "data", seed=args.seed,
-                                 progress=progress)
-        metrics = evaluate_localizer(localizer, yds, split=args.split, conf=args.conf, progress=progress)
-        heatmap = None
-        if args.detector:
-            from detectlab.catalog import load_detector
+    detector = None
+    if args.detector:
+        from detectlab.catalog import load_detector
 
-            heatmap = heatmap_iou_on_split(load_detector(args.detector).detector, yds, split=args.split,
-                                           progress=progress)
-            metrics["heatmap_iou"] = {"detector": args.detector, **heatmap}
+        detector = load_detector(args.detector).detector
+    progress = TqdmProgress()
+    result = evaluate_set(localizer, args.data or config.DEMO_INPAINT_DIR, split=args.split, seed=args.seed,
+                          conf=args.conf, detector=detector, detector_name=args.detector or "", progress=progress)
     progress.close()
-    _print_metrics(metrics, heatmap)
-    if heatmap is not None:
-        print(f"heatmap↔mask IoU of {args.detector}: {heatmap['mean_iou']:.3f} over {heatmap['images']} images")
+    _print_metrics(result.metrics, result.heatmap)
+    if result.heatmap is not None:
+        print(f"heatmap↔mask IoU of {args.detector}: {result.heatmap['mean_iou']:.3f} over "
+              f"{result.heatmap['images']} images")
     if args.json:
-        Path(args.json).write_text(json.dumps(metrics, indent=1))
+        Path(args.json).write_text(json.dumps(result.metrics, indent=1))
     if args.csv:
-        rows = quartile_table(metrics, heatmap)
-        with open(args.csv, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
+        result.write_csv(args.csv)
     return 0
 
 
@@ -131,6 +121,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from detectlab.detect.predict import expand_inputs
     from detectlab.errors import DetectLabError
     from detectlab.localize import localize_image
+    from detectlab.localize.analyze import write_png
 
     localizer = _load(args)
     out = Path(args.out)
@@ -145,8 +136,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             continue
         regions = result.shown()
         result.predicted_mask_image().save(out / f"{path.stem}_mask.png")
-        result.overlay().save(out / f"{path.stem}_overlay.png", compress_level=1)
+        write_png(result.overlay(), out / f"{path.stem}_overlay.png")
         confs = ", ".join(f"{r.confidence:.2f}" for r in regions) or "none"
         print(f"{path}: {len(regions)} region(s) (confidence {confs}), "
-              f"{result.predicted_mask().mean():.1%} of the image")
+              f"{result.predicted_area():.1%} of the image")
     return 1 if failed else 0

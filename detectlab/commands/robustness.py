@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
 from detectlab.commands import add_detectors_and_split, data_root
 
@@ -13,7 +11,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from detectlab import catalog
     from detectlab.progress import TqdmProgress
     from detectlab.robustness import (
-        SweepSpec, augmentation_of, group_detectors, robustness_reading, run_sweep, sweep_samples,
+        SweepSpec, augmented_groups, group_detectors, robustness_reading, run_sweep, sweep_samples,
     )
     from detectlab.robustness.plots import sweep_figure, write_html, write_png
 
@@ -34,16 +32,14 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         cells = [_pm(r[f"{m}_mean"], r[f"{m}_std"], r["runs"]) for m in ("accuracy", "balanced_accuracy", "ap")]
         level = "off" if r[key] is None else format(r[key], "g")
         print(f"{r['detector'][:40]:40s} {level:>9s} {r['runs']:>4d} " + " ".join(f"{c:>15s}" for c in cells))
-    augmented = {g.name: augmentation_of(g.members[0].meta) is not None for g in groups}
-    for line in robustness_reading(result, augmented):
+    for line in robustness_reading(result, augmented_groups(groups)):
         print(line)
     if result.skipped:
         print(f"{len(result.skipped)} unreadable files skipped (first: {result.skipped[0][1]})")
     if args.csv:
         print(f"wrote {result.write_csv(args.csv)}")
     if args.json:
-        Path(args.json).write_text(json.dumps(result.to_dict(), indent=1, default=str))
-        print(f"wrote {args.json}")
+        print(f"wrote {result.write_json(args.json)}")
     for plot in args.plot or []:
         out = write_png(result, plot) if str(plot).lower().endswith(".png") else write_html(sweep_figure(result), plot)
         print(f"wrote {out}")

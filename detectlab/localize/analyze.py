@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -18,9 +19,9 @@ from detectlab.data import load_tensor, resize_center_crop
 from detectlab.localize.localizer import Localizer, fit_image
 from detectlab.localize.masks import check_mask, read_mask
 from detectlab.localize.metrics import PixelCounts, heatmap_mask_iou, pixel_counts, tp_fp_fn_image
-from detectlab.localize.yolo import Region
+from detectlab.localize.registry import Region
 
-__all__ = ["Localization", "localize_image", "overlay_regions"]
+__all__ = ["Localization", "localize_image", "overlay_regions", "write_png"]
 
 # distinct, colour-blind-friendly region colours (Okabe–Ito)
 PALETTE = [(230, 159, 0), (86, 180, 233), (0, 158, 115), (240, 228, 66), (0, 114, 178), (213, 94, 0),
@@ -53,6 +54,14 @@ class Localization:
             out |= r.mask
         return out
 
+    def predicted_area(self, conf: float | None = None) -> float:
+        """The predicted manipulated area as a fraction of the image."""
+        return float(self.predicted_mask(conf).mean())
+
+    def true_area(self) -> float | None:
+        """The ground truth's manipulated area as a fraction of the image (None without one)."""
+        return None if self.truth is None else float(self.truth.mean())
+
     def pixel(self, conf: float | None = None) -> PixelCounts | None:
         """Pixel TP/FP/FN of the predicted mask against the ground truth (None without one)."""
         return None if self.truth is None else pixel_counts(self.predicted_mask(conf), self.truth)
@@ -82,6 +91,26 @@ class Localization:
 
     def predicted_mask_image(self, conf: float | None = None) -> Image.Image:
         return Image.fromarray(self.predicted_mask(conf).astype(np.uint8) * 255, "L")
+
+    def report(self, detector: str = "") -> dict:
+        """The numbers of the result (JSON-ready): each shown region's confidence and area fraction, the
+        predicted area, pixel metrics against the ground truth (with one), and the detector's P(fake) and
+        heatmap↔mask IoU (with one; ``detector`` names it)."""
+        out = {"regions": [{"confidence": r.confidence, "area": float(r.mask.mean())} for r in self.shown()],
+               "predicted_area": self.predicted_area()}
+        px = self.pixel()
+        if px is not None:
+            out["pixel"] = px.as_dict()
+        if self.p_fake is not None:
+            out["detector"] = {"name": detector, "p_fake": self.p_fake, "heatmap_iou": self.heatmap_iou()}
+        return out
+
+
+def write_png(image: Image.Image, path: str | Path) -> Path:
+    """Save a view as PNG with fast compression: the encode otherwise costs a third of a ``/localize``
+    request (bench/bench_localize.py)."""
+    image.save(path, compress_level=1)
+    return Path(path)
 
 
 def _scale(h: int, w: int) -> int:

@@ -17,7 +17,7 @@ from detectlab.errors import DetectLabError
 from detectlab.papers import FACE_PARTS_UNET_DICE, TABLE_4_8_MAP50
 from detectlab.progress import NEVER_CANCEL, CancelToken, Progress, null_progress
 
-__all__ = ["LOCALIZER_DEFAULTS", "build_localizer_defaults"]
+__all__ = ["LOCALIZER_DEFAULTS", "SHIPPED_TABLE_HEADERS", "build_localizer_defaults", "findings", "shipped_table"]
 
 LOCALIZER_DEFAULTS: dict[str, dict] = {
     "localizer-yolov8n-seg": {"arch": "yolov8n-seg", "epochs": 80, "imgsz": 128, "batch": 16, "seed": 0, "threads": 1},
@@ -25,6 +25,8 @@ LOCALIZER_DEFAULTS: dict[str, dict] = {
                    "threads": 1},
 }
 HEATMAP_DETECTOR = "cnn-resnet18"
+#: The default whose manifest entry also records ``HEATMAP_DETECTOR``'s heatmap↔mask IoU on the same split.
+HEATMAP_ENTRY = "localizer-yolov8n-seg"
 CPU_NOTE = ("trained on the CPU with 1 torch thread (2 cores, shared with other jobs while it ran, so the time "
             "is inflated; two threads fighting for a shared CPU ran ~10x slower) from random init at 128 px")
 
@@ -32,8 +34,7 @@ _PAPER_Q = " / ".join(f"{TABLE_4_8_MAP50[k]:.2f}" for k in ("Q1", "Q2", "Q3", "Q
 
 
 def _heatmap_iou(progress: Progress, cancel: CancelToken) -> dict | None:
-    from detectlab.localize.dataset import write_yolo_dataset
-    from detectlab.localize.train import heatmap_iou_on_split
+    from detectlab.localize.evaluate import heatmap_iou_on_split
     from detectlab.models.checkpoint import load_checkpoint
     from detectlab.models.manifest import read_manifest
 
@@ -41,17 +42,16 @@ def _heatmap_iou(progress: Progress, cancel: CancelToken) -> dict | None:
     if not entry or not (config.CHECKPOINT_DIR / entry["file"]).exists():
         return None
     detector, _ = load_checkpoint(config.CHECKPOINT_DIR / entry["file"])
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="dl-heatmap-") as tmp:
-        yds = write_yolo_dataset(config.DEMO_INPAINT_DIR, f"{tmp}/data", seed=0, progress=progress, cancel=cancel)
-        return {"detector": HEATMAP_DETECTOR, "split": "test",
-                **heatmap_iou_on_split(detector.eval(), yds, split="test", progress=progress, cancel=cancel)}
+    # the demo folder's own test split (seed 0): no YOLO set is needed to read images and masks
+    return {"detector": HEATMAP_DETECTOR, "split": "test",
+            **heatmap_iou_on_split(detector.eval(), config.DEMO_INPAINT_DIR, split="test", seed=0,
+                                   progress=progress, cancel=cancel)}
 
 
 def build_localizer_defaults(names: list[str] | None = None, progress: Progress = null_progress,
                              cancel: CancelToken = NEVER_CANCEL) -> dict:
     """Train the named default localizers into ``checkpoints/`` and record them in the manifest."""
+    from detectlab.localize.registry import localizer_kind
     from detectlab.localize.train import train_localizer
     from detectlab.models.manifest import update_manifest
 
@@ -67,7 +67,7 @@ def build_localizer_defaults(names: list[str] | None = None, progress: Progress 
         result = train_localizer(cfg, progress=progress, cancel=cancel)
         test = result["metrics"]["test"]
         entry = {
-            "file": f"{name}.pt" if result["kind"] == "yolo" else f"{name}.safetensors",
+            "file": f"{name}{localizer_kind(result['kind']).suffix}",
             "kind": result["kind"], "arch": result["arch"], "imgsz": result["imgsz"],
             "config": {k: v for k, v in result["config"].items() if k not in ("out_dir", "data")},
             "data": "assets/demo-inpainted", "dataset": result["dataset"],
@@ -79,7 +79,7 @@ def build_localizer_defaults(names: list[str] | None = None, progress: Progress 
                       "map50_quartiles": {k: TABLE_4_8_MAP50[k] for k in ("Q1", "Q2", "Q3", "Q4")},
                       "unet_dice": FACE_PARTS_UNET_DICE},
         }
-        if result["kind"] == "yolo":
+        if name == HEATMAP_ENTRY:
             hm = _heatmap_iou(progress, cancel)
             if hm is not None:
                 entry["heatmap_iou"] = hm
@@ -107,12 +107,14 @@ def findings() -> list[str]:
     Computed each time from the numbers, so a rebuilt localizer changes the statements; nothing
     here is tuned to agree with the paper.
     """
+    from detectlab.localize.unet import UNET
+    from detectlab.localize.yolo import YOLO
     from detectlab.models.manifest import read_manifest
 
     loc = read_manifest().get("localizers", {})
     out = []
-    yolo = next((e for e in loc.values() if e.get("kind") == "yolo" and "map50" in e.get("test", {})), None)
-    unet = next((e for e in loc.values() if e.get("kind") == "unet"), None)
+    yolo = next((e for e in loc.values() if e.get("kind") == YOLO.name and "map50" in e.get("test", {})), None)
+    unet = next((e for e in loc.values() if e.get("kind") == UNET.name), None)
     if yolo:
         t = yolo["test"]
         q = [t["quartiles"][k].get("map50") for k in ("Q1", "Q2", "Q3", "Q4")]
@@ -138,3 +140,31 @@ def findings() -> list[str]:
                    "is (no seed reports this)." if hm["mean_iou"] < 0.2 else
                    f"Grad-CAM of {hm['detector']} vs the true mask: mean IoU {hm['mean_iou']:.3f}.")
     return out
+
+
+#: Columns of ``shipped_table``.
+SHIPPED_TABLE_HEADERS = ["name", "imgsz", "epochs", "mAP50", "Q1", "Q2", "Q3", "Q4", "pixel dice",
+                         f"heatmap IoU ({HEATMAP_DETECTOR})", "train s"]
+
+
+def _round(v):
+    return round(v, 4) if isinstance(v, float) else v
+
+
+def shipped_table() -> list[list]:
+    """Rows (``SHIPPED_TABLE_HEADERS``) of the shipped localizers' test metrics (from the manifest), then
+    seed 001's: Table 4.8's mAP50 overall and by area quartile, and the U-Net's dice of §4.5."""
+    from detectlab.models.manifest import read_manifest
+
+    rows = []
+    for name, e in read_manifest().get("localizers", {}).items():
+        t = e.get("test", {})
+        q = t.get("quartiles", {})
+        rows.append([name, e.get("imgsz"), e.get("config", {}).get("epochs"), _round(t.get("map50")),
+                     *[_round(q.get(k, {}).get("map50")) for k in ("Q1", "Q2", "Q3", "Q4")],
+                     _round(t.get("pixel", {}).get("dice")),
+                     _round(e.get("heatmap_iou", {}).get("mean_iou")), e.get("train_seconds")])
+    rows.append(["seed 001 Table 4.8 (YOLOv8s-seg, 4.5k SD-inpainted faces)", None, None,
+                 *[TABLE_4_8_MAP50[k] for k in ("all", "Q1", "Q2", "Q3", "Q4")],
+                 f"U-Net {FACE_PARTS_UNET_DICE:.2f} (§4.5, face parts)", None, None])
+    return rows

@@ -1,26 +1,23 @@
-"""One interface over both localizers: ``load_localizer(path)`` -> ``Localizer.predict(image)``.
+"""One interface over every localizer: ``load_localizer(path)`` -> ``Localizer.predict(image)``.
 
-A YOLOv8-seg ``.pt`` (instance segmentation, one confidence per region) and the U-Net
-``.safetensors`` (a probability map; its regions are the connected components of the map
-above 0.5, each with its mean probability as confidence) both answer ``predict`` with
-``Region`` objects whose masks have the image's size.
+Each kind in the registry (``detectlab.localize.registry``) loads its own file and answers
+``predict`` with ``Region`` objects whose masks have the image's size: a YOLOv8-seg ``.pt``
+(instance segmentation, one confidence per region) and the U-Net ``.safetensors`` (a
+probability map; its regions are the connected components of the map above 0.5, each with its
+mean probability as confidence).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
-import numpy as np
 import torch
 
 from detectlab import config
 from detectlab.data import resize_center_crop
 from detectlab.errors import CheckpointError
-from detectlab.localize.masks import mask_to_polygons
-from detectlab.localize.yolo import Region, load_yolo, predict_yolo
+from detectlab.localize.registry import LocalizerKind, Region, kind_for_file, localizer_kind, localizer_kinds
 
 __all__ = ["Localizer", "load_localizer", "trusted_dirs"]
 
@@ -37,7 +34,7 @@ def _is_trusted(path: Path) -> bool:
 
 @dataclass
 class Localizer:
-    """A loaded localizer. ``kind`` is "yolo" or "unet"; ``imgsz`` the size it works at."""
+    """A loaded localizer. ``kind`` is a registered kind's name ("yolo", "unet"); ``imgsz`` the size it works at."""
 
     name: str
     kind: str
@@ -45,66 +42,44 @@ class Localizer:
     imgsz: int
     meta: dict = field(default_factory=dict)
 
+    @property
+    def entry(self) -> LocalizerKind:
+        """The registered kind: how this localizer predicts, trains, saves and validates."""
+        return localizer_kind(self.kind)
+
     def predict(self, image: torch.Tensor, conf: float = 0.25) -> list[Region]:
         """Regions of one image ``[3, H, W]`` in [0, 1] with confidence ≥ ``conf``, masks at the image's size."""
-        if self.kind == "yolo":
-            return predict_yolo(self.model, image, conf=conf, imgsz=self.imgsz)
-        return self._predict_unet(image, conf)
-
-    def probability(self, image: torch.Tensor) -> torch.Tensor:
-        """U-Net only: P(manipulated) per pixel ``[H, W]`` at the image's size."""
-        h, w = image.shape[-2:]
-        x = torch.nn.functional.interpolate(image[None], size=(self.imgsz, self.imgsz), mode="bilinear",
-                                             antialias=True, align_corners=False).clamp(0, 1)
-        with torch.no_grad():
-            p = torch.sigmoid(self.model(x))
-        return torch.nn.functional.interpolate(p, size=(h, w), mode="bilinear", align_corners=False)[0, 0]
-
-    def _predict_unet(self, image: torch.Tensor, conf: float) -> list[Region]:
-        prob = self.probability(image).numpy()
-        count, labels = cv2.connectedComponents((prob > 0.5).astype(np.uint8), connectivity=8)
-        regions = []
-        for k in range(1, count):
-            part = labels == k
-            score = float(prob[part].mean())
-            if score >= conf:
-                polys = mask_to_polygons(part, normalize=False)
-                regions.append(Region(part, score, polys[0] if polys else np.zeros((0, 2))))
-        regions.sort(key=lambda r: -r.confidence)
-        return regions
+        return self.entry.predict(self.model, image, conf, self.imgsz)
 
 
-def load_localizer(path: str | Path, *, allow_pickle: bool = False) -> Localizer:
-    """Load a YOLO ``.pt`` or a U-Net ``.safetensors`` localizer.
+def load_localizer(path: str | Path, *, allow_pickle: bool = False, uploaded: bool = False) -> Localizer:
+    """Load a localizer file of any registered kind (a YOLO ``.pt``, a U-Net ``.safetensors``).
 
-    A ``.pt`` outside DetectLab's own folders (``trusted_dirs``) is refused unless
-    ``allow_pickle``: ultralytics unpickles it, which can run code the file carries.
+    A file that is a pickle (a ``.pt``: ultralytics unpickles it, which can run code the file
+    carries) is refused unless ``allow_pickle``, when it lies outside DetectLab's own folders
+    (``trusted_dirs``) or was ``uploaded`` by a user (wherever the upload folder is).
 
     Raises:
-        CheckpointError: missing, wrong type, corrupt, not a segmentation model, or an
-            untrusted ``.pt`` without the opt-in.
+        CheckpointError: missing, wrong type, corrupt, not a segmentation model, or a pickle
+            without the opt-in.
     """
     from detectlab.models.manifest import verify_pin
 
     path = Path(path)
+    kind = kind_for_file(path)
+    if uploaded and kind is not None and kind.pickled and not allow_pickle:
+        raise CheckpointError(f"{path.name}: tick 'I trust this .pt file' to load an uploaded .pt — "
+                              "ultralytics unpickles it, and a pickle can run code as the server's user")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such localizer file")
     verify_pin(path)  # a shipped file must be the one measured: checked before anything is unpickled
-    if path.suffix == ".safetensors":
-        from detectlab.localize.unet import load_unet
-
-        model, header = load_unet(path)
-        return Localizer(path.stem, "unet", model, int(header.get("imgsz", 128)), header)
-    if path.suffix != ".pt":
+    if kind is None:
         raise CheckpointError(f"{path.name}: a localizer is a YOLO .pt or a DetectLab U-Net .safetensors file")
-    if not allow_pickle and not _is_trusted(path):
+    if kind.pickled and not allow_pickle and not _is_trusted(path):
         raise CheckpointError(f"{path.name}: a .pt file is a pickle and loading it can run code it carries; "
                               "tick 'I trust this .pt file' (or pass allow_pickle=True / --trust-pt) to load it")
-    model = load_yolo(path)
-    sidecar = path.with_suffix(".json")
-    meta = json.loads(sidecar.read_text()) if sidecar.exists() else {}
-    imgsz = int(meta.get("imgsz") or (getattr(model, "overrides", {}) or {}).get("imgsz") or 128)
-    return Localizer(path.stem, "yolo", model, imgsz, meta)
+    model, imgsz, meta = kind.load(path)
+    return Localizer(path.stem, kind.name, model, imgsz, meta)
 
 
 def fit_image(image: torch.Tensor, max_side: int = 1024) -> torch.Tensor:
@@ -122,8 +97,10 @@ def shipped_localizers() -> dict[str, Path]:
 
     out = {}
     entries = read_manifest().get("localizers", {})
-    # YOLO first: the default pick of the app and the API is the instance-segmentation localizer
-    for name, entry in sorted(entries.items(), key=lambda item: (item[1].get("kind") != "yolo", item[0])):
+    # in the registry's order (YOLO first: the default pick of the app and the API segments instances)
+    order = {kind: k for k, kind in enumerate(localizer_kinds())}
+    for name, entry in sorted(entries.items(), key=lambda item: (order.get(item[1].get("kind"), len(order)),
+                                                                 item[0])):
         path = config.CHECKPOINT_DIR / entry.get("file", "")
         if path.is_file():
             out[name] = path
@@ -135,6 +112,6 @@ def localizer_choices() -> dict[str, Path]:
     out = {f"shipped: {name}": path for name, path in shipped_localizers().items()}
     folder = config.home() / "localizers"
     for path in sorted(folder.glob("*")) if folder.is_dir() else []:
-        if path.suffix in (".pt", ".safetensors") and not path.name.startswith("."):
+        if kind_for_file(path) is not None and not path.name.startswith("."):
             out[f"trained: {path.stem}"] = path
     return out

@@ -18,6 +18,7 @@ __all__ = [
     "PixelCounts",
     "area_quartile",
     "heatmap_mask_iou",
+    "quartile_label",
     "pixel_counts",
     "tp_fp_fn_image",
 ]
@@ -39,6 +40,12 @@ def area_quartile(area: float) -> str | None:
         if area <= upper:
             return name
     return QUARTILES[-1]
+
+
+def quartile_label(quartile: str) -> str:
+    """The area range of a Table 4.8 quartile as tables print it: ``Q1`` -> ``"0.00-0.08"``."""
+    k = QUARTILES.index(quartile)
+    return f"{QUARTILE_EDGES[k]:.2f}-{QUARTILE_EDGES[k + 1]:.2f}"
 
 
 def _np_bool(mask) -> np.ndarray:

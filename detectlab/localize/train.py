@@ -1,16 +1,17 @@
 """Train and evaluate localizers: one entry point for the CLI, the run queue and the defaults.
 
-``train_localizer(config, progress, cancel)`` converts the masks (``dataset``), trains a
-YOLOv8-seg (ultralytics) or the U-Net baseline, evaluates on the test split and writes
-the checkpoint with its metadata. ``evaluate_localizer`` gives seed 001 §4.5's numbers:
-mAP50 and mAP50-95 (ultralytics' own, YOLO only), pixel precision/recall/IoU/dice, and
-both per manipulated-area quartile (Table 4.8).
+``train_localizer(config, progress, cancel)`` converts the masks (``dataset``), trains the
+registered kind of the config's architecture (``registry``: YOLOv8-seg through ultralytics, or
+the U-Net baseline), evaluates on the test split and writes the checkpoint with its metadata.
+``evaluate_localizer`` gives seed 001 §4.5's numbers: mAP50 and mAP50-95 (ultralytics' own,
+for kinds that validate on a YOLO set), pixel precision/recall/IoU/dice, and both per
+manipulated-area quartile (Table 4.8). ``store_uploaded_weights`` keeps a user's ``.pt`` to start
+from, checked without unpickling it.
 """
 
 from __future__ import annotations
 
-import json
-import os
+import hashlib
 import platform
 import shutil
 import tempfile
@@ -19,24 +20,14 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 
 from detectlab import config
-from detectlab.data import load_tensor, resize_center_crop
-from detectlab.errors import DetectLabError
-from detectlab.localize.dataset import YoloDataset, masked_splits, quartile_counts, write_yolo_dataset
+from detectlab.errors import CheckpointError
+from detectlab.localize.dataset import quartile_counts, write_yolo_dataset
+from detectlab.localize.evaluate import evaluate_localizer, heatmap_iou_on_split, quartile_table
 from detectlab.localize.localizer import Localizer, load_localizer
-from detectlab.localize.masks import read_mask
-from detectlab.localize.metrics import (
-    QUARTILE_EDGES,
-    QUARTILES,
-    PixelCounts,
-    area_quartile,
-    heatmap_mask_iou,
-    pixel_counts,
-)
-from detectlab.localize.yolo import YOLO_ARCHS, load_yolo, train_yolo, val_yolo
+from detectlab.localize.registry import LocalizerKind, kind_for_arch, localizer_archs
 from detectlab.progress import NEVER_CANCEL, CancelToken, Progress, null_progress
 from detectlab.train.config import (
     MAX_PATH_CHARS,
@@ -48,10 +39,8 @@ from detectlab.train.config import (
     check_text,
 )
 
-__all__ = ["LocalizerConfig", "LocalizerConfigError", "evaluate_localizer", "heatmap_iou_on_split", "quartile_table",
-           "train_localizer"]
-
-ARCHS = YOLO_ARCHS + ("unet",)
+__all__ = ["LocalizerConfig", "LocalizerConfigError", "evaluate_localizer", "heatmap_iou_on_split",
+           "localizer_run_config", "quartile_table", "store_uploaded_weights", "train_localizer"]
 
 
 @dataclass
@@ -75,8 +64,15 @@ class LocalizerConfig:
     threads: int = 0          # torch threads while training (0: ultralytics' choice for YOLO, torch's for U-Net)
 
     @property
+    def entry(self) -> LocalizerKind | None:
+        """The registered kind that trains ``arch`` (None for an unknown architecture)."""
+        return kind_for_arch(self.arch) if isinstance(self.arch, str) else None
+
+    @property
     def kind(self) -> str:
-        return "unet" if self.arch == "unet" else "yolo"
+        """The registered kind's name (``yolo``, ``unet``); empty for an unknown architecture."""
+        entry = self.entry
+        return entry.name if entry is not None else ""
 
     @classmethod
     def from_dict(cls, d: dict) -> "LocalizerConfig":
@@ -114,9 +110,9 @@ LOCALIZER_LIMITS: dict[str, tuple[bool, float, float, bool, bool]] = {
 def validate_localizer(cfg: LocalizerConfig) -> LocalizerConfig:
     """``cfg`` with every field checked and numbers as int/float; raises ``LocalizerConfigError``."""
     try:
-        if not isinstance(cfg.arch, str) or cfg.arch not in ARCHS:
+        if cfg.entry is None:
             raise LocalizerConfigError(f"unknown localizer architecture {_shown(cfg.arch)}; "
-                                       f"choose one of {', '.join(ARCHS)}")
+                                       f"choose one of {', '.join(localizer_archs())}")
         for key, (integer, lo, hi, lo_open, hi_open) in LOCALIZER_LIMITS.items():
             setattr(cfg, key, _number(key, getattr(cfg, key), integer, lo, hi, lo_open, hi_open))
         if cfg.imgsz % 32:
@@ -133,13 +129,50 @@ def validate_localizer(cfg: LocalizerConfig) -> LocalizerConfig:
     if cfg.name and (cfg.name.startswith(".") or any(c in cfg.name for c in "/\\:")):
         raise LocalizerConfigError(f"name {_shown(cfg.name)} names the checkpoint file: letters, digits, '-', '_' "
                                    "and spaces, no '/', '\\', ':' or leading '.'")
-    if cfg.weights and cfg.kind == "unet":
+    entry = cfg.entry
+    if cfg.weights and not entry.takes_weights:
         raise LocalizerConfigError("weights= is for YOLO localizers (a local ultralytics .pt)")
-    if cfg.weights and not cfg.weights.endswith(".pt"):
+    if cfg.weights and not cfg.weights.endswith(entry.suffix):
         raise LocalizerConfigError(f"weights must be an ultralytics .pt file, got {_shown(cfg.weights)}")
     if not cfg.name:
-        cfg.name = f"localizer-{cfg.arch}" if cfg.kind == "yolo" else f"unet-w{cfg.width}"
+        cfg.name = entry.default_name(cfg)
     return cfg
+
+
+def localizer_run_config(*, arch, epochs, imgsz, batch, seed, threads, trust_weights: bool = False) -> dict:
+    """The settings of a queued localizer run (``kind: localizer``), every number checked now
+    (``LocalizerConfig.from_dict``) before a data set or an uploaded file is touched; ``data`` and
+    ``weights`` are filled in by the caller once those are resolved."""
+    cfg = {"kind": "localizer", "arch": arch, "data": "", "epochs": epochs, "imgsz": imgsz, "batch": batch,
+           "seed": seed, "threads": threads, "weights": "", "trust_weights": bool(trust_weights)}
+    LocalizerConfig.from_dict(cfg)  # refuse a bad number now, whatever the data set
+    return cfg
+
+
+def store_uploaded_weights(path: str | Path, *, trusted: bool) -> Path:
+    """A copy of an uploaded ``.pt`` to start a YOLO localizer from, in ``DETECTLAB_HOME/weights`` (an upload
+    cache may be cleaned before a queued run starts), named by its content; refused unless the user trusts it.
+
+    Nothing in the file runs here: its pickle is read as opcodes only (``inspect_ultralytics_pt``: not an
+    ultralytics segmentation checkpoint, refused); the training worker process loads it.
+
+    Raises:
+        CheckpointError: not trusted, or not an ultralytics segmentation checkpoint (the message names the file).
+    """
+    from detectlab.localize.yolo import inspect_ultralytics_pt
+
+    path = Path(path)
+    if not trusted:
+        raise CheckpointError(f"{path.name}: a .pt file is a pickle, and loading it lets the file run code as "
+                              "the server's user; tick 'I trust this .pt' to start from it (only the training "
+                              "worker loads it)")
+    inspect_ultralytics_pt(path)  # refuse now, without unpickling: not a torch file, not ultralytics, not seg
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    dest = config.home() / "weights" / f"{digest}.pt"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if not dest.exists():
+        shutil.copyfile(path, dest)
+    return dest
 
 
 def _versions() -> dict:
@@ -155,10 +188,11 @@ def train_localizer(cfg: dict | LocalizerConfig, progress: Progress = null_progr
                     cancel: CancelToken = NEVER_CANCEL, on_epoch: Callable[[dict], None] | None = None) -> dict:
     """Train one localizer end to end; the run queue's and the CLI's entry point.
 
-    Steps: YOLO labels from the masks with the data layer's split (for YOLO), training
-    (``cancel`` checked per batch and epoch), evaluation on the test split, and the
-    checkpoint (``<out_dir>/<name>.pt`` for YOLO, ``.safetensors`` for the U-Net) plus a
-    ``.json`` with config, metrics, history and timings. ``on_epoch`` receives each epoch's
+    Steps: YOLO labels from the masks with the data layer's split (the YOLO kind trains on them; every
+    kind's test metrics and the set's counts read them), training by the registered kind of
+    ``cfg.arch`` (``cancel`` checked per batch and epoch), evaluation on the test split, and the
+    checkpoint (``<out_dir>/<name>`` with the kind's suffix: ``.pt`` for YOLO, ``.safetensors`` for
+    the U-Net) plus a ``.json`` with config, metrics, history and timings. ``on_epoch`` receives each epoch's
     row (``{"epoch": n, ...losses, val metrics}``) as it ends, for live curves. Work files live in a temporary
     folder under ``DETECTLAB_HOME/work`` that is removed at the end, whether it succeeded, failed or was
     cancelled; the checkpoint appears only when complete.
@@ -177,27 +211,11 @@ def train_localizer(cfg: dict | LocalizerConfig, progress: Progress = null_progr
     work = Path(tempfile.mkdtemp(prefix=f"{cfg.name}-", dir=work_root))
     start, cpu_start = time.perf_counter(), time.process_time()
     try:
+        entry = cfg.entry
+        # the U-Net trains on the folder itself; its test metrics and the set's counts read the written set too
         yds = write_yolo_dataset(cfg.data, work / "data", seed=cfg.seed, progress=progress, cancel=cancel)
-        if cfg.kind == "yolo":
-            trained = train_yolo(yds.data_yaml, work / "run", arch=cfg.arch, weights=cfg.weights or None,
-                                 epochs=cfg.epochs, imgsz=cfg.imgsz, batch=cfg.batch, seed=cfg.seed,
-                                 workers=cfg.workers, torch_threads=cfg.threads, progress=progress, cancel=cancel,
-                                 on_epoch=on_epoch)
-            localizer = Localizer(cfg.name, "yolo", load_yolo(trained["weights"]), cfg.imgsz)
-        else:
-            from detectlab.localize.unet import train_unet
-
-            _, parts = masked_splits(cfg.data, seed=cfg.seed)
-            threads = torch.get_num_threads()
-            if cfg.threads:
-                torch.set_num_threads(int(cfg.threads))
-            try:
-                trained = train_unet(parts["train"], parts["val"], imgsz=cfg.imgsz, width=cfg.width,
-                                     epochs=cfg.epochs, batch=cfg.batch, lr=cfg.lr, seed=cfg.seed,
-                                     progress=progress, cancel=cancel, on_epoch=on_epoch)
-            finally:
-                torch.set_num_threads(threads)
-            localizer = Localizer(cfg.name, "unet", trained["model"], cfg.imgsz)
+        trained = entry.train(cfg, yds, work, progress=progress, cancel=cancel, on_epoch=on_epoch)
+        localizer = Localizer(cfg.name, entry.name, trained["model"], cfg.imgsz)
         train_seconds = time.perf_counter() - start
         # CPU seconds of this process: on a shared machine, closer to the time on idle cores than the wall clock
         train_cpu_seconds = time.process_time() - cpu_start
@@ -213,117 +231,10 @@ def train_localizer(cfg: dict | LocalizerConfig, progress: Progress = null_progr
                         "test_quartiles": quartile_counts([yds.areas[s] for s in yds.splits["test"]]),
                         "skipped": len(yds.skipped),
                         "empty_masks": sum(1 for a in yds.areas.values() if a == 0)},
-            "train_threads": cfg.threads or (max(1, (os.cpu_count() or 2) - 1) if cfg.kind == "yolo"
-                                             else torch.get_num_threads()),
+            "train_threads": trained["threads"],
             "versions": _versions(),
         }
-        checkpoint = _write_checkpoint(cfg, trained, localizer, meta, out_dir)
+        checkpoint = entry.save(trained, meta, out_dir / f"{cfg.name}{entry.suffix}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return {**meta, "checkpoint": str(checkpoint)}
-
-
-def _write_checkpoint(cfg: LocalizerConfig, trained: dict, localizer: Localizer, meta: dict, out_dir: Path) -> Path:
-    if cfg.kind == "unet":
-        from detectlab.localize.unet import save_unet
-
-        return save_unet(localizer.model, out_dir / f"{cfg.name}.safetensors", meta)
-    target = out_dir / f"{cfg.name}.pt"
-    tmp = target.with_name(target.name + ".tmp")
-    shutil.copyfile(trained["weights"], tmp)
-    target.with_suffix(".json").write_text(json.dumps(meta, indent=1))
-    tmp.replace(target)
-    return target
-
-
-def _gt_mask(yds: YoloDataset, stem: str, size: tuple[int, int]) -> np.ndarray:
-    return read_mask(yds.sources[stem][1], size=size, allow_empty=True)
-
-
-def evaluate_localizer(localizer: Localizer, yds: YoloDataset, *, split: str = "test", conf: float = 0.25,
-                       progress: Progress = null_progress, cancel: CancelToken = NEVER_CANCEL) -> dict:
-    """Seed 001 §4.5 metrics of ``localizer`` on one split of ``yds``, overall and per area quartile.
-
-    Pixel metrics are micro-averaged (pixel counts summed over the images); a predicted
-    mask is the union of the regions with confidence ≥ ``conf``. mAP50 / mAP50-95 are
-    ultralytics' validation (masks, IoU ≥ 0.5 and 0.5:0.95) on the same images, per
-    quartile on a data.yaml listing only that quartile's images.
-    """
-    stems = yds.splits[split]
-    if not stems:
-        raise DetectLabError(f"the {split} split is empty; nothing to evaluate")
-    total = PixelCounts()
-    per_q = {q: PixelCounts() for q in QUARTILES}
-    for k, stem in enumerate(stems):
-        cancel.check()
-        progress(k + 1, len(stems), f"Evaluating on {split}")
-        image = load_tensor(yds.image(stem, split))
-        truth = _gt_mask(yds, stem, tuple(image.shape[-2:]))
-        pred = np.zeros(truth.shape, bool)
-        for region in localizer.predict(image, conf=conf):
-            pred |= region.mask
-        c = pixel_counts(pred, truth)
-        total += c
-        q = area_quartile(yds.areas[stem])
-        if q is not None:
-            per_q[q] += c
-    out = {"images": len(stems), "conf": conf, "pixel": total.as_dict(),
-           "quartiles": {q: {"images": 0, "pixel": per_q[q].as_dict()} for q in QUARTILES}}
-    groups = yds.quartile_stems(split)
-    for q in QUARTILES:
-        out["quartiles"][q]["images"] = len(groups[q])
-    if localizer.kind == "yolo":
-        progress(0, None, "ultralytics validation (mAP)")
-        out.update(val_yolo(localizer.model, yds.data_yaml, split=split, imgsz=localizer.imgsz))
-        for q in QUARTILES:
-            cancel.check()
-            if groups[q]:
-                sub = yds.subset_yaml(split, groups[q], q.lower())
-                out["quartiles"][q].update(val_yolo(localizer.model, sub, split="val", imgsz=localizer.imgsz))
-    return out
-
-
-def heatmap_iou_on_split(detector, yds: YoloDataset, *, split: str = "test", threshold: float = 0.5,
-                         progress: Progress = null_progress, cancel: CancelToken = NEVER_CANCEL) -> dict:
-    """Mean IoU between a detector's Grad-CAM (thresholded at ``threshold``) and the true masks.
-
-    The heatmap explains the detector's decision on the image it sees (resized and
-    center-cropped to its input size); the mask gets the same crop (nearest) so both
-    cover the same pixels. Returns the mean overall and per area quartile.
-    """
-    from detectlab.explain import heatmaps
-
-    size = detector.preprocess.input_size
-    per_image: dict[str, list[float]] = {q: [] for q in QUARTILES}
-    everything = []
-    stems = yds.splits[split]
-    for k, stem in enumerate(stems):
-        cancel.check()
-        progress(k + 1, len(stems), "Heatmap ↔ mask IoU")
-        image = load_tensor(yds.image(stem, split))
-        truth = torch.from_numpy(_gt_mask(yds, stem, tuple(image.shape[-2:])))
-        if not truth.any():
-            continue
-        maps, _ = heatmaps(detector, resize_center_crop(image, size)[None])
-        seen = resize_center_crop(truth[None].float(), size, mode="nearest")[0] > 0.5
-        iou = heatmap_mask_iou(maps[0][0], seen, threshold)
-        everything.append(iou)
-        per_image[area_quartile(yds.areas[stem])].append(iou)
-    return {"threshold": threshold, "images": len(everything),
-            "mean_iou": float(np.mean(everything)) if everything else float("nan"),
-            "quartiles": {q: float(np.mean(v)) if v else None for q, v in per_image.items()}}
-
-
-def quartile_table(m: dict, heatmap: dict | None = None) -> list[dict]:
-    """The per-quartile table (seed 001 Table 4.8 plus pixel metrics and heatmap IoU), as rows."""
-    rows = []
-    for k, (q, v) in enumerate(m["quartiles"].items()):
-        row = {"quartile": q, "area": f"{QUARTILE_EDGES[k]:.2f}-{QUARTILE_EDGES[k + 1]:.2f}", "images": v["images"]}
-        if "map50" in m:
-            row["mAP50"] = v.get("map50", float("nan"))
-        row.update({"precision": v["pixel"]["precision"], "recall": v["pixel"]["recall"], "dice": v["pixel"]["dice"]})
-        if heatmap is not None:
-            hq = heatmap["quartiles"].get(q)
-            row["heatmap_iou"] = float("nan") if hq is None else hq
-        rows.append(row)
-    return rows

@@ -14,15 +14,19 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import cv2
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from detectlab.data import MaskedImageDataset
 from detectlab.errors import CheckpointError
+from detectlab.localize.masks import mask_to_polygons
+from detectlab.localize.registry import LocalizerKind, Region, register_localizer
 from detectlab.progress import NEVER_CANCEL, CancelToken, Progress, null_progress
 
-__all__ = ["UNet", "dice_bce_loss", "load_unet", "save_unet", "train_unet"]
+__all__ = ["UNET", "UNet", "dice_bce_loss", "load_unet", "predict_unet", "save_unet", "train_unet", "unet_probability"]
 
 FORMAT = "detectlab-unet/1"
 
@@ -179,3 +183,70 @@ def load_unet(path: str | Path) -> tuple[UNet, dict]:
     except RuntimeError as exc:
         raise CheckpointError(f"{path.name}: weights do not match the U-Net spec {spec}") from exc
     return model.eval(), header
+
+
+def unet_probability(model: UNet, image: torch.Tensor, imgsz: int) -> torch.Tensor:
+    """P(manipulated) per pixel ``[H, W]`` at the image's size: the image resized to ``imgsz``, the map back."""
+    h, w = image.shape[-2:]
+    x = F.interpolate(image[None], size=(imgsz, imgsz), mode="bilinear", antialias=True,
+                      align_corners=False).clamp(0, 1)
+    with torch.no_grad():
+        p = torch.sigmoid(model(x))
+    return F.interpolate(p, size=(h, w), mode="bilinear", align_corners=False)[0, 0]
+
+
+def predict_unet(model: UNet, image: torch.Tensor, conf: float = 0.25, imgsz: int = 128) -> list[Region]:
+    """Regions of one image ``[3, H, W]``: the connected components of the probability map above 0.5, each
+    with its mean probability as confidence (kept when ≥ ``conf``), most confident first."""
+    prob = unet_probability(model, image, imgsz).numpy()
+    count, labels = cv2.connectedComponents((prob > 0.5).astype(np.uint8), connectivity=8)
+    regions = []
+    for k in range(1, count):
+        part = labels == k
+        score = float(prob[part].mean())
+        if score >= conf:
+            polys = mask_to_polygons(part, normalize=False)
+            regions.append(Region(part, score, polys[0] if polys else np.zeros((0, 2))))
+    regions.sort(key=lambda r: -r.confidence)
+    return regions
+
+
+# --------------------------------------------------------------------------- the registered kind
+
+
+def _load_checkpoint(path: Path) -> tuple[UNet, int, dict]:
+    model, header = load_unet(path)
+    return model, int(header.get("imgsz", 128)), header
+
+
+def _train(cfg, yds, work: Path, *, progress: Progress = null_progress, cancel: CancelToken = NEVER_CANCEL,
+           on_epoch: Callable[[dict], None] | None = None) -> dict:
+    """``train_unet`` on the data layer's split of ``cfg.data`` with ``cfg.threads`` torch threads (0: torch's)."""
+    from detectlab.localize.dataset import masked_splits
+
+    _, parts = masked_splits(cfg.data, seed=cfg.seed)
+    threads = torch.get_num_threads()
+    if cfg.threads:
+        torch.set_num_threads(int(cfg.threads))
+    try:
+        trained = train_unet(parts["train"], parts["val"], imgsz=cfg.imgsz, width=cfg.width, epochs=cfg.epochs,
+                             batch=cfg.batch, lr=cfg.lr, seed=cfg.seed, progress=progress, cancel=cancel,
+                             on_epoch=on_epoch)
+    finally:
+        torch.set_num_threads(threads)
+    return {**trained, "threads": cfg.threads or torch.get_num_threads()}
+
+
+UNET = register_localizer(LocalizerKind(
+    name="unet",
+    description="the U-Net baseline: a probability map, regions its connected components (seed 001 §4.5)",
+    archs=("unet",),
+    suffix=".safetensors",
+    load=_load_checkpoint,
+    predict=lambda model, image, conf, imgsz: predict_unet(model, image, conf, imgsz),
+    train=_train,
+    save=lambda trained, meta, path: save_unet(trained["model"], path, meta),
+    default_name=lambda cfg: f"unet-w{cfg.width}",
+    curves=(("train_loss", "dice + BCE loss", False), ("val_dice", "val pixel dice", True),
+            ("val_iou", "val pixel IoU", True)),
+))

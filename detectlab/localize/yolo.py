@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
+import os
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -31,9 +32,11 @@ import torch
 from detectlab import config
 from detectlab.errors import CheckpointError
 from detectlab.localize.masks import polygons_to_mask
+from detectlab.localize.registry import LocalizerKind, Region, register_localizer
 from detectlab.progress import NEVER_CANCEL, CancelToken, Progress, null_progress
 
-__all__ = ["YOLO_ARCHS", "Region", "inspect_ultralytics_pt", "load_yolo", "predict_yolo", "train_yolo", "val_yolo"]
+__all__ = ["YOLO", "YOLO_ARCHS", "Region", "inspect_ultralytics_pt", "load_yolo", "predict_yolo", "train_yolo",
+           "val_yolo"]
 
 YOLO_ARCHS = ("yolov8n-seg", "yolov8s-seg")
 
@@ -56,15 +59,6 @@ def _keep_threads():
         yield
     finally:
         torch.set_num_threads(threads)
-
-
-@dataclass
-class Region:
-    """One predicted manipulated region: its mask at the image's size, confidence, polygon (pixels)."""
-
-    mask: np.ndarray
-    confidence: float
-    polygon: np.ndarray
 
 
 def build_yolo(arch: str):
@@ -314,3 +308,58 @@ def predict_yolo(model, image: torch.Tensor, *, conf: float = 0.25, imgsz: int =
         regions.append(Region(polygons_to_mask([poly], (h, w), normalized=False), float(score), poly))
     regions.sort(key=lambda reg: -reg.confidence)
     return regions
+
+
+# --------------------------------------------------------------------------- the registered kind
+
+
+def _load_checkpoint(path: Path) -> tuple[object, int, dict]:
+    """A YOLO localizer file, its image size (from its sidecar ``.json``, else ultralytics' own) and metadata."""
+    model = load_yolo(path)
+    sidecar = path.with_suffix(".json")
+    meta = json.loads(sidecar.read_text()) if sidecar.exists() else {}
+    imgsz = int(meta.get("imgsz") or (getattr(model, "overrides", {}) or {}).get("imgsz") or 128)
+    return model, imgsz, meta
+
+
+def _train(cfg, yds, work: Path, *, progress: Progress = null_progress, cancel: CancelToken = NEVER_CANCEL,
+           on_epoch: Callable[[dict], None] | None = None) -> dict:
+    """``train_yolo`` on the written data set (``yds``) with a ``LocalizerConfig``'s settings; best weights loaded."""
+    trained = train_yolo(yds.data_yaml, work / "run", arch=cfg.arch, weights=cfg.weights or None, epochs=cfg.epochs,
+                         imgsz=cfg.imgsz, batch=cfg.batch, seed=cfg.seed, workers=cfg.workers,
+                         torch_threads=cfg.threads, progress=progress, cancel=cancel, on_epoch=on_epoch)
+    # ultralytics trains on cpu_count - 1 threads unless told otherwise
+    return {**trained, "model": load_yolo(trained["weights"]),
+            "threads": cfg.threads or max(1, (os.cpu_count() or 2) - 1)}
+
+
+def _save(trained: dict, meta: dict, path: Path) -> Path:
+    """The best weights copied to ``path`` with ``meta`` beside it (``.json``); the ``.pt`` appears when complete."""
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.copyfile(trained["weights"], tmp)
+    path.with_suffix(".json").write_text(json.dumps(meta, indent=1))
+    tmp.replace(path)
+    return path
+
+
+def _validate(model, data_yaml: str | Path, split: str, imgsz: int) -> dict:
+    return val_yolo(model, data_yaml, split=split, imgsz=imgsz)
+
+
+YOLO = register_localizer(LocalizerKind(
+    name="yolo",
+    description="YOLOv8-seg through ultralytics: instance masks, one confidence per region (seed 001 §4.5)",
+    archs=YOLO_ARCHS,
+    suffix=".pt",
+    load=_load_checkpoint,
+    predict=lambda model, image, conf, imgsz: predict_yolo(model, image, conf=conf, imgsz=imgsz),
+    train=_train,
+    save=_save,
+    default_name=lambda cfg: f"localizer-{cfg.arch}",
+    curves=(("train/box_loss", "box loss", False), ("train/seg_loss", "mask loss", False),
+            ("train/cls_loss", "class loss", False), ("metrics/mAP50(M)", "val mask mAP50", True),
+            ("metrics/mAP50-95(M)", "val mask mAP50-95", True)),
+    pickled=True,
+    takes_weights=True,
+    validate=_validate,
+))

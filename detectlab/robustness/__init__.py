@@ -4,7 +4,7 @@
   detectors' working size; P(fake) of several detectors, PSNR, optional Grad-CAM.
 * ``sweep``: accuracy, balanced accuracy and AP against strength on a labelled split, one curve
   per detector or per group of repeated runs (mean ± std, seed 001 Figs 4.4-4.10).
-* ``plots``: the plotly figures, PNG/HTML export.
+* ``plots``: the plotly figures, PNG/HTML export (``export_sweep``: the sweep's CSV, PNG and HTML together).
 """
 
 from detectlab.robustness.live import (
@@ -31,6 +31,7 @@ from detectlab.robustness.sweep import (
     SweepResult,
     SweepSpec,
     augmentation_of,
+    augmented_groups,
     group_detectors,
     parse_levels,
     repeat_key,
@@ -42,6 +43,6 @@ from detectlab.robustness.sweep import (
 __all__ = [
     "DEFAULT_LEVELS", "DEFAULT_ORDER", "METRICS", "SLIDERS", "SLOT", "SPLITS", "DetectorGroup", "LiveResult",
     "LiveScore", "ScoredDetector", "SweepPoint", "SweepResult", "SweepSpec", "WorkingImage", "augmentation_of",
-    "degrade_and_score", "example_images", "group_detectors", "live_chain", "parse_levels", "parse_order",
-    "repeat_key", "robustness_reading", "run_sweep", "sweep_samples", "working_image", "working_size",
+    "augmented_groups", "degrade_and_score", "example_images", "group_detectors", "live_chain", "parse_levels",
+    "parse_order", "repeat_key", "robustness_reading", "run_sweep", "sweep_samples", "working_image", "working_size",
 ]

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from detectlab.data.decode import load_fitted
+from detectlab.data.decode import load_fitted, to_pil
 from detectlab.data import DetectionDataset, discover, split
 from detectlab.degrade import Chain, DegradationError, psnr
 from detectlab.detect.analyze import analyze
@@ -155,6 +155,11 @@ class LiveResult:
     chain: Chain
     scores: list[LiveScore]
     seconds: float = 0.0
+
+    def write_png(self, path: str | Path) -> Path:
+        """The degraded image as a lossless 8-bit PNG at ``path``."""
+        to_pil(self.degraded).save(path, format="PNG")
+        return Path(path)
 
     def to_dict(self) -> dict:
         return {"chain": str(self.chain), "psnr_db": None if math.isinf(self.psnr_db) else round(self.psnr_db, 3),

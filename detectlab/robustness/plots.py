@@ -94,6 +94,14 @@ def write_png(result: SweepResult, path: str | Path, metrics: tuple[str, ...] = 
     return path
 
 
+def export_sweep(result: SweepResult, folder: str | Path, stem: str, fig: go.Figure | None = None) -> list[Path]:
+    """The sweep's downloads in ``folder``: ``<stem>.csv`` (the table), ``<stem>.png`` and ``<stem>.html``
+    (``fig``, default ``sweep_figure(result)``)."""
+    folder = Path(folder)
+    return [result.write_csv(folder / f"{stem}.csv"), write_png(result, folder / f"{stem}.png"),
+            write_html(sweep_figure(result) if fig is None else fig, folder / f"{stem}.html")]
+
+
 def pfake_figure(names: list[str], p_fake: list[float], thresholds: list[float]) -> go.Figure:
     """Horizontal bars of P(fake) per detector with each detector's decision threshold marked."""
     colors = ["#d62728" if p > t else "#1f77b4" for p, t in zip(p_fake, thresholds)]

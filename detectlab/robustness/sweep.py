@@ -271,6 +271,14 @@ class SweepResult:
                 "seconds": round(self.seconds, 2), "summary": self.summary(),
                 "points": [asdict(p) for p in self.points], "skipped": [list(s) for s in self.skipped]}
 
+    def write_json(self, path: str | Path) -> Path:
+        """Every number (``to_dict``) as JSON."""
+        import json
+
+        path = Path(path)
+        path.write_text(json.dumps(self.to_dict(), indent=1, default=str))
+        return path
+
 
 # -- the sweep -------------------------------------------------------------------------------
 def _decode(samples: Sequence[Sample], size: int) -> tuple[torch.Tensor | None, list[int], list[tuple[str, str]]]:
@@ -373,6 +381,11 @@ def augmentation_of(meta: dict) -> dict | None:
     return on or None
 
 
+def augmented_groups(groups: Sequence[DetectorGroup]) -> dict[str, bool]:
+    """Group name -> trained with degradation augmentation (what ``robustness_reading`` compares)."""
+    return {g.name: augmentation_of(g.members[0].meta) is not None for g in groups}
+
+
 def robustness_reading(result: SweepResult, augmented: dict[str, bool]) -> list[str]:
     """What the curves say, in numbers, and whether augmentation lifts robustness (seed 001 §4.3).
 
@@ -384,7 +397,7 @@ def robustness_reading(result: SweepResult, augmented: dict[str, bool]) -> list[
     is tuned to agree with the paper.
 
     Args:
-        augmented: group name -> trained with degradation augmentation.
+        augmented: group name -> trained with degradation augmentation (``augmented_groups``).
     """
     key = result.spec.strength_name
     lines = []

@@ -1,4 +1,9 @@
-"""Fingerprints and fingerprint removal over image folders (what the tab and the CLI call)."""
+"""Fingerprints and fingerprint removal over image folders (what the tab and the CLI call).
+
+``compare_sets`` and ``export_comparison``: what the Fingerprints view shows and its ``.npz``;
+``removal_preview``: fingerprint removal on a sample; ``clean_set`` / ``save_clean_set``: a
+cleaned copy of a set written as a new data set. The figures are in ``detectlab.spectral.plots``.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ import torch
 from PIL import Image
 
 from detectlab.data import DetectionDataset, discover, load_tensor
+from detectlab.data.overview import check_import_quota, new_dataset_dir
 from detectlab.errors import DatasetError, DetectLabError
 from detectlab.progress import NEVER_CANCEL, CancelToken, Progress, null_progress
 from detectlab.spectral.fingerprint import (
@@ -151,6 +157,25 @@ def clean_set(real_files: list[Path], synth_files: list[Path], method: str, out_
     return out_root
 
 
+def save_clean_set(by_class: dict[str, list[Path]], generator: str, method: str, name: str = "",
+                   strength: float = 1.0, threshold: float = 3.0, progress: Progress = null_progress,
+                   cancel: CancelToken = NEVER_CANCEL) -> Path:
+    """``clean_set`` of ``generator`` (against ``real``) as a new data set among DetectLab's data sets.
+
+    The folder is named ``name`` (default ``<generator>-<method>``, made unique); the copy is
+    about as big as its sources, so it is refused before anything is written when it would
+    exceed the import quota. Returns the new data set's folder.
+    """
+    missing = [c for c in ("real", generator) if c not in by_class]
+    if missing:
+        raise DatasetError(f"fingerprint removal needs the real and the {generator} images; the data set has no "
+                           f"{' and no '.join(missing)} class")
+    check_import_quota(sum(p.stat().st_size for p in [*by_class["real"], *by_class[generator]]))
+    out = new_dataset_dir(name or f"{generator}-{method}")
+    return clean_set(by_class["real"], by_class[generator], method, out, generator, strength, threshold,
+                     progress=progress, cancel=cancel)
+
+
 @dataclass
 class RemovalPreview:
     method: str
@@ -205,14 +230,17 @@ class SetComparison:
 
 def compare_sets(by_class: dict[str, list[Path]], generators: list[str], limit: int | None = None,
                  use_residual: bool = False, raw: bool = False, image: str | Path | None = None, size: int = 128,
-                 progress: Progress = null_progress, cancel: CancelToken = NEVER_CANCEL) -> SetComparison:
+                 progress: Progress = null_progress, cancel: CancelToken = NEVER_CANCEL,
+                 name: str = "the data set") -> SetComparison:
     """FP(R, S) for each generator (seed 000, eq. 1), or the raw mean spectra, plus radial
     profiles; with ``image``, that image's own spectrum minus the real mean, computed the same
-    way (residual or not) so the panels compare like with like."""
-    if "real" not in by_class:
-        raise DatasetError("the data set has no real class")
+    way (residual or not) so the panels compare like with like. ``name`` (the data set's) is
+    for messages."""
+    if "real" not in by_class or not [g for g in by_class if g != "real"]:
+        raise DatasetError(f"{name}: fingerprints compare a real/ folder with at least one generator folder; "
+                           f"this data set has only {', '.join(by_class) or 'no images'}")
     if not generators:
-        raise ValueError("pick at least one synthetic set")
+        raise DatasetError("pick at least one synthetic set")
     missing = [g for g in generators if g not in by_class]
     if missing:
         raise DatasetError(f"synthetic sets {missing} are not in the data set")

@@ -1,33 +1,36 @@
 """Attack tab: the FGSM / PGD / L-BFGS playground with an eps slider, and seed 001 §4.4's set-level experiments.
 
-Wiring only: every number comes from ``detectlab.attacks`` (playground, experiments, paper).
+Wiring only: every number comes from ``detectlab.attacks`` (playground, experiments, paper), every
+figure from ``detectlab.attacks.plots``, the mirror pair's training configs from ``attacks.mirror_configs``.
 """
 
 from __future__ import annotations
 
-import re
 import threading
 from pathlib import Path
 
 import gradio as gr
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
+from detectlab import config
 from detectlab.attacks import (
     DESCRIPTIONS,
+    MIRROR_BASE,
+    MIRROR_NAMES,
     attack_image,
     blur_defence,
     cross_sample,
     load_split,
     mirror,
+    mirror_configs,
+    paper,
+    parse_eps_list,
     transfer,
     write_csv,
 )
-from detectlab import config
-from detectlab.attacks import paper
-from detectlab.catalog import (
-    DEMO_LABEL, detector_choices, known_datasets, load_detector, read_manifest, resolve_dataset,
+from detectlab.attacks.plots import (
+    blur_figure, cross_sample_figure, curves_figure, hardening_figure, matrix_figure, mirror_figure,
 )
+from detectlab.catalog import DEMO_LABEL, detector_choices, known_datasets, load_detector, resolve_dataset
 from detectlab.data import load_tensor, to_pil
 from detectlab.errors import DetectLabError
 from detectlab.progress import Cancelled
@@ -36,9 +39,6 @@ from detectlab.ui.common import GradioProgress, SessionJobs, error_markdown, ref
 from detectlab.ui.widgets import api_error, output_path
 
 DEFAULT_DETECTOR = "shipped: cnn-resnet18"
-#: the mirror pair is trained with this shipped detector's config, on parts 1/2 and 2/2 of the train split
-MIRROR_BASE = "cnn-resnet18"
-MIRROR_NAMES = ("mirror-A", "mirror-B")
 HARDENED_DETECTOR = "shipped: cnn-resnet18-adv"
 METHODS = list(DESCRIPTIONS)
 #: playground settings: L-BFGS is the slow one; fewer c values and iterations keep it to seconds
@@ -83,10 +83,7 @@ def run_attack(file: str, detector_label: str, method: str, eps: float):
     image = load_tensor(file, det.input_size, name=Path(file).name)
     r = attack_image(det.detector, image, method, eps, det.threshold, name=det.short_name,
                      **PLAYGROUND_OPTIONS[method])
-    stem = re.sub(r"[^\w.-]", "_", Path(file).stem)[:80] or "image"  # a user's name, made safe for a file
-    out = output_path(f"{stem}_{method}_eps{r.eps:.3f}.png")
-    to_pil(r.adversarial).save(out)
-    return r, out
+    return r, r.write_png(output_path(r.file_name(file)))
 
 
 def playground(file, detector_label, method, eps):
@@ -140,16 +137,6 @@ def _images(choice, folder, split_name, limit, size, progress, token):
     return images
 
 
-def _eps_list(text: str) -> list[float]:
-    try:
-        values = [float(t) for t in str(text).replace(";", ",").split(",") if t.strip()]
-    except ValueError:
-        raise DetectLabError(f"eps list '{text}': give numbers separated by commas, e.g. 0.01,0.02,0.05") from None
-    if not values:
-        raise DetectLabError("give at least one eps, e.g. 0.01,0.02,0.05")
-    return values
-
-
 def _csv(rows: list[dict], name: str) -> str:
     return str(write_csv(rows, output_path(name)))
 
@@ -161,7 +148,7 @@ def _table(rows: list[dict]) -> dict:
 
 
 def _findings(lines: list[str], images) -> str:
-    head = f"{len(images)} images ({int(images.labels.sum())} fake)"
+    head = f"{len(images)} images ({images.n_fake} fake)"
     if images.skipped:
         head += f", {len(images.skipped)} unreadable skipped"
     return f"**{head}.**\n\n" + "\n".join(f"- {line}" for line in lines)
@@ -170,36 +157,6 @@ def _findings(lines: list[str], images) -> str:
 def _fail(exc: BaseException, n_outputs: int):
     msg = "**Cancelled.**" if isinstance(exc, Cancelled) else error_markdown(exc)
     return (msg, *([None] * n_outputs))
-
-
-# -- set-level: figures ------------------------------------------------------------------------------
-def curves_figure(result, pairs=None, title="confusion rate against ε") -> go.Figure:
-    fig = go.Figure()
-    for a in result.attackers:
-        for j in result.judges:
-            if pairs is not None and (a, j) not in pairs:
-                continue
-            pts = [(e, r) for e, r in result.curve(j, a)]
-            if not pts:
-                continue
-            fig.add_trace(go.Scatter(x=[e for e, _ in pts], y=[None if r is None else 100 * r for _, r in pts],
-                                     mode="lines+markers", name=f"{a} → {j}",
-                                     line=dict(dash="solid" if a == j else "dash")))
-    fig.update_layout(title=title, xaxis_title="ε", yaxis_title="confusion rate [%]", yaxis_range=[0, 102],
-                      height=380, margin=dict(l=40, r=10, t=40, b=40), legend_title="crafted on → judged by")
-    return fig
-
-
-def matrix_figure(result) -> go.Figure:
-    fig = make_subplots(rows=1, cols=len(result.eps), subplot_titles=[f"ε = {e:g}" for e in result.eps])
-    for k, e in enumerate(result.eps, start=1):
-        z = [[None if v is None else round(100 * v, 1) for v in row] for row in result.matrix(e)]
-        fig.add_trace(go.Heatmap(z=z, x=result.judges, y=result.attackers, zmin=0, zmax=100, colorscale="Reds",
-                                 text=z, texttemplate="%{text}", showscale=k == len(result.eps)), 1, k)
-        fig.update_yaxes(autorange="reversed", row=1, col=k)
-    fig.update_layout(title="transfer matrix: rows crafted on, columns judged by (confusion rate %)", height=380,
-                      margin=dict(l=40, r=10, t=60, b=40))
-    return fig
 
 
 # -- set-level: experiments ------------------------------------------------------------------------
@@ -264,7 +221,7 @@ def run_transfer(choice, folder, split_name, limit, labels, method, eps_text, re
 
     def work(images, prog, token):
         attackers = {n: d.detector for n, d in dets.items() if d.differentiable}
-        res = transfer(attackers, {n: d.detector for n, d in dets.items()}, images, _eps_list(eps_text), method,
+        res = transfer(attackers, {n: d.detector for n, d in dets.items()}, images, parse_eps_list(eps_text), method,
                        thresholds={n: d.threshold for n, d in dets.items()}, progress=prog, cancel=token)
         note = [f"{n} only judges: gradient attacks do not apply to a spectrum baseline."
                 for n, d in dets.items() if not d.differentiable]
@@ -275,46 +232,17 @@ def run_transfer(choice, folder, split_name, limit, labels, method, eps_text, re
     return _experiment(request, progress, 4, (choice, folder, split_name, limit), size, work)
 
 
-def hardening_figure(res, original: str, hardened: str) -> go.Figure:
-    fig = make_subplots(rows=1, cols=2, subplot_titles=[f"(a) crafted on {original}", f"(b) crafted on {hardened}"])
-    for k, attacker in enumerate((original, hardened), start=1):
-        for judge, dash in ((original, "solid"), (hardened, "dash")):
-            pts = res.curve(judge, attacker)
-            fig.add_trace(go.Scatter(x=[e for e, _ in pts], y=[None if r is None else 100 * r for _, r in pts],
-                                     mode="lines+markers", name=f"judged by {judge}", line=dict(dash=dash),
-                                     showlegend=k == 1), 1, k)
-    fig.update_yaxes(range=[0, 102], title_text="confusion rate [%]", row=1, col=1)
-    fig.update_layout(height=380, margin=dict(l=40, r=10, t=60, b=40), title="adversarial training (Fig. 4.14)")
-    return fig
-
-
 def run_hardening(choice, folder, split_name, limit, original, hardened, method, eps_text, request: gr.Request,
                   progress=gr.Progress()):
     """Fig. 4.14: the original and the adversarially trained model, each attacking and judging."""
     def run(o, do, h, dh, images, prog, token):
         models = {o: do.detector, h: dh.detector}
-        res = transfer(models, models, images, [0.0, *_eps_list(eps_text)], method,
+        res = transfer(models, models, images, [0.0, *parse_eps_list(eps_text)], method,
                        thresholds={o: do.threshold, h: dh.threshold}, progress=prog, cancel=token)
         return paper.hardening_findings(res, o, h), res.rows(), hardening_figure(res, o, h), "attack_hardening.csv"
 
     return _pair_experiment(request, progress, (choice, folder, split_name, limit), original, hardened,
                             "the original and the hardened one", run)
-
-
-def cross_sample_figure(res) -> go.Figure:
-    fig = go.Figure()
-    fig.add_trace(go.Scatter(x=[e for e in res.eps for _ in res.sources],
-                             y=[None if r is None else 100 * r for e in res.eps for r in res.rates[e]],
-                             mode="markers", name="one source image", marker=dict(opacity=0.5)))
-    fig.add_trace(go.Scatter(x=res.eps, y=[None if res.mean(e) is None else 100 * res.mean(e) for e in res.eps],
-                             mode="lines+markers", name=f"{res.detector}: mean"))
-    ref = paper.TABLE_4_4["ResNet-50"]
-    fig.add_trace(go.Scatter(x=list(ref), y=list(ref.values()), mode="lines+markers", name="seed 001 ResNet-50",
-                             line=dict(dash="dot")))
-    fig.update_layout(title="cross-sample: one image's residual on every other image", xaxis_title="ε",
-                      yaxis_title="confusion rate [%]", yaxis_range=[0, 102], height=380,
-                      margin=dict(l=40, r=10, t=40, b=40))
-    return fig
 
 
 def run_cross_sample(choice, folder, split_name, limit, label, method, eps_text, n_sources, request: gr.Request,
@@ -323,23 +251,11 @@ def run_cross_sample(choice, folder, split_name, limit, label, method, eps_text,
     det, size = _single(label)
 
     def work(images, prog, token):
-        res = cross_sample(det[0].detector, images, _eps_list(eps_text), method, name=det[0].short_name,
+        res = cross_sample(det[0].detector, images, parse_eps_list(eps_text), method, name=det[0].short_name,
                            n_sources=int(n_sources), threshold=det[0].threshold, progress=prog, cancel=token)
         return paper.cross_sample_findings(res), res.rows(), cross_sample_figure(res), "attack_cross_sample.csv"
 
     return _experiment(request, progress, 3, (choice, folder, split_name, limit), size, work)
-
-
-def blur_figure(res) -> go.Figure:
-    cases = list(res.CASES)
-    fig = go.Figure([go.Bar(x=cases, y=[100 * res.fake_accuracy[c] for c in cases], name=f"{res.detector}, fakes"),
-                     go.Bar(x=cases, y=[None if res.real_accuracy[c] is None else 100 * res.real_accuracy[c]
-                                        for c in cases], name=f"{res.detector}, reals"),
-                     go.Bar(x=cases, y=[paper.TABLE_4_7["accuracy"][c] for c in cases],
-                            name="seed 001 ResNet-50, fakes (ε 0.05, σ 5)")])
-    fig.update_layout(barmode="group", yaxis_title="accuracy [%]", yaxis_range=[0, 102], height=380,
-                      title=f"blur defence: ε {res.eps:g}, σ {res.sigma:g}", margin=dict(l=40, r=10, t=40, b=40))
-    return fig
 
 
 def run_blur(choice, folder, split_name, limit, label, method, eps, sigma, request: gr.Request,
@@ -355,16 +271,6 @@ def run_blur(choice, folder, split_name, limit, label, method, eps, sigma, reque
     return _experiment(request, progress, 3, (choice, folder, split_name, limit), size, work)
 
 
-def mirror_configs(data: str) -> list[tuple[str, dict]]:
-    """(name, TrainConfig fields) of the two mirror runs: the shipped cnn-resnet18's config on parts 1/2 and 2/2."""
-    entry = read_manifest()["checkpoints"].get(MIRROR_BASE)
-    if not entry or "config" not in entry:
-        raise DetectLabError(f"the shipped {MIRROR_BASE} and its config are missing from checkpoints/manifest.json")
-    base = {k: v for k, v in entry["config"].items() if k not in ("data", "out_dir")}
-    return [(name, base | {"data": data, "train_part": f"{k}/2", "name": name})
-            for k, name in enumerate(MIRROR_NAMES, start=1)]
-
-
 def queue_mirror(choice, folder):
     """Queue the mirror pair through the run queue; the status line and both pickers get the two run ids."""
     try:
@@ -378,21 +284,11 @@ def queue_mirror(choice, folder):
     return text, gr.update(value=ids[0]), gr.update(value=ids[1])
 
 
-def mirror_figure(res) -> go.Figure:
-    fig = curves_figure(res, title="mirror models: confusion rate against ε (Table 4.5)")
-    t, e = paper.TABLE_4_5, paper.TABLE_4_5_EPS
-    for y, symbol, what in (([t["ResNet-50+"]["ResNet-50+"], t["ResNet-50-"]["ResNet-50-"]], "star", "white box"),
-                            ([t["ResNet-50-"]["ResNet-50+"], t["ResNet-50+"]["ResNet-50-"]], "x", "across halves")):
-        fig.add_trace(go.Scatter(x=[e, e], y=y, mode="markers", marker=dict(symbol=symbol, size=12),
-                                 name=f"seed 001 {what}"))
-    return fig
-
-
 def run_mirror(choice, folder, split_name, limit, label_a, label_b, method, eps_text, request: gr.Request,
                progress=gr.Progress()):
     """Table 4.5: two detectors trained on disjoint halves, each attacking itself and the other."""
     def run(a, da, b, db, images, prog, token):
-        res = mirror(da.detector, db.detector, images, _eps_list(eps_text), method, names=(a, b),
+        res = mirror(da.detector, db.detector, images, parse_eps_list(eps_text), method, names=(a, b),
                      thresholds={a: da.threshold, b: db.threshold}, progress=prog, cancel=token)
         return paper.mirror_findings(res), res.rows(), mirror_figure(res), "attack_mirror.csv"
 

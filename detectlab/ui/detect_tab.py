@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict
 from pathlib import Path
 
 import gradio as gr
-import plotly.graph_objects as go
 
 from detectlab import config
 from detectlab.data.decode import to_pil
@@ -15,8 +12,10 @@ from detectlab.data.overview import resolve_in_roots
 from detectlab.catalog import LoadedDetector, cli_name, load_detector, pick_detector
 from detectlab.errors import DatasetError, DetectLabError
 from detectlab.detect.analyze import analyze_file
+from detectlab.detect.plots import confusion_figure
 from detectlab.detect.predict import SPLITS, default_split, is_demo_set, predict_files, score_folder, write_csv
-from detectlab.explain import CAM_METHODS, colour_bar, grid_image, overlay
+from detectlab.detect.report import tiled_view, verdict_image, write_metrics_json, write_png
+from detectlab.explain import CAM_METHODS, colour_bar, overlay
 from detectlab.ui import state
 from detectlab.ui.common import GradioProgress, refresh_on_open
 from detectlab.ui.widgets import ImageInput, api_error, message, output_path, scrub
@@ -86,24 +85,10 @@ def detect_one(file: str | None, detector_label: str, method: str, opacity: floa
         return message(exc, file), [], None
 
 
-def _tiled(file: str, loaded: LoadedDetector):
-    """Native-resolution scoring of one file: (TiledScore, decision, input preview, tile map image or None)."""
-    from detectlab.data.decode import open_image
-    from detectlab.detect.tiling import score_tiled
-
-    with open_image(file, name=Path(file).name) as image:  # tiles read from the decoded file, no full-size copy
-        t = score_tiled(loaded.detector, image)
-        preview = image.thumbnail(512)
-    # tiles left out of the sample: black; cells shrink for a large grid so the map stays <= 512 px (its
-    # colouring costs ~90 bytes a pixel: a 56 x 56 grid of 32-px cells took 300 MB)
-    cell = max(4, min(32, 512 // max(t.tile_map.shape)))
-    tile_map = grid_image(t.tile_map, cell) if t.mode == "tiles" else None
-    return t, t.decision(loaded.threshold), preview, tile_map
-
-
 def _detect_tiled(file: str, loaded: LoadedDetector, label: str):
     """The tab's native-resolution verdict: P(fake) from the mean tile logit, the per-tile P(fake) as a map."""
-    t, decision, preview, tile_map = _tiled(file, loaded)
+    view = tiled_view(loaded.detector, file, loaded.threshold, name=Path(file).name)
+    t, decision, preview, tile_map = view.score, view.decision, view.preview, view.tile_map
     md = (f"### `{Path(file).name}` — P(fake) = {t.p_fake:.3f} → **{decision.upper()}**\n"
           f"detector **{label}** · threshold {loaded.threshold:.2f} · {t.describe()}\n\n"
           "*Calibration and the out-of-distribution check apply to the resized path; switch Scoring to "
@@ -156,9 +141,9 @@ def api_detect(image_path: str, detector: str = "cnn-resnet18", method: str = "g
         label = pick_detector(detector)
         loaded = load_detector(label)
         if scoring == "tiles":
-            t, decision, preview, tile_map = _tiled(image_path, loaded)
-            out = output_path("tiles.png")
-            (tile_map or preview).save(out)
+            view = tiled_view(loaded.detector, image_path, loaded.threshold, name=Path(image_path).name)
+            t, decision = view.score, view.decision
+            out = write_png(view.tile_map or view.preview, output_path("tiles.png"))
             return {"p_fake": t.p_fake, "decision": decision, "threshold": loaded.threshold, "detector": label,
                     "scoring": t.mode, **_heldout_fields(loaded, "tiles"), "p_fake_max_tile": t.p_fake_max,
                     "tiles_scored": t.tiles_scored, "tiles_total": t.tiles_total}, str(out)
@@ -166,8 +151,7 @@ def api_detect(image_path: str, detector: str = "cnn-resnet18", method: str = "g
                          trust=loaded.trust)
     except Exception as exc:  # noqa: BLE001 - the client gets DetectLab's message, no server paths
         raise api_error(exc, image_path) from None
-    out = output_path("heatmap.png")
-    (overlay(a.image, a.maps[0][1], opacity) if a.maps else to_pil(a.image)).save(out)
+    out = write_png(verdict_image(a, opacity), output_path("heatmap.png"))
     result = {"p_fake": a.p_fake, "decision": a.decision, "threshold": a.threshold, "detector": label,
               "scoring": "resize", **_heldout_fields(loaded, "resize")}
     if a.assessment is not None:
@@ -180,14 +164,6 @@ def _heldout_fields(loaded: LoadedDetector, scoring: str) -> dict:
     record = loaded.heldout
     return {"heldout_fp": None if record is None else record.photo_rate(scoring),
             "heldout_warning": "" if record is None else "; ".join(record.misses(scoring))}
-
-
-def _confusion_figure(conf) -> go.Figure:
-    fig = go.Figure(go.Heatmap(z=conf, x=["pred real", "pred fake"], y=["real", "fake"], text=conf,
-                               texttemplate="%{text}", colorscale="Blues", showscale=False))
-    fig.update_layout(height=260, width=320, margin=dict(l=10, r=10, t=30, b=10), title="confusion matrix",
-                      yaxis=dict(autorange="reversed"))
-    return fig
 
 
 def _fmt(v) -> str:
@@ -252,13 +228,12 @@ def score_batch(files: list[str] | None, folder: str, detector_label: str, split
                 metrics_md = "No labels found (not in a real/fake layout): scores only."
             else:
                 d = metrics.to_dict()
-                metrics_md, fig = _metrics_md(d, selection), _confusion_figure(metrics.confusion)
+                metrics_md, fig = _metrics_md(d, selection), confusion_figure(metrics.confusion)
                 groups = gr.update(value=group_rows(d, selection.split),
                                    label=f"Per generator — {selection.split} split, {selection.n_selected} of "
                                          f"{selection.n_folder} images")
-                metrics_file = output_path("detectlab_metrics.json")
-                metrics_file.write_text(json.dumps({"detector": detector_label, "folder": root.name,
-                                                    "selection": asdict(selection), "metrics": d}, indent=1))
+                metrics_file = write_metrics_json(output_path("detectlab_metrics.json"), detector=detector_label,
+                                                  folder=root.name, selection=selection, metrics=d)
                 if len(labels) == 1:
                     metrics_md = (f"**Note:** only one class ({'fake' if labels == {1} else 'real'} images): balanced "
                                   "accuracy, AP and ROC AUC need both, so they read n/a.\n\n" + metrics_md)

@@ -1,19 +1,19 @@
-"""Fingerprints tab: FP(R, S) side by side, radial profiles, one image's spectrum, fingerprint removal."""
+"""Fingerprints tab: FP(R, S) side by side, radial profiles, one image's spectrum, fingerprint removal.
+
+Wiring only: the spectra, the removal and the files come from ``detectlab.spectral.sets``, the
+figures from ``detectlab.spectral.plots``.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import gradio as gr
-import numpy as np
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
-from detectlab.data.decode import to_pil
 from detectlab.catalog import DEMO_LABEL, demo_generators, known_datasets, load_detector, resolve_dataset
-from detectlab.data.overview import check_import_quota, new_dataset_dir
-from detectlab.errors import DatasetError
-from detectlab.spectral.sets import clean_set, compare_sets, export_comparison, files_by_class, removal_preview
+from detectlab.data.decode import to_pil
+from detectlab.spectral.plots import grid_figure, profile_figure, removal_figure
+from detectlab.spectral.sets import compare_sets, export_comparison, files_by_class, removal_preview, save_clean_set
 from detectlab.ui import state
 from detectlab.ui.common import GradioProgress, refresh_on_open
 from detectlab.ui.widgets import message, output_path
@@ -29,48 +29,13 @@ def list_sets(choice: str, folder: str):
         return gr.update(choices=[], value=[]), gr.update(choices=[], value=None), message(exc)
 
 
-def grid_figure(panels: dict[str, np.ndarray], limit: float, raw: bool = False) -> go.Figure:
-    """Panels side by side on one colour axis (symmetric ±limit; 0 = 99.5th percentile of |values|)."""
-    names = list(panels)
-    cols = max(1, min(len(names), 4))
-    rows = (len(names) + cols - 1) // cols
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=names, horizontal_spacing=0.03, vertical_spacing=0.08)
-    if limit <= 0:
-        limit = max(float(np.percentile(np.abs(v), 99.5)) for v in panels.values()) if panels else 1.0
-    cmin, cmax, scale = -limit, limit, ("Viridis" if raw else "RdBu_r")
-    for i, (name, v) in enumerate(panels.items()):
-        h, w = v.shape
-        fig.add_trace(go.Heatmap(z=v, x=np.arange(w) - w // 2, y=np.arange(h) - h // 2, coloraxis="coloraxis",
-                                 hovertemplate="fx %{x}, fy %{y}: %{z:.3f}<extra>" + name + "</extra>"),
-                      row=i // cols + 1, col=i % cols + 1)
-    fig.update_layout(coloraxis=dict(colorscale=scale, cmin=cmin, cmax=cmax,
-                                     colorbar=dict(title="log|F|" if raw else "Δ log|F|")),
-                      height=320 * rows, margin=dict(l=10, r=10, t=40, b=10))
-    fig.update_yaxes(autorange="reversed", scaleanchor="x", showticklabels=False)
-    fig.update_xaxes(showticklabels=False)
-    return fig
-
-
-def profile_figure(spectra: dict[str, np.ndarray], single: tuple[str, np.ndarray] | None = None) -> go.Figure:
-    fig = go.Figure()
-    for name, prof in spectra.items():
-        fig.add_scatter(y=prof, x=np.arange(len(prof)) / (2 * len(prof)), name=name, mode="lines")
-    if single:
-        fig.add_scatter(y=single[1], x=np.arange(len(single[1])) / (2 * len(single[1])), name=single[0],
-                        mode="lines", line=dict(dash="dot", color="black"))
-    fig.update_layout(height=340, title="Radial (azimuthally averaged) log spectrum",
-                      xaxis_title="spatial frequency (cycles/pixel)", yaxis_title="mean log|F|",
-                      margin=dict(l=10, r=10, t=40, b=10))
-    return fig
-
-
 def compute(choice, folder, gens, n, use_residual, limit, single_file, raw=False, progress=gr.Progress()):
     """Generator fingerprints FP(real, generator) of a data set (seed 000, eq. 1): panels, radial profiles, arrays.
 
     Args:
         choice: a data set by name (the demo, or an imported one as "uploaded: NAME").
         folder: a folder inside the data roots instead (wins over choice when given).
-        gens: the generators (fake folders) to compare with real; empty: all of them.
+        gens: the generators (fake folders) to compare with real (at least one).
         n: images per class averaged (0: all).
         use_residual: average the spectra of denoising residuals instead of the images.
         limit: colour-scale limit of the panels (0: automatic).
@@ -81,14 +46,8 @@ def compute(choice, folder, gens, n, use_residual, limit, single_file, raw=False
     """
     try:
         root = resolve_dataset(choice, folder)
-        by_class = files_by_class(root)
-        if not [g for g in by_class if g != "real"] or "real" not in by_class:
-            raise DatasetError(f"{root.name}: fingerprints compare a real/ folder with at least one generator "
-                               f"folder; this data set has only {', '.join(by_class) or 'no images'}")
-        if not gens:
-            raise DatasetError("pick at least one synthetic set")
-        cmp = compare_sets(by_class, list(gens), int(n) or None,
-                           bool(use_residual), bool(raw), single_file, progress=GradioProgress(progress))
+        cmp = compare_sets(files_by_class(root), list(gens or []), int(n) or None, bool(use_residual), bool(raw),
+                           single_file, progress=GradioProgress(progress), name=root.name)
         status = f"{cmp.counts['real']} real images; " + ", ".join(f"{k}: {v}" for k, v in cmp.counts.items() if k != "real")
         settings = {"data set": root.name, "synthetic sets": list(gens), "images per set": int(n) or "all",
                     "high-pass residual": bool(use_residual), "raw spectra": bool(raw),
@@ -116,21 +75,15 @@ def preview(choice, folder, gen, method, strength, threshold, n, detector_label,
         text = (f"**{method.upper()}** strength {p.strength:g} on {p.n} {gen} images — change PSNR {p.psnr_db:.1f} dB")
         if p.p_fake_before is not None:
             text += f"; mean P(fake) {p.p_fake_before:.3f} → {p.p_fake_after:.3f} ({detector_label})"
-        lim = float(np.percentile(np.abs(p.fp_before), 99.5)) or 1.0
-        fig = grid_figure({f"FP(real, {gen}) before": p.fp_before, f"after {method}": p.fp_after}, lim)
-        return text, [(to_pil(p.before), "before"), (to_pil(p.after), f"after {method}")], fig
+        return text, [(to_pil(p.before), "before"), (to_pil(p.after), f"after {method}")], removal_figure(p, gen)
     except Exception as exc:  # noqa: BLE001
         return message(exc), [], None
 
 
 def save_clean(choice, folder, gen, method, strength, threshold, name, progress=gr.Progress()):
     try:
-        by_class = files_by_class(resolve_dataset(choice, folder))
-        # the cleaned copy is about as big as its sources: refused before anything is written when over quota
-        check_import_quota(sum(p.stat().st_size for p in [*by_class["real"], *by_class[gen]]))
-        out = new_dataset_dir(name or f"{gen}-{method}")
-        clean_set(by_class["real"], by_class[gen], method, out, gen, float(strength), float(threshold),
-                  progress=GradioProgress(progress))
+        out = save_clean_set(files_by_class(resolve_dataset(choice, folder)), gen, method, name, float(strength),
+                             float(threshold), progress=GradioProgress(progress))
         return f"Saved `{out}` (real + {gen}-{method}); pick **uploaded: {out.name}** in the Train or Data tab."
     except Exception as exc:  # noqa: BLE001
         return message(exc)

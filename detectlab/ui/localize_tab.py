@@ -8,17 +8,14 @@ detector's Grad-CAM with the heatmap↔mask IoU. A set: seed 001 Table 4.8 by ar
 
 from __future__ import annotations
 
-import csv
 import html
-import tempfile
 from pathlib import Path
 
 import gradio as gr
-import plotly.graph_objects as go
 
 from detectlab import config
 from detectlab.errors import DetectLabError
-from detectlab.papers import FACE_PARTS_UNET_DICE, TABLE_4_8_MAP50
+from detectlab.papers import TABLE_4_8_MAP50
 from detectlab.progress import CancelToken
 from detectlab.ui import state
 from detectlab.ui.common import GradioProgress, error_markdown, refresh_on_open
@@ -29,7 +26,7 @@ TRUST_LABEL = "I trust this .pt file (ultralytics unpickles it: a .pt can run co
 
 
 def _localizer_choices() -> list[str]:
-    from detectlab.localize.localizer import localizer_choices
+    from detectlab.catalog import localizer_choices
 
     return list(localizer_choices())
 
@@ -53,28 +50,12 @@ def demo_examples() -> dict[str, tuple[Path, Path]]:
     return _EXAMPLES
 
 
-_LOADED: dict[tuple, object] = {}
-
-
 def _load_localizer(label: str, pt_file: str | None, trust: bool):
     """The picked localizer (by name, through the catalogue), or an uploaded .pt (refused without the
-    trust tick); cached per file version."""
-    from detectlab.catalog import resolve_localizer
-    from detectlab.localize.localizer import load_localizer
+    trust tick); cached per file version by the catalogue."""
+    from detectlab.catalog import load_localizer_by_name
 
-    if pt_file:
-        path, allow = Path(pt_file), bool(trust)
-        if path.suffix == ".pt" and not allow:
-            raise DetectLabError(f"{path.name}: tick '{TRUST_LABEL.split(' (')[0]}' to load an uploaded .pt — "
-                                 "ultralytics unpickles it, and a pickle can run code as the server's user")
-    else:
-        path, allow = resolve_localizer(label), False
-    key = (str(path), path.stat().st_mtime if path.exists() else 0, allow)
-    if key not in _LOADED:
-        if len(_LOADED) > 4:
-            _LOADED.clear()
-        _LOADED[key] = load_localizer(path, allow_pickle=allow)
-    return _LOADED[key]
+    return load_localizer_by_name(label, upload=pt_file or None, trust=bool(trust))
 
 
 def _detector(label: str):
@@ -93,11 +74,11 @@ def _summary(result, name: str, localizer_name: str, detector_label: str) -> str
     shown = result.shown()
     confs = ", ".join(f"{r.confidence:.2f}" for r in shown) or "none"
     lines = [f"### `{html.escape(name)}` — {len(shown)} region(s) at confidence ≥ {result.conf:.2f}",
-             f"confidences: {confs} · predicted area {result.predicted_mask().mean():.1%} of the image · "
+             f"confidences: {confs} · predicted area {result.predicted_area():.1%} of the image · "
              f"{localizer_name} · {1000 * result.seconds:.0f} ms"]
     px = result.pixel()
     if px is not None:
-        lines.append(f"**vs ground truth** (true area {result.truth.mean():.1%}): pixel precision "
+        lines.append(f"**vs ground truth** (true area {result.true_area():.1%}): pixel precision "
                      f"{px.precision:.3f} · recall {px.recall:.3f} · IoU {px.iou:.3f} · dice {px.dice:.3f} — "
                      "yellow TP, red FP, green FN")
     else:
@@ -146,6 +127,7 @@ def api_localize(image_path: str, mask_path: str = "", localizer: str = "", dete
                  conf: float = 0.25):
     """API: regions (confidence, area), pixel metrics against ``mask_path`` and overlay PNGs."""
     from detectlab.localize import localize_image
+    from detectlab.localize.analyze import write_png
 
     choices = _localizer_choices()
     label = localizer or (choices[0] if choices else "")
@@ -155,51 +137,21 @@ def api_localize(image_path: str, mask_path: str = "", localizer: str = "", dete
                                 detector=_detector(detector) if detector else None, name=Path(image_path).name)
     except Exception as exc:  # noqa: BLE001 - the client gets DetectLab's message, no server paths
         raise api_error(exc, image_path, mask_path) from None
-    overlay = output_path("overlay.png")
-    # fast PNG compression: the encode otherwise costs a third of the request (bench/bench_localize.py)
-    result.overlay().save(overlay, compress_level=1)
-    info = {"file": Path(image_path).name, "localizer": loc.name, "conf": float(conf),
-            "regions": [{"confidence": r.confidence, "area": float(r.mask.mean())} for r in result.shown()],
-            "predicted_area": float(result.predicted_mask().mean())}
-    px = result.pixel()
-    tpfpfn = None
-    if px is not None:
-        info["pixel"] = px.as_dict()
-        tpfpfn = overlay.with_name("tp_fp_fn.png")
-        result.tp_fp_fn().save(tpfpfn, compress_level=1)
-    if result.p_fake is not None:
-        info["detector"] = {"name": detector, "p_fake": result.p_fake, "heatmap_iou": result.heatmap_iou()}
+    overlay = write_png(result.overlay(), output_path("overlay.png"))
+    info = {"file": Path(image_path).name, "localizer": loc.name, "conf": float(conf), **result.report(detector)}
+    tpfpfn = None if result.truth is None else write_png(result.tp_fp_fn(), overlay.with_name("tp_fp_fn.png"))
     return info, str(overlay), None if tpfpfn is None else str(tpfpfn)
 
 
 # --------------------------------------------------------------------------- a whole set
 
 
-def _quartile_figure(metrics: dict) -> go.Figure:
-    qs = list(metrics["quartiles"])
-    fig = go.Figure()
-    if "map50" in metrics:
-        fig.add_bar(name="mAP50 (this localizer)", x=["all"] + qs,
-                    y=[metrics["map50"]] + [metrics["quartiles"][q].get("map50") for q in qs])
-        fig.add_bar(name="mAP50, seed 001 Table 4.8", x=["all"] + qs, y=[TABLE_4_8_MAP50[k] for k in ["all"] + qs],
-                    marker_color="lightgrey")
-    fig.add_bar(name="pixel dice", x=["all"] + qs,
-                y=[metrics["pixel"]["dice"]] + [metrics["quartiles"][q]["pixel"]["dice"] for q in qs])
-    if "heatmap_iou" in metrics:
-        h = metrics["heatmap_iou"]
-        fig.add_bar(name=f"heatmap↔mask IoU ({h['detector']})", x=["all"] + qs,
-                    y=[h["mean_iou"]] + [h["quartiles"][q] for q in qs])
-    fig.update_layout(barmode="group", height=340, yaxis=dict(range=[0, 1], title="score"),
-                      xaxis_title="manipulated area quartile (Q1 0–0.08 · Q2 –0.16 · Q3 –0.25 · Q4 –0.36)",
-                      margin=dict(l=40, r=10, t=30, b=40), legend=dict(orientation="h", y=1.15))
-    return fig
-
-
 def run_evaluation(choice, folder, split_name, localizer_label, detector_label, conf, pt_file, trust, cancel_box,
                    progress=gr.Progress()):
     """Seed 001 §4.5 metrics on a split: table, bar chart, CSV."""
     from detectlab.catalog import resolve_dataset
-    from detectlab.localize import evaluate_localizer, heatmap_iou_on_split, quartile_table, write_yolo_dataset
+    from detectlab.localize.evaluate import evaluate_set
+    from detectlab.localize.plots import quartile_figure
 
     token = CancelToken()
     cancel_box["token"] = token
@@ -207,21 +159,11 @@ def run_evaluation(choice, folder, split_name, localizer_label, detector_label, 
     try:
         localizer = _load_localizer(localizer_label, pt_file, trust)
         root = resolve_dataset(choice, folder, prog)
-        with tempfile.TemporaryDirectory(prefix="dl-localize-") as tmp:
-            yds = write_yolo_dataset(root, Path(tmp) / "data", progress=prog, cancel=token)
-            metrics = evaluate_localizer(localizer, yds, split=split_name, conf=float(conf), progress=prog,
-                                         cancel=token)
-            heat = None
-            detector = _detector(detector_label)
-            if detector is not None:
-                heat = heatmap_iou_on_split(detector, yds, split=split_name, progress=prog, cancel=token)
-                metrics["heatmap_iou"] = {"detector": detector_label, **heat}
-        rows = quartile_table(metrics, heat)
-        out = output_path("localization_by_quartile.csv")
-        with open(out, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
+        result = evaluate_set(localizer, root, split=split_name, conf=float(conf), detector=_detector(detector_label),
+                              detector_name=detector_label, progress=prog, cancel=token)
+        rows = result.rows()
+        out = result.write_csv(output_path("localization_by_quartile.csv"))
+        metrics, heat = result.metrics, result.heatmap
         px = metrics["pixel"]
         head = (f"**{localizer.name} on {html.escape(str(root.name))} / {split_name}** ({metrics['images']} images): "
                 f"pixel precision {px['precision']:.3f} · recall {px['recall']:.3f} · IoU {px['iou']:.3f} · "
@@ -231,7 +173,7 @@ def run_evaluation(choice, folder, split_name, localizer_label, detector_label, 
         if heat is not None:
             head += f" · {html.escape(detector_label)} heatmap↔mask IoU {_fmt(heat['mean_iou'])}"
         table = [[_round(v) for v in r.values()] for r in rows]
-        return head, gr.update(value=table, headers=list(rows[0])), _quartile_figure(metrics), str(out)
+        return head, gr.update(value=table, headers=list(rows[0])), quartile_figure(metrics), str(out)
     except Exception as exc:  # noqa: BLE001
         return error_markdown(exc), gr.update(), None, None
 
@@ -245,24 +187,6 @@ def cancel_evaluation(cancel_box):
     if token is not None:
         token.cancel()
     return "Cancelling…"
-
-
-def shipped_rows() -> list[list]:
-    """The shipped localizers' test metrics beside seed 001 (from the manifest)."""
-    from detectlab.models.manifest import read_manifest
-
-    rows = []
-    for name, e in read_manifest().get("localizers", {}).items():
-        t = e.get("test", {})
-        q = t.get("quartiles", {})
-        rows.append([name, e.get("imgsz"), e.get("config", {}).get("epochs"), _round(t.get("map50")),
-                     *[_round(q.get(k, {}).get("map50")) for k in ("Q1", "Q2", "Q3", "Q4")],
-                     _round(t.get("pixel", {}).get("dice")),
-                     _round(e.get("heatmap_iou", {}).get("mean_iou")), e.get("train_seconds")])
-    rows.append(["seed 001 Table 4.8 (YOLOv8s-seg, 4.5k SD-inpainted faces)", None, None,
-                 *[TABLE_4_8_MAP50[k] for k in ("all", "Q1", "Q2", "Q3", "Q4")],
-                 f"U-Net {FACE_PARTS_UNET_DICE:.2f} (§4.5, face parts)", None, None])
-    return rows
 
 
 def refresh_localizers(current):
@@ -295,10 +219,10 @@ def build() -> dict:
             pt_file = gr.File(label=".pt file", file_types=[".pt"], type="filepath", elem_id="localize-pt")
             trust = gr.Checkbox(label=TRUST_LABEL, value=False, elem_id="localize-trust")
     with gr.Accordion("Shipped localizers: test metrics on the demo beside seed 001 Table 4.8", open=False):
-        gr.Dataframe(value=shipped_rows(), headers=["name", "imgsz", "epochs", "mAP50", "Q1", "Q2", "Q3", "Q4",
-                                                    "pixel dice", "heatmap IoU (cnn-resnet18)", "train s"],
-                     interactive=False, elem_id="localize-shipped")
-        from detectlab.localize.defaults import findings
+        from detectlab.localize.defaults import SHIPPED_TABLE_HEADERS, findings, shipped_table
+
+        gr.Dataframe(value=shipped_table(), headers=SHIPPED_TABLE_HEADERS, interactive=False,
+                     elem_id="localize-shipped")
 
         gr.Markdown("\n\n".join(f"- {f}" for f in findings()) or "No shipped localizers.",
                     elem_id="localize-findings")

@@ -1,6 +1,6 @@
 """Robustness tab: live degradation sliders on one image, and accuracy-vs-strength sweeps (seed 001 §4.3).
 
-Wiring only: the chain, the scoring and the sweep live in ``detectlab.robustness``.
+Wiring only: the chain, the scoring, the sweep, their figures and files live in ``detectlab.robustness``.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from detectlab.errors import CheckpointError, DetectLabError
 from detectlab.explain import overlay
 from detectlab.progress import Cancelled
 from detectlab.robustness import (
-    DEFAULT_LEVELS, DEFAULT_ORDER, SLIDERS, SPLITS, SweepSpec, augmentation_of, degrade_and_score, example_images,
+    DEFAULT_LEVELS, DEFAULT_ORDER, SLIDERS, SPLITS, SweepSpec, augmented_groups, degrade_and_score, example_images,
     group_detectors, live_chain, robustness_reading, run_sweep, sweep_samples, working_image, working_size,
 )
-from detectlab.robustness.plots import pfake_figure, sweep_figure, write_html, write_png
+from detectlab.robustness.plots import export_sweep, pfake_figure, sweep_figure
 from detectlab.ui import state
 from detectlab.ui.common import GradioProgress, SessionJobs, refresh_on_open
 from detectlab.ui.widgets import ImageInput, api_error, message, output_path
@@ -155,9 +155,8 @@ def api_degrade_score(image: str, detectors: str = DEFAULT_DETECTORS, blur_sigma
     for d in out["detectors"]:
         d["name"] = catalog.shipped_name(d["name"])
     out.update(image=work.name, source_size=list(work.source_size), scored_size=work.size)
-    png = output_path("degraded.png")  # a file: Gradio caches it atomically (a PIL image it rewrites in place)
-    to_pil(r.degraded).save(png)
-    return out, str(png)
+    # a file: Gradio caches it atomically (a PIL image it rewrites in place)
+    return out, str(r.write_png(output_path("degraded.png")))
 
 
 # -- sweeps ----------------------------------------------------------------------------------
@@ -183,17 +182,13 @@ def sweep(detectors, dataset, folder, split_name, degradation, levels, chain, re
         return ("Sweep cancelled; nothing was kept.", *empty)
     except Exception as exc:  # noqa: BLE001
         return (message(exc), *empty)
-    out = output_path("sweep").parent
-    stem = f"sweep_{spec.degradation}"
     fig = sweep_figure(result)
-    files = [str(result.write_csv(out / f"{stem}.csv")), str(write_png(result, out / f"{stem}.png")),
-             str(write_html(fig, out / f"{stem}.html"))]
+    files = [str(p) for p in export_sweep(result, output_path("sweep").parent, f"sweep_{spec.degradation}", fig)]
     key = spec.strength_name
     rows = [[r["detector"], r["runs"], "off" if r[key] is None else r[key]]
             + [None if r[f"{m}_mean"] is None else round(r[f"{m}_mean"], 4) for m in ("accuracy", "balanced_accuracy", "ap")]
             + [round(r["accuracy_std"] or 0, 4)] for r in result.summary()]
-    augmented = {g.name: augmentation_of(g.members[0].meta) is not None for g in groups}
-    reading = "\n".join(f"- {line}" for line in robustness_reading(result, augmented))
+    reading = "\n".join(f"- {line}" for line in robustness_reading(result, augmented_groups(groups)))
     skipped = f"; {len(result.skipped)} unreadable files skipped" if result.skipped else ""
     status = (f"**{spec.label}** on {result.n_images} images of {root.name} ({split_name} split): "
               f"{len(result.groups)} detector line(s) × {len(spec.levels)} strengths in {result.seconds:.1f} s{skipped}")

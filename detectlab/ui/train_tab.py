@@ -4,16 +4,10 @@ browse and prune the history."""
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
-import shutil
-from pathlib import Path
 
 import gradio as gr
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
-from detectlab import config
 from detectlab.catalog import (
     DEMO_INPAINT_LABEL,
     DEMO_LABEL,
@@ -24,22 +18,20 @@ from detectlab.catalog import (
     resolve_dataset,
 )
 from detectlab.localize import LocalizerConfig
-from detectlab.localize.train import ARCHS as LOCALIZER_ARCHS
+from detectlab.localize.plots import training_curves_figure
+from detectlab.localize.registry import localizer_archs
 from detectlab.models import list_detectors
 from detectlab.train import PRESETS, TrainConfig
 from detectlab.train.config import AUGMENT_KINDS
 from detectlab.train.layout import runs_db
+from detectlab.train.plots import curves_figure as detector_curves_figure
+from detectlab.train.plots import smoothed  # noqa: F401 - tests/test_runs.py imports it from here
 from detectlab.ui import state
 from detectlab.ui.common import error_markdown, refresh_on_open
 
 RUN_HEADERS = ["run", "name", "kind", "arch", "status", "epochs", "best val", "test", "test AP", "started"]
 _DEFAULT_DATA = DEMO_LABEL
 KINDS = ("detector", "localizer")
-#: Curves of localizer runs: (epoch-row key, legend, on the metric axis?) for YOLO and the U-Net.
-_LOCALIZER_CURVES = (("train/box_loss", "box loss", False), ("train/seg_loss", "mask loss", False),
-                     ("train/cls_loss", "class loss", False), ("train_loss", "dice + BCE loss", False),
-                     ("metrics/mAP50(M)", "val mask mAP50", True), ("metrics/mAP50-95(M)", "val mask mAP50-95", True),
-                     ("val_dice", "val pixel dice", True), ("val_iou", "val pixel IoU", True))
 
 
 def generators_of(choice: str, folder: str):
@@ -78,52 +70,11 @@ def init_choices() -> list[tuple[str, str]]:
         (label, cli_name(label)) for label in state.detector_choices()]
 
 
-def smoothed(values: list[float], alpha: float = 0.3) -> list[float]:
-    """Exponential moving average (the first value as it is)."""
-    out: list[float] = []
-    for v in values:
-        out.append(v if not out else alpha * v + (1 - alpha) * out[-1])
-    return out
-
-
-def curves_figure(epochs: list[dict], title: str = "", kind: str = "detector",
-                  steps: list[tuple[int, float, float]] = ()) -> go.Figure:
-    """Losses (left axis) and validation scores (right axis) of a run against (fractional) epochs.
-
-    ``steps``: (step, fractional epoch, loss) rows of the training loss as it comes, drawn
-    smoothed so a run shows a curve long before its first epoch ends."""
+def curves_figure(epochs: list[dict], title: str = "", kind: str = "detector", steps=()):
+    """The run's curves: a detector's (``train.plots``) or a localizer's (``localize.plots``)."""
     if kind == "localizer":
-        return _localizer_curves(epochs, title)
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
-    if steps:
-        fig.add_scatter(x=[s[1] for s in steps], y=smoothed([s[2] for s in steps]), name="train loss (per step, smoothed)",
-                        mode="lines", line=dict(width=1, color="rgba(99,110,250,0.55)"))
-    x = [e["epoch"] for e in epochs]
-    fig.add_scatter(x=x, y=[e.get("train_loss") for e in epochs], name="train loss", mode="lines+markers")
-    fig.add_scatter(x=x, y=[e.get("val_loss") for e in epochs], name="val loss", mode="lines+markers")
-    fig.add_scatter(x=x, y=[e.get("val_accuracy") for e in epochs], name="val accuracy", mode="lines+markers",
-                    secondary_y=True)
-    fig.add_scatter(x=x, y=[e.get("val_balanced_accuracy") for e in epochs], name="val balanced acc.",
-                    mode="lines+markers", line=dict(dash="dot"), secondary_y=True)
-    fig.update_layout(height=330, margin=dict(l=10, r=10, t=40, b=10), title=title or "curves",
-                      xaxis_title="epoch", legend=dict(orientation="h", y=-0.25))
-    fig.update_yaxes(title_text="BCE loss", secondary_y=False)
-    fig.update_yaxes(title_text="accuracy", range=[0, 1.02], secondary_y=True)
-    return fig
-
-
-def _localizer_curves(epochs: list[dict], title: str) -> go.Figure:
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
-    x = [e["epoch"] for e in epochs]
-    for key, name, metric in _LOCALIZER_CURVES:
-        if any(key in e for e in epochs):
-            fig.add_scatter(x=x, y=[e.get(key) for e in epochs], name=name, mode="lines+markers",
-                            line=dict(dash="dot") if metric else None, secondary_y=metric)
-    fig.update_layout(height=330, margin=dict(l=10, r=10, t=40, b=10), title=title or "curves",
-                      xaxis_title="epoch", legend=dict(orientation="h", y=-0.25))
-    fig.update_yaxes(title_text="training loss", secondary_y=False)
-    fig.update_yaxes(title_text="validation score", range=[0, 1.02], secondary_y=True)
-    return fig
+        return training_curves_figure(epochs, title)
+    return detector_curves_figure(epochs, title, steps)
 
 
 def _fmt(v):
@@ -199,12 +150,12 @@ def results_panel(r) -> tuple[str, dict]:
     if not test:
         return "", gr.update(value=[], headers=RESULT_HEADERS)
     if r.kind == "localizer":
-        from detectlab.localize.metrics import QUARTILE_EDGES
+        from detectlab.localize.metrics import quartile_label
 
         rows = []
-        for k, (q, v) in enumerate((test.get("quartiles") or {}).items()):
+        for q, v in (test.get("quartiles") or {}).items():
             px = v.get("pixel") or {}
-            rows.append([q, f"{QUARTILE_EDGES[k]:.2f}-{QUARTILE_EDGES[k + 1]:.2f}", v.get("images"),
+            rows.append([q, quartile_label(q), v.get("images"),
                          _fmt(v.get("map50")), _fmt(px.get("precision")), _fmt(px.get("recall")), _fmt(px.get("dice"))])
         text = f"**Test split of run {r.id}** ({test.get('images')} images, confidence ≥ {test.get('conf')})"
         if "map50" in test:
@@ -272,45 +223,25 @@ def launch_localizer(arch, data_choice, folder, epochs, imgsz, batch, seed, thre
     """Queue a localizer training run (YOLOv8-seg or the U-Net) on an images/ + masks/ data set.
 
     Every setting is checked (``LocalizerConfig``) before the data set or the upload is touched. An
-    uploaded ``.pt`` is never unpickled here: with *trust* ticked, its pickle's opcodes are read
-    (``inspect_ultralytics_pt``) and the training worker process loads it.
+    uploaded ``.pt`` is never unpickled here: with *trust* ticked, ``store_uploaded_weights`` reads its
+    pickle's opcodes (``inspect_ultralytics_pt``) and keeps a copy; the training worker process loads it.
 
     Returns the run id, its status line, curves, config, the run history, and its results once it ends.
     """
     try:
+        from detectlab.localize.train import localizer_run_config, store_uploaded_weights
         from detectlab.train.config import check_name
 
-        cfg = {"kind": "localizer", "arch": arch, "data": "", "epochs": epochs, "imgsz": imgsz, "batch": batch,
-               "seed": seed, "threads": threads, "weights": "", "trust_weights": bool(trust)}
-        LocalizerConfig.from_dict(cfg)  # refuse a bad number now, whatever the data set
+        cfg = localizer_run_config(arch=arch, epochs=epochs, imgsz=imgsz, batch=batch, seed=seed, threads=threads,
+                                   trust_weights=bool(trust))  # a bad number is refused now, whatever the data set
         name = check_name(name or "", "run name")
         cfg["data"] = str(resolve_dataset(data_choice, folder))
         if weights:
-            cfg["weights"] = str(_keep_upload(weights, bool(trust)))
+            cfg["weights"] = str(store_uploaded_weights(weights, trusted=bool(trust)))
         record = state.manager().submit(cfg, name=name)
         return record.id, *show_run(record.id)
     except Exception as exc:  # noqa: BLE001
         return gr.update(), error_markdown(exc), *[gr.update()] * 5
-
-
-def _keep_upload(path: str, trusted: bool) -> Path:
-    """A copy of an uploaded ``.pt`` in DetectLab's home (the upload cache may be cleaned before a queued run
-    starts), named by its content; refused unless the user trusts it. Nothing in the file runs here: its pickle
-    is read as opcodes only (not an ultralytics segmentation checkpoint: refused); the worker loads it."""
-    from detectlab.errors import CheckpointError
-    from detectlab.localize.yolo import inspect_ultralytics_pt
-
-    if not trusted:
-        raise CheckpointError(f"{Path(path).name}: a .pt file is a pickle, and loading it lets the file run code as "
-                              "the server's user; tick 'I trust this .pt' to start from it (only the training "
-                              "worker loads it)")
-    inspect_ultralytics_pt(path)  # refuse now, without unpickling: not a torch file, not ultralytics, not seg
-    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
-    dest = config.home() / "weights" / f"{digest}.pt"
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    if not dest.exists():
-        shutil.copyfile(path, dest)
-    return dest
 
 
 def delete_run(run_id: str | None, confirmed: bool):
@@ -362,7 +293,7 @@ def _build_localizer_form() -> dict:
                 "(CPU-sized). " + TRUST_NOTE)
     d = LocalizerConfig()
     with gr.Row():
-        arch = gr.Dropdown(list(LOCALIZER_ARCHS), value=d.arch, label="Localizer", elem_id="train-loc-arch")
+        arch = gr.Dropdown(list(localizer_archs()), value=d.arch, label="Localizer", elem_id="train-loc-arch")
         data_choice = gr.Dropdown(list(known_datasets()), value=DEMO_INPAINT_LABEL, label="Data set (images + masks)",
                                   elem_id="train-loc-data")
         folder = gr.Textbox(label="…or an images/ + masks/ folder inside the data roots", elem_id="train-loc-folder")
