@@ -614,14 +614,9 @@ class DecodedImage:
             out.paste(piece, (left, top))
         return out
 
-    @_converting
     def to_uint8(self) -> torch.Tensor:
         """The whole image as a uint8 tensor ``[3, H, W]`` (a view of an ``[H, W, 3]`` array)."""
-        (width, height), pieces = self._pieces()
-        out = np.empty((height, width, 3), np.uint8)
-        for piece, left, top in pieces:
-            out[top:top + piece.height, left:left + piece.width] = np.asarray(piece)
-        return torch.from_numpy(out).permute(2, 0, 1)
+        return self.region(0, 0, self.height, self.width)
 
     @_converting
     def to_float(self) -> torch.Tensor:
