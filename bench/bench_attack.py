@@ -6,7 +6,7 @@ Same model (the shipped cnn-resnet18), same batch (32 demo test images at 128 px
 eps 0.02. Three sides, interleaved in a rotating order within each repeat so that a noisy
 neighbour on the shared CPU hits all of them alike:
 
-* DetectLab's ``FGSM`` (seed 001 eq. 3.10: BCE on the one logit, summed over the batch);
+* DetectLab's ``FGSM`` ([Petrželková 2024] eq. 3.10: BCE on the one logit, summed over the batch);
 * torchattacks' ``FGSM`` on the two-logit wrapper ``[-z, z]`` of the same model (softmax
   cross-entropy over [-z, z] has the gradient sign of BCE on z);
 * the floor: one forward + backward to the input and ``x + eps * sign(grad)``, nothing else.

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_fingerprint.py [--n 2000] [--out bench/results/fingerprint.json]
 
-Both compute FP(R, S) (seed 000, eq. 1) of the same N demo images (N/2 real, N/2
+Both compute FP(R, S) ([Wimmer 2024], eq. 1) of the same N demo images (N/2 real, N/2
 synthetic, 128 px), grayscale, centred log spectra:
 
 - end to end (decode the PNG files + spectra), and

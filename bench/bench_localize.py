@@ -3,7 +3,8 @@
 Sides, interleaved, each repeated: DetectLab's ``localize_image`` + overlay PNG, ultralytics'
 own ``model.predict(path)`` on the same file, and the floor: the segmentation network's
 forward pass alone on an already prepared tensor. Prints min and median per side and the
-ratios to the floor. Run: ``python bench/bench_localize.py [LOCALIZER] [--repeats N]``.
+ratios to the floor. Run: ``python bench/bench_localize.py [LOCALIZER] [--repeats N] [--out FILE]``
+(``--out bench/results/bench_localize.json`` to replace the recorded numbers; without it, nothing is written).
 """
 
 from __future__ import annotations
@@ -11,13 +12,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import json
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import write_results  # noqa: E402
 
 
 def main() -> None:
@@ -32,6 +38,7 @@ def main() -> None:
     parser.add_argument("localizer", nargs="?", default="localizer-yolov8n-seg")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--images", type=int, default=10)
+    parser.add_argument("--out", default=None, help="write the numbers here as JSON (default: print only)")
     args = parser.parse_args()
     loc = load_localizer(resolve_localizer(args.localizer), allow_pickle=True)
     pairs = split_examples(config.DEMO_INPAINT_DIR)[: args.images]
@@ -75,11 +82,8 @@ def main() -> None:
         med = statistics.median(ts)
         out[name] = {"min_ms": round(min(ts), 2), "median_ms": round(med, 2), "ratio_to_floor": round(med / floor, 2)}
         print(f"{name:40s} min {min(ts):7.2f} ms  median {med:7.2f} ms  x{med / floor:.2f} of the floor")
-    results = Path(__file__).parent / "results"
-    results.mkdir(exist_ok=True)
-    (results / "bench_localize.json").write_text(json.dumps(
-        {"localizer": args.localizer, "imgsz": loc.imgsz, "images": len(pairs), "repeats": args.repeats,
-         "inference_threads": floor_threads, "per_image": out}, indent=1))
+    write_results(args.out, {"localizer": args.localizer, "imgsz": loc.imgsz, "images": len(pairs),
+                             "repeats": args.repeats, "inference_threads": floor_threads, "per_image": out})
 
 
 if __name__ == "__main__":

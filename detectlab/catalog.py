@@ -391,7 +391,7 @@ def shipped_table() -> list[list]:
 
 
 def findings() -> list[str]:
-    """What the shipped detectors' measured test metrics say against the seed papers' claims.
+    """What the shipped detectors' measured test metrics say against the papers' claims.
 
     Computed from the manifest each time, so a rebuilt checkpoint changes the statement with
     its numbers; nothing here is tuned to agree with a paper.
@@ -401,16 +401,16 @@ def findings() -> list[str]:
     out = []
     if "spectrum-durrall" in acc and "cnn-resnet18" in acc:
         s, c = acc["spectrum-durrall"], acc["cnn-resnet18"]
-        verdict = ("contradicts seed 001 Table 4.3, where the spectrum baseline (87.7 %) falls well below the "
+        verdict = ("contradicts [Petrželková 2024] Table 4.3, where the spectrum baseline (87.7 %) falls well below the "
                    "CNN: the demo generators' main trace is then spectral, which a 1-D radial spectrum "
                    "captures") if s >= c else \
-            "agrees with seed 001 Table 4.3: the spectrum baseline falls below the CNN"
+            "agrees with [Petrželková 2024] Table 4.3: the spectrum baseline falls below the CNN"
         out.append(f"Durrall spectrum baseline {100 * s:.1f} % vs ResNet-18 CNN {100 * c:.1f} % test accuracy on "
                    f"the demo — this {verdict}.")
     ens = "ensemble-mobilenet_v2+efficientnet_lite0"
     if ens in acc and "univfd-mobilenet_v2" in acc:
         e, m = acc[ens], acc["univfd-mobilenet_v2"]
         out.append(f"Two-backbone ensemble {100 * e:.1f} % vs MobileNetV2 linear probe alone {100 * m:.1f} % — "
-                   + ("as seed 002 §4.3 reports, concatenating backbones helps." if e > m else
-                      "unlike seed 002 §4.3, concatenating backbones does not help here."))
+                   + ("as [DFwF] §4.3 reports, concatenating backbones helps." if e > m else
+                      "unlike [DFwF] §4.3, concatenating backbones does not help here."))
     return out

@@ -25,7 +25,7 @@ in ``SRC/npm/``) and writes
 :func:`evaluate_heldout` then scores one detector on: the demo's test reals (in
 distribution), the held-out photos full size (tiled at native resolution, and resized
 to the input as the plain path does), the held-out crops, and the demo's test reals
-after a Gaussian blur of sigma 1 and a 2x down-and-up resize (seed 001 §4.3.1 and
+after a Gaussian blur of sigma 1 and a 2x down-and-up resize ([Petrželková 2024] §4.3.1 and
 §4.3.4: the degradations under which a "missing high frequencies" detector calls real
 images fake). Where a checkpoint has trust statistics (``detectlab.detect.trust``), it
 also reports the share of held-out photos flagged "unlike the training data".

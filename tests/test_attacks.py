@@ -1,4 +1,4 @@
-"""detectlab.attacks: FGSM (seed 001 eq. 3.10) checked by hand on a linear detector."""
+"""detectlab.attacks: FGSM ([Petrželková 2024] eq. 3.10) checked by hand on a linear detector."""
 
 from __future__ import annotations
 
@@ -114,7 +114,7 @@ def test_confusion_rate_follows_seed_001():
     # eps = 0.5 moves fakes to 0.1 (logit -0.4, now real): every fake decision switches
     assert confusion_rate(model, x, y, eps=0.5, batch_size=2) == 1.0
     assert confusion_rate(model, x, None, eps=0.5) == 1.0
-    # eps = 0: the original images, confusion rate 0 (seed 001 Fig. 4.14)
+    # eps = 0: the original images, confusion rate 0 ([Petrželková 2024] Fig. 4.14)
     assert confusion_rate(model, x, y, eps=0.0) == 0.0
     # eps = 0.05: fakes at 0.55, logit 0.05, still fake
     assert confusion_rate(model, x, y, eps=0.05) == 0.0

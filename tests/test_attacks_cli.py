@@ -16,7 +16,7 @@ def test_attack_command_transfer_and_blur(demo_root, tmp_path, capsys):
     text = capsys.readouterr().out
     assert rc == 0, text
     assert "spectrum-durrall: gradient attacks do not apply" in text
-    assert "transfer matrix at eps 0.02" in text and "seed 001" in text
+    assert "transfer matrix at eps 0.02" in text and "Petrželková 2024" in text
     rows = list(csv.DictReader(out.open()))
     transfer_rows = [r for r in rows if r["experiment"] == "transfer"]
     # one attacker (the spectrum baseline only judges) x two judges x one eps

@@ -1,4 +1,4 @@
-"""FGSM, PGD and L-BFGS (seed 001 §3.2) on a tiny CNN trained inside the test, and the set-level experiments."""
+"""FGSM, PGD and L-BFGS ([Petrželková 2024] §3.2) on a tiny CNN trained inside the test, and the set-level experiments."""
 
 from __future__ import annotations
 
@@ -214,7 +214,7 @@ def test_mirror_is_the_transfer_of_the_pair_in_table_4_5s_layout(tiny, tiny_othe
     ref = transfer({"A": tiny, "B": tiny_other}, {"A": tiny, "B": tiny_other}, images, eps, batch_size=16)
     for e in eps:
         m = ref.matrix(e)  # [attacker][judge]
-        # seed 001's orientation: rows judge, columns the model the residual was crafted on
+        # [Petrželková 2024]'s orientation: rows judge, columns the model the residual was crafted on
         assert res.table(e) == [[m[0][0], m[1][0]], [m[0][1], m[1][1]]]
         assert res.rate("A", "B", e) == m[0][1] and res.rate("B", "A", e) == m[1][0]
     assert res.table(0.025)[0][0] == 1.0 and res.table(0.025)[1][1] == 1.0  # white box at 0.025: every fake flips
@@ -224,7 +224,7 @@ def test_mirror_is_the_transfer_of_the_pair_in_table_4_5s_layout(tiny, tiny_othe
     assert write_csv(rows, tmp_path / "m.csv").read_text().splitlines()[0].startswith("table,case,method,attacker")
     lines = paper.mirror_findings(res)
     assert len(lines) == len(eps) + 1
-    assert f"A→B {100 * res.rate('A', 'B', 0.025):.1f} %" in lines[1] and "seed 001" in lines[-1]
+    assert f"A→B {100 * res.rate('A', 'B', 0.025):.1f} %" in lines[1] and "Petrželková 2024" in lines[-1]
     assert "At eps 0.025" in lines[-1]
     seen = []
     res_p = mirror(tiny, tiny_other, images, [0.01], progress=lambda d, t, desc="": seen.append((d, t)), batch_size=16)
@@ -313,11 +313,11 @@ def test_blur_defence_statement_follows_the_numbers():
     none = _defence({"clean": 0.967, "blurred clean": 0.003, "adversarial": 0.0, "blurred adversarial": 0.003},
                     {"adversarial": 1.0, "blurred adversarial": 0.997})
     text = " ".join(blur_findings(none))
-    assert "Unlike seed 001, blurring does not undo the attack here, but costs 96 points" in text
-    # seed 001's own numbers: 3.2 % -> 78 % is undone
+    assert "Unlike [Petrželková 2024], blurring does not undo the attack here, but costs 96 points" in text
+    # [Petrželková 2024]'s own numbers: 3.2 % -> 78 % is undone
     paper = _defence({"clean": 0.99, "blurred clean": 0.95, "adversarial": 0.032, "blurred adversarial": 0.78},
                      {"adversarial": 0.96, "blurred adversarial": 0.18})
-    assert "As in seed 001, blurring undoes much of the attack." in " ".join(blur_findings(paper))
+    assert "As in [Petrželková 2024], blurring undoes much of the attack." in " ".join(blur_findings(paper))
 
 
 def test_playground_numbers(tiny, test_set):
@@ -424,11 +424,11 @@ def results(tiny, tiny_other, test_set):
     (lambda r: plots.curves_figure(r, {("a", "a")}), "transfer", ["a → a"]),
     (lambda r: plots.matrix_figure(r), "transfer", [None, None]),
     (lambda r: plots.mirror_figure(r), "mirror",
-     ["A → A", "A → B", "B → A", "B → B", "seed 001 white box", "seed 001 across halves"]),
+     ["A → A", "A → B", "B → A", "B → B", "Petrželková 2024 white box", "Petrželková 2024 across halves"]),
     (lambda r: plots.hardening_figure(r, "a", "b"), "transfer",
      ["judged by a", "judged by b", "judged by a", "judged by b"]),
-    (lambda r: plots.cross_sample_figure(r), "cross_sample", ["one source image", "a: mean", "seed 001 ResNet-50"]),
-    (lambda r: plots.blur_figure(r), "blur", ["a, fakes", "a, reals", "seed 001 ResNet-50, fakes (ε 0.05, σ 5)"]),
+    (lambda r: plots.cross_sample_figure(r), "cross_sample", ["one source image", "a: mean", "Petrželková 2024 ResNet-50"]),
+    (lambda r: plots.blur_figure(r), "blur", ["a, fakes", "a, reals", "Petrželková 2024 ResNet-50, fakes (ε 0.05, σ 5)"]),
 ])
 def test_each_figure_draws_its_result_in_percent(results, figure, result, names):
     fig = figure(results[result])

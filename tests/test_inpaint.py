@@ -1,4 +1,4 @@
-"""Ellipse masks for the manipulated demo set (seed 001 §4.5.1)."""
+"""Ellipse masks for the manipulated demo set ([Petrželková 2024] §4.5.1)."""
 
 import numpy as np
 import pytest

@@ -307,7 +307,7 @@ def test_heatmap_iou_on_a_split_is_a_mean_per_quartile(tmp_path):
 
 
 @pytest.mark.parametrize("q4,unet_dice,phrase", [(0.97, 0.5, "rising with area"), (0.5, 0.9, "not monotone"),
-                                                  (0.97, 0.9, "contradicts seed 001")])
+                                                  (0.97, 0.9, "contradicts [Petrželková 2024]")])
 def test_findings_follow_the_measured_numbers(monkeypatch, q4, unet_dice, phrase):
     from detectlab.localize import defaults
 
@@ -432,7 +432,7 @@ def test_localize_figures_show_the_measured_numbers_beside_table_4_8():
                                                         enumerate(["Q1", "Q2", "Q3", "Q4"], 1)},
                "heatmap_iou": {"detector": "d", "mean_iou": 0.1, "quartiles": {q: 0.2 for q in "Q1 Q2 Q3 Q4".split()}}}
     fig = quartile_figure(metrics)
-    assert [t.name for t in fig.data] == ["mAP50 (this localizer)", "mAP50, seed 001 Table 4.8", "pixel dice",
+    assert [t.name for t in fig.data] == ["mAP50 (this localizer)", "mAP50, [Petrželková 2024] Table 4.8", "pixel dice",
                                           "heatmap↔mask IoU (d)"]
     assert list(fig.data[1].y) == [TABLE_4_8_MAP50[k] for k in ("all", "Q1", "Q2", "Q3", "Q4")]
     assert "Q1 0–0.08 · Q2 –0.16" in fig.layout.xaxis.title.text

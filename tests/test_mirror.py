@@ -1,4 +1,4 @@
-"""Mirror models (seed 001 Table 4.5) end to end on a tiny data set: two halves trained through
+"""Mirror models ([Petrželková 2024] Table 4.5) end to end on a tiny data set: two halves trained through
 `detectlab train --part`, then `detectlab attack --mirror` and the Attack tab's handlers; the pair's
 design (``attacks.mirror_configs``) and `detectlab mirror`, which trains the pair and attacks it."""
 
@@ -76,8 +76,8 @@ def test_attack_mirror_command(pair, tiny_root, tmp_path, capsys):
                "--quiet", "--csv", str(out)])
     text = capsys.readouterr().out
     assert rc == 0, text
-    assert "mirror models at eps 0.02 [%] (seed 001 Table 4.5): rows judged by, columns crafted on" in text
-    assert "seed 001 (two ResNet-50 on disjoint halves, FGSM eps 0.025)" in text
+    assert "mirror models at eps 0.02 [%] ([Petrželková 2024] Table 4.5): rows judged by, columns crafted on" in text
+    assert "Petrželková 2024 (two ResNet-50 on disjoint halves, FGSM eps 0.025)" in text
     rows = list(csv.DictReader(out.open()))
     assert [(r["experiment"], r["case"], float(r["eps"])) for r in rows] == [
         ("mirror", c, e) for c in ("A→A", "A→B", "B→A", "B→B") for e in (0.02, 0.05)]
@@ -107,10 +107,10 @@ def test_the_tabs_mirror_experiment(pair):
 
     md, table, fig, csv_path = attack_tab.run_mirror(f"uploaded: {SET}", "", "all", 0, pair[0], pair[1], "fgsm",
                                                      "0.02, 0.05", None, _no_progress)
-    assert "Mirror models at fgsm eps 0.02: white box A→A" in md and "seed 001" in md, md
+    assert "Mirror models at fgsm eps 0.02: white box A→A" in md and "Petrželková 2024" in md, md
     assert len(table["value"]) == 8 and table["headers"][:3] == ["table", "case", "method"]
     names = [t.name for t in fig.data]
-    assert f"{pair[0]} → {pair[1]}" in names and "seed 001 across halves" in names
+    assert f"{pair[0]} → {pair[1]}" in names and "Petrželková 2024 across halves" in names
     assert Path(csv_path).read_text().count("\n") == 9
     # the same detector twice: a message, the tab keeps working
     md, *rest = attack_tab.run_mirror(f"uploaded: {SET}", "", "all", 0, pair[0], pair[0], "fgsm", "0.02", None,
@@ -198,8 +198,8 @@ def test_the_mirror_command_trains_both_halves_and_attacks_them(tiny_root, tmp_p
     metas = [load_detector(run_id).meta for run_id in (a, b)]
     assert [m["training"]["train_part"] for m in metas] == ["1/2", "2/2"]
     assert [m["training"]["iterations"] for m in metas] == [20, 20]
-    assert "mirror models at eps 0.05 [%] (seed 001 Table 4.5): rows judged by, columns crafted on" in text
-    assert "seed 001 (two ResNet-50 on disjoint halves, FGSM eps 0.025)" in text
+    assert "mirror models at eps 0.05 [%] ([Petrželková 2024] Table 4.5): rows judged by, columns crafted on" in text
+    assert "Petrželková 2024 (two ResNet-50 on disjoint halves, FGSM eps 0.025)" in text
     rows = list(csv.DictReader(out.open()))
     assert [(r["experiment"], r["case"], float(r["eps"])) for r in rows] == [
         ("mirror", c, e) for c in ("A→A", "A→B", "B→A", "B→B") for e in (0.02, 0.05)]
@@ -225,4 +225,4 @@ def test_the_mirror_experiment_in_the_browser(pair, tiny_root, page):
     # this request's marker: the eps typed above
     expect(findings).to_contain_text("Mirror models at fgsm eps 0.045: white box A→A", timeout=120_000)
     expect(findings).to_contain_text(f"A = {pair[0]}, B = {pair[1]}")
-    expect(findings).to_contain_text("seed 001 (two ResNet-50 on disjoint halves, FGSM eps 0.025)")
+    expect(findings).to_contain_text("Petrželková 2024 (two ResNet-50 on disjoint halves, FGSM eps 0.025)")

@@ -196,7 +196,7 @@ def test_csv_png_and_html_exports(labelled, tmp_path):
     assert data["summary"] == json.loads(json.dumps(result.summary())) and data["n_images"] == result.n_images
 
 
-@pytest.mark.parametrize("robust_threshold, verdict", [(0.0, "contradicts seed 001"), (0.5, "is a tie")])
+@pytest.mark.parametrize("robust_threshold, verdict", [(0.0, "contradicts [Petrželková 2024]"), (0.5, "is a tie")])
 def test_reading_says_whether_augmentation_lifts_robustness(labelled, robust_threshold, verdict):
     samples, _ = sweep_samples(labelled, "all")
     plain, robust = Scored("plain", SharpnessDetector(gain=60)), Scored("robust", SharpnessDetector(gain=60))

@@ -1,4 +1,4 @@
-"""Fingerprints (seed 000, eq. 1): planted periodic patterns are found, equal sets give ~0."""
+"""Fingerprints ([Wimmer 2024], eq. 1): planted periodic patterns are found, equal sets give ~0."""
 
 import numpy as np
 import pytest

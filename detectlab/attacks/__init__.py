@@ -1,11 +1,11 @@
-"""Adversarial attacks on detectors (seed 001 §3.2, §4.4): one file per attack over one base class.
+"""Adversarial attacks on detectors ([Petrželková 2024] §3.2, §4.4): one file per attack over one base class.
 
 ``base`` (the shared machinery), ``fgsm`` (eq. 3.10, and adversarial-training batches), ``pgd``,
 ``lbfgs`` (eq. 3.14), ``confusion`` (the confusion rate), ``playground`` (one image, with the
 change's size and whether it survives being saved), ``experiments`` (set-level: confusion
 against eps, transfer matrix, mirror models, cross-sample, blur defence, Tables 4.4-4.7),
 ``mirror_pair`` (the two training configs of the mirror-model experiment), ``plots`` (their
-figures; imported on its own, it needs plotly) and ``paper`` (what a result says against seed 001).
+figures; imported on its own, it needs plotly) and ``paper`` (what a result says against [Petrželková 2024]).
 """
 
 from detectlab.attacks.base import (

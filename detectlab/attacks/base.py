@@ -1,4 +1,4 @@
-"""The shared machinery of every attack on a real/fake detector (seed 001 §3.2), torchattacks style.
+"""The shared machinery of every attack on a real/fake detector ([Petrželková 2024] §3.2), torchattacks style.
 
 An ``Attack`` holds a detector (``[B, 3, H, W]`` in [0, 1] -> ``[B]`` logits, positive = fake)
 and turns images in [0, 1] into adversarial images in [0, 1]. The base class does the shared
@@ -129,7 +129,7 @@ class Attack:
     model's device, with the model in eval mode. ``__call__`` returns detached adversarial
     images on the device of the input images. ``targets`` is the class each image is pushed
     away from: the true label when given, else the model's own verdict — so a fake image
-    (target 1) is pushed towards "real" (P(fake) down), as in seed 001 §4.4.
+    (target 1) is pushed towards "real" (P(fake) down), as in [Petrželková 2024] §4.4.
 
     Args:
         model: detector, ``[B, 3, H, W]`` in [0, 1] -> ``[B]`` logits (positive = fake).
@@ -163,7 +163,7 @@ class Attack:
         return adv.detach().to(images.device)
 
     def residual(self, images: torch.Tensor, labels: Any = None) -> torch.Tensor:
-        """The adversarial residuum ``x_adv - x`` (seed 001 Fig. 4.11), in [-1, 1]."""
+        """The adversarial residuum ``x_adv - x`` ([Petrželková 2024] Fig. 4.11), in [-1, 1]."""
         return self(images, labels) - images.detach()
 
     @torch.no_grad()

@@ -1,4 +1,4 @@
-"""How often an attack succeeds: the confusion rate of seed 001 §4.4 (Tables 4.4-4.7, Fig. 4.14)."""
+"""How often an attack succeeds: the confusion rate of [Petrželková 2024] §4.4 (Tables 4.4-4.7, Fig. 4.14)."""
 
 from __future__ import annotations
 
@@ -85,9 +85,9 @@ def confusion_rate(model: nn.Module, images: torch.Tensor, labels: Any = None, e
                    batch_size: int = 32, *, attack_model: nn.Module | None = None,
                    direction: Literal["fake_to_real", "any"] = "fake_to_real", method: str = "fgsm",
                    threshold: float = 0.5) -> float | None:
-    """Confusion rate of an attack of strength ``eps`` (seed 001 §4.4, Tables 4.4-4.7, Fig. 4.14).
+    """Confusion rate of an attack of strength ``eps`` ([Petrželková 2024] §4.4, Tables 4.4-4.7, Fig. 4.14).
 
-    seed 001 defines it as "a percentage of test cases when the model switched the
+    [Petrželková 2024] defines it as "a percentage of test cases when the model switched the
     classification due to the attack from 'fake' to 'real' over the number of 'fake'
     decisions prior to the attack". Here, as a fraction in [0, 1] (decision fake =
     P(fake) > ``threshold``):

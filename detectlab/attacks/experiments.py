@@ -1,4 +1,4 @@
-"""Set-level attack experiments of seed 001 §4.4 on ``Detector`` objects and labelled samples.
+"""Set-level attack experiments of [Petrželková 2024] §4.4 on ``Detector`` objects and labelled samples.
 
 * ``transfer`` — residuals crafted on detector A, judged by detector B, for every pair and eps:
   the confusion rate against eps (the diagonal, Fig. 4.14), the cross-architecture matrix
@@ -71,7 +71,7 @@ class ImageSet:
         if len(self) == 0:
             raise AttackError("no images to attack")
         if not bool((self.labels == 1).any()):
-            raise AttackError(f"the confusion rate needs fake images (seed 001 counts 'fake' decisions that turn "
+            raise AttackError(f"the confusion rate needs fake images ([Petrželková 2024] counts 'fake' decisions that turn "
                               f"'real'), but these {len(self)} images are all real")
 
 
@@ -181,7 +181,7 @@ def transfer(attackers: Mapping[str, nn.Module], judges: Mapping[str, nn.Module]
              thresholds: Mapping[str, float] | None = None, batch_size: int = 32,
              progress: Progress = null_progress, cancel: CancelToken = NEVER_CANCEL,
              **options) -> TransferResult:
-    """Confusion rates of residuals crafted on each attacker and judged by each judge (seed 001 Tables 4.5-4.6).
+    """Confusion rates of residuals crafted on each attacker and judged by each judge ([Petrželková 2024] Tables 4.5-4.6).
 
     Each attacker crafts its adversarial images once per batch and eps (against the true
     labels: fakes pushed to "real"); every judge then scores them. The confusion rate is seed
@@ -249,7 +249,7 @@ class MirrorResult(TransferResult):
                     None)
 
     def table(self, eps: float) -> list[list[float | None]]:
-        """Seed 001's orientation: rows judge (A, B), columns the model the residual was crafted on (A, B)."""
+        """Petrželková 2024's orientation: rows judge (A, B), columns the model the residual was crafted on (A, B)."""
         return [[self.rate(attacker, judge, eps) for attacker in (self.a, self.b)] for judge in (self.a, self.b)]
 
     def case(self, attacker: str, judge: str) -> str:
@@ -264,13 +264,13 @@ def mirror(model_a: nn.Module, model_b: nn.Module, images: ImageSet, eps_list: S
            *, names: tuple[str, str] = ("A", "B"), thresholds: Mapping[str, float] | None = None,
            batch_size: int = 32, progress: Progress = null_progress, cancel: CancelToken = NEVER_CANCEL,
            **options) -> MirrorResult:
-    """Mirror models (seed 001 §4.4.1 "cross-training-set generalization", Table 4.5).
+    """Mirror models ([Petrželková 2024] §4.4.1 "cross-training-set generalization", Table 4.5).
 
     ``model_a`` and ``model_b`` share an architecture and were trained on disjoint halves of
     one training split (``TrainConfig.train_part`` 1/2 and 2/2). Residuals crafted on each
     are judged by both: A→A and B→B are white-box attacks, A→B and B→A the black-box attack
-    of an attacker who trained a mirror of the target. The confusion rate is seed 001's (see
-    ``transfer``, which does the work; seed 001 used FGSM at eps 0.025).
+    of an attacker who trained a mirror of the target. The confusion rate is [Petrželková 2024]'s (see
+    ``transfer``, which does the work; [Petrželková 2024] used FGSM at eps 0.025).
     """
     a, b = names
     if a == b:
@@ -313,13 +313,13 @@ def cross_sample(model: nn.Module, images: ImageSet, eps_list: Sequence[float], 
                  name: str = "", n_sources: int = 5, threshold: float = 0.5, seed: int = 0, batch_size: int = 64,
                  progress: Progress = null_progress, cancel: CancelToken = NEVER_CANCEL,
                  **options) -> CrossSampleResult:
-    """Residual of one image, added to every other image (seed 001 §4.4.1, Table 4.4).
+    """Residual of one image, added to every other image ([Petrželková 2024] §4.4.1, Table 4.4).
 
     ``n_sources`` source images are drawn (seeded) from the true fakes the detector decides
     fake. For each, the attack's residual ``r = x_adv - x`` is crafted on that image alone and
     added to every other eligible fake (``clip(x_j + r, 0, 1)``); the confusion rate is the
     share of them the detector then decides real. Reported per source and as the mean over
-    sources (seed 001 does not say how many sources it averaged).
+    sources ([Petrželková 2024] does not say how many sources it averaged).
     """
     eps_values = _check_eps_list(eps_list)
     n_sources = check_positive_int(n_sources, "n_sources")
@@ -367,7 +367,7 @@ class BlurDefenceResult:
     n: int
     n_fake: int
     accuracy: dict[str, float]          # case -> accuracy on all images
-    fake_accuracy: dict[str, float]     # case -> accuracy on the fakes (seed 001 used fakes only)
+    fake_accuracy: dict[str, float]     # case -> accuracy on the fakes ([Petrželková 2024] used fakes only)
     real_accuracy: dict[str, float | None]  # case -> accuracy on the reals (None without reals)
     confusion: dict[str, float | None]  # "adversarial" / "blurred adversarial" -> confusion rate vs clean decisions
 
@@ -382,12 +382,12 @@ class BlurDefenceResult:
 def blur_defence(model: nn.Module, images: ImageSet, eps: float = 0.05, sigma: float = 5.0, method: str = "fgsm", *,
                  name: str = "", threshold: float = 0.5, batch_size: int = 32, progress: Progress = null_progress,
                  cancel: CancelToken = NEVER_CANCEL, **options) -> BlurDefenceResult:
-    """Gaussian blur (sigma px) before the detector as a defence (seed 001 §4.4.3, Table 4.7).
+    """Gaussian blur (sigma px) before the detector as a defence ([Petrželková 2024] §4.4.3, Table 4.7).
 
     The attacker does not know about the blur: the residual is crafted on the detector alone,
     then the defender blurs every input. Accuracy on clean, blurred clean, adversarial and
     blurred adversarial images, and the confusion rate of the adversarial and of the blurred
-    adversarial images, both counted against the clean, unblurred decisions (seed 001: 96 % ->
+    adversarial images, both counted against the clean, unblurred decisions ([Petrželková 2024]: 96 % ->
     18 %).
     """
     eps = check_eps(eps)

@@ -1,4 +1,4 @@
-"""FGSM, seed 001 §3.2.1 eq. (3.10) (Goodfellow et al., 2015), and its adversarial-training batches (§4.4.2)."""
+"""FGSM, [Petrželková 2024] §3.2.1 eq. (3.10) (Goodfellow et al., 2015), and its adversarial-training batches (§4.4.2)."""
 
 from __future__ import annotations
 
@@ -13,18 +13,18 @@ from detectlab.degrade.ops import check_images
 
 
 class FGSM(Attack):
-    r"""Fast Gradient Sign Method (Goodfellow et al., 2015), seed 001 §3.2.1, eq. (3.10).
+    r"""Fast Gradient Sign Method (Goodfellow et al., 2015), [Petrželková 2024] §3.2.1, eq. (3.10).
 
     .. math:: x' = \mathrm{clip}_{[0,1]}\big(x + \epsilon \cdot \mathrm{sign}(\nabla_x J(\theta, x, y))\big)
 
     with J the binary cross-entropy of the detector's logit against y. y is the true label
     when given, else the model's own verdict, so the step always pushes away from the
-    current decision (a "fake" verdict towards "real", as in seed 001 §4.4). Every pixel moves
+    current decision (a "fake" verdict towards "real", as in [Petrželková 2024] §4.4). Every pixel moves
     by exactly ``eps`` unless clipping to [0, 1] stops it or its gradient is exactly 0.
 
     Args:
         model: detector, ``[B, 3, H, W]`` in [0, 1] -> ``[B]`` logits.
-        eps: step size in [0, 1] pixel units (seed 001 uses 0.01-0.3; 0 = identity). A
+        eps: step size in [0, 1] pixel units ([Petrželková 2024] uses 0.01-0.3; 0 = identity). A
             ``[B]`` tensor gives each image its own eps.
 
     Shape:
@@ -60,18 +60,18 @@ class FGSM(Attack):
 
 
 def fgsm(model: nn.Module, images: torch.Tensor, labels: Any = None, eps: float = 0.025) -> torch.Tensor:
-    """One-call FGSM, seed 001 eq. (3.10): ``FGSM(model, eps)(images, labels)``."""
+    """One-call FGSM, [Petrželková 2024] eq. (3.10): ``FGSM(model, eps)(images, labels)``."""
     return FGSM(model, eps)(images, labels)
 
 
 def fgsm_batch_for_training(model: nn.Module, x: torch.Tensor, y: Any, eps_list: Sequence[float],
                             generator: torch.Generator | None = None) -> torch.Tensor:
-    """Adversarial copies of a training batch for adversarial training (seed 001 §4.4.2).
+    """Adversarial copies of a training batch for adversarial training ([Petrželková 2024] §4.4.2).
 
     Each image gets FGSM (eq. 3.10) against its true label with an eps drawn uniformly from
-    ``eps_list`` (seed 001: 0.05, 0.1, 0.15, 0.2, 0.25, 0.3), from ``generator``. The model is
+    ``eps_list`` ([Petrželková 2024]: 0.05, 0.1, 0.15, 0.2, 0.25, 0.3), from ``generator``. The model is
     run in eval mode and its train/eval flags are restored afterwards; its parameters and
-    their gradients are untouched. Note: seed 001 crafted the adversarial training set once,
+    their gradients are untouched. Note: [Petrželková 2024] crafted the adversarial training set once,
     on the original (already trained) detector; passing the model being trained instead
     crafts them online against the current weights (Goodfellow et al.'s variant).
 

@@ -1,4 +1,4 @@
-"""Box-constrained L-BFGS (Szegedy et al., 2014), seed 001 §3.2.2, eq. (3.14)-(3.15)."""
+"""Box-constrained L-BFGS (Szegedy et al., 2014), [Petrželková 2024] §3.2.2, eq. (3.14)-(3.15)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from detectlab.attacks.base import Attack, AttackError, bce_with_logits, check_e
 
 
 class LBFGS(Attack):
-    r"""The smallest L2 residual that flips the decision, found with L-BFGS (seed 001 eq. 3.14-3.15).
+    r"""The smallest L2 residual that flips the decision, found with L-BFGS ([Petrželková 2024] eq. 3.14-3.15).
 
     .. math:: \min_r\; c\,\lVert r\rVert_2 + \mathrm{loss}_f(x + r, l) \quad \text{s.t.}\; x + r \in [0, 1]^m
 

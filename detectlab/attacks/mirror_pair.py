@@ -1,6 +1,6 @@
-"""The design of the mirror-model experiment (seed 001 §4.4.1, Table 4.5): which two detectors to train.
+"""The design of the mirror-model experiment ([Petrželková 2024] §4.4.1, Table 4.5): which two detectors to train.
 
-Seed 001 trained two ResNet-50 of one configuration on disjoint halves of the training split
+[Petrželková 2024] trained two ResNet-50 of one configuration on disjoint halves of the training split
 and let each attack the other. Here the pair takes a shipped detector's training config
 (``cnn-resnet18`` by default, as recorded in ``checkpoints/manifest.json``) and trains it on
 part 1/2 (``mirror-A``) and part 2/2 (``mirror-B``) of a data set's train split; validation and

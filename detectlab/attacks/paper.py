@@ -1,7 +1,7 @@
-"""Seed 001's attack numbers (Tables 4.4-4.7, Fig. 4.14) and what a measured result says against them.
+"""Petrželková 2024's attack numbers (Tables 4.4-4.7, Fig. 4.14) and what a measured result says against them.
 
 The statements are computed from the measured numbers each time; nothing is tuned to agree.
-seed 001's detectors are ResNet-50, Xception and ViT-tiny on 224 px faces of Realistic
+[Petrželková 2024]'s detectors are ResNet-50, Xception and ViT-tiny on 224 px faces of Realistic
 Vision 5.1; the demo's are smaller models on 128 px crops of three toy generators, so the
 comparison is of tendencies (who is fooled, how fast with eps), not of exact values.
 """
@@ -26,11 +26,11 @@ def white_box_findings(result: TransferResult) -> list[str]:
         text = ", ".join(f"eps {e:g}: {_pct(r)}" for e, r in curve)
         paper = ", ".join(f"{e:g}: {TABLE_4_6[e][0][0]:.0f} %" for e, _ in curve if e in TABLE_4_6)
         full = [r for e, r in curve if r is not None and e >= 0.01]
-        verdict = ("agrees with seed 001 (Table 4.6: a white-box FGSM fools ResNet-50 and Xception on every fake "
+        verdict = ("agrees with [Petrželková 2024] (Table 4.6: a white-box FGSM fools ResNet-50 and Xception on every fake "
                    "from eps 0.01)") if full and min(full) >= 0.9 else \
-            "is less fooled than seed 001's CNNs (Table 4.6: 100 % from eps 0.01)"
+            "is less fooled than [Petrželková 2024]'s CNNs (Table 4.6: 100 % from eps 0.01)"
         out.append(f"{name} attacked on itself ({result.method}): {text}"
-                   + (f" — seed 001 ResNet-50 {paper}" if paper else "") + f"; the demo {verdict}.")
+                   + (f" — [Petrželková 2024] ResNet-50 {paper}" if paper else "") + f"; the demo {verdict}.")
     return out
 
 
@@ -47,7 +47,7 @@ def transfer_findings(result: TransferResult) -> list[str]:
         paper = ""
         if e in TABLE_4_6:
             t = TABLE_4_6[e]
-            paper = (f"; seed 001 at eps {e:g}: ResNet-50→Xception {t[0][1]:.1f} %, Xception→ResNet-50 "
+            paper = (f"; [Petrželková 2024] at eps {e:g}: ResNet-50→Xception {t[0][1]:.1f} %, Xception→ResNet-50 "
                      f"{t[1][0]:.1f} %, ResNet-50→ViT-tiny {t[0][2]:.1f} %, ViT-tiny→ResNet-50 {t[2][0]:.1f} %")
         out.append(f"Transfer at eps {e:g}: strongest {best[0]}→{best[1]} {_pct(best[2])}, weakest "
                    f"{worst[0]}→{worst[1]} {_pct(worst[2])}{paper}.")
@@ -55,7 +55,7 @@ def transfer_findings(result: TransferResult) -> list[str]:
 
 
 def mirror_findings(result: MirrorResult) -> list[str]:
-    """Table 4.5: residuals of one mirror model against the other (seed 001: 100 % white box, 80-84 % across)."""
+    """Table 4.5: residuals of one mirror model against the other ([Petrželková 2024]: 100 % white box, 80-84 % across)."""
     a, b = result.a, result.b
     t = TABLE_4_5
     paper_cross = (t["ResNet-50-"]["ResNet-50+"], t["ResNet-50+"]["ResNet-50-"])  # +→−, −→+
@@ -72,18 +72,18 @@ def mirror_findings(result: MirrorResult) -> list[str]:
         out.append(line + ".")
     near = min(result.eps, key=lambda e: abs(e - TABLE_4_5_EPS))
     cross = [r for r in (result.rate(a, b, near), result.rate(b, a, near)) if r is not None]
-    ref = (f"seed 001 (two ResNet-50 on disjoint halves, FGSM eps {TABLE_4_5_EPS:g}): white box 100 / 100 %, across "
+    ref = (f"Petrželková 2024 (two ResNet-50 on disjoint halves, FGSM eps {TABLE_4_5_EPS:g}): white box 100 / 100 %, across "
            f"the halves {paper_cross[0]:.0f} % and {paper_cross[1]:.0f} %")
     if not cross:
         out.append(f"A = {a}, B = {b}; {ref}. No fake was eligible across the halves here.")
         return out
     mean = 100 * sum(cross) / len(cross)
     paper_mean = sum(paper_cross) / 2
-    verdict = ("agrees with seed 001: a mirror model trained on other data is nearly as good a stand-in as the "
+    verdict = ("agrees with [Petrželková 2024]: a mirror model trained on other data is nearly as good a stand-in as the "
                "target itself" if abs(mean - paper_mean) <= 15 else
-               "transfers more strongly than in seed 001" if mean > paper_mean else
-               "transfers less than in seed 001: the black-box attack through a mirror model works only in part"
-               if mean >= 30 else "unlike seed 001, residuals barely transfer between the halves")
+               "transfers more strongly than in [Petrželková 2024]" if mean > paper_mean else
+               "transfers less than in [Petrželková 2024]: the black-box attack through a mirror model works only in part"
+               if mean >= 30 else "unlike [Petrželková 2024], residuals barely transfer between the halves")
     out.append(f"A = {a}, B = {b}. At eps {near:g} the residuals fool the other half {mean:.1f} % of the time on "
                f"average; {ref} — the demo {verdict}.")
     return out
@@ -101,9 +101,9 @@ def hardening_findings(result: TransferResult, original: str, hardened: str) -> 
         pairs = [(e, o.get(e), h.get(e)) for e in result.eps]
         text = "; ".join(f"eps {e:g}: original {_pct(a)}, hardened {_pct(b)}" for e, a, b in pairs)
         lower = [b < a for _, a, b in pairs if a is not None and b is not None]
-        verdict = ("the hardened model is fooled less at every eps, as in seed 001 Fig. 4.14" if lower and all(lower)
+        verdict = ("the hardened model is fooled less at every eps, as in [Petrželková 2024] Fig. 4.14" if lower and all(lower)
                    else "the hardened model is fooled less at some eps only" if any(lower)
-                   else "unlike seed 001 Fig. 4.14, adversarial training does not lower the confusion rate here")
+                   else "unlike [Petrželková 2024] Fig. 4.14, adversarial training does not lower the confusion rate here")
         out.append(f"{scenario}: {text} — {verdict}.")
     return out
 
@@ -117,7 +117,7 @@ def cross_sample_findings(result: CrossSampleResult) -> list[str]:
         line = f"{result.detector} cross-sample at eps {e:g}: mean {_pct(m)} over {len(result.sources)} source images"
         if ref is not None and m is not None:
             close = abs(100 * m - ref) <= 10
-            line += f" — seed 001 ResNet-50 {ref:.1f} % ({'similar' if close else 'different'})"
+            line += f" — [Petrželková 2024] ResNet-50 {ref:.1f} % ({'similar' if close else 'different'})"
         out.append(line + ".")
     return out
 
@@ -130,7 +130,7 @@ def blur_findings(result: BlurDefenceResult) -> list[str]:
     """Table 4.7: blur (sigma 5) restores accuracy on FGSM eps 0.05 images (3.2 % -> 78 %; confusion 96 % -> 18 %)."""
     a, c, real = result.fake_accuracy, result.confusion, result.real_accuracy
     t = TABLE_4_7
-    # a defence must give back a real share of the fakes the attack took (seed 001: 3.2 % -> 78 %), not
+    # a defence must give back a real share of the fakes the attack took ([Petrželková 2024]: 3.2 % -> 78 %), not
     # a rounding's worth: at least DEFENCE_MIN_GAIN of fake accuracy over the undefended attack
     helped = a["blurred adversarial"] - a["adversarial"] >= DEFENCE_MIN_GAIN
     cost = a["clean"] - a["blurred clean"]
@@ -138,12 +138,12 @@ def blur_findings(result: BlurDefenceResult) -> list[str]:
         f"{result.detector}, {result.method} eps {result.eps:g}, blur sigma {result.sigma:g}, {result.n_fake} fakes: "
         f"fake accuracy clean {_pct(a['clean'])} → blurred {_pct(a['blurred clean'])} → adversarial "
         f"{_pct(a['adversarial'])} → blurred adversarial {_pct(a['blurred adversarial'])}; confusion "
-        f"{_pct(c['adversarial'])} → {_pct(c['blurred adversarial'])}. seed 001 (eps 0.05, sigma 5): "
+        f"{_pct(c['adversarial'])} → {_pct(c['blurred adversarial'])}. [Petrželková 2024] (eps 0.05, sigma 5): "
         f"{t['accuracy']['clean']:.0f} → {t['accuracy']['blurred clean']:.0f} → {t['accuracy']['adversarial']:.1f} → "
         f"{t['accuracy']['blurred adversarial']:.0f} %, confusion {t['confusion']['adversarial']:.0f} → "
         f"{t['confusion']['blurred adversarial']:.0f} %.",
-        ("As in seed 001, blurring undoes much of the attack" if helped else
-         "Unlike seed 001, blurring does not undo the attack here")
+        ("As in [Petrželková 2024], blurring undoes much of the attack" if helped else
+         "Unlike [Petrželková 2024], blurring does not undo the attack here")
         + (f", but costs {100 * cost:.0f} points on clean fakes — the demo's trace is high-frequency, and blur "
            "removes it with the residual" if cost > 0.1 else "")
         + (f". Caution: blurred, only {_pct(real['blurred clean'])} of the real images stay real (clean: "

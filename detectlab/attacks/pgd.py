@@ -1,4 +1,4 @@
-"""PGD: iterated FGSM with projection onto the eps-ball (Madry et al., 2018; seed 001 §3.2 "iterative techniques")."""
+"""PGD: iterated FGSM with projection onto the eps-ball (Madry et al., 2018; [Petrželková 2024] §3.2 "iterative techniques")."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from detectlab.attacks.base import Attack, check_eps, check_positive_int
 
 
 class PGD(Attack):
-    r"""Projected gradient descent on the loss (Madry et al., 2018): FGSM (seed 001 eq. 3.10) iterated.
+    r"""Projected gradient descent on the loss (Madry et al., 2018): FGSM ([Petrželková 2024] eq. 3.10) iterated.
 
     .. math:: x^{t+1} = \Pi_{B_\infty(x, \epsilon) \cap [0,1]^m}\big(x^t + \alpha\,\mathrm{sign}(\nabla_x J(\theta, x^t, y))\big)
 

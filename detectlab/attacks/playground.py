@@ -1,5 +1,5 @@
 """One image, one attack: the adversarial image, its residual, P(fake) before and after, and whether the
-attack survives being written to disk (seed 001 §4.4, Fig. 4.11-4.13)."""
+attack survives being written to disk ([Petrželková 2024] §4.4, Fig. 4.11-4.13)."""
 
 from __future__ import annotations
 

@@ -1,11 +1,11 @@
-"""Figures of the set-level attack experiments (seed 001 §4.4), from their results and the papers' numbers.
+"""Figures of the set-level attack experiments ([Petrželková 2024] §4.4), from their results and the papers' numbers.
 
 * ``curves_figure``: confusion rate against eps, one line per (crafted on, judged by) pair (Fig. 4.14's axes);
 * ``matrix_figure``: the transfer matrix at each eps (Table 4.6), rows crafted on, columns judged by;
-* ``mirror_figure``: the mirror models' curves with seed 001's Table 4.5 marked;
+* ``mirror_figure``: the mirror models' curves with [Petrželková 2024]'s Table 4.5 marked;
 * ``hardening_figure``: the original and the adversarially trained model, each attacking (Fig. 4.14);
 * ``cross_sample_figure``: one image's residual on every other image, per source and mean (Table 4.4);
-* ``blur_figure``: accuracy with and without the blur defence beside seed 001's (Table 4.7).
+* ``blur_figure``: accuracy with and without the blur defence beside [Petrželková 2024]'s (Table 4.7).
 
 Confusion rates are shown in percent; a cell with nothing eligible (None) is left blank.
 """
@@ -58,13 +58,13 @@ def matrix_figure(result: TransferResult) -> go.Figure:
 
 
 def mirror_figure(result: MirrorResult) -> go.Figure:
-    """The mirror pair's four curves (A→A, A→B, B→A, B→B) and seed 001's Table 4.5 at its eps (0.025)."""
+    """The mirror pair's four curves (A→A, A→B, B→A, B→B) and [Petrželková 2024]'s Table 4.5 at its eps (0.025)."""
     fig = curves_figure(result, title="mirror models: confusion rate against ε (Table 4.5)")
     t, e = TABLE_4_5, TABLE_4_5_EPS
     for y, symbol, what in (([t["ResNet-50+"]["ResNet-50+"], t["ResNet-50-"]["ResNet-50-"]], "star", "white box"),
                             ([t["ResNet-50-"]["ResNet-50+"], t["ResNet-50+"]["ResNet-50-"]], "x", "across halves")):
         fig.add_trace(go.Scatter(x=[e, e], y=y, mode="markers", marker=dict(symbol=symbol, size=12),
-                                 name=f"seed 001 {what}"))
+                                 name=f"Petrželková 2024 {what}"))
     return fig
 
 
@@ -83,7 +83,7 @@ def hardening_figure(result: TransferResult, original: str, hardened: str) -> go
 
 
 def cross_sample_figure(result: CrossSampleResult) -> go.Figure:
-    """Table 4.4: each source image's rate, their mean, and seed 001's ResNet-50 against eps."""
+    """Table 4.4: each source image's rate, their mean, and [Petrželková 2024]'s ResNet-50 against eps."""
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=[e for e in result.eps for _ in result.sources],
                              y=[_pct(r) for e in result.eps for r in result.rates[e]],
@@ -91,7 +91,7 @@ def cross_sample_figure(result: CrossSampleResult) -> go.Figure:
     fig.add_trace(go.Scatter(x=result.eps, y=[_pct(result.mean(e)) for e in result.eps],
                              mode="lines+markers", name=f"{result.detector}: mean"))
     ref = TABLE_4_4["ResNet-50"]
-    fig.add_trace(go.Scatter(x=list(ref), y=list(ref.values()), mode="lines+markers", name="seed 001 ResNet-50",
+    fig.add_trace(go.Scatter(x=list(ref), y=list(ref.values()), mode="lines+markers", name="Petrželková 2024 ResNet-50",
                              line=dict(dash="dot")))
     fig.update_layout(title="cross-sample: one image's residual on every other image", xaxis_title="ε",
                       yaxis_title="confusion rate [%]", yaxis_range=[0, 102], height=380, margin=_MARGIN)
@@ -99,14 +99,14 @@ def cross_sample_figure(result: CrossSampleResult) -> go.Figure:
 
 
 def blur_figure(result: BlurDefenceResult) -> go.Figure:
-    """Table 4.7: accuracy on fakes and reals in each case (clean, blurred, adversarial, both) beside seed 001's."""
+    """Table 4.7: accuracy on fakes and reals in each case (clean, blurred, adversarial, both) beside [Petrželková 2024]'s."""
     cases = list(result.CASES)
     fig = go.Figure([go.Bar(x=cases, y=[100 * result.fake_accuracy[c] for c in cases],
                             name=f"{result.detector}, fakes"),
                      go.Bar(x=cases, y=[_pct(result.real_accuracy[c]) for c in cases],
                             name=f"{result.detector}, reals"),
                      go.Bar(x=cases, y=[TABLE_4_7["accuracy"][c] for c in cases],
-                            name="seed 001 ResNet-50, fakes (ε 0.05, σ 5)")])
+                            name="Petrželková 2024 ResNet-50, fakes (ε 0.05, σ 5)")])
     fig.update_layout(barmode="group", yaxis_title="accuracy [%]", yaxis_range=[0, 102], height=380,
                       title=f"blur defence: ε {result.eps:g}, σ {result.sigma:g}", margin=_MARGIN)
     return fig

@@ -16,9 +16,9 @@ ATTACKS: dict[str, type[Attack]] = {"fgsm": FGSM, "pgd": PGD, "lbfgs": LBFGS}
 
 #: name -> what it is, in the papers' words (for pickers and --help)
 DESCRIPTIONS = {
-    "fgsm": "FGSM, one signed-gradient step of size eps (seed 001 eq. 3.10)",
+    "fgsm": "FGSM, one signed-gradient step of size eps ([Petrželková 2024] eq. 3.10)",
     "pgd": "PGD, 10 FGSM steps of eps/4 projected onto the eps-ball (iterated FGSM)",
-    "lbfgs": "box-constrained L-BFGS, the smallest L2 residual that flips (seed 001 eq. 3.14), within the eps-ball",
+    "lbfgs": "box-constrained L-BFGS, the smallest L2 residual that flips ([Petrželková 2024] eq. 3.14), within the eps-ball",
 }
 
 

@@ -1,5 +1,5 @@
 """`detectlab attack`: confusion rate against eps, transfer matrix, mirror models, cross-sample and blur defence
-(seed 001 §4.4); `detectlab mirror`: the whole mirror-model experiment (Table 4.5), training included."""
+([Petrželková 2024] §4.4); `detectlab mirror`: the whole mirror-model experiment (Table 4.5), training included."""
 
 from __future__ import annotations
 
@@ -104,7 +104,7 @@ def _mirror(args: argparse.Namespace, dets: dict, images, progress) -> int:
                  thresholds={a: da.threshold, b: db.threshold}, progress=progress)
     progress.close()
     for e in res.eps:
-        print(f"\nmirror models at eps {e:g} [%] (seed 001 Table 4.5): rows judged by, columns crafted on")
+        print(f"\nmirror models at eps {e:g} [%] ([Petrželková 2024] Table 4.5): rows judged by, columns crafted on")
         print(f"{'':28s}" + "".join(f"{n[:14]:>15s}" for n in (a, b)))
         for n, row in zip((a, b), res.table(e)):
             print(f"{n[:28]:28s}" + "".join(f"{_pct(v):>15s}" for v in row))
@@ -185,8 +185,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add ``detectlab attack`` and ``detectlab mirror``."""
     p = sub.add_parser(
         "attack", help="confusion rate of FGSM / PGD / L-BFGS against eps, transfer matrix, cross-sample, blur "
-                       "defence (seed 001 §4.4, Tables 4.4-4.7)",
-        description="Attack a labelled split with each detector (fakes pushed towards 'real') and report seed 001's "
+                       "defence ([Petrželková 2024] §4.4, Tables 4.4-4.7)",
+        description="Attack a labelled split with each detector (fakes pushed towards 'real') and report [Petrželková 2024]'s "
                     "confusion rate: of the fakes a detector decides fake, the share it decides real after the "
                     "attack.")
     add_detectors_and_split(p)
@@ -197,7 +197,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="every detector judges every other's residuals (Table 4.6)")
     p.add_argument("--mirror", action="store_true",
                    help="two mirror models (trained with `detectlab train --part 1/2` and `--part 2/2`), each "
-                        "attacking itself and the other (Table 4.5; seed 001 used eps 0.025; `detectlab mirror` "
+                        "attacking itself and the other (Table 4.5; [Petrželková 2024] used eps 0.025; `detectlab mirror` "
                         "trains the pair too)")
     p.add_argument("--cross-sample", action="store_true", help="one image's residual on every other image (Table 4.4)")
     p.add_argument("--sources", type=int, default=5, help="source images for --cross-sample (default 5)")
@@ -209,7 +209,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     m = sub.add_parser(
         "mirror", help="the mirror-model experiment end to end: train one detector on each half of the train split, "
-                       "then let each attack itself and the other (seed 001 Table 4.5)",
+                       "then let each attack itself and the other ([Petrželková 2024] Table 4.5)",
         description="Train BASE's shipped training config on part 1/2 (mirror-A) and part 2/2 (mirror-B) of the data "
                     "set's train split, one after the other through the run queue the app's Train tab shares "
                     "(`detectlab train --part`), then attack the held-out split with each model and judge the "
@@ -224,7 +224,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--limit", type=int, default=None, help="at most this many images (a seeded subset)")
     m.add_argument("--method", default="fgsm", choices=["fgsm", "pgd", "lbfgs"])
     m.add_argument("--eps", default="0.01,0.02,0.025,0.05",
-                   help="comma-separated (default 0.01,0.02,0.025,0.05; seed 001 used 0.025)")
+                   help="comma-separated (default 0.01,0.02,0.025,0.05; [Petrželková 2024] used 0.025)")
     m.add_argument("--csv", help="write every number here")
     m.add_argument("--quiet", action="store_true", help="no progress bars while attacking")
     m.set_defaults(func=_cmd_mirror)

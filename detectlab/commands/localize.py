@@ -10,7 +10,7 @@ from pathlib import Path
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``localize`` with its ``train``, ``eval`` and ``predict`` sub-commands."""
-    lo = sub.add_parser("localize", help="localize manipulated regions (YOLOv8-seg, U-Net; seed 001 §4.5)")
+    lo = sub.add_parser("localize", help="localize manipulated regions (YOLOv8-seg, U-Net; [Petrželková 2024] §4.5)")
     lsub = lo.add_subparsers(dest="localize_command", required=True)
 
     tr = lsub.add_parser("train", help="train a localizer on an images/ + masks/ folder")

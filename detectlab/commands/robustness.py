@@ -1,4 +1,4 @@
-"""`detectlab sweep`: accuracy against degradation strength (seed 001 §4.3, Figs 4.4-4.10)."""
+"""`detectlab sweep`: accuracy against degradation strength ([Petrželková 2024] §4.3, Figs 4.4-4.10)."""
 
 from __future__ import annotations
 
@@ -55,13 +55,13 @@ def _pm(mean, std, runs) -> str:
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``detectlab sweep``."""
     sw = sub.add_parser(
-        "sweep", help="accuracy / balanced accuracy / AP against degradation strength (seed 001 Figs 4.4-4.10)",
+        "sweep", help="accuracy / balanced accuracy / AP against degradation strength ([Petrželková 2024] Figs 4.4-4.10)",
         description="Score a labelled split with each detector at each strength of one degradation "
                     "(blur, jpeg, downsize, patch, noise, resize), optionally inside a fixed chain.")
     add_detectors_and_split(sw)
     sw.add_argument("--degradation", required=True, help="blur, jpeg, downsize, patch, noise or resize")
     sw.add_argument("--levels", default=None,
-                    help="comma-separated strengths, e.g. 100,90,70,50,30,10 (default: seed 001's range)")
+                    help="comma-separated strengths, e.g. 100,90,70,50,30,10 (default: [Petrželková 2024]'s range)")
     sw.add_argument("--chain", default=None,
                     help="fixed steps around the varying one, which is written *: e.g. 'downsize 0.5 > *'")
     sw.add_argument("--repeat-group", action="store_true",

@@ -85,7 +85,7 @@ class DatasetOverview:
 
 
 def overview(path: Path, *, examples: int = 6, seed: int = 0, progress: Progress = null_progress) -> DatasetOverview:
-    """Discover ``path`` and count it per class/generator and per split (seed 001's 80/10/10)."""
+    """Discover ``path`` and count it per class/generator and per split ([Petrželková 2024]'s 80/10/10)."""
     ds = discover(path, progress=progress)
     if isinstance(ds, DetectionDataset):
         parts = split(ds.samples, seed=seed)

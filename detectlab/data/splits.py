@@ -1,6 +1,6 @@
 """Deterministic, group-aware train/val/test splits.
 
-Seed 001 trains on an 80/10/10 split; every run stores its split so that a result can be
+[Petrželková 2024] trains on an 80/10/10 split; every run stores its split so that a result can be
 re-run and audited. Splits are made over *groups* (a real photo and the fakes derived
 from it share a group), never over single files, so no source leaks from train into test.
 """

@@ -71,7 +71,7 @@ class ImageFolderDataset(Dataset):
     def sample_weights(self) -> torch.Tensor:
         """Per-sample weights 1 / (count of its class), for ``WeightedRandomSampler``.
 
-        Class-weighted sampling, as in seed 000's classifier training, so an unbalanced
+        Class-weighted sampling, as in [Wimmer 2024]'s classifier training, so an unbalanced
         real/fake data set is drawn balanced.
         """
         counts = Counter(s.label for s in self.samples)

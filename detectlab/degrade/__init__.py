@@ -1,4 +1,4 @@
-"""Degradations of seed 001 §4.3 (blur, JPEG, downsizing, visible patch) plus noise and resize-only,
+"""Degradations of [Petrželková 2024] §4.3 (blur, JPEG, downsizing, visible patch) plus noise and resize-only,
 their seeded chains, and their training augmentation."""
 
 from detectlab.degrade.chain import Chain, Step, chain_of, parse_number, parse_step

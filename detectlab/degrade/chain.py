@@ -1,7 +1,7 @@
 """Degradations composed in a chosen order, seeded: ``downsize 0.5 → jpeg 70``.
 
 A real image meets several degradations one after another (resized for a page, then
-re-compressed); seed 001 §4.3 studies them one at a time, and a chain lets a user combine
+re-compressed); [Petrželková 2024] §4.3 studies them one at a time, and a chain lets a user combine
 them on the same footing. A ``Chain`` is an ordered tuple of ``Step(name, strength)``
 over ``DEGRADATIONS``; every step is validated when the chain is made, identity steps
 cost nothing, and all randomness comes from one generator seeded by ``seed``, so the same
@@ -62,7 +62,7 @@ def parse_step(text: str) -> Step:
 
 
 class Chain:
-    """Degradations applied in order, each validated up front (seed 001 §4.3, combined).
+    """Degradations applied in order, each validated up front ([Petrželková 2024] §4.3, combined).
 
     Args:
         steps: ``Step``s or ``(name, strength)`` pairs, applied first to last.

@@ -1,4 +1,4 @@
-"""Image degradations of seed 001 §4.3, as small named units over one mechanism.
+"""Image degradations of [Petrželková 2024] §4.3, as small named units over one mechanism.
 
 Every degradation is a ``Degradation``: it has a ``name``, one strength parameter with a
 documented valid range and an identity value, and maps images ``[B, 3, H, W]`` in [0, 1] to
@@ -9,7 +9,7 @@ placement) comes only from the ``generator`` passed in, so a seeded generator re
 result exactly; ``detectlab.degrade.chain.Chain`` composes them in a chosen order.
 
 =========  ==========================  ==============  =========================================
-name       strength                    identity        seed 001
+name       strength                    identity        [Petrželková 2024]
 =========  ==========================  ==============  =========================================
 blur       sigma in px, >= 0           0               §4.3.1 Gaussian blur (Fig. 4.3, 4.4)
 jpeg       quality, integer 1..100     None (off)      §4.3.2 JPEG compression (Fig. 4.5, 4.6)
@@ -22,7 +22,7 @@ resize     scale factor in (0, 1]      1               §4.3.4 without the way b
                                                        preprocessing then enlarges it)
 =========  ==========================  ==============  =========================================
 
-``RandomDegrade`` turns them into a training augmentation (seed 001 re-trains with the
+``RandomDegrade`` turns them into a training augmentation ([Petrželková 2024] re-trains with the
 degradations in the training set, which makes the detector markedly more robust).
 """
 
@@ -72,7 +72,7 @@ def _is_real(value: Any) -> bool:
 
 
 class Degradation(ABC):
-    """One degradation with one strength parameter (seed 001 §4.3).
+    """One degradation with one strength parameter ([Petrželková 2024] §4.3).
 
     Subclasses set the class attributes below and implement ``_apply`` (called only for a
     valid, non-identity strength).
@@ -162,13 +162,13 @@ BLUR_MATMUL_MAX_SIDE = 512
 
 
 class GaussianBlur(Degradation):
-    """Gaussian blur of standard deviation ``sigma`` px (seed 001 §4.3.1, Fig. 4.3-4.4).
+    """Gaussian blur of standard deviation ``sigma`` px ([Petrželková 2024] §4.3.1, Fig. 4.3-4.4).
 
     Separable: a kernel of size ``2 * ceil(3 sigma) + 1`` along rows, then columns; borders are
     reflected (replicated when the kernel is wider than the image, where reflection is
     undefined). The whole batch is blurred at once: for sides up to ``BLUR_MATMUL_MAX_SIDE`` as
     ``M_h @ x @ M_w^T`` with the border rule folded into the matrices, else as two batched
-    convolutions; both give the same result to float precision. seed 001 went up to
+    convolutions; both give the same result to float precision. [Petrželková 2024] went up to
     sigma = 21 px on 224 px faces.
 
     Example:
@@ -207,11 +207,11 @@ def _codec_pool():
 
 
 class JPEG(Degradation):
-    """Real JPEG compression at ``quality`` 1..100 (seed 001 §4.3.2, Fig. 4.5-4.6).
+    """Real JPEG compression at ``quality`` 1..100 ([Petrželková 2024] §4.3.2, Fig. 4.5-4.6).
 
     Each image is quantized to uint8, encoded by Pillow (libjpeg, default 4:2:0 chroma
     subsampling) and decoded again. Quality 100 still compresses (and quantizes to 8 bits);
-    the identity is ``None`` ("no compression"). seed 001 went down to quality 10.
+    the identity is ``None`` ("no compression"). [Petrželková 2024] went down to quality 10.
 
     Example:
         >>> compressed = DEGRADATIONS["jpeg"](images, 30)
@@ -254,12 +254,12 @@ class JPEG(Degradation):
 
 
 class Downsize(Degradation):
-    """Downsize by ``scale`` in (0, 1] (seed 001 §4.3.4, Fig. 4.9-4.10).
+    """Downsize by ``scale`` in (0, 1] ([Petrželková 2024] §4.3.4, Fig. 4.9-4.10).
 
     The image is shrunk to ``round(scale * H) x round(scale * W)`` (at least 1 px) with
     antialiased bilinear resampling, then, unless ``resize_only``, enlarged back to
     ``H x W`` with bilinear interpolation, so the detector still gets its input size but the
-    detail of a small image (seed 001 simulates "a smaller resolution than what the model was
+    detail of a small image ([Petrželková 2024] simulates "a smaller resolution than what the model was
     trained for"). ``resize_only=True`` returns the small image itself.
 
     Example:
@@ -287,7 +287,7 @@ class Downsize(Degradation):
 
 
 class Resize(Downsize):
-    """Resize-only: shrink by ``scale`` in (0, 1] and stop there (seed 001 §4.3.4 without the way back).
+    """Resize-only: shrink by ``scale`` in (0, 1] and stop there ([Petrželková 2024] §4.3.4 without the way back).
 
     Returns ``round(scale * H) x round(scale * W)`` images (antialiased bilinear, as
     ``Downsize``). A detector then meets a smaller image than it was trained for, and its own
@@ -312,7 +312,7 @@ class GaussianNoise(Degradation):
     """Additive white Gaussian noise of standard deviation ``sigma`` in [0, 1] (pixel units).
 
     ``x + sigma * N(0, 1)`` per pixel and channel, clipped to [0, 1]; sigma is in units of the
-    [0, 1] intensity range (sigma = 0.02 is about 5 grey levels of 255). seed 001's brief names
+    [0, 1] intensity range (sigma = 0.02 is about 5 grey levels of 255). [Petrželková 2024]'s brief names
     noise among the degradations to test (§1); the noise comes from ``generator``, drawn on the
     CPU for the whole batch at once, so a seeded generator gives the same noise on any device.
 
@@ -334,9 +334,9 @@ class GaussianNoise(Degradation):
 
 
 class PatchMask(Degradation):
-    """Keep only a visible ``size x size`` px square; set the rest to gray 0.5 (seed 001 §4.3.3).
+    """Keep only a visible ``size x size`` px square; set the rest to gray 0.5 ([Petrželková 2024] §4.3.3).
 
-    seed 001 (Fig. 4.7-4.8) shows the detector only a visible patch of the face and masks the
+    [Petrželková 2024] (Fig. 4.7-4.8) shows the detector only a visible patch of the face and masks the
     rest; with re-training it reaches 70 % accuracy from a 25 x 25 px patch. The patch is
     centred by default; ``placement="random"`` places it uniformly at random per image (as in
     Fig. 4.7), from ``generator``. A side >= the image side keeps that whole dimension;
@@ -441,7 +441,7 @@ def patch_mask(images: torch.Tensor, size: int, *, placement: str = "center",
 
 @dataclass
 class DegradeAugConfig:
-    """Degradation augmentation for training (seed 001 §4.3: re-training with degradations).
+    """Degradation augmentation for training ([Petrželková 2024] §4.3: re-training with degradations).
 
     Each degradation hits a training image with its probability ``*_p`` and a strength drawn
     uniformly from its range (integers inclusive for JPEG quality and patch size). A patch

@@ -1,6 +1,6 @@
 """Partially manipulated images: generator output blended into a real photo under an ellipse.
 
-Seed 001 §4.5.1 inpaints randomly placed, rotated and cropped ellipses whose areas cover
+[Petrželková 2024] §4.5.1 inpaints randomly placed, rotated and cropped ellipses whose areas cover
 0-36 % of the image, and reports accuracy by area quartile: Q1 (0, 0.08), Q2 (0.08, 0.16),
 Q3 (0.16, 0.25), Q4 (0.25, 0.36).
 """
@@ -45,7 +45,7 @@ def blend(real: np.ndarray, fake: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def area_quartile(fraction: float) -> str:
-    """Name of seed 001's area quartile (Q1..Q4) for a mask covering ``fraction`` of the image."""
+    """Name of [Petrželková 2024]'s area quartile (Q1..Q4) for a mask covering ``fraction`` of the image."""
     for k, (lo, hi) in enumerate(AREA_QUARTILES, start=1):
         if fraction <= hi:
             return f"Q{k}"

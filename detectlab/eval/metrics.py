@@ -1,11 +1,11 @@
-"""Binary real/fake metrics, overall and per generator, as the seed papers report them.
+"""Binary real/fake metrics, overall and per generator, as the papers report them.
 
-* accuracy, per-class accuracy and their mean, the balanced accuracy (seed 000);
+* accuracy, per-class accuracy and their mean, the balanced accuracy ([Wimmer 2024]);
 * average precision and ROC AUC (scikit-learn), threshold-free;
 * accuracy at the given threshold and at the best threshold (UnivFD reports both);
 * per generator: that generator's fakes against **all** real images (UnivFD's
   per-generator AP / accuracy), plus the accuracy on the real images themselves;
-* mean ± std over repeated runs (seed 000 reports 5 runs).
+* mean ± std over repeated runs ([Wimmer 2024] reports 5 runs).
 
 Conventions: ``labels`` are 0 = real, 1 = fake; ``scores`` are P(fake) in [0, 1]; an image
 is decided fake when ``score > threshold`` (so 0.5 matches ``logit > 0``). Metrics that a
@@ -213,7 +213,7 @@ def _mean_std(values: list[Any]) -> tuple[Any, Any] | None:
 
 
 def mean_std(runs: Sequence[Mapping[str, Any] | BinaryMetrics]) -> dict[str, Any]:
-    """Mean and standard deviation of every numeric metric over repeated runs (seed 000: 5 runs).
+    """Mean and standard deviation of every numeric metric over repeated runs ([Wimmer 2024]: 5 runs).
 
     Args:
         runs: ``BinaryMetrics`` or their ``to_dict()`` (or any dicts of numbers, nested dicts

@@ -1,7 +1,7 @@
 """DetectLab's own small image-to-image generators for the embedded demo.
 
 Each generator is the same residual encoder-decoder with a different up-sampling design,
-so each leaves its own spectral trace (seed 000, Fig. 5: generator-specific traces).
+so each leaves its own spectral trace ([Wimmer 2024], Fig. 5: generator-specific traces).
 """
 
 from detectlab.generators.nets import UPSAMPLERS, ResidualGenerator, degrade_condition

@@ -1,11 +1,11 @@
 """Residual image-to-image generators that differ only in their up-sampling design.
 
 The conditioning input is a degraded copy of a real photo (desaturated and blurred), as the
-generators of seed 000 (BicycleGAN, Palette) are conditioned on an enrollment image. The
+generators of [Wimmer 2024] (BicycleGAN, Palette) are conditioned on an enrollment image. The
 network predicts a residual that is added to the input; the residual passes through two
 up-sampling stages of the chosen design, so the design's spectral trace ends up in every
 output (transposed convolution and pixel shuffle leave periodic peaks, resize + conv a
-smoother pattern; cf. seed 000 Fig. 5 and Wesselkamp et al. 2022).
+smoother pattern; cf. [Wimmer 2024] Fig. 5 and Wesselkamp et al. 2022).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Localization of manipulated regions (seed 001 §4.5): YOLOv8-seg and a U-Net baseline.
+"""Localization of manipulated regions ([Petrželková 2024] §4.5): YOLOv8-seg and a U-Net baseline.
 
 Masks become YOLO polygons (``masks``), image/mask folders an ultralytics data set on the
 data layer's split (``dataset``), ultralytics trains and validates offline (``yolo``), the

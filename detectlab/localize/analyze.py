@@ -1,7 +1,7 @@
 """One image in, where it was manipulated out: regions, overlays, TP/FP/FN view, heatmap↔mask IoU.
 
 What the Localize tab, the ``/localize`` API and ``detectlab localize predict`` show. The
-TP/FP/FN colouring is seed 001 Fig. 4.15's (yellow TP, red FP, green FN); the comparison
+TP/FP/FN colouring is [Petrželková 2024] Fig. 4.15's (yellow TP, red FP, green FN); the comparison
 with a detector's Grad-CAM is DetectLab's own (no seed reports it).
 """
 

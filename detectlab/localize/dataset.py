@@ -57,7 +57,7 @@ class YoloDataset:
         return path
 
     def quartile_stems(self, split_name: str) -> dict[str, list[str]]:
-        """Stems of ``split_name`` per area quartile (seed 001 Table 4.8); empty masks in none."""
+        """Stems of ``split_name`` per area quartile ([Petrželková 2024] Table 4.8); empty masks in none."""
         out: dict[str, list[str]] = {q: [] for q in QUARTILES}
         for stem in self.splits[split_name]:
             q = area_quartile(self.areas[stem])
@@ -167,7 +167,7 @@ def _unique_stem(path: Path, taken: dict) -> str:
 
 
 def quartile_counts(areas: list[float]) -> dict[str, int]:
-    """How many masks fall in each area quartile of seed 001 Table 4.8."""
+    """How many masks fall in each area quartile of [Petrželková 2024] Table 4.8."""
     counts = {q: 0 for q in QUARTILES}
     for a in areas:
         q = area_quartile(a)

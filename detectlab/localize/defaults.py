@@ -2,7 +2,7 @@
 
 ``detectlab checkpoints build --only localizer-yolov8n-seg`` (or ``unet-small``) retrains
 one and records it in ``checkpoints/manifest.json`` under ``localizers`` with its config,
-image size, training time and test metrics (seed 001 §4.5 / Table 4.8). The YOLO entry also
+image size, training time and test metrics ([Petrželková 2024] §4.5 / Table 4.8). The YOLO entry also
 carries the heatmap↔mask IoU of the shipped ``cnn-resnet18`` detector on the same split.
 Sized for a CPU: 128 px; the YOLO model 80 epochs (about 35 minutes on 2 cores: at 30 it had
 not yet learnt the current demo's manipulations, mAP50 0.08), the U-Net 10 (about 5 minutes).
@@ -74,7 +74,7 @@ def build_localizer_defaults(names: list[str] | None = None, progress: Progress 
             "train_seconds": result["train_seconds"], "train_cpu_seconds": result.get("train_cpu_seconds"),
             "build_seconds": round(time.perf_counter() - start, 1),
             "note": CPU_NOTE, "test": test,
-            "paper": {"source": "seed 001 Table 4.8 (mAP50); §4.5 face-part set (U-Net dice)",
+            "paper": {"source": "Petrželková 2024 Table 4.8 (mAP50); §4.5 face-part set (U-Net dice)",
                       "map50": TABLE_4_8_MAP50["all"],
                       "map50_quartiles": {k: TABLE_4_8_MAP50[k] for k in ("Q1", "Q2", "Q3", "Q4")},
                       "unet_dice": FACE_PARTS_UNET_DICE},
@@ -102,7 +102,7 @@ def _print_summary(name: str, entry: dict) -> None:
 
 
 def findings() -> list[str]:
-    """What the shipped localizers' measured test metrics say against seed 001 §4.5 (from the manifest).
+    """What the shipped localizers' measured test metrics say against [Petrželková 2024] §4.5 (from the manifest).
 
     Computed each time from the numbers, so a rebuilt localizer changes the statements; nothing
     here is tuned to agree with the paper.
@@ -120,7 +120,7 @@ def findings() -> list[str]:
         q = [t["quartiles"][k].get("map50") for k in ("Q1", "Q2", "Q3", "Q4")]
         rising = all(a is not None and b is not None and a <= b for a, b in zip(q, q[1:]))
         out.append(
-            f"YOLOv8n-seg mAP50 {t['map50']:.2f} on the demo test split (seed 001: {TABLE_4_8_MAP50['all']:.2f} with YOLOv8s-seg on 4.5k "
+            f"YOLOv8n-seg mAP50 {t['map50']:.2f} on the demo test split ([Petrželková 2024]: {TABLE_4_8_MAP50['all']:.2f} with YOLOv8s-seg on 4.5k "
             f"Stable-Diffusion inpaintings). By area quartile {' / '.join(f'{v:.2f}' for v in q)} — "
             + (f"rising with area, as in Table 4.8 ({_PAPER_Q})." if rising else
                ("smallest regions hardest as in Table 4.8, but not monotone" if q[0] == min(q) else "not monotone")
@@ -130,9 +130,9 @@ def findings() -> list[str]:
     if yolo and unet:
         dy, du = yolo["test"]["pixel"]["dice"], unet["test"]["pixel"]["dice"]
         out.append(f"Pixel dice: U-Net {du:.2f} vs YOLO {dy:.2f} — "
-                   + ("contradicts seed 001 §4.5, where the U-Net (dice 0.58) was replaced by the better YOLO: on "
+                   + ("contradicts [Petrželková 2024] §4.5, where the U-Net (dice 0.58) was replaced by the better YOLO: on "
                       "the demo's ellipses the small U-Net localizes better than an under-trained YOLO."
-                      if du > dy else "as in seed 001 §4.5, YOLO localizes better than the U-Net (dice 0.58)."))
+                      if du > dy else "as in [Petrželková 2024] §4.5, YOLO localizes better than the U-Net (dice 0.58)."))
     hm = (yolo or {}).get("heatmap_iou")
     if hm:
         out.append(f"Grad-CAM of {hm['detector']} vs the true mask: mean IoU {hm['mean_iou']:.3f} over "
@@ -153,7 +153,7 @@ def _round(v):
 
 def shipped_table() -> list[list]:
     """Rows (``SHIPPED_TABLE_HEADERS``) of the shipped localizers' test metrics (from the manifest), then
-    seed 001's: Table 4.8's mAP50 overall and by area quartile, and the U-Net's dice of §4.5."""
+    [Petrželková 2024]'s: Table 4.8's mAP50 overall and by area quartile, and the U-Net's dice of §4.5."""
     from detectlab.models.manifest import read_manifest
 
     rows = []
@@ -164,7 +164,7 @@ def shipped_table() -> list[list]:
                      *[_round(q.get(k, {}).get("map50")) for k in ("Q1", "Q2", "Q3", "Q4")],
                      _round(t.get("pixel", {}).get("dice")),
                      _round(e.get("heatmap_iou", {}).get("mean_iou")), e.get("train_seconds")])
-    rows.append(["seed 001 Table 4.8 (YOLOv8s-seg, 4.5k SD-inpainted faces)", None, None,
+    rows.append(["Petrželková 2024 Table 4.8 (YOLOv8s-seg, 4.5k SD-inpainted faces)", None, None,
                  *[TABLE_4_8_MAP50[k] for k in ("all", "Q1", "Q2", "Q3", "Q4")],
                  f"U-Net {FACE_PARTS_UNET_DICE:.2f} (§4.5, face parts)", None, None])
     return rows

@@ -1,4 +1,4 @@
-"""Evaluate a localizer on one split of an images/ + masks/ set: seed 001 §4.5 and Table 4.8.
+"""Evaluate a localizer on one split of an images/ + masks/ set: [Petrželková 2024] §4.5 and Table 4.8.
 
 ``evaluate_set(localizer, root, split=...)`` is what the Localize tab and ``detectlab localize
 eval`` run: pixel precision/recall/IoU/dice, mAP50 and mAP50-95 (ultralytics' own, for kinds
@@ -74,7 +74,7 @@ def _read(pair: _Pair) -> tuple[torch.Tensor, np.ndarray, float] | None:
 def evaluate_localizer(localizer: Localizer, data: YoloDataset | str | Path, *, split: str = "test",
                        conf: float = 0.25, seed: int = 0, progress: Progress = null_progress,
                        cancel: CancelToken = NEVER_CANCEL) -> dict:
-    """Seed 001 §4.5 metrics of ``localizer`` on one split, overall and per area quartile.
+    """Petrželková 2024 §4.5 metrics of ``localizer`` on one split, overall and per area quartile.
 
     ``data`` is a written YOLO set or an images/ + masks/ folder (split with ``seed``); a kind
     that validates on a YOLO set gets one written from the folder in a temporary folder.
@@ -164,7 +164,7 @@ def heatmap_iou_on_split(detector, data: YoloDataset | str | Path, *, split: str
 
 
 def quartile_table(m: dict, heatmap: dict | None = None) -> list[dict]:
-    """The per-quartile table (seed 001 Table 4.8 plus pixel metrics and heatmap IoU), as rows."""
+    """The per-quartile table ([Petrželková 2024] Table 4.8 plus pixel metrics and heatmap IoU), as rows."""
     rows = []
     for q, v in m["quartiles"].items():
         row = {"quartile": q, "area": quartile_label(q), "images": v["images"]}
@@ -211,7 +211,7 @@ class SetEvaluation:
 def evaluate_set(localizer: Localizer, root: str | Path, *, split: str = "test", seed: int = 0, conf: float = 0.25,
                  detector=None, detector_name: str = "", progress: Progress = null_progress,
                  cancel: CancelToken = NEVER_CANCEL) -> SetEvaluation:
-    """Seed 001 §4.5 / Table 4.8 numbers of ``localizer`` on ``split`` of the images/ + masks/ folder ``root``.
+    """Petrželková 2024 §4.5 / Table 4.8 numbers of ``localizer`` on ``split`` of the images/ + masks/ folder ``root``.
 
     The split is the data layer's from ``seed``. The YOLO set is written (in a temporary folder,
     removed at the end) only for a kind that validates on one (mAP); the U-Net reads the folder.

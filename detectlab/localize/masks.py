@@ -1,6 +1,6 @@
 """Binary masks <-> YOLO segmentation polygons, and the checks a ground-truth mask must pass.
 
-Seed 001 §4.5: "we converted the binary masks into a list of polygons in YOLO annotations
+[Petrželková 2024] §4.5: "we converted the binary masks into a list of polygons in YOLO annotations
 format by finding the contours of the foreground areas in the binary masks". One instance
 per connected region; a hole inside a region is bridged into its outer contour (a YOLO
 label holds one polygon per instance, so the hole is cut in by a zero-width seam, as
@@ -89,7 +89,7 @@ def check_mask(mask: np.ndarray | torch.Tensor, *, name: str = "mask", size: tup
 
 
 def mask_area_fraction(mask: np.ndarray | torch.Tensor) -> float:
-    """Manipulated area as a fraction of the image area (seed 001 §4.5.1)."""
+    """Manipulated area as a fraction of the image area ([Petrželková 2024] §4.5.1)."""
     m = _as_bool(mask)
     return float(m.mean())
 

@@ -1,6 +1,6 @@
 """Localization metrics: pixel precision/recall/IoU/dice, area quartiles, heatmap↔mask IoU.
 
-Seed 001 §4.5: pixel-wise precision and recall, the U-Net's dice score, and mAP50 by
+[Petrželková 2024] §4.5: pixel-wise precision and recall, the U-Net's dice score, and mAP50 by
 manipulated-area quartile (Table 4.8: Q1 0–0.08, Q2 0.08–0.16, Q3 0.16–0.25, Q4 0.25–0.36
 of the image area). mAP50 / mAP50-95 themselves are ultralytics' (``localize.yolo``).
 """
@@ -23,7 +23,7 @@ __all__ = [
     "tp_fp_fn_image",
 ]
 
-# Seed 001 Table 4.8; areas above 0.36 (none in the seed's or the demo's data) count in Q4.
+# [Petrželková 2024] Table 4.8; areas above 0.36 (none in the paper's or the demo's data) count in Q4.
 QUARTILE_EDGES = (0.0, 0.08, 0.16, 0.25, 0.36)
 QUARTILES = ("Q1", "Q2", "Q3", "Q4")
 
@@ -89,7 +89,7 @@ class PixelCounts:
 
     @property
     def dice(self) -> float:
-        """Dice = 2TP / (2TP + FP + FN) (the U-Net score of seed 001 §4.5)."""
+        """Dice = 2TP / (2TP + FP + FN) (the U-Net score of [Petrželková 2024] §4.5)."""
         den = 2 * self.tp + self.fp + self.fn
         return 2 * self.tp / den if den else 1.0
 
@@ -109,12 +109,12 @@ def pixel_counts(pred, truth) -> PixelCounts:
     return PixelCounts(tp, fp, fn, int(p.size - tp - fp - fn))
 
 
-# seed 001 Fig. 4.15: yellow TP, red FP, green FN
+# [Petrželková 2024] Fig. 4.15: yellow TP, red FP, green FN
 TP_COLOUR, FP_COLOUR, FN_COLOUR = (255, 215, 0), (230, 30, 30), (30, 200, 60)
 
 
 def tp_fp_fn_image(image: torch.Tensor, pred, truth, opacity: float = 0.6) -> np.ndarray:
-    """``[H, W, 3]`` uint8: the image with TP yellow, FP red, FN green pixels (seed 001 Fig. 4.15)."""
+    """``[H, W, 3]`` uint8: the image with TP yellow, FP red, FN green pixels ([Petrželková 2024] Fig. 4.15)."""
     p, t = _np_bool(pred), _np_bool(truth)
     base = (image.detach().permute(1, 2, 0).clamp(0, 1).cpu().numpy() * 255).astype(np.float64)
     out = base.copy()
@@ -126,7 +126,7 @@ def tp_fp_fn_image(image: torch.Tensor, pred, truth, opacity: float = 0.6) -> np
 def heatmap_mask_iou(heatmap, truth, threshold: float = 0.5) -> float:
     """IoU between a detector's heatmap thresholded at ``threshold`` (of its [0, 1] range) and a mask.
 
-    Does the detector look where the manipulation is? (Not in the seeds; DetectLab's own
+    Does the detector look where the manipulation is? (Not in the papers; DetectLab's own
     measure.) A heatmap of another size is resized (bilinear) to the mask's first.
     """
     h = heatmap.detach().float().cpu() if isinstance(heatmap, torch.Tensor) else torch.as_tensor(heatmap).float()

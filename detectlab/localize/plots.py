@@ -1,4 +1,4 @@
-"""Figures of localization: scores by manipulated-area quartile beside seed 001 Table 4.8, and
+"""Figures of localization: scores by manipulated-area quartile beside [Petrželková 2024] Table 4.8, and
 a localizer run's training curves."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def _quartile_axis_title() -> str:
 
 
 def quartile_figure(metrics: dict) -> go.Figure:
-    """mAP50 (with seed 001 Table 4.8's beside it), pixel dice and heatmap↔mask IoU, overall and by area
+    """mAP50 (with [Petrželková 2024] Table 4.8's beside it), pixel dice and heatmap↔mask IoU, overall and by area
     quartile, from ``evaluate_set``'s metrics."""
     qs = list(metrics["quartiles"])
     x = ["all"] + qs
@@ -29,7 +29,7 @@ def quartile_figure(metrics: dict) -> go.Figure:
     if "map50" in metrics:
         fig.add_bar(name="mAP50 (this localizer)", x=x,
                     y=[metrics["map50"]] + [metrics["quartiles"][q].get("map50") for q in qs])
-        fig.add_bar(name="mAP50, seed 001 Table 4.8", x=x, y=[TABLE_4_8_MAP50[k] for k in x],
+        fig.add_bar(name="mAP50, [Petrželková 2024] Table 4.8", x=x, y=[TABLE_4_8_MAP50[k] for k in x],
                     marker_color="lightgrey")
     fig.add_bar(name="pixel dice", x=x,
                 y=[metrics["pixel"]["dice"]] + [metrics["quartiles"][q]["pixel"]["dice"] for q in qs])

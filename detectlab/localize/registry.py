@@ -1,7 +1,7 @@
 """The localizer registry: one entry per kind of localizer, registered next to its definition.
 
 As ``detectlab.models.registry`` does for detectors: ``detectlab.localize.yolo`` registers
-``yolo`` (YOLOv8-seg through ultralytics, seed 001 §4.5) and ``detectlab.localize.unet`` the
+``yolo`` (YOLOv8-seg through ultralytics, [Petrželková 2024] §4.5) and ``detectlab.localize.unet`` the
 ``unet`` baseline (§4.5 before YOLO). An entry says which architectures it trains, the suffix
 of its checkpoint, and how to load, predict, train, save and validate; ``Localizer``,
 ``LocalizerConfig``, ``train_localizer`` and ``evaluate_localizer`` ask the entry instead of

@@ -3,7 +3,7 @@
 ``train_localizer(config, progress, cancel)`` converts the masks (``dataset``), trains the
 registered kind of the config's architecture (``registry``: YOLOv8-seg through ultralytics, or
 the U-Net baseline), evaluates on the test split and writes the checkpoint with its metadata.
-``evaluate_localizer`` gives seed 001 §4.5's numbers: mAP50 and mAP50-95 (ultralytics' own,
+``evaluate_localizer`` gives [Petrželková 2024] §4.5's numbers: mAP50 and mAP50-95 (ultralytics' own,
 for kinds that validate on a YOLO set), pixel precision/recall/IoU/dice, and both per
 manipulated-area quartile (Table 4.8). ``store_uploaded_weights`` keeps a user's ``.pt`` to start
 from, checked without unpickling it.

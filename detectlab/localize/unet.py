@@ -1,6 +1,6 @@
-"""A small U-Net baseline for manipulated-region segmentation (seed 001 §4.5).
+"""A small U-Net baseline for manipulated-region segmentation ([Petrželková 2024] §4.5).
 
-Seed 001 first localizes the inpainted areas with a U-Net (Ronneberger et al. 2015) trained
+[Petrželková 2024] first localizes the inpainted areas with a U-Net (Ronneberger et al. 2015) trained
 as semantic segmentation on the binary masks (test dice 58 %) before YOLOv8-seg. The loss
 here is BCE + soft dice, L = BCE(σ(z), m) + 1 − 2Σσ(z)m / (Σσ(z) + Σm), the usual pairing
 for a foreground that covers a small part of the image. Saved as safetensors with its
@@ -239,7 +239,7 @@ def _train(cfg, yds, work: Path, *, progress: Progress = null_progress, cancel: 
 
 UNET = register_localizer(LocalizerKind(
     name="unet",
-    description="the U-Net baseline: a probability map, regions its connected components (seed 001 §4.5)",
+    description="the U-Net baseline: a probability map, regions its connected components ([Petrželková 2024] §4.5)",
     archs=("unet",),
     suffix=".safetensors",
     load=_load_checkpoint,

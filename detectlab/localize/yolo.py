@@ -1,6 +1,6 @@
 """YOLOv8-seg localization through ultralytics, fully offline.
 
-Seed 001 §4.5 trains YOLOv8s-seg on the binary masks converted to polygons (instance
+[Petrželková 2024] §4.5 trains YOLOv8s-seg on the binary masks converted to polygons (instance
 segmentation, one instance per manipulated region). Offline, ``YOLO("yolov8n-seg.pt")``
 would download from GitHub: models are built from the architecture yaml (random init) or
 loaded from a local ``.pt``. ``config.set_offline_env`` runs before ultralytics is imported
@@ -348,7 +348,7 @@ def _validate(model, data_yaml: str | Path, split: str, imgsz: int) -> dict:
 
 YOLO = register_localizer(LocalizerKind(
     name="yolo",
-    description="YOLOv8-seg through ultralytics: instance masks, one confidence per region (seed 001 §4.5)",
+    description="YOLOv8-seg through ultralytics: instance masks, one confidence per region ([Petrželková 2024] §4.5)",
     archs=YOLO_ARCHS,
     suffix=".pt",
     load=_load_checkpoint,

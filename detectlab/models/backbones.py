@@ -1,4 +1,4 @@
-"""Frozen foundation backbones for UnivFD-style detectors (seed 002).
+"""Frozen foundation backbones for UnivFD-style detectors ([DFwF]).
 
 Each backbone normalizes its own input (CLIP and ImageNet statistics differ, and an ensemble
 feeds one image to two backbones), returns pooled features ``[B, dim]``, and names the layer

@@ -1,6 +1,6 @@
 """CNN and ViT classifiers through timm, trained end to end with a one-logit head.
 
-Seed 000 fine-tunes EfficientNet-B0, seed 001 ResNet-50; the CPU demo uses ResNet-18.
+[Wimmer 2024] fine-tunes EfficientNet-B0, [Petrželková 2024] ResNet-50; the CPU demo uses ResNet-18.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Frozen backbone(s) + a trainable linear head (UnivFD, seed 002; the ensemble of seed 002 §4.3)."""
+"""Frozen backbone(s) + a trainable linear head (UnivFD, [DFwF]; the ensemble of [DFwF] §4.3)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from detectlab.models.registry import register_detector
 class FrozenBackboneDetector(Detector):
     """Frozen backbone(s) + trainable linear head on their (concatenated) pooled features.
 
-    Seed 002: UnivFD-style linear probe; two backbones give the feature-concatenation ensemble.
+    [DFwF]: UnivFD-style linear probe; two backbones give the feature-concatenation ensemble.
     Convolutional backbones see the input at its own resolution; ViT backbones that need a
     fixed size get the input resized to it inside, so the data pipeline can stay at the demo
     resolution.
@@ -100,9 +100,9 @@ def _register(arch: str, description: str) -> None:
 
 
 for _b in BACKBONES:
-    _register(f"frozen:{_b}", f"frozen {_b} + linear head (UnivFD, seed 002)")
+    _register(f"frozen:{_b}", f"frozen {_b} + linear head (UnivFD, [DFwF])")
 _register("frozen:mobilenet_v2+efficientnet_lite0",
-          "two frozen backbones, features concatenated + linear head (seed 002 §4.3)")
+          "two frozen backbones, features concatenated + linear head ([DFwF] §4.3)")
 _register("frozen:mobilenet_v2_mid+efficientnet_lite0_mid",
-          "two frozen backbones' mid-level stage statistics, concatenated + linear head (seed 002 §4.3)")
+          "two frozen backbones' mid-level stage statistics, concatenated + linear head ([DFwF] §4.3)")
 _register("frozen:clip_vit_b32+dinov2_vits14", "CLIP + DINOv2 ensemble (needs their weights)")

@@ -5,10 +5,10 @@ with a name, a one-line description, the layer its heatmap uses and a factory:
 
 - ``detectlab.models.cnn``: CNN/ViT classifiers through timm (``resnet18``, ``resnet50``,
   ``efficientnet_b0``, ``xception41``, ``vit_tiny_patch16_224``, ``mobilenetv3_small_100``)
-  fine-tuned end to end with a one-logit head (seed 000: EfficientNet-B0; seed 001: ResNet-50);
-- ``detectlab.models.frozen``: ``frozen:<backbone>`` — UnivFD (seed 002), a frozen foundation
+  fine-tuned end to end with a one-logit head ([Wimmer 2024]: EfficientNet-B0; [Petrželková 2024]: ResNet-50);
+- ``detectlab.models.frozen``: ``frozen:<backbone>`` — UnivFD ([DFwF]), a frozen foundation
   backbone and a trainable linear head on its pooled features; ``frozen:<a>+<b>``, the
-  two-backbone ensemble of seed 002 §4.3, features concatenated before the head;
+  two-backbone ensemble of [DFwF] §4.3, features concatenated before the head;
 - ``detectlab.models.spectrum``: ``spectrum:durrall``, the spectrum baseline (Durrall 2019).
 
 ``list_detectors()`` is derived from the registry; nothing else lists architectures.

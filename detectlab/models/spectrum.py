@@ -1,4 +1,4 @@
-"""The spectrum baseline detector of Durrall et al. 2019 (seed 001, Table 4.3), and the centred
+"""The spectrum baseline detector of Durrall et al. 2019 ([Petrželková 2024], Table 4.3), and the centred
 log-amplitude spectrum it is built on.
 
 Feature: the azimuthal average of the log-amplitude spectrum (grayscale), a 1-D curve of
@@ -6,7 +6,7 @@ Feature: the azimuthal average of the log-amplitude spectrum (grayscale), a 1-D 
 differentiable end to end, so it also serves in heatmap-free tabs, FGSM and every picker.
 
 The spectrum functions live here, with the detector that needs them, so ``models`` stays below
-``spectral``; ``detectlab.spectral`` (fingerprints, seed 000 eq. 1) builds on them.
+``spectral``; ``detectlab.spectral`` (fingerprints, [Wimmer 2024] eq. 1) builds on them.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
-"""Robustness to degradations (seed 001 §4.3): live one-image scoring and accuracy-vs-strength sweeps.
+"""Robustness to degradations ([Petrželková 2024] §4.3): live one-image scoring and accuracy-vs-strength sweeps.
 
 * ``live``: a chain of degradations from slider values, applied to one image brought once to the
   detectors' working size; P(fake) of several detectors, PSNR, optional Grad-CAM.
 * ``sweep``: accuracy, balanced accuracy and AP against strength on a labelled split, one curve
-  per detector or per group of repeated runs (mean ± std, seed 001 Figs 4.4-4.10).
+  per detector or per group of repeated runs (mean ± std, [Petrželková 2024] Figs 4.4-4.10).
 * ``plots``: the plotly figures, PNG/HTML export (``export_sweep``: the sweep's CSV, PNG and HTML together).
 """
 

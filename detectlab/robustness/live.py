@@ -1,12 +1,12 @@
 """Live degradation sliders: one image, a chain of degradations, P(fake) of several detectors.
 
-The instrument of seed 001 §4.3 for one image: degrade, look at it, its PSNR to the input,
+The instrument of [Petrželková 2024] §4.3 for one image: degrade, look at it, its PSNR to the input,
 and every selected detector's P(fake) against its decision threshold, optionally with the
 Grad-CAM of the degraded image. The image is decoded once (through ``detectlab.data``),
 brought once to the working size — the largest input size among the detectors, by the same
 resize + centre-crop the detectors use — and cached, so a slider move only degrades and
 scores a small tensor, whatever the size of the photo. Degradation strengths (blur σ, patch
-side) are therefore in pixels of that working image, as seed 001's are in pixels of its
+side) are therefore in pixels of that working image, as [Petrželková 2024]'s are in pixels of its
 224 px detector input.
 """
 

@@ -1,6 +1,6 @@
 """Figures of the robustness results: sweep curves (plotly, with PNG/HTML export) and live P(fake) bars.
 
-The sweep figure is seed 001's Figs 4.4/4.6/4.8/4.10 for any detectors: accuracy (and
+The sweep figure is [Petrželková 2024]'s Figs 4.4/4.6/4.8/4.10 for any detectors: accuracy (and
 balanced accuracy, AP) against strength, one line per detector, error bars = std over
 repeated runs. The PNG is drawn with matplotlib from the same numbers, because plotly's
 static export needs kaleido and a Chrome of its own, which this install does not carry.

@@ -1,8 +1,8 @@
-"""Accuracy against degradation strength on a labelled set (seed 001 §4.3, Figs 4.4, 4.6, 4.8, 4.10).
+"""Accuracy against degradation strength on a labelled set ([Petrželková 2024] §4.3, Figs 4.4, 4.6, 4.8, 4.10).
 
 A sweep scores every image of a labelled split with every detector at every strength of one
 degradation (or of one step of a chain, the other steps fixed), and reports accuracy,
-balanced accuracy and AP per strength. seed 001 repeats each training ten times and plots
+balanced accuracy and AP per strength. [Petrželková 2024] repeats each training ten times and plots
 mean ± std as error bars: a ``DetectorGroup`` of repeated runs (same training config,
 different seeds) gives the same here.
 
@@ -39,7 +39,7 @@ SPLITS = (*SPLIT_NAMES, "all")
 #: The metrics a sweep reports per strength.
 METRICS = ("accuracy", "balanced_accuracy", "ap")
 
-#: seed 001's strengths (blur σ to 21 px on 224 px faces, JPEG to quality 10), scaled to a
+#: [Petrželková 2024]'s strengths (blur σ to 21 px on 224 px faces, JPEG to quality 10), scaled to a
 #: 128 px input where a size is involved; what the tab and the CLI start from.
 DEFAULT_LEVELS: dict[str, tuple] = {
     "blur": (0, 0.5, 1, 2, 3, 5, 10),
@@ -169,7 +169,7 @@ class DetectorGroup:
 def group_detectors(detectors: Sequence[ScoredDetector], repeat_group: bool = False) -> list[DetectorGroup]:
     """One group per detector; with ``repeat_group``, runs of the same training config form one group.
 
-    seed 001 §4.3 trains each configuration ten times and reports mean ± std; here "the same
+    [Petrželková 2024] §4.3 trains each configuration ten times and reports mean ± std; here "the same
     configuration" is the checkpoint's training config and data fingerprint minus the seed.
     """
     groups: dict[Any, DetectorGroup] = {}
@@ -387,11 +387,11 @@ def augmented_groups(groups: Sequence[DetectorGroup]) -> dict[str, bool]:
 
 
 def robustness_reading(result: SweepResult, augmented: dict[str, bool]) -> list[str]:
-    """What the curves say, in numbers, and whether augmentation lifts robustness (seed 001 §4.3).
+    """What the curves say, in numbers, and whether augmentation lifts robustness ([Petrželková 2024] §4.3).
 
     Per group: accuracy and balanced accuracy at the first and the last strength. The comparison
     of augmented against plain groups uses the balanced accuracy averaged over the degraded
-    strengths (all but the first, which is the clean or mildest setting): seed 001 tests on a
+    strengths (all but the first, which is the clean or mildest setting): [Petrželková 2024] tests on a
     50/50 real/fake set, where accuracy and balanced accuracy coincide, whereas a set with
     more fakes rewards a detector that calls everything fake with plain accuracy. Nothing here
     is tuned to agree with the paper.
@@ -418,9 +418,9 @@ def robustness_reading(result: SweepResult, augmented: dict[str, bool]) -> list[
         for p in plain:
             diff = degraded[a] - degraded[p]
             wins = sum(x > y for x, y in zip(curves[a], curves[p]))
-            verdict = ("agrees with seed 001 (Figs 4.4-4.10): augmentation lifts robustness" if diff > 0.01 else
-                       "contradicts seed 001 (Figs 4.4-4.10), where augmentation lifts robustness" if diff < -0.01
-                       else "is a tie (within 1 point), so it does not reproduce seed 001's lift from augmentation")
+            verdict = ("agrees with [Petrželková 2024] (Figs 4.4-4.10): augmentation lifts robustness" if diff > 0.01 else
+                       "contradicts [Petrželková 2024] (Figs 4.4-4.10), where augmentation lifts robustness" if diff < -0.01
+                       else "is a tie (within 1 point), so it does not reproduce [Petrželková 2024]'s lift from augmentation")
             lines.append(f"{a} vs {p} under {result.spec.degradation}: mean balanced accuracy {degraded[a]:.3f} vs "
                          f"{degraded[p]:.3f} ({100 * diff:+.1f} points), higher at {wins} of {len(curves[a])} "
                          f"degraded strengths — this {verdict}.")

@@ -1,4 +1,4 @@
-"""Spectral analysis: log-amplitude spectra and generator fingerprints (seed 000, eq. 1)."""
+"""Spectral analysis: log-amplitude spectra and generator fingerprints ([Wimmer 2024], eq. 1)."""
 
 from detectlab.spectral.fingerprint import (
     Fingerprint,

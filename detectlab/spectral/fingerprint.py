@@ -1,6 +1,6 @@
 """Generator fingerprints as differences of mean log-amplitude spectra.
 
-Seed 000, eq. (1): FP(R, S) = 1/n sum_i log|F(S_i)| - 1/n sum_i log|F(R_i)|, with F the 2-D
+[Wimmer 2024], eq. (1): FP(R, S) = 1/n sum_i log|F(S_i)| - 1/n sum_i log|F(R_i)|, with F the 2-D
 DFT, centred (zero frequency in the middle). Means are accumulated batch by batch, so memory
 does not grow with the number of images.
 """
@@ -76,7 +76,7 @@ def fingerprint(
     grayscale: bool = True,
     limit: int | None = None,
 ) -> Fingerprint:
-    """Seed 000, eq. (1): mean log|F(S)| - mean log|F(R)| over up to ``limit`` images each."""
+    """Wimmer 2024, eq. (1): mean log|F(S)| - mean log|F(R)| over up to ``limit`` images each."""
     real, n_r = mean_log_spectrum(real_batches, grayscale, limit)
     synth, n_s = mean_log_spectrum(synthetic_batches, grayscale, limit)
     if real.shape != synth.shape:

@@ -1,8 +1,8 @@
 """Figures of the spectral results (plotly): fingerprint panels side by side, radial profiles, removal before/after.
 
-* ``grid_figure``: FP(R, S) panels (seed 000, eq. 1) or raw mean spectra on one shared colour axis;
+* ``grid_figure``: FP(R, S) panels ([Wimmer 2024], eq. 1) or raw mean spectra on one shared colour axis;
 * ``profile_figure``: radial (azimuthally averaged) log spectra, one line per set, plus one image's;
-* ``removal_figure``: a set's fingerprint before and after fingerprint removal (seed 000 Fig. 6).
+* ``removal_figure``: a set's fingerprint before and after fingerprint removal ([Wimmer 2024] Fig. 6).
 """
 
 from __future__ import annotations

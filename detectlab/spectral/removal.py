@@ -1,10 +1,10 @@
-"""Fingerprint removal (seed 000 §5, after Wesselkamp et al. 2022).
+"""Fingerprint removal ([Wimmer 2024] §5, after Wesselkamp et al. 2022).
 
 Both attacks edit each synthetic image's log-amplitude spectrum per colour channel and keep
 its phase, so the image content stays while the generator's spectral excess is removed:
 
 - Mean-Spectrum Attack (MSA): subtract ``strength`` x FP(R, S) from every image's
-  log-amplitude, everywhere (FP per channel, eq. 1 of seed 000).
+  log-amplitude, everywhere (FP per channel, eq. 1 of [Wimmer 2024]).
 - Frequency-Peaks Attack (FPA): find the peaks of the fingerprint (bins whose value exceeds
   ``threshold`` standard deviations above the fingerprint's mean, DC excluded) and subtract
   ``strength`` x FP only there, so the periodic up-sampling peaks go and the rest of the

@@ -98,7 +98,7 @@ def files_by_class(root: str | Path) -> dict[str, list[Path]]:
 
 
 def fingerprints(real: SetSpectra, synthetic: list[SetSpectra]) -> dict[str, Fingerprint]:
-    """FP(R, S) for each synthetic set (seed 000, eq. 1) from precomputed mean spectra."""
+    """FP(R, S) for each synthetic set ([Wimmer 2024], eq. 1) from precomputed mean spectra."""
     return {s.name: Fingerprint(s.mean - real.mean, real.n, s.n) for s in synthetic}
 
 
@@ -108,7 +108,7 @@ def clean_set(real_files: list[Path], synth_files: list[Path], method: str, out_
     """Write a new data set ``out_root``: ``real/`` (the real files) and ``<name>-<method>/`` cleaned.
 
     The per-channel fingerprint is measured on up to ``limit`` images of each set, then every
-    synthetic image is cleaned with it (seed 000 §5, Table 3) and saved losslessly (PNG).
+    synthetic image is cleaned with it ([Wimmer 2024] §5, Table 3) and saved losslessly (PNG).
     """
     if method not in REMOVALS:
         raise ValueError(f"unknown removal {method!r}; choose one of {sorted(REMOVALS)}")
@@ -193,7 +193,7 @@ class RemovalPreview:
 def removal_preview(real_files: list[Path], synth_files: list[Path], method: str, strength: float = 1.0,
                     threshold: float = 3.0, detector=None, size: int = 128, limit: int = 256,
                     progress: Progress = null_progress, cancel: CancelToken = NEVER_CANCEL) -> RemovalPreview:
-    """Seed 000 Fig. 6 on a sample: clean up to ``limit`` synthetic images and compare."""
+    """Wimmer 2024 Fig. 6 on a sample: clean up to ``limit`` synthetic images and compare."""
     r = set_spectrum("real", real_files, size, limit, grayscale=False, progress=progress, cancel=cancel)
     s_batches = list(batches_of(synth_files[:limit], size, progress=progress, desc="load synthetic", cancel=cancel))
     synth = torch.cat(s_batches)
@@ -232,7 +232,7 @@ def compare_sets(by_class: dict[str, list[Path]], generators: list[str], limit: 
                  use_residual: bool = False, raw: bool = False, image: str | Path | None = None, size: int = 128,
                  progress: Progress = null_progress, cancel: CancelToken = NEVER_CANCEL,
                  name: str = "the data set") -> SetComparison:
-    """FP(R, S) for each generator (seed 000, eq. 1), or the raw mean spectra, plus radial
+    """FP(R, S) for each generator ([Wimmer 2024], eq. 1), or the raw mean spectra, plus radial
     profiles; with ``image``, that image's own spectrum minus the real mean, computed the same
     way (residual or not) so the panels compare like with like. ``name`` (the data set's) is
     for messages."""
@@ -275,6 +275,6 @@ def export_comparison(cmp: SetComparison, path: str | Path, settings: dict | Non
     if cmp.single is not None:
         arrays[f"profile/{cmp.single[0]}"] = np.asarray(cmp.single[1], np.float32)
     meta = {"counts": cmp.counts, "raw": cmp.raw, "settings": settings or {},
-            "definition": "FP(R, S) = mean log|F(S)| - mean log|F(R)| (seed 000, eq. 1), centred spectra"}
+            "definition": "FP(R, S) = mean log|F(S)| - mean log|F(R)| ([Wimmer 2024], eq. 1), centred spectra"}
     np.savez(path, meta=np.array(json.dumps(meta)), **arrays)
     return path

@@ -1,4 +1,4 @@
-"""Training configuration: everything the seed papers vary, with their settings as presets."""
+"""Training configuration: everything the papers vary, with their settings as presets."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from detectlab.degrade import DegradeAugConfig
 from detectlab.errors import DetectLabError
 
 
-#: Degradation augmentation settings (seed 001 §4.3); defined with the degradations.
+#: Degradation augmentation settings ([Petrželková 2024] §4.3); defined with the degradations.
 AugmentConfig = DegradeAugConfig
 
 
@@ -30,14 +30,14 @@ class TrainConfig:
     pretrained: bool | str | None = None    # None: the architecture's default (see create_detector)
     input_size: int = 128
     epochs: int = 5
-    iterations: int | None = None           # overrides epochs when set (seed 000: 3000 iterations)
+    iterations: int | None = None           # overrides epochs when set ([Wimmer 2024]: 3000 iterations)
     batch_size: int = 32
-    lr: float = 1e-4                        # seed 000: Adam lr 1e-4
-    weight_decay: float = 1e-3              # seed 000: weight decay 1e-3
-    weighted_sampling: bool = True          # seed 000: each class equally likely per draw
-    hflip: bool = True                      # seed 001: random horizontal flip
+    lr: float = 1e-4                        # [Wimmer 2024]: Adam lr 1e-4
+    weight_decay: float = 1e-3              # [Wimmer 2024]: weight decay 1e-3
+    weighted_sampling: bool = True          # [Wimmer 2024]: each class equally likely per draw
+    hflip: bool = True                      # [Petrželková 2024]: random horizontal flip
     augment: DegradeAugConfig = field(default_factory=DegradeAugConfig)
-    adv_eps: list[float] = field(default_factory=list)   # seed 001 §4.4.2: FGSM adversarial training
+    adv_eps: list[float] = field(default_factory=list)   # [Petrželková 2024] §4.4.2: FGSM adversarial training
     adv_fraction: float = 0.5               # share of each batch replaced by adversarial copies
     split_seed: int = 0
     split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
@@ -45,7 +45,7 @@ class TrainConfig:
     init_from: str = ""                     # a shipped detector or run id whose weights start training (same arch)
     seed: int = 0
     runs: int = 1
-    select_best: bool = True                # seed 001: keep the best-validation checkpoint
+    select_best: bool = True                # [Petrželková 2024]: keep the best-validation checkpoint
     threads: int = 2
     out_dir: str | None = None              # where checkpoints go; default DETECTLAB_HOME/runs/<id>
     name: str = ""
@@ -394,30 +394,30 @@ MID_PROBE_DEMO = dict(arch="frozen:mobilenet_v2_mid", input_size=128, epochs=40,
                       weight_decay=0.0, weighted_sampling=True, hflip=True, seed=0)
 
 
-#: The seed papers' settings, scaled down where a 2-core CPU needs it (and saying so).
+#: The papers' settings, scaled down where a 2-core CPU needs it (and saying so).
 PRESETS: dict[str, dict] = {
-    "seed 000: EfficientNet-B0, Adam 1e-4, wd 1e-3, batch 64, weighted sampling": dict(
+    "Wimmer 2024: EfficientNet-B0, Adam 1e-4, wd 1e-3, batch 64, weighted sampling": dict(
         arch="efficientnet_b0", lr=1e-4, weight_decay=1e-3, batch_size=64, weighted_sampling=True,
         hflip=True, iterations=300, note="paper: ImageNet-pretrained, 3000 iterations, 5 runs; "
         "CPU demo: random init (no offline EfficientNet-B0 weights), 300 iterations, 1 run"),
-    "seed 001: ResNet-50, Adam, h-flip, best validation": dict(
+    "Petrželková 2024: ResNet-50, Adam, h-flip, best validation": dict(
         arch="resnet50", lr=1e-4, weight_decay=0.0, batch_size=32, hflip=True, select_best=True, epochs=2,
         note="paper: 224 px, many epochs; CPU demo: 128 px, 2 epochs (ResNet-50 is slow on 2 cores)"),
-    "seed 002: frozen backbone + linear head": dict(
+    "DFwF: frozen backbone + linear head": dict(
         arch="frozen:mobilenet_v2", lr=1e-3, weight_decay=0.0, batch_size=64, epochs=30, weighted_sampling=True,
         note="paper: CLIP ViT-L/14, DINOv2; offline: ImageNet MobileNetV2 (no CLIP weights ship on any registry)"),
     "CNNDetection augmentation (blur+JPEG+downsize, p=0.5)": dict(
         CPU_RESNET18, epochs=10, lr=1e-4, init_from="cnn-resnet18",
         augment=DegradeAugConfig(blur_p=0.5, blur_sigma=(0.0, 3.0), jpeg_p=0.5, jpeg_quality=(30, 100),
                                  downsize_p=0.5, downsize_scale=(0.5, 1.0)),
-        note="CNNDetection's recipe (Wang et al. 2020), seed 001 §4.3's robust re-training: blur sigma in [0, 3], "
+        note="CNNDetection's recipe (Wang et al. 2020), [Petrželková 2024] §4.3's robust re-training: blur sigma in [0, 3], "
         "JPEG quality in [30, 100], downsize scale in [0.5, 1], each with p = 0.5, for 10 epochs at lr 1e-4 (a "
         "fine-tune: at the from-scratch 1e-3, validation accuracy swung 0.83-0.93 and selection kept epoch 1) "
         "from the shipped cnn-resnet18's weights (from random init, 10 epochs of it stayed at chance on the demo: "
         "test ROC AUC 0.54); what the shipped cnn-resnet18-aug uses"),
     "FGSM adversarial training": dict(
         CPU_RESNET18, epochs=4, init_from="cnn-resnet18", adv_eps=[0.005, 0.01, 0.02], adv_fraction=0.5,
-        note="seed 001 §4.4.2: half of each batch replaced by FGSM copies at eps drawn from {0.005, 0.01, 0.02}, "
+        note="Petrželková 2024 §4.4.2: half of each batch replaced by FGSM copies at eps drawn from {0.005, 0.01, 0.02}, "
         "made on the fly from the weights being trained (the paper built them once from the trained model), "
         "for 4 epochs from the shipped cnn-resnet18's weights (an FGSM step doubles a step's cost on 2 cores); "
         "what the shipped cnn-resnet18-adv uses"),

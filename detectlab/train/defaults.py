@@ -18,12 +18,12 @@ from detectlab.train.layout import RunLayout
 DEFAULTS: dict[str, tuple[dict, str]] = {
     "cnn-resnet18": (
         dict(CNN_DEMO),
-        "ResNet-18 trained end to end from random init on the demo (the fast CPU CNN; seed 001 uses ResNet-50), "
+        "ResNet-18 trained end to end from random init on the demo (the fast CPU CNN; [Petrželková 2024] uses ResNet-50), "
         "with mild blur / JPEG / downsize post-processing on both classes (p = 0.2 each; blur sigma <= 1.5, JPEG "
         "quality >= 60, downsize scale >= 0.5) so a soft or re-compressed photo is no shortcut to 'fake'"),
     "univfd-mobilenet_v2": (
         dict(MID_PROBE_DEMO),
-        "UnivFD-style linear probe (seed 002) on frozen ImageNet MobileNetV2 features — its mid-level stages "
+        "UnivFD-style linear probe ([DFwF]) on frozen ImageNet MobileNetV2 features — its mid-level stages "
         "(spatial mean and std of each stage output down to stride 16, standardized), not its last layer, and "
         "not CLIP: no CLIP weights can be had offline. The last-layer probe of the paper reached 0.868 test "
         "accuracy on the demo and called 15 % of held-out real photos fake; the stages were chosen on the "
@@ -31,21 +31,21 @@ DEFAULTS: dict[str, tuple[dict, str]] = {
     "ensemble-mobilenet_v2+efficientnet_lite0": (
         dict(MID_PROBE_DEMO, arch="frozen:mobilenet_v2_mid+efficientnet_lite0_mid"),
         "two frozen ImageNet backbones (MobileNetV2, EfficientNet-Lite0), their mid-level stage statistics "
-        "concatenated + linear head (seed 002 §4.3); the last-layer ensemble reached 0.909 test accuracy"),
+        "concatenated + linear head ([DFwF] §4.3); the last-layer ensemble reached 0.909 test accuracy"),
     # the Train tab's presets of the same names train exactly these
     "cnn-resnet18-aug": (
         preset_fields("CNNDetection augmentation (blur+JPEG+downsize, p=0.5)"),
         "cnn-resnet18 re-trained with blur + JPEG + downsize augmentation (CNNDetection's recipe: each p = 0.5, "
         "blur sigma in [0, 3], JPEG quality in [30, 100]; downsize scale in [0.5, 1]) for 10 epochs at lr 1e-4 "
-        "from cnn-resnet18's weights — seed 001 §4.3's robust twin"),
+        "from cnn-resnet18's weights — [Petrželková 2024] §4.3's robust twin"),
     "cnn-resnet18-adv": (
         preset_fields("FGSM adversarial training"),
-        "cnn-resnet18 re-trained with FGSM adversarial training (seed 001 §4.4.2) for 4 epochs from cnn-resnet18's "
+        "cnn-resnet18 re-trained with FGSM adversarial training ([Petrželková 2024] §4.4.2) for 4 epochs from cnn-resnet18's "
         "weights: half of each batch replaced by FGSM copies at eps drawn from {0.005, 0.01, 0.02}, made on the "
         "fly from the weights being trained"),
     "spectrum-durrall": (
         dict(arch="spectrum:durrall", input_size=128, epochs=4, seed=0, augment=DegradeAugConfig(**POSTPROCESS_AUG)),
-        "Durrall 2019 spectrum baseline (seed 001 Table 4.3): azimuthal average of the log spectrum + "
+        "Durrall 2019 spectrum baseline ([Petrželková 2024] Table 4.3): azimuthal average of the log spectrum + "
         "class-balanced logistic regression, fitted on the train split plus 4 copies with cnn-resnet18's mild "
         "blur / JPEG / downsize post-processing"),
 }

@@ -1,14 +1,14 @@
 """``train(config, progress, cancel)``: the one training function the CLI and the UI call.
 
-Seed 000: BCE loss, Adam (lr 1e-4, wd 1e-3), class-balanced weighted sampling, per-class and
-balanced accuracy, mean ± std over repeated runs. Seed 001: horizontal flip, 80/10/10 split,
+[Wimmer 2024]: BCE loss, Adam (lr 1e-4, wd 1e-3), class-balanced weighted sampling, per-class and
+balanced accuracy, mean ± std over repeated runs. [Petrželková 2024]: horizontal flip, 80/10/10 split,
 best-validation checkpoint, degradation augmentation, FGSM adversarial training (§4.4.2).
-Seed 002: frozen backbone + linear head; backbone features are computed once per data set
+[DFwF]: frozen backbone + linear head; backbone features are computed once per data set
 and kept, so each later epoch costs only the head. With degradation augmentation, a fixed
 number of augmented draws per image is computed once per run (``AUG_FEATURE_DRAWS``).
 
 Adversarial training makes FGSM copies on the fly from the weights being trained (the usual
-practice); seed 001 §4.4.2 instead built them once from the already trained model.
+practice); [Petrželková 2024] §4.4.2 instead built them once from the already trained model.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def predict_scores(detector: Detector, images: torch.Tensor, batch_size: int = 6
 
 
 class _Batches:
-    """Draws training batches: class-balanced with replacement (seed 000) or shuffled epochs."""
+    """Draws training batches: class-balanced with replacement ([Wimmer 2024]) or shuffled epochs."""
 
     def __init__(self, samples, batch_size: int, weighted: bool, gen: torch.Generator) -> None:
         self.n, self.bs, self.weighted, self.gen = len(samples), batch_size, weighted, gen
@@ -473,7 +473,7 @@ def _scores(detector, images, use_cache, samples, progress) -> np.ndarray:
 
 
 def split_parts(samples, n: int, seed: int = 0) -> list[list]:
-    """``samples`` in ``n`` disjoint parts that together hold them all (seed 001 Table 4.5's mirror models).
+    """``samples`` in ``n`` disjoint parts that together hold them all ([Petrželková 2024] Table 4.5's mirror models).
 
     Whole groups move (an image and the fakes made from it stay in one part, as in ``split``),
     stratified by class and generator: within each stratum the groups are shuffled with

@@ -1,4 +1,4 @@
-"""Attack tab: the FGSM / PGD / L-BFGS playground with an eps slider, and seed 001 §4.4's set-level experiments.
+"""Attack tab: the FGSM / PGD / L-BFGS playground with an eps slider, and [Petrželková 2024] §4.4's set-level experiments.
 
 Wiring only: every number comes from ``detectlab.attacks`` (playground, experiments, paper), every
 figure from ``detectlab.attacks.plots``, the mirror pair's training configs from ``attacks.mirror_configs``.
@@ -209,7 +209,7 @@ def _pair_experiment(request, progress, data: tuple, first, second, what: str, r
 
 def run_transfer(choice, folder, split_name, limit, labels, method, eps_text, request: gr.Request,
                  progress=gr.Progress()):
-    """Confusion rate against eps for each detector and the transfer matrix (seed 001 Table 4.6)."""
+    """Confusion rate against eps for each detector and the transfer matrix ([Petrželková 2024] Table 4.6)."""
     dets = {}
 
     def size():
@@ -301,7 +301,7 @@ def build() -> dict:
     """Build the tab inside the current gr.Tab; returns its components by name."""
     choices = _labels()
     gr.Markdown(
-        "### Adversarial attacks (seed 001 §3.2, §4.4)\n"
+        "### Adversarial attacks ([Petrželková 2024] §3.2, §4.4)\n"
         "Move ε and release: the image is attacked towards **real** (P(fake) down). "
         + " · ".join(f"**{k}**: {v}" for k, v in DESCRIPTIONS.items())
         + ". The spectrum baseline is not differentiated: gradient attacks do not apply to it (it can still judge "
@@ -396,7 +396,7 @@ def _build_sets(choices: list[str]) -> None:
                    api_name=False)
     with gr.Tab("Adversarial training"):
         gr.Markdown("The original detector and its adversarially trained twin (`detectlab train --adv-eps …`; shipped: "
-                    "`cnn-resnet18-adv`), each crafting residuals and each judging them (seed 001 Fig. 4.14).")
+                    "`cnn-resnet18-adv`), each crafting residuals and each judging them ([Petrželková 2024] Fig. 4.14).")
         with gr.Row():
             orig = gr.Dropdown(choices, value=_default(choices, DEFAULT_DETECTOR), label="original", scale=2)
             hard = gr.Dropdown(choices, value=_default(choices, HARDENED_DETECTOR), label="hardened", scale=2)
@@ -405,7 +405,7 @@ def _build_sets(choices: list[str]) -> None:
         go_h.click(run_hardening, [*data_in, orig, hard, set_method, eps_h], _outputs("hardening"), api_name=False)
     with gr.Tab("Mirror models"):
         gr.Markdown("Two detectors of one architecture trained on disjoint halves of the training split, each "
-                    "attacking the other (seed 001 Table 4.5: two ResNet-50, FGSM ε 0.025, 100 % white box, "
+                    "attacking the other ([Petrželková 2024] Table 4.5: two ResNet-50, FGSM ε 0.025, 100 % white box, "
                     f"80–84 % across). *Train the mirror pair* queues {MIRROR_NAMES[0]} and {MIRROR_NAMES[1]} with "
                     f"`{MIRROR_BASE}`'s settings on parts 1/2 and 2/2 of the picked data set's train split "
                     "(`detectlab train --part 1/2`); validation and test splits stay the whole set's.")

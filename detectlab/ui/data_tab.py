@@ -139,7 +139,7 @@ def build() -> None:
     gallery = gr.Gallery(label="Examples per class / generator", columns=6, height=320, object_fit="contain",
                          elem_id="data-gallery")
     skipped = gr.Dataframe(headers=["file", "reason"], label="Skipped files", interactive=False)
-    gr.Gallery(value=fingerprint_gallery(), label="Demo generator fingerprints FP(R, S) (seed 000, eq. 1; shared colour scale, red = more energy than real)",
+    gr.Gallery(value=fingerprint_gallery(), label="Demo generator fingerprints FP(R, S) ([Wimmer 2024], eq. 1; shared colour scale, red = more energy than real)",
                columns=3, height=300, elem_id="data-fingerprints")
     outputs = [status, counts, gallery, skipped]
     choice.change(show_dataset, choice, outputs, api_name="show_dataset")

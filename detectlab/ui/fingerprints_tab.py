@@ -30,7 +30,7 @@ def list_sets(choice: str, folder: str):
 
 
 def compute(choice, folder, gens, n, use_residual, limit, single_file, raw=False, progress=gr.Progress()):
-    """Generator fingerprints FP(real, generator) of a data set (seed 000, eq. 1): panels, radial profiles, arrays.
+    """Generator fingerprints FP(real, generator) of a data set ([Wimmer 2024], eq. 1): panels, radial profiles, arrays.
 
     Args:
         choice: a data set by name (the demo, or an imported one as "uploaded: NAME").
@@ -90,7 +90,7 @@ def save_clean(choice, folder, gen, method, strength, threshold, name, progress=
 
 
 def build() -> None:
-    gr.Markdown("Seed 000, eq. 1: FP(R, S) = mean log|F(S)| − mean log|F(R)| (centred spectra, grayscale). "
+    gr.Markdown("Wimmer 2024, eq. 1: FP(R, S) = mean log|F(S)| − mean log|F(R)| (centred spectra, grayscale). "
                 "Red: the synthetic set has more energy at that frequency than the real photos.")
     with gr.Row():
         choice = gr.Dropdown(list(known_datasets()), value=_DEMO, label="Data set", elem_id="fp-data")
@@ -113,7 +113,7 @@ def build() -> None:
     profiles = gr.Plot(label="Radial spectrum profiles")
     export = gr.File(label="Panels, radial profiles, counts and settings (.npz)")
     kept = gr.State(None)
-    gr.Markdown("### Fingerprint removal (seed 000 §5: Mean-Spectrum and Frequency-Peaks attacks)")
+    gr.Markdown("### Fingerprint removal ([Wimmer 2024] §5: Mean-Spectrum and Frequency-Peaks attacks)")
     with gr.Row():
         gen = gr.Dropdown(synthetic, value=synthetic[0] if synthetic else None, label="Synthetic set to clean")
         method = gr.Radio(["msa", "fpa"], value="msa", label="Method",

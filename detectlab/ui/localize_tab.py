@@ -2,8 +2,8 @@
 
 Wires widgets to ``detectlab.localize``; no science here. One image: predicted regions
 with their confidence, a confidence slider that re-draws on release (the model does not
-run again), TP/FP/FN against a ground-truth mask (seed 001 Fig. 4.15), and beside it a
-detector's Grad-CAM with the heatmap↔mask IoU. A set: seed 001 Table 4.8 by area quartile.
+run again), TP/FP/FN against a ground-truth mask ([Petrželková 2024] Fig. 4.15), and beside it a
+detector's Grad-CAM with the heatmap↔mask IoU. A set: [Petrželková 2024] Table 4.8 by area quartile.
 """
 
 from __future__ import annotations
@@ -148,7 +148,7 @@ def api_localize(image_path: str, mask_path: str = "", localizer: str = "", dete
 
 def run_evaluation(choice, folder, split_name, localizer_label, detector_label, conf, pt_file, trust, cancel_box,
                    progress=gr.Progress()):
-    """Seed 001 §4.5 metrics on a split: table, bar chart, CSV."""
+    """Petrželková 2024 §4.5 metrics on a split: table, bar chart, CSV."""
     from detectlab.catalog import resolve_dataset
     from detectlab.localize.evaluate import evaluate_set
     from detectlab.localize.plots import quartile_figure
@@ -169,7 +169,7 @@ def run_evaluation(choice, folder, split_name, localizer_label, detector_label, 
                 f"pixel precision {px['precision']:.3f} · recall {px['recall']:.3f} · IoU {px['iou']:.3f} · "
                 f"dice {px['dice']:.3f}")
         if "map50" in metrics:
-            head += f" · mAP50 {metrics['map50']:.3f} · mAP50-95 {metrics['map50_95']:.3f} (seed 001: {TABLE_4_8_MAP50['all']:.2f} overall)"
+            head += f" · mAP50 {metrics['map50']:.3f} · mAP50-95 {metrics['map50_95']:.3f} ([Petrželková 2024]: {TABLE_4_8_MAP50['all']:.2f} overall)"
         if heat is not None:
             head += f" · {html.escape(detector_label)} heatmap↔mask IoU {_fmt(heat['mean_iou'])}"
         table = [[_round(v) for v in r.values()] for r in rows]
@@ -196,7 +196,7 @@ def refresh_localizers(current):
 
 def build() -> dict:
     gr.Markdown("Where was the image manipulated? A YOLOv8-seg localizer (instance masks, one confidence per "
-                "region) or the U-Net baseline (seed 001 §4.5). With a ground-truth mask: TP/FP/FN pixels. Beside "
+                "region) or the U-Net baseline ([Petrželková 2024] §4.5). With a ground-truth mask: TP/FP/FN pixels. Beside "
                 "it, a detector's Grad-CAM and its IoU with the true mask — does the detector look where the "
                 "manipulation is?")
     choices = _localizer_choices()
@@ -218,7 +218,7 @@ def build() -> dict:
         with gr.Row():
             pt_file = gr.File(label=".pt file", file_types=[".pt"], type="filepath", elem_id="localize-pt")
             trust = gr.Checkbox(label=TRUST_LABEL, value=False, elem_id="localize-trust")
-    with gr.Accordion("Shipped localizers: test metrics on the demo beside seed 001 Table 4.8", open=False):
+    with gr.Accordion("Shipped localizers: test metrics on the demo beside [Petrželková 2024] Table 4.8", open=False):
         from detectlab.localize.defaults import SHIPPED_TABLE_HEADERS, findings, shipped_table
 
         gr.Dataframe(value=shipped_table(), headers=SHIPPED_TABLE_HEADERS, interactive=False,
@@ -289,7 +289,7 @@ def build() -> dict:
             go_btn = gr.Button("Evaluate", variant="primary", elem_id="localize-eval-run")
             stop = gr.Button("Cancel", elem_id="localize-eval-cancel")
         eval_md = gr.Markdown(elem_id="localize-eval-summary")
-        table = gr.Dataframe(interactive=False, label="By manipulated-area quartile (seed 001 Table 4.8)",
+        table = gr.Dataframe(interactive=False, label="By manipulated-area quartile ([Petrželková 2024] Table 4.8)",
                              elem_id="localize-eval-table")
         with gr.Row():
             plot = gr.Plot(label="mAP50 / dice / heatmap IoU by quartile")

@@ -1,4 +1,4 @@
-"""Robustness tab: live degradation sliders on one image, and accuracy-vs-strength sweeps (seed 001 §4.3).
+"""Robustness tab: live degradation sliders on one image, and accuracy-vs-strength sweeps ([Petrželková 2024] §4.3).
 
 Wiring only: the chain, the scoring, the sweep, their figures and files live in ``detectlab.robustness``.
 """
@@ -25,7 +25,7 @@ from detectlab.ui import state
 from detectlab.ui.common import GradioProgress, SessionJobs, refresh_on_open
 from detectlab.ui.widgets import ImageInput, api_error, message, output_path
 
-#: The pair seed 001 §4.3 compares: the same CNN trained without and with degradation augmentation.
+#: The pair [Petrželková 2024] §4.3 compares: the same CNN trained without and with degradation augmentation.
 DEFAULT_PAIR = ("cnn-resnet18", "cnn-resnet18-aug")
 _SLIDER_LABELS = {
     "blur": "Gaussian blur σ (px)", "jpeg": "JPEG quality", "patch": "visible patch side (px; ≥ image = all)",
@@ -202,7 +202,7 @@ def default_levels(degradation: str) -> str:
 # -- layout ----------------------------------------------------------------------------------
 def build() -> dict:
     choices = list(state.detector_choices())
-    gr.Markdown("### Robustness to degradations (seed 001 §4.3)\nHow P(fake) and accuracy move under blur, JPEG, "
+    gr.Markdown("### Robustness to degradations ([Petrželková 2024] §4.3)\nHow P(fake) and accuracy move under blur, JPEG, "
                 "a visible patch, downsizing, noise and resizing — and whether training with degradations "
                 "(`cnn-resnet18-aug`) makes the detector more robust than the same CNN without (`cnn-resnet18`).")
     with gr.Row():

@@ -288,7 +288,7 @@ def build() -> None:
 
 
 def _build_localizer_form() -> dict:
-    gr.Markdown("Manipulation localization (seed 001 §4.5): ultralytics YOLOv8-seg (instance masks) or the U-Net "
+    gr.Markdown("Manipulation localization ([Petrželková 2024] §4.5): ultralytics YOLOv8-seg (instance masks) or the U-Net "
                 "baseline, on a folder with `images/` and `masks/`. Defaults: the shipped localizer's settings "
                 "(CPU-sized). " + TRUST_NOTE)
     d = LocalizerConfig()
@@ -315,7 +315,7 @@ def _build_localizer_form() -> dict:
 
 def _build_detector_form() -> dict:
     with gr.Row():
-        preset = gr.Dropdown(list(PRESETS), value=None, label="Preset (seed papers' settings, scaled for the CPU)",
+        preset = gr.Dropdown(list(PRESETS), value=None, label="Preset (papers' settings, scaled for the CPU)",
                              scale=3, elem_id="train-preset")
         preset_note = gr.Markdown()
     with gr.Row():
@@ -334,9 +334,9 @@ def _build_detector_form() -> dict:
     with gr.Row():
         lr = gr.Number(1e-3, label="Learning rate (Adam)")
         wd = gr.Number(1e-4, label="Weight decay")
-        weighted = gr.Checkbox(True, label="Class-balanced weighted sampling (seed 000)")
-        hflip = gr.Checkbox(True, label="Horizontal flip (seed 001)")
-    with gr.Accordion("Degradation augmentation and adversarial training (seed 001)", open=False):
+        weighted = gr.Checkbox(True, label="Class-balanced weighted sampling ([Wimmer 2024])")
+        hflip = gr.Checkbox(True, label="Horizontal flip ([Petrželková 2024])")
+    with gr.Accordion("Degradation augmentation and adversarial training ([Petrželková 2024])", open=False):
         with gr.Row():
             augment = gr.Checkbox(False, label="Degradation augmentation", elem_id="train-augment")
             aug_p = gr.Slider(0, 1, 0.3, step=0.05, label="Probability of each degradation", elem_id="train-aug-p")
