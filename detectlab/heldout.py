@@ -2,7 +2,7 @@
 
 A detector trained on the demo has only seen the demo's real photos (11 registry
 packages, cut to 128-px crops one way). Its accuracy on the demo's own test split says
-nothing about a photograph from elsewhere: issue 15 measured 27-43 % of such photos
+nothing about a photograph from elsewhere: an earlier build measured 27-43 % of such photos
 called fake. This module keeps a fixed set of real photographs from registry packages
 the demo never reads (whole packages, so no photographer, camera or post-processing
 chain leaks from training) and measures the false-positive rate on them, the number a

@@ -5,10 +5,11 @@ value is typed once. Keys as README's References section cites them:
 
 - [Wimmer 2024]: G. Wimmer, D. Söllinger, A. Uhl, "The Risk of Image Generator-Specific Traces in
   Synthetic Training Data" (BicycleGAN / Palette traces; Tables 2, 3: trace-risk compositions).
-- [Petrželková 2024]: the thesis on detecting and localizing synthetic images, their robustness and
-  adversarial attacks (cross-generator Tables 4.1, 4.2; spectrum baseline Table 4.3; attacks Tables
+- [Petrželková 2024]: N. Petrželková, "Synthetic Image Detection", master's thesis, CTU Prague, 2024
+  (cross-generator Tables 4.1, 4.2; spectrum baseline Table 4.3; attacks Tables
   4.4-4.7; localization Table 4.8; robustness §4.3).
-- [DFwF]: "Detect Fake with Fake" (frozen pretrained backbones with a linear probe; mid-level features).
+- [DFwF]: "Detect Fake with Fake: Leveraging Synthetic Data-driven Representation for Synthetic Image
+  Detection", arXiv:2409.08884 (frozen pretrained backbones with a linear probe; mid-level features).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 #: Short key -> what it names (README "References" gives the full entries).
 REFERENCES = {
     "Wimmer 2024": "Wimmer, Söllinger, Uhl: The Risk of Image Generator-Specific Traces in Synthetic Training Data",
-    "Petrželková 2024": "Petrželková: synthetic image detection, localization, robustness and adversarial attacks (thesis)",
+    "Petrželková 2024": "Petrželková: Synthetic Image Detection (master's thesis, CTU Prague, 2024)",
     "DFwF": "Detect Fake with Fake: frozen pretrained features with a linear probe",
 }
 

@@ -1,9 +1,16 @@
-"""Shared fixtures: an isolated DetectLab home, the materialized demo, the running app, a browser."""
+"""Shared fixtures: an isolated DetectLab home, the materialized demo, the running app, a browser, one tiny
+trained localizer per architecture; and the fast inner loop's marks.
+
+The fast inner loop is ``bash run.sh test -m "not slow"``: every test file keeps its fast tests there,
+the full suite (``bash run.sh test``) runs everything. Tests that drive the browser (those using the
+``page`` or ``browser`` fixtures, or marked ``browser``) are marked slow here, so no file has to.
+"""
 
 from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -60,3 +67,105 @@ def page(browser, app_url):
     pg.goto(app_url)
     yield pg
     context.close()
+
+
+# -- the fast inner loop -------------------------------------------------------------------
+
+#: Fixtures that start headless chromium: a test using one is slow (and needs the browser).
+BROWSER_FIXTURES = frozenset({"page", "browser"})
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects: it must see these marks
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if BROWSER_FIXTURES & set(getattr(item, "fixturenames", ())) or item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session")
+def fast_loop(request) -> bool:
+    """True in the fast inner loop: this run's ``-m`` expression leaves out tests marked slow (``-m "not slow"``).
+
+    For a test that is fast only when nothing it re-measures changed (``tests/test_verdicts.py``)."""
+    return "not slow" in " ".join((request.config.getoption("markexpr") or "").split())
+
+
+# -- one tiny trained localizer per architecture, shared by the session ----------------------
+
+@dataclass
+class TinyLocalizer:
+    """A localizer trained once per session on ``tiny_masked_set`` (2 epochs, 64 px), with what the
+    training reported: ``result`` (``train_localizer``'s return), per-epoch rows, progress texts, and
+    every network attempt made while it trained (none expected)."""
+
+    arch: str
+    checkpoint: Path
+    data: Path
+    result: dict
+    epochs: list = field(default_factory=list)
+    progress: list = field(default_factory=list)
+    network_attempts: list = field(default_factory=list)
+
+
+@pytest.fixture(scope="session")
+def tiny_masked_set(tmp_path_factory) -> Path:
+    """images/ + masks/ (24 images of 64 px, an ellipse each, groups of 2): the localizers' tiny set."""
+    from tests.test_localize import make_masked_set
+
+    return make_masked_set(tmp_path_factory.mktemp("tiny-masked") / "set", n=24, size=64)
+
+
+@pytest.fixture(scope="session")
+def tiny_localizer(tiny_masked_set, tmp_path_factory):
+    """``tiny_localizer(arch)`` -> ``TinyLocalizer``: "yolov8n-seg" or "unet", trained on first use and then
+    shared, so a session trains each architecture once however many files need a trained one.
+
+    Trains with the network refused (sockets and ultralytics' download helpers record and fail);
+    tests must not change the files (copy the checkpoint first)."""
+    trained: dict[str, TinyLocalizer] = {}
+
+    def get(arch: str) -> TinyLocalizer:
+        if arch not in trained:
+            trained[arch] = _train_tiny_localizer(arch, tiny_masked_set, tmp_path_factory.mktemp(f"tiny-{arch}"))
+        return trained[arch]
+
+    return get
+
+
+def _train_tiny_localizer(arch: str, data: Path, out: Path) -> TinyLocalizer:
+    import socket
+
+    from detectlab.localize import train_localizer
+    from detectlab.localize.yolo import _yolo_class
+
+    _yolo_class()  # sets the offline environment before ultralytics is imported
+    import ultralytics.utils.downloads as downloads
+
+    tiny = TinyLocalizer(arch, Path(), data, {})
+
+    def refuse(what):
+        def _refuse(*args, **kwargs):
+            tiny.network_attempts.append(f"{what}{args[:2]}")
+            raise OSError(f"network disabled while the tiny localizer trains ({what})")
+        return _refuse
+
+    original = downloads.attempt_download_asset
+
+    def local_only(file, *args, **kwargs):  # ultralytics routes every weights path here; a local file passes
+        if not Path(str(file)).exists():
+            return refuse("ultralytics.attempt_download_asset")(file)
+        return original(file, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("connect", "connect_ex"):
+            mp.setattr(socket.socket, name, refuse(f"socket.{name}"))
+        mp.setattr(socket, "create_connection", refuse("socket.create_connection"))
+        mp.setattr(socket, "getaddrinfo", refuse("socket.getaddrinfo"))
+        for name in ("safe_download", "download", "get_github_assets", "is_online"):
+            mp.setattr(downloads, name, refuse(f"ultralytics.{name}"))
+        mp.setattr(downloads, "attempt_download_asset", local_only)
+        tiny.result = train_localizer(
+            {"arch": arch, "data": str(data), "epochs": 2, "imgsz": 64, "batch": 8, "out_dir": str(out)},
+            progress=lambda done, total=None, desc="": tiny.progress.append(desc), on_epoch=tiny.epochs.append)
+    tiny.checkpoint = Path(tiny.result["checkpoint"])
+    return tiny

@@ -655,7 +655,7 @@ def test_api_tab_and_cli_score_the_same_pixels(name, tmp_path, client, capsys):
 # ================================================================================================
 # Hostile files, part two: zip contents and messages, one demo derivation, clean shutdown, bounded outputs, predict's exit code
 #
-# Hostile files, part two (issue 23, items 6, 9, 10, 11): what a zip may hold and say, one demo
+# Hostile files, part two: what a zip may hold and say, one demo
 # derivation at a time, a server that stops promptly and leaves nothing behind, bounded outputs and an
 # honest exit code from ``detectlab predict``.
 #
@@ -942,6 +942,7 @@ def _hold_lock(lock: Path) -> subprocess.Popen:
     return proc
 
 
+@pytest.mark.slow
 def test_two_demo_derivations_at_once_take_turns_and_leave_complete_folders(tmp_path):
     """Two `detectlab demo materialize --force` while a third process holds the lock: both say they
     wait and write nothing; released, they take turns and every folder ends complete."""
@@ -1112,6 +1113,7 @@ def test_outputs_beyond_the_count_limit_are_pruned(tmp_path, monkeypatch):
     assert widgets.max_outputs() == widgets.MIN_OUTPUTS
 
 
+@pytest.mark.slow
 def test_a_server_stopped_while_it_derives_the_demo_exits_promptly_and_leaves_nothing(tmp_path):
     """SIGTERM during the first-start derivation: exit within seconds (status 0, no abort), no
     uploads, no outputs, no half-made demo folder. Needs the shutdown hook in ``ui.app``."""
@@ -1179,7 +1181,7 @@ def test_predict_exits_non_zero_when_any_input_is_refused_and_says_how_many(tmp_
 # ================================================================================================
 # Bounded memory for images small on disk and huge decoded
 #
-# Bounded memory for images that are small on disk and huge decoded (issue 23, items 2 and 11).
+# Bounded memory for images that are small on disk and huge decoded.
 #
 # A 460-KB PNG can hold 7071×7071 pixels of 16-bit RGBA (just under the 50-MP pixel guard): each
 # entry point that takes an image must decode it in bounded memory (budgeted by pixels and by
@@ -1645,7 +1647,7 @@ def test_a_large_jpeg_is_decoded_at_reduced_scale_and_the_tab_and_cli_paths_agre
 # ================================================================================================
 # Bad training settings and a hostile .pt through the run entry points
 #
-# Bad training settings and a hostile .pt through the run entry points (issue 23, items 7 and 8).
+# Bad training settings and a hostile .pt through the run entry points.
 #
 # Every field of every training config is checked in one place (``TrainConfig``, ``LocalizerConfig``),
 # so the config classes, the run queue, the Train tab's ``/train`` and ``/train_localizer`` endpoints
@@ -2088,3 +2090,123 @@ def test_no_endpoint_takes_a_server_path_as_a_model(served, demo_root, path):
         text = str(err.value)
         assert "not a file path on the server" in text, (endpoint, text[:300])
         assert "cannot be loaded" not in text and "no such file" not in text.lower(), (endpoint, text[:300])
+
+
+# ----------------------------------------------------------------------------- one queue for the app and the CLI
+# The run store's helpers and tiny data set come from the queue's own tests (tests/test_runs.py).
+from test_runs import _DEAD_PID, _Watch, _cfg, _collect, _ended, _wait, tiny_data  # noqa: E402, F401
+from detectlab.runs import RunManager, RunStore  # noqa: E402
+from detectlab.train.layout import runs_db  # noqa: E402
+
+
+@pytest.mark.slow  # worker processes train for real
+def test_cli_train_waits_for_the_apps_worker_and_never_runs_alongside(tmp_path, tiny_data):
+    """`detectlab train` in a terminal joins the app's queue: it waits (saying for which run)
+    while the app's worker executes, runs in its turn, and the app's next run waits for it."""
+    home = tmp_path / "home"
+    m = RunManager(home, poll_seconds=0.2)
+    watch = _Watch(m.store)
+    cli, lines = None, []
+    try:
+        first = m.submit(_cfg(tiny_data, iterations=1_000_000), name="app-first")  # runs until cancelled
+        _wait(m.store, first.id, _ended("running"), 120)
+        env = {**os.environ, "DETECTLAB_HOME": str(home), "OMP_NUM_THREADS": "1"}
+        cli = subprocess.Popen([sys.executable, "-m", "detectlab", "train", "--data", str(tiny_data), "--arch",
+                                "resnet18", "--input-size", "32", "--iterations", "10", "--batch-size", "8",
+                                "--threads", "1", "--name", "terminal"], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+        reader = _collect(cli.stdout, lines)
+        term = m.store.wait_until(lambda: next((r for r in m.store.list() if r.name == "terminal"), None), 120,
+                                  "the CLI did not queue its run")
+        assert term.from_terminal and term.owner_pid == cli.pid
+        deadline = time.monotonic() + 60
+        while not any(f"waiting for run {first.id}" in line for line in lines):
+            assert time.monotonic() < deadline and cli.poll() is None, "".join(lines)[-2000:]
+            time.sleep(0.2)
+        for _ in range(10):  # the terminal keeps waiting while the app's worker executes
+            assert m.store.get(term.id).status == "queued" and m.store.get(first.id).status == "running"
+            time.sleep(0.2)
+        after = m.submit(_cfg(tiny_data, iterations=10), name="app-after")  # queued behind the terminal's run
+        m.cancel(first.id)
+        _wait(m.store, term.id, lambda r: r.status != "queued", 60)
+        while True:  # the app's next run waits for the terminal's (read before the terminal's status: no race)
+            m._tick()
+            waiting, spawned = m.store.get(after.id).status, m._proc_run
+            if m.store.get(term.id).status != "running":
+                break
+            assert waiting == "queued" and spawned in (None, first.id), (waiting, spawned)
+            time.sleep(0.1)
+        assert cli.wait(240) == 0, "".join(lines)[-2000:]
+        reader.join(5)
+        done = _wait(m.store, after.id, lambda r: r.status in ("finished", "failed", "cancelled"), 240)
+        assert done.status == "finished", done.error
+    finally:
+        most = watch.close()
+        m.close()
+        if cli is not None:
+            cli.kill()
+    runs = sorted(m.store.list(), key=lambda r: r.started)
+    assert [r.name for r in runs] == ["app-first", "terminal", "app-after"]
+    assert [r.status for r in runs] == ["cancelled", "finished", "finished"]
+    for a, b in zip(runs, runs[1:]):
+        assert a.finished <= b.started, f"run {a.name} ({a.started}-{a.finished}) overlaps {b.name} ({b.started})"
+    assert most == 1, f"{most} runs were running at once"
+    assert m.store.get(runs[1].id).pid == cli.pid  # the terminal executed its own run
+
+
+@pytest.mark.slow  # worker processes train for real
+def test_started_app_reaps_dead_runs_and_starts_the_queue_with_no_tab_open(tmp_path, tiny_data):
+    """After a restart the watcher runs from start-up, not from the first Train-tab call. A run
+    left `running` by a dead process ends failed at once, one whose process stopped (alive, silent) ends
+    failed after the heartbeat timeout, and the queued run then starts — no page opened, no API called."""
+    import sqlite3
+
+    home = tmp_path / "home"
+    store = RunStore(runs_db(home))
+    store.create("dead", {"arch": "resnet18"})
+    store.mark_running("dead", pid=_DEAD_PID)
+    store.create("stopped", {"arch": "resnet18"})
+    queued = store.create("queued", _cfg(tiny_data, iterations=10), owner="app", owner_pid=_DEAD_PID)
+    # a worker that beats its heartbeat (a plain sqlite loop, so it starts fast), SIGSTOPped once the app is up
+    beater = subprocess.Popen([sys.executable, "-c", (
+        "import sqlite3, sys, time\nc = sqlite3.connect(sys.argv[1], timeout=30, isolation_level=None)\n"
+        "while True:\n    c.execute('UPDATE runs SET heartbeat=? WHERE id=?', (time.time(), 'stopped'))\n"
+        "    time.sleep(0.3)\n"), str(store.path)])
+    store.mark_running("stopped", pid=beater.pid)
+    env = {**os.environ, "DETECTLAB_HOME": str(home), "DETECTLAB_HEARTBEAT_TIMEOUT": "10", "OMP_NUM_THREADS": "1"}
+    app = subprocess.Popen([sys.executable, "-c", (
+        "import signal\nfrom detectlab.ui.app import serve\nserved = serve(host='127.0.0.1', port=0)\n"
+        "print(served.url, flush=True)\nsignal.pause()\n")], env=env, stdout=subprocess.PIPE, text=True)
+
+    def status(run_id: str) -> str:  # a plain read: the test itself must not reap anything
+        with sqlite3.connect(store.path, timeout=30) as c:
+            return c.execute("SELECT status || ' ' || COALESCE(error, '') FROM runs WHERE id=?",
+                             (run_id,)).fetchone()[0]
+
+    def within(seconds: float, run_id: str, until) -> str:
+        deadline = time.monotonic() + seconds
+        while not until(text := status(run_id)):
+            assert time.monotonic() < deadline, f"after {seconds} s run {run_id}: {text}"
+            time.sleep(0.2)
+        return text
+
+    try:
+        import select
+
+        assert select.select([app.stdout], [], [], 300)[0], "the app did not start within 300 s"
+        assert app.stdout.readline().startswith("http://"), "the app did not start"
+        os.kill(beater.pid, signal.SIGSTOP)  # alive, but its heartbeat stops now
+        t0 = time.monotonic()
+        assert "ended without recording" in within(5, "dead", lambda s: s.startswith("failed"))
+        text = within(50, "stopped", lambda s: s.startswith("failed"))
+        assert "no heartbeat" in text and time.monotonic() - t0 < 50
+        within(60, queued.id, lambda s: not s.startswith("queued"))  # the queue moves without a visit
+        assert within(240, queued.id, lambda s: not s.startswith("running")).startswith("finished")
+    finally:
+        app.kill()
+        app.wait(10)
+        beater.kill()
+        with sqlite3.connect(store.path, timeout=30) as c:
+            pid = c.execute("SELECT pid FROM runs WHERE id=? AND status='running'", (queued.id,)).fetchone()
+        if pid and pid[0] != beater.pid:
+            os.kill(pid[0], signal.SIGKILL)

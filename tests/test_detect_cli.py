@@ -13,8 +13,23 @@ from PIL import Image
 from detectlab.catalog import shipped_checkpoints
 
 
-def _run(*args, timeout=600):
+def _process(*args, timeout=600):
+    """The command in its own process, as a user runs it (``python -m detectlab``)."""
     return subprocess.run([sys.executable, "-m", "detectlab", *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def run(capsys):
+    """The command in this process (``detectlab.cli.main``): the same code without a second start-up of torch."""
+    from detectlab.cli import main
+
+    def _run(*args) -> subprocess.CompletedProcess:
+        capsys.readouterr()
+        code = main([str(a) for a in args])
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, out.out, out.err)
+
+    return _run
 
 
 @pytest.fixture(scope="module")
@@ -24,9 +39,9 @@ def cnn():
     return "cnn-resnet18"
 
 
-def test_eval_reports_per_generator_metrics(cnn, demo_root, tmp_path):
+def test_eval_reports_per_generator_metrics(cnn, demo_root, tmp_path, run):
     out_json = tmp_path / "m.json"
-    res = _run("eval", cnn, str(demo_root), "--split", "test", "--json", str(out_json))
+    res = run("eval", cnn, str(demo_root), "--split", "test", "--json", str(out_json))
     assert res.returncode == 0, res.stderr
     metrics = json.loads(out_json.read_text())
     for g in ("transposed-conv", "resize-conv", "pixel-shuffle"):
@@ -36,12 +51,12 @@ def test_eval_reports_per_generator_metrics(cnn, demo_root, tmp_path):
     assert metrics["accuracy"] >= 0.95  # the shipped CNN on the generators it was trained on
 
 
-def test_predict_writes_csv_and_reports_bad_files(cnn, demo_root, tmp_path):
+def test_predict_writes_csv_and_reports_bad_files(cnn, demo_root, tmp_path, run):
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
     files = [str(demo_root / "real" / "p0000_c0.png"), str(bad)]
     out_csv = tmp_path / "p.csv"
-    res = _run("predict", cnn, *files, "--csv", str(out_csv), "--heatmaps", str(tmp_path / "maps"))
+    res = run("predict", cnn, *files, "--csv", str(out_csv), "--heatmaps", str(tmp_path / "maps"))
     assert res.returncode == 1 and "1 of 2 file(s) refused" in res.stderr, res.stderr  # scored the rest, said so
     rows = list(csv.DictReader(out_csv.open()))
     assert len(rows) == 2
@@ -52,13 +67,12 @@ def test_predict_writes_csv_and_reports_bad_files(cnn, demo_root, tmp_path):
 
 
 def test_unknown_checkpoint_is_named(tmp_path):
-    res = _run("predict", str(tmp_path / "missing.safetensors"), str(tmp_path))
+    res = _process("predict", str(tmp_path / "missing.safetensors"), str(tmp_path))
     assert res.returncode == 2 and "missing.safetensors" in res.stderr and "no such detector" in res.stderr
 
 
-def test_predict_takes_a_run_id_or_its_label(cnn, demo_root, tmp_path):
+def test_predict_takes_a_run_id_or_its_label(cnn, demo_root, tmp_path, run, monkeypatch):
     """The CLI resolves names like the app: a run's id (or its picker label) finds its checkpoint."""
-    import os
     import shutil
 
     from detectlab.runs import RunStore
@@ -74,26 +88,25 @@ def test_predict_takes_a_run_id_or_its_label(cnn, demo_root, tmp_path):
     store.finish(run_id, "finished", {"test": {"accuracy": 0.5}}, checkpoint=str(ckpt))
     label = store.get(run_id).label
     image = str(demo_root / "real" / "p0000_c0.png")
-    env = dict(os.environ, DETECTLAB_HOME=str(home))
+    monkeypatch.setenv("DETECTLAB_HOME", str(home))
     for name in (run_id, label):
-        res = subprocess.run([sys.executable, "-m", "detectlab", "predict", name, image], capture_output=True,
-                             text=True, timeout=600, env=env)
+        res = run("predict", name, image)
         assert res.returncode == 0, res.stderr
         assert res.stdout.startswith(image) and res.stdout.split("\t")[2] in ("real", "fake")
 
 
-def test_predict_on_a_folder_without_images_says_so_and_writes_nothing(tmp_path):
+def test_predict_on_a_folder_without_images_says_so_and_writes_nothing(tmp_path, run):
     empty = tmp_path / "empty_folder"
     empty.mkdir()
     (empty / "notes.txt").write_text("not an image")
     out_csv = tmp_path / "p.csv"
-    res = _run("predict", "spectrum-durrall", str(empty), "--csv", str(out_csv))
+    res = run("predict", "spectrum-durrall", str(empty), "--csv", str(out_csv))
     assert res.returncode == 2, res.stdout
     assert "no image files" in res.stderr and "empty_folder" in res.stderr and "p.csv not written" in res.stderr
     assert not out_csv.exists()
 
 
-def test_eval_says_which_split_and_how_many_images_it_scores(tmp_path):
+def test_eval_says_which_split_and_how_many_images_it_scores(tmp_path, run):
     """A user's small folder: --split test scores a tenth of it, and the output says so and why."""
     from detectlab.data import discover, split
 
@@ -104,11 +117,11 @@ def test_eval_says_which_split_and_how_many_images_it_scores(tmp_path):
             Image.new("RGB", (32, 32), (base + i,) * 3).save(root / cls / f"s{i:02d}.png")
     n_test = len(split(discover(root).samples, seed=0)["test"])
     out_json = tmp_path / "m.json"
-    res = _run("eval", "spectrum-durrall", str(root), "--split", "test", "--json", str(out_json))
+    res = run("eval", "spectrum-durrall", str(root), "--split", "test", "--json", str(out_json))
     assert res.returncode == 0, res.stderr
     assert f"scored: test split (seed 0): {n_test} of 60 images" in res.stdout
     assert "80/10/10 split by source group" in res.stdout and "omit --split" in res.stdout
     assert json.loads(out_json.read_text())["n"] == n_test < 60
-    res = _run("eval", "spectrum-durrall", str(root))
+    res = run("eval", "spectrum-durrall", str(root))
     assert res.returncode == 0, res.stderr
     assert "scored: all 60 images" in res.stdout

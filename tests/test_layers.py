@@ -1,30 +1,29 @@
 """The layers contract: every module imports only from its own layer or below, and no package loops.
 
-Layers, lowest first (README "Development" draws them):
-
-    config, errors, progress, papers              the foundation
-    data, models, degrade, eval, generators        decode and model images
-    spectral, explain, attacks                     analyses over a model or a set of images
-    detect, train, robustness, localize,           capabilities (demo builds its set with spectral;
-    demo, heldout                                  heldout scores the held-out photo set)
-    runs                                           the run history and worker processes
-    catalog                                        what a user can pick, by name
-    ui, cli, commands                              wiring
+``LAYERS`` below is the one source of the layers; README's "Development" section draws them, and
+``test_readme_draws_the_layers`` checks that drawing against ``LAYERS`` (``python tests/test_layers.py``
+prints the drawing to paste).
 
 Every ``import`` and ``from ... import`` is read from the source with ``ast``, function-level
-ones included (a lazy import is still a dependency). The package's own top level
-(``detectlab/__init__.py``: the version) counts as the foundation.
+ones included (a lazy import is still a dependency), and so are string imports: the literal
+argument of ``importlib.import_module(...)`` or ``__import__(...)`` (an f-string by its constant
+prefix, ``f"detectlab.commands.{name}"`` imports from ``detectlab.commands``), and any string
+constant that is exactly a ``detectlab`` module's dotted name (a lazy-export table, a
+``python -m`` argument). The package's own top level (``detectlab/__init__.py``: the version)
+counts as the foundation.
 """
 
 from __future__ import annotations
 
 import ast
+import textwrap
 from pathlib import Path
 
 import pytest
 
 import detectlab
 
+#: The layers, lowest first: the packages (and top-level modules) of each, and what the layer is for.
 LAYERS: list[tuple[str, ...]] = [
     ("__init__", "config", "errors", "progress", "papers"),
     ("data", "models", "degrade", "eval", "generators"),
@@ -34,12 +33,46 @@ LAYERS: list[tuple[str, ...]] = [
     ("catalog",),
     ("ui", "cli", "commands", "__main__"),
 ]
+ROLES: list[str] = [
+    "paths, errors, progress + cancel, the papers' numbers",
+    "images; detectors (registry); degradations; metrics",
+    "analyses over a model or a set of images",
+    "capabilities, the demo set and the held-out photos",
+    "run history (SQLite), queue, worker processes",
+    "what a user can pick by name: detectors, data sets",
+    "wiring: widgets and flags -> package calls",
+]
 LAYER = {pkg: i for i, names in enumerate(LAYERS) for pkg in names}
 
 #: (importing module, imported module) pairs allowed against the rule, each with why. Keep empty.
 KNOWN_EXCEPTIONS: dict[tuple[str, str], str] = {}
 
 ROOT = Path(detectlab.__file__).resolve().parent
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def layer_drawing(width: int = 42) -> str:
+    """README's drawing of ``LAYERS``: the highest layer first, its names (wrapped at ``width``), then its role."""
+    lines = []
+    for names, role in reversed(list(zip(LAYERS, ROLES, strict=True))):
+        rows: list[list[str]] = [[]]
+        for name in names:
+            if rows[-1] and len("  ".join(rows[-1] + [name])) > width:
+                rows.append([])
+            rows[-1].append(name)
+        lines.append("  ".join(rows[0]).ljust(width + 2) + role)
+        lines += ["  ".join(row) for row in rows[1:]]
+    return "\n".join(lines)
+
+
+def _readme_drawing() -> str:
+    """The fenced block that follows the mention of ``tests/test_layers.py`` in README's "Development"
+    section, dedented."""
+    text = README.read_text(encoding="utf-8")
+    section = text.split("\n## Development\n", 1)[1].split("\n## ", 1)[0]
+    after = section.split("`tests/test_layers.py`", 1)[1]
+    block = after.split("```", 2)[1].split("\n", 1)[1]  # drop the fence line's language tag
+    return textwrap.dedent(block).strip("\n")
 
 
 def _module_name(path: Path) -> str:
@@ -52,11 +85,32 @@ def _is_module(dotted: str) -> bool:
     return (ROOT / rel).with_suffix(".py").is_file() or (ROOT / rel / "__init__.py").is_file()
 
 
+_IMPORT_CALLS = {"import_module", "__import__"}
+
+
+def _string_import(node: ast.Call) -> str | None:
+    """The module a call ``importlib.import_module("detectlab…")`` or ``__import__("detectlab…")`` names,
+    if its argument is a literal."""
+    func = node.func
+    name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
+    if name not in _IMPORT_CALLS or not node.args:
+        return None
+    arg = node.args[0]
+    if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+        text = arg.value
+    elif isinstance(arg, ast.JoinedStr) and arg.values and isinstance(arg.values[0], ast.Constant):
+        text = str(arg.values[0].value).rpartition(".")[0]  # f"detectlab.commands.{name}" -> detectlab.commands
+    else:
+        return None
+    return text if text.split(".")[0] == "detectlab" else None
+
+
 def _imports(path: Path) -> list[tuple[str, int]]:
     """``detectlab`` modules imported anywhere in ``path`` (dotted names), with line numbers."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     package = _module_name(path) if path.name == "__init__.py" else _module_name(path).rpartition(".")[0]
     found = []
+    called = set()  # string constants already counted as an import call's argument
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found += [(a.name, node.lineno) for a in node.names if a.name.split(".")[0] == "detectlab"]
@@ -71,6 +125,13 @@ def _imports(path: Path) -> list[tuple[str, int]]:
             for alias in node.names:  # `from detectlab import config` imports the module detectlab.config
                 sub = f"{base}.{alias.name}"
                 found.append((sub if _is_module(sub) else base, node.lineno))
+        elif isinstance(node, ast.Call) and (target := _string_import(node)):
+            found.append((target, node.lineno))
+            called.add(id(node.args[0]))
+    for node in ast.walk(tree):  # a string that names a module exactly: a lazy-export table, `python -m` argument
+        if (isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in called
+                and node.value.startswith("detectlab.") and _is_module(node.value)):
+            found.append((node.value, node.lineno))
     return found
 
 
@@ -98,6 +159,19 @@ def test_every_package_has_a_layer():
     packages |= {p.stem if p.is_file() else p.name for p in ROOT.iterdir()
                  if (p.suffix == ".py" or (p / "__init__.py").is_file())}
     assert sorted(packages - set(LAYER)) == [], "give every new package a layer in LAYERS (and in README)"
+
+
+def test_every_name_has_one_layer():
+    names = [n for names in LAYERS for n in names]
+    assert len(names) == len(set(names)), "a name in two layers"
+    assert len(ROLES) == len(LAYERS)
+
+
+def test_readme_draws_the_layers():
+    drawn = _readme_drawing()
+    assert drawn == layer_drawing(), (
+        "README.md's layer drawing (Development section) differs from LAYERS in tests/test_layers.py; "
+        "replace the block with the output of `python tests/test_layers.py`:\n" + layer_drawing())
 
 
 def test_imports_point_down_the_layers():
@@ -192,3 +266,35 @@ def test_function_level_relative_and_from_imports_are_seen(tmp_path, monkeypatch
     monkeypatch.setattr(__import__(__name__), "IMPORTS", [("detectlab.models.m", "detectlab.catalog", 4)])
     with pytest.raises(AssertionError, match="detectlab.models.m:4 imports detectlab.catalog"):
         test_imports_point_down_the_layers()
+
+
+
+def test_string_imports_are_seen(tmp_path, monkeypatch):
+    pkg = tmp_path / "detectlab"
+    (pkg / "models").mkdir(parents=True)
+    (pkg / "runs").mkdir()
+    for f in ("__init__.py", "models/__init__.py", "runs/__init__.py", "runs/worker.py"):
+        (pkg / f).write_text("")
+    (pkg / "models" / "m.py").write_text(
+        "import importlib\n"
+        "from importlib import import_module\n"
+        "def f(name):\n"
+        "    importlib.import_module('detectlab.catalog')\n"
+        "    import_module(f'detectlab.ui.{name}')\n"
+        "    __import__('detectlab.commands.train', fromlist=['x'])\n"
+        "    importlib.import_module(name)\n"  # not a literal: nothing to read
+        "    importlib.import_module('numpy')\n"
+        "LAZY = {'train': 'detectlab.runs.worker', 'file': 'detectlab.json'}\n")
+    monkeypatch.setattr(__import__(__name__), "ROOT", pkg)
+    assert sorted(_imports(pkg / "models" / "m.py"), key=lambda t: t[1]) == [
+        ("detectlab.catalog", 4), ("detectlab.ui", 5), ("detectlab.commands.train", 6), ("detectlab.runs.worker", 9)]
+
+
+def test_readme_drawing_wraps_and_lists_every_name(monkeypatch):
+    monkeypatch.setattr(__import__(__name__), "LAYERS", [("a", "b"), ("ccc", "dddd", "ee")])
+    monkeypatch.setattr(__import__(__name__), "ROLES", ["low", "high"])
+    assert layer_drawing(width=9) == "ccc  dddd  high\nee\na  b       low"
+
+
+if __name__ == "__main__":
+    print(layer_drawing())

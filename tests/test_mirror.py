@@ -57,6 +57,7 @@ def pair(tiny_root) -> tuple[str, str]:
     return ids[0], ids[1]
 
 
+@pytest.mark.slow
 def test_the_halves_saw_disjoint_parts_and_the_same_test_split(pair):
     from detectlab.catalog import load_detector
 

@@ -72,6 +72,7 @@ def test_describe_exit():
     assert describe_exit(3) == "worker process exited with code 3"
 
 
+@pytest.mark.slow  # worker processes train for real
 def test_cancel_queue_kill_and_restart(tmp_path, tiny_data):
     home = tmp_path / "home"
     m = RunManager(home, poll_seconds=0.2)
@@ -113,6 +114,7 @@ def test_cancel_queue_kill_and_restart(tmp_path, tiny_data):
         m2.close()
 
 
+@pytest.mark.slow  # worker processes train for real
 def test_killed_repeated_runs_worker_keeps_its_checkpoint(tmp_path, tiny_data):
     """Repeated runs write run0/, run1/...; a worker killed mid-way still leaves the run its best model."""
     m = RunManager(tmp_path / "home", poll_seconds=0.2)
@@ -177,6 +179,7 @@ def _queue_and_die(home, config) -> subprocess.Popen:
                             text=True)
 
 
+@pytest.mark.slow  # worker processes train for real
 def test_restarted_app_adopts_the_live_worker_and_never_runs_two(tmp_path, tiny_data):
     home = tmp_path / "home"
     app = _queue_and_die(home, _cfg(tiny_data, iterations=160))
@@ -275,6 +278,7 @@ def test_delete_removes_an_ended_run_and_its_files(tmp_path):
         m.close()
 
 
+@pytest.mark.slow  # a U-Net trains in a worker process
 def test_localizer_run_through_the_queue(tmp_path, monkeypatch):
     """A localizer is another run kind: same worker, per-epoch history, outcome; not a detector in pickers."""
     from tests.test_localize import make_masked_set
@@ -475,114 +479,3 @@ class _Watch:
         self.stop.set()
         self.thread.join(5)
         return self.most
-
-
-def test_cli_train_waits_for_the_apps_worker_and_never_runs_alongside(tmp_path, tiny_data):
-    """Issue 23 item 5: `detectlab train` in a terminal joins the app's queue: it waits (saying for which run)
-    while the app's worker executes, runs in its turn, and the app's next run waits for it."""
-    home = tmp_path / "home"
-    m = RunManager(home, poll_seconds=0.2)
-    watch = _Watch(m.store)
-    cli, lines = None, []
-    try:
-        first = m.submit(_cfg(tiny_data, iterations=1_000_000), name="app-first")  # runs until cancelled
-        _wait(m.store, first.id, _ended("running"), 120)
-        env = {**os.environ, "DETECTLAB_HOME": str(home), "OMP_NUM_THREADS": "1"}
-        cli = subprocess.Popen([sys.executable, "-m", "detectlab", "train", "--data", str(tiny_data), "--arch",
-                                "resnet18", "--input-size", "32", "--iterations", "10", "--batch-size", "8",
-                                "--threads", "1", "--name", "terminal"], env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
-        reader = _collect(cli.stdout, lines)
-        term = m.store.wait_until(lambda: next((r for r in m.store.list() if r.name == "terminal"), None), 120,
-                                  "the CLI did not queue its run")
-        assert term.from_terminal and term.owner_pid == cli.pid
-        deadline = time.monotonic() + 60
-        while not any(f"waiting for run {first.id}" in line for line in lines):
-            assert time.monotonic() < deadline and cli.poll() is None, "".join(lines)[-2000:]
-            time.sleep(0.2)
-        for _ in range(10):  # the terminal keeps waiting while the app's worker executes
-            assert m.store.get(term.id).status == "queued" and m.store.get(first.id).status == "running"
-            time.sleep(0.2)
-        after = m.submit(_cfg(tiny_data, iterations=10), name="app-after")  # queued behind the terminal's run
-        m.cancel(first.id)
-        _wait(m.store, term.id, lambda r: r.status != "queued", 60)
-        while True:  # the app's next run waits for the terminal's (read before the terminal's status: no race)
-            m._tick()
-            waiting, spawned = m.store.get(after.id).status, m._proc_run
-            if m.store.get(term.id).status != "running":
-                break
-            assert waiting == "queued" and spawned in (None, first.id), (waiting, spawned)
-            time.sleep(0.1)
-        assert cli.wait(240) == 0, "".join(lines)[-2000:]
-        reader.join(5)
-        done = _wait(m.store, after.id, lambda r: r.status in ("finished", "failed", "cancelled"), 240)
-        assert done.status == "finished", done.error
-    finally:
-        most = watch.close()
-        m.close()
-        if cli is not None:
-            cli.kill()
-    runs = sorted(m.store.list(), key=lambda r: r.started)
-    assert [r.name for r in runs] == ["app-first", "terminal", "app-after"]
-    assert [r.status for r in runs] == ["cancelled", "finished", "finished"]
-    for a, b in zip(runs, runs[1:]):
-        assert a.finished <= b.started, f"run {a.name} ({a.started}-{a.finished}) overlaps {b.name} ({b.started})"
-    assert most == 1, f"{most} runs were running at once"
-    assert m.store.get(runs[1].id).pid == cli.pid  # the terminal executed its own run
-
-
-def test_started_app_reaps_dead_runs_and_starts_the_queue_with_no_tab_open(tmp_path, tiny_data):
-    """Issue 23 item 4: after a restart the watcher runs from start-up, not from the first Train-tab call. A run
-    left `running` by a dead process ends failed at once, one whose process stopped (alive, silent) ends
-    failed after the heartbeat timeout, and the queued run then starts — no page opened, no API called."""
-    import sqlite3
-
-    home = tmp_path / "home"
-    store = RunStore(runs_db(home))
-    store.create("dead", {"arch": "resnet18"})
-    store.mark_running("dead", pid=_DEAD_PID)
-    store.create("stopped", {"arch": "resnet18"})
-    queued = store.create("queued", _cfg(tiny_data, iterations=10), owner="app", owner_pid=_DEAD_PID)
-    # a worker that beats its heartbeat (a plain sqlite loop, so it starts fast), SIGSTOPped once the app is up
-    beater = subprocess.Popen([sys.executable, "-c", (
-        "import sqlite3, sys, time\nc = sqlite3.connect(sys.argv[1], timeout=30, isolation_level=None)\n"
-        "while True:\n    c.execute('UPDATE runs SET heartbeat=? WHERE id=?', (time.time(), 'stopped'))\n"
-        "    time.sleep(0.3)\n"), str(store.path)])
-    store.mark_running("stopped", pid=beater.pid)
-    env = {**os.environ, "DETECTLAB_HOME": str(home), "DETECTLAB_HEARTBEAT_TIMEOUT": "10", "OMP_NUM_THREADS": "1"}
-    app = subprocess.Popen([sys.executable, "-c", (
-        "import signal\nfrom detectlab.ui.app import serve\nserved = serve(host='127.0.0.1', port=0)\n"
-        "print(served.url, flush=True)\nsignal.pause()\n")], env=env, stdout=subprocess.PIPE, text=True)
-
-    def status(run_id: str) -> str:  # a plain read: the test itself must not reap anything
-        with sqlite3.connect(store.path, timeout=30) as c:
-            return c.execute("SELECT status || ' ' || COALESCE(error, '') FROM runs WHERE id=?",
-                             (run_id,)).fetchone()[0]
-
-    def within(seconds: float, run_id: str, until) -> str:
-        deadline = time.monotonic() + seconds
-        while not until(text := status(run_id)):
-            assert time.monotonic() < deadline, f"after {seconds} s run {run_id}: {text}"
-            time.sleep(0.2)
-        return text
-
-    try:
-        import select
-
-        assert select.select([app.stdout], [], [], 300)[0], "the app did not start within 300 s"
-        assert app.stdout.readline().startswith("http://"), "the app did not start"
-        os.kill(beater.pid, signal.SIGSTOP)  # alive, but its heartbeat stops now
-        t0 = time.monotonic()
-        assert "ended without recording" in within(5, "dead", lambda s: s.startswith("failed"))
-        text = within(50, "stopped", lambda s: s.startswith("failed"))
-        assert "no heartbeat" in text and time.monotonic() - t0 < 50
-        within(60, queued.id, lambda s: not s.startswith("queued"))  # the queue moves without a visit
-        assert within(240, queued.id, lambda s: not s.startswith("running")).startswith("finished")
-    finally:
-        app.kill()
-        app.wait(10)
-        beater.kill()
-        with sqlite3.connect(store.path, timeout=30) as c:
-            pid = c.execute("SELECT pid FROM runs WHERE id=? AND status='running'", (queued.id,)).fetchone()
-        if pid and pid[0] != beater.pid:
-            os.kill(pid[0], signal.SIGKILL)

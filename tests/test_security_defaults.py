@@ -1,4 +1,4 @@
-"""Safe defaults (issue 13): loopback unless told, a warning when exposed, an optional login, a clean CLI.
+"""Safe defaults: loopback unless told, a warning when exposed, an optional login, a clean CLI.
 
 The served app is a real ``detectlab serve`` process: it must print what ``--host 0.0.0.0``
 exposes, refuse every request without the login from ``DETECTLAB_USER`` /
@@ -73,6 +73,7 @@ class _Lines(threading.Thread):
             return match()
 
 
+@pytest.mark.slow
 def test_exposed_server_warns_requires_the_login_and_cleans_its_uploads(tmp_path, demo_root):
     import httpx
     from gradio_client import Client, handle_file
@@ -151,11 +152,12 @@ def test_cli_refuses_impossible_paths_with_a_message(argv, phrase, capsys):
 
 def test_cli_os_errors_are_one_line(capsys, tmp_path, monkeypatch):
     from detectlab import cli
+    from detectlab.commands import models
 
     def fail(args):
         raise PermissionError(13, "Permission denied", str(tmp_path / "locked"))
 
-    monkeypatch.setattr(cli, "_cmd_models", fail)
+    monkeypatch.setattr(models, "_cmd_models", fail)
     assert cli.main(["models"]) == 2
     err = capsys.readouterr().err
     assert err == f"error: {tmp_path / 'locked'}: Permission denied\n"

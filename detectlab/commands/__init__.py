@@ -1,7 +1,8 @@
-"""CLI sub-commands of the capabilities added after the core (one module each, wired by ``detectlab.cli``).
+"""Every ``detectlab`` sub-command: one module per command group, assembled by ``detectlab.cli``.
 
 Each module has ``register(sub)`` that adds its parsers to the top-level sub-parsers and sets
-``func`` on them; ``func(args) -> int`` is the exit code. Same layer as ``detectlab.cli``.
+``func`` on them; ``func(args) -> int`` is the exit code. ``MODULES`` is the order ``detectlab --help``
+lists them in. Same layer as ``detectlab.cli``.
 """
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-MODULES = ("robustness", "attack", "localize", "trust", "heldout", "storage")
+MODULES = ("demo", "data", "train", "detect", "checkpoints", "fingerprint", "runs", "models", "serve",
+           "robustness", "attack", "localize", "trust", "heldout", "storage")
 
 
 def register_all(sub: argparse._SubParsersAction) -> None:

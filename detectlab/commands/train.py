@@ -1,0 +1,124 @@
+"""`detectlab train`: train a detector through the run queue the app's Train tab shares."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+#: ``detectlab train`` flags that are TrainConfig settings of the same name (parsed by ``with_overrides``).
+_TRAIN_FLAGS = ("data", "generators", "arch", "pretrained", "input_size", "epochs", "iterations", "batch_size", "lr",
+                "weight_decay", "seed", "runs", "split_seed", "adv_eps", "out_dir", "name", "train_part",
+                "threads", "init_from")
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from detectlab.demo.build import ensure_demo
+    from detectlab.progress import TqdmProgress
+    from detectlab.train import TrainConfig
+
+    cfg = TrainConfig.from_file(args.config) if args.config else TrainConfig()
+    if args.preset:
+        cfg = cfg.with_preset(args.preset)
+    cfg = cfg.with_overrides(
+        **{key: getattr(args, key) for key in _TRAIN_FLAGS},
+        weighted_sampling=False if args.no_weighted_sampling else None, hflip=False if args.no_hflip else None,
+        augment_p=args.augment or None,
+        augment_kinds=args.augment_kinds.split(",") if args.augment_kinds else None)
+    if not cfg.data:
+        cfg.data = str(ensure_demo())
+    from detectlab.runs import RunStore
+    from detectlab.runs.worker import execute_run
+    from detectlab.train.layout import RunLayout, new_run_id, runs_db
+
+    store = RunStore(runs_db())
+    # one queue with the app: this terminal's run waits for its turn, then executes here
+    record = store.create(new_run_id(), json.loads(json.dumps(cfg.to_dict())), cfg.name, owner="cli",
+                          owner_pid=os.getpid())
+    if not _wait_for_turn(store, record.id):
+        return 1
+    progress = TqdmProgress()
+    result = execute_run(store, record.id, RunLayout.of(cfg.out_dir).root, progress=progress, on_epoch=lambda e: print(
+        f"  epoch {e['epoch']}: train loss {e['train_loss'] or 0:.4f}  val loss {e['val_loss']:.4f}  "
+        f"val acc {e['val_accuracy']:.3f}  val bal.acc {e['val_balanced_accuracy'] or 0:.3f}", flush=True))
+    progress.close()
+    if result is None:
+        r = store.get(record.id)
+        print(f"run {record.id} was {r.status} before it started{': ' + r.error if r.error else ''}", file=sys.stderr)
+        return 1
+    for r in result.runs:
+        print(f"run {r.run_id}: {r.status}, best epoch {r.best_epoch}, test acc {r.test.get('accuracy')}, "
+              f"AP {r.test.get('ap')}, {r.images_per_second:.0f} img/s -> {r.checkpoint}")
+        for msg in r.notes:
+            print(f"  note: {msg}")
+    if len(result.runs) > 1:
+        print(json.dumps(result.summary, indent=1))
+    return 0
+
+
+def _wait_for_turn(store, run_id: str, poll: float = 0.5) -> bool:
+    """Wait until the queued run ``run_id`` may start (no other run executing, older runs first: the app's and
+    other terminals'), then claim it for this process. Says what it waits for; Ctrl-C leaves the queue.
+
+    False if the run ended while it waited (cancelled from the app's Train tab)."""
+    import time
+
+    from detectlab.runs.store import HEARTBEAT_SECONDS
+
+    shown, beaten = None, time.monotonic()
+    try:
+        while True:
+            store.reap()  # a killed run or a gone terminal's run must not hold the queue
+            if store.claim(run_id, os.getpid(), claimant="cli"):
+                if shown:
+                    print(f"run {run_id}: its turn came; training starts", flush=True)
+                return True
+            record = store.get(run_id)
+            if record.status != "queued":
+                print(f"run {run_id} was {record.status} while it waited for its turn"
+                      f"{': ' + record.error if record.error else ''}", file=sys.stderr)
+                return False
+            blocker = store.blocker(run_id, claimant="cli")
+            if blocker is not None and blocker.id != shown:
+                what = "executing" if blocker.status == "running" else "queued before it"
+                print(f"run {run_id} is queued: waiting for run {blocker.id}"
+                      f"{' (' + blocker.name + ')' if blocker.name else ''} ({what}) to end — one training runs at "
+                      "a time, shared with the app's Train tab; Ctrl-C leaves the queue", flush=True)
+                shown = blocker.id
+            if time.monotonic() - beaten >= HEARTBEAT_SECONDS:
+                store.beat(run_id)  # this terminal still waits: its run is not reaped
+                beaten = time.monotonic()
+            time.sleep(poll)
+    except KeyboardInterrupt:
+        store.finish(run_id, "cancelled", error="left the queue before it started (Ctrl-C in its terminal)")
+        raise
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``detectlab train``."""
+    t = sub.add_parser("train", help="train a detector (flags override the CONFIG json and the preset)")
+    t.add_argument("config", nargs="?", help="JSON file with TrainConfig fields")
+    t.add_argument("--preset", help="start from a paper's settings: a preset's name or a unique start of it, "
+                   "e.g. 'Wimmer 2024'")
+    t.add_argument("--data", help="data set folder (default: the embedded demo)")
+    t.add_argument("--generators", help="comma-separated generators forming the fake class (default: all)")
+    t.add_argument("--arch", help="architecture, see `detectlab models`")
+    t.add_argument("--pretrained", help="true, false or a local weight file")
+    for key, typ in (("input-size", int), ("epochs", int), ("iterations", int), ("batch-size", int), ("lr", float),
+                     ("weight-decay", float), ("seed", int), ("runs", int), ("split-seed", int)):
+        t.add_argument(f"--{key}", type=typ, default=None)
+    t.add_argument("--no-weighted-sampling", action="store_true")
+    t.add_argument("--no-hflip", action="store_true")
+    t.add_argument("--augment", type=float, default=None, help="probability of each degradation augmentation")
+    t.add_argument("--augment-kinds", help="comma-separated degradations --augment applies to (default: "
+                   "blur,jpeg,downsize,patch)")
+    t.add_argument("--adv-eps", help="comma-separated FGSM eps list for adversarial training")
+    t.add_argument("--part", dest="train_part", default=None, metavar="K/N",
+                   help="train on part K of N disjoint parts of the train split (mirror models: 1/2 and 2/2)")
+    t.add_argument("--threads", type=int, default=None, help="torch threads (default 2)")
+    t.add_argument("--init-from", default=None, metavar="DETECTOR",
+                   help="start from this shipped detector's or run's weights (same architecture and input size)")
+    t.add_argument("--out-dir", default=None)
+    t.add_argument("--name", default=None)
+    t.set_defaults(func=_cmd_train)
