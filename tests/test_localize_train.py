@@ -56,31 +56,29 @@ def tiny_set(tmp_path_factory):
 
 
 @pytest.mark.parametrize("arch", ["yolov8n-seg", "unet"])
-def test_two_epoch_training_offline_then_predict_masks_of_the_image_size(arch, tiny_set, tmp_path, no_network):
-    seen, epochs = [], []
-    threads = torch.get_num_threads()
-    result = train_localizer({"arch": arch, "data": str(tiny_set), "epochs": 2, "imgsz": 64, "batch": 8,
-                              "out_dir": str(tmp_path / "out")},
-                             progress=lambda done, total=None, desc="": seen.append(desc), on_epoch=epochs.append)
-    assert no_network == [], no_network
-    assert [e["epoch"] for e in epochs] == [1, 2]  # live per-epoch rows for the run queue's curves
-    assert torch.get_num_threads() == threads  # ultralytics' process-wide thread change is undone
-    ckpt = tmp_path / "out" / (f"localizer-{arch}.pt" if arch != "unet" else "unet-w16.safetensors")
-    assert result["checkpoint"] == str(ckpt) and ckpt.is_file()
+def test_two_epoch_training_offline_then_predict_masks_of_the_image_size(arch, tiny_localizer, tmp_path, no_network):
+    """The session's shared tiny localizer (tests/conftest.py: trained once per architecture, 2 epochs, 64 px,
+    network refused) reported what a run's queue and curves need, and predicts masks of each image's size."""
+    tiny = tiny_localizer(arch)
+    assert tiny.network_attempts == [], tiny.network_attempts
+    assert [e["epoch"] for e in tiny.epochs] == [1, 2]  # live per-epoch rows for the run queue's curves
+    ckpt = tiny.checkpoint
+    assert ckpt.name == (f"localizer-{arch}.pt" if arch != "unet" else "unet-w16.safetensors") and ckpt.is_file()
     meta = json.loads(ckpt.with_suffix(".json").read_text())
     assert meta["imgsz"] == 64 and len(meta["history"]) == 2 and meta["train_seconds"] > 0
     assert sorted(meta["dataset"]["splits"]) == ["test", "train", "val"]
-    test = result["metrics"]["test"]
+    test = tiny.result["metrics"]["test"]
     assert 0.0 <= test["pixel"]["dice"] <= 1.0 and set(test["quartiles"]) == {"Q1", "Q2", "Q3", "Q4"}
     if arch != "unet":
         assert 0.0 <= test["map50"] <= 1.0 and 0.0 <= test["map50_95"] <= test["map50"] + 1e-9
-    assert any("Training" in d for d in seen)
+    assert any("Training" in d for d in tiny.progress)
     # no work files left behind
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted([ckpt.name, ckpt.with_suffix(".json").name])
+    assert sorted(p.name for p in ckpt.parent.iterdir()) == sorted([ckpt.name, ckpt.with_suffix(".json").name])
 
+    threads = torch.get_num_threads()
     localizer = load_localizer(ckpt, allow_pickle=True)
-    image = tiny_set / "images" / "s00_0.png"
-    out = localize_image(localizer, image, mask=tiny_set / "masks" / "s00_0.png", conf=0.0)
+    image = tiny.data / "images" / "s00_0.png"
+    out = localize_image(localizer, image, mask=tiny.data / "masks" / "s00_0.png", conf=0.0)
     assert out.image.shape == (3, 64, 64)
     for region in out.regions:
         assert region.mask.shape == (64, 64) and region.mask.dtype == bool and 0 <= region.confidence <= 1
@@ -90,7 +88,7 @@ def test_two_epoch_training_offline_then_predict_masks_of_the_image_size(arch, t
     odd = tmp_path / "odd.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (80, 100, 3), dtype=np.uint8)).save(odd)
     out = localize_image(localizer, odd, conf=0.0)
-    assert torch.get_num_threads() == threads
+    assert torch.get_num_threads() == threads  # ultralytics' process-wide thread change is undone
     assert out.predicted_mask().shape == (80, 100)
     assert all(r.mask.shape == (80, 100) for r in out.regions)
     assert no_network == [], no_network
