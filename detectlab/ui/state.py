@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 from detectlab import config
 
@@ -41,9 +40,3 @@ def detector_choices() -> dict[str, str]:
     from detectlab.catalog import detector_choices as choices
 
     return {label: str(path) for label, path in choices().items()}
-
-
-def resolve_detector(label: str) -> Path:
-    from detectlab.catalog import resolve_detector as resolve
-
-    return resolve(label)
