@@ -249,12 +249,19 @@ def test_cycle_finder(graph, loop):
     assert _cycle(graph) == loop
 
 
-def test_function_level_relative_and_from_imports_are_seen(tmp_path, monkeypatch):
+def _fake_package(tmp_path, empty_files: tuple[str, ...], module: str) -> Path:
+    """A ``detectlab`` tree of empty modules plus ``models/m.py`` holding ``module``; returns the package."""
     pkg = tmp_path / "detectlab"
-    (pkg / "models").mkdir(parents=True)
-    for f in ("__init__.py", "config.py", "models/__init__.py", "models/base.py"):
+    for f in empty_files:
+        (pkg / f).parent.mkdir(parents=True, exist_ok=True)
         (pkg / f).write_text("")
-    (pkg / "models" / "m.py").write_text(
+    (pkg / "models").mkdir(parents=True, exist_ok=True)
+    (pkg / "models" / "m.py").write_text(module)
+    return pkg
+
+
+def test_function_level_relative_and_from_imports_are_seen(tmp_path, monkeypatch):
+    pkg = _fake_package(tmp_path, ("__init__.py", "config.py", "models/__init__.py", "models/base.py"),
         "from detectlab import config\n"
         "from . import base\n"
         "def f():\n"
@@ -270,12 +277,7 @@ def test_function_level_relative_and_from_imports_are_seen(tmp_path, monkeypatch
 
 
 def test_string_imports_are_seen(tmp_path, monkeypatch):
-    pkg = tmp_path / "detectlab"
-    (pkg / "models").mkdir(parents=True)
-    (pkg / "runs").mkdir()
-    for f in ("__init__.py", "models/__init__.py", "runs/__init__.py", "runs/worker.py"):
-        (pkg / f).write_text("")
-    (pkg / "models" / "m.py").write_text(
+    pkg = _fake_package(tmp_path, ("__init__.py", "models/__init__.py", "runs/__init__.py", "runs/worker.py"),
         "import importlib\n"
         "from importlib import import_module\n"
         "def f(name):\n"
