@@ -157,7 +157,7 @@ def bench_api(calls: int) -> dict:
         rng = np.random.default_rng(0)
 
         def call(image=ref):
-            return client.predict(image=image, detectors="cnn-resnet18", blur_sigma=float(rng.uniform(0, 5)),
+            return client.predict(image=image, detector="cnn-resnet18", blur_sigma=float(rng.uniform(0, 5)),
                                   jpeg_quality=int(rng.integers(10, 100)), order="blur, jpeg",
                                   api_name="/degrade_score")
 

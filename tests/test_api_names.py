@@ -12,7 +12,7 @@ from PIL import Image
 
 #: The public endpoints, and only these: what README and the API page document.
 PUBLIC = {"/detect", "/localize", "/fingerprints", "/degrade_score", "/attack", "/train", "/train_localizer",
-          "/show_dataset", "/open_folder", "/upload_zip", "/delete_dataset"}
+          "/run_status", "/show_dataset", "/open_folder", "/upload_zip", "/delete_dataset"}
 DEMO = "demo (real + 3 generators)"
 
 
@@ -62,13 +62,13 @@ def test_every_endpoint_is_named_described_and_public_only(api):
 
 def test_detect_takes_cli_names_and_screen_labels(client, image):
     for name in ("cnn-resnet18", "shipped: cnn-resnet18"):
-        verdict, overlay = client.predict(image_path=_handle(image), detector=name, method="gradcam++", opacity=0.4,
+        verdict, overlay = client.predict(image=_handle(image), detector=name, heatmap="gradcam++", opacity=0.4,
                                           api_name="/detect")
         assert 0.0 <= verdict["p_fake"] <= 1.0 and verdict["decision"] in ("real", "fake")
         assert verdict["detector"] == name
         with Image.open(overlay) as im:
             assert im.size == (128, 128)
-    spectrum, _ = client.predict(image_path=_handle(image), detector="spectrum-durrall", api_name="/detect")
+    spectrum, _ = client.predict(image=_handle(image), detector="spectrum-durrall", api_name="/detect")
     assert 0.0 <= spectrum["p_fake"] <= 1.0
     # the held-out false-positive rate of the path that ran travels with the verdict
     from detectlab import config
@@ -82,7 +82,7 @@ def test_detect_takes_cli_names_and_screen_labels(client, image):
 def test_attack_and_degrade_score_take_cli_names(client, image):
     out, _ = client.predict(image=_handle(image), detector="cnn-resnet18", method="pgd", eps=0.02, api_name="/attack")
     assert out["eps"] == 0.02 and out["p_fake_after"] < out["p_fake_before"]
-    out, _ = client.predict(image=_handle(image), detectors="spectrum-durrall", jpeg_quality=50,
+    out, _ = client.predict(image=_handle(image), detector="spectrum-durrall", jpeg_quality=50,
                             api_name="/degrade_score")
     assert [d["name"] for d in out["detectors"]] == ["spectrum-durrall"]
     assert 0.0 <= out["detectors"][0]["p_fake"] <= 1.0
@@ -93,17 +93,17 @@ def test_localize_takes_cli_names(client, demo_root):
     from detectlab.localize.dataset import split_examples
 
     _, img, mask = split_examples(config.DEMO_INPAINT_DIR)[25]
-    info, overlay, _ = client.predict(image_path=_handle(img), mask_path=_handle(mask), localizer="unet-small",
+    info, overlay, _ = client.predict(image=_handle(img), mask=_handle(mask), localizer="unet-small",
                                       detector="cnn-resnet18", conf=0.25, api_name="/localize")
     assert info["file"] == img.name and 0.0 <= info["pixel"]["dice"] <= 1.0
     assert 0.0 <= info["detector"]["heatmap_iou"] <= 1.0
 
 
 def test_fingerprints_and_data_endpoints(client, demo_root, tmp_path):
-    status, *_ = client.predict(choice=DEMO, folder="", gens=["pixel-shuffle"], n=2, single_file=None,
+    status, *_ = client.predict(data=DEMO, folder="", generators=["pixel-shuffle"], n=2, image=None,
                                 api_name="/fingerprints")
     assert "Error" not in status and "pixel-shuffle" in status
-    for name, kwargs in (("/show_dataset", {"label": DEMO}), ("/open_folder", {"text": "demo"})):
+    for name, kwargs in (("/show_dataset", {"data": DEMO}), ("/open_folder", {"folder": "demo"})):
         status, counts, *_ = client.predict(**kwargs, api_name=name)
         assert "3 generators" in status or "demo" in status, (name, status)
         assert {row[1] for row in counts["data"]} >= {"pixel-shuffle", "resize-conv", "transposed-conv"}
@@ -114,19 +114,70 @@ def test_fingerprints_and_data_endpoints(client, demo_root, tmp_path):
                 path = tmp_path / f"{cls}{i}.png"
                 Image.new("RGB", (16, 16), (value + i,) * 3).save(path)
                 zf.write(path, f"{cls}/{i}.png")
-    status, *_, picker = client.predict(file=_handle(archive), api_name="/upload_zip")
+    status, *_, picker = client.predict(archive=_handle(archive), api_name="/upload_zip")
     assert "apinames" in status and "6 images" in status, status
-    status, *_ = client.predict(label="uploaded: apinames", confirmed=True, api_name="/delete_dataset")
-    assert "Deleted **apinames**" in status
+    assert picker == "uploaded: apinames"
+    status = client.predict(data="uploaded: apinames", confirmed=True, api_name="/delete_dataset")
+    assert status == "Deleted apinames and its files."
 
 
 def test_train_endpoints_answer_by_name(client):
     """A bad field queues nothing and is named: the endpoint and its parameter names answer, cheaply."""
+    from gradio_client.exceptions import AppError
+
     from detectlab.train import PRESETS
 
-    _, message, *_ = client.predict(preset=next(iter(PRESETS)), data_choice=DEMO, folder="", epochs=0,
-                                    api_name="/train")
-    assert "epochs" in message
-    _, message, *_ = client.predict(arch="unet", data_choice="demo-inpainted (images + masks)", folder="", epochs=0,
-                                    weights=None, api_name="/train_localizer")
-    assert "epochs" in message
+    with pytest.raises(AppError, match="epochs"):
+        client.predict(preset=next(iter(PRESETS)), data=DEMO, folder="", epochs=-1, api_name="/train")
+    with pytest.raises(AppError, match="epochs"):
+        client.predict(arch="unet", data="demo-inpainted (images + masks)", folder="", epochs=0,
+                       api_name="/train_localizer")
+    with pytest.raises(AppError, match="no-such-run"):
+        client.predict(run_id="no-such-run", api_name="/run_status")
+
+
+def _printed_examples(page) -> dict[str, str]:
+    """The Python snippet the API page prints for each endpoint, as a user copies it."""
+    page.get_by_text("Use via API").click()
+    snippets = page.locator("code", has_text="client.predict(")
+    snippets.first.wait_for()
+    out = {}
+    for text in snippets.all_inner_texts():
+        name = re.search(r'api_name="(/\w+)"', text)
+        if name and "from gradio_client import" in text:
+            out[name.group(1)] = text
+    return out
+
+
+def test_every_endpoint_runs_exactly_as_the_api_page_prints_it(page, tmp_path):
+    """Copy each snippet from the API page, run it as a script: it works (or, where the example cannot
+    name a user's file or data set, it fails with a plain sentence saying what to send)."""
+    import subprocess
+    import sys
+
+    from detectlab.ui import state
+
+    printed = _printed_examples(page)
+    assert set(printed) == PUBLIC
+    needs_users_data = {"/upload_zip": "choose a .zip file first", "/delete_dataset": "is not an imported data set"}
+    before = {r.id for r in state.manager().store.list()}
+    failures = []
+    try:
+        for name, code in sorted(printed.items()):
+            assert "Hello!!" not in code and "github" not in code, (name, code)
+            script = tmp_path / f"{name[1:]}.py"
+            script.write_text(code)
+            run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+            message = (run.stderr.strip().splitlines() or [""])[-1]
+            if name in needs_users_data:
+                if run.returncode == 0 or needs_users_data[name] not in message:
+                    failures.append((name, "should fail with a plain sentence", run.stderr[-600:]))
+                elif re.search(r"&#x?\w+;|\*\*|`", message):
+                    failures.append((name, "markup in the message", message))
+            elif run.returncode != 0 or not run.stdout.strip() or "Error" in run.stdout:
+                failures.append((name, run.stdout[-300:], run.stderr[-600:]))
+    finally:  # the /train and /train_localizer examples queued runs: cancel them
+        for record in state.manager().store.list():
+            if record.id not in before:
+                state.manager().cancel(record.id)
+    assert not failures, failures

@@ -19,7 +19,7 @@ import gradio as gr  # noqa: E402
 
 from detectlab import __version__, config  # noqa: E402
 from detectlab.ui import (  # noqa: E402
-    attack_tab, data_tab, detect_tab, fingerprints_tab, first_run, localize_tab, robustness_tab, state, train_tab,
+    api, attack_tab, data_tab, detect_tab, fingerprints_tab, first_run, localize_tab, robustness_tab, state, train_tab,
     widgets,
 )
 from detectlab.ui.common import coming  # noqa: E402
@@ -54,6 +54,7 @@ def build_app() -> gr.Blocks:
                 coming(*_EXPERIMENTS)
             with gr.Tab("Data", id="data"):
                 choice, outputs = data_tab.build()
+        api.build()  # the public endpoints, all in one place
         demo.load(data_tab.show_dataset, choice, outputs, api_name=False)
         demo.load(detect_tab.refresh_detectors, detect["detector"], detect["detector"], api_name=False)
     return demo

@@ -335,14 +335,6 @@ def build() -> dict:
     upload.change(playground, inputs, outs, api_name=False)
     method.change(playground, inputs, outs, api_name=False)
     detector.input(playground, inputs, outs, api_name=False)
-    # the named endpoint for gradio_client: the same decode and attack as the playground
-    api_in = gr.File(visible=False, type="filepath", label="image")
-    api_json = gr.JSON(visible=False, label="result")
-    api_png = gr.File(visible=False, label="adversarial image (PNG)")
-    gr.Button(visible=False).click(
-        api_attack, [api_in, gr.Textbox(value=DEFAULT_DETECTOR, visible=False, label="detector"),
-                     gr.Textbox(value="fgsm", visible=False, label="method"),
-                     gr.Number(value=0.02, visible=False, label="eps")], [api_json, api_png], api_name="attack")
     _build_sets(choices)
     return {"detector": detector, "eps": eps, "verdict": verdict}
 

@@ -142,13 +142,13 @@ def build() -> None:
     gr.Gallery(value=fingerprint_gallery(), label="Demo generator fingerprints FP(R, S) ([Wimmer 2024], eq. 1; shared colour scale, red = more energy than real)",
                columns=3, height=300, elem_id="data-fingerprints")
     outputs = [status, counts, gallery, skipped]
-    choice.change(show_dataset, choice, outputs, api_name="show_dataset")
-    open_btn.click(open_folder, folder, outputs, api_name="open_folder")
+    choice.change(show_dataset, choice, outputs, api_name=False)
+    open_btn.click(open_folder, folder, outputs, api_name=False)
     folder.submit(open_folder, folder, outputs, api_name=False)  # the same as the button
-    upload_btn.click(upload_zip, upload, [*outputs, choice], api_name="upload_zip")
+    upload_btn.click(upload_zip, upload, [*outputs, choice], api_name=False)
     with gr.Row():
         confirm = gr.Checkbox(False, label="yes, delete the selected imported data set (its files cannot be recovered)",
                               elem_id="data-delete-confirm")
         delete_btn = gr.Button("Delete data set", variant="stop", elem_id="data-delete")
-    delete_btn.click(delete, [choice, confirm], [status, choice, confirm], api_name="delete_dataset")
+    delete_btn.click(delete, [choice, confirm], [status, choice, confirm], api_name=False)
     return choice, outputs

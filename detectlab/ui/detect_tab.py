@@ -319,13 +319,4 @@ def build() -> dict:
             metrics_file = gr.File(label="Metrics (JSON: split, counts, per generator)", elem_id="detect-batch-json")
         go_btn.click(score_batch, [files, folder, detector, split],
                      [status, table, csv_file, metrics, conf, groups, metrics_file], api_name=False)
-    # named endpoint for gradio_client
-    api_in = ImageInput(visible=False, label="image")  # the file as uploaded: decoded by DetectLab only
-    api_json = gr.JSON(visible=False, label="verdict")
-    api_img = gr.Image(visible=False, format="png", label="heatmap overlay")  # lossless overlay
-    gr.Button(visible=False).click(api_detect, [api_in, gr.Textbox(value="cnn-resnet18", visible=False, label="detector"),
-                                                gr.Textbox(value="gradcam", visible=False, label="heatmap method"),
-                                                gr.Number(value=0.5, visible=False, label="opacity"),
-                                                gr.Textbox(value="resize", visible=False, label="scoring")],
-                                   [api_json, api_img], api_name="detect")
     return {"detector": detector}

@@ -142,7 +142,7 @@ def build() -> None:
     folder.submit(list_sets, [choice, folder], [gens, gen, msg], api_name=False)
     refresh_on_open(detector, state.detector_choices)
     run.click(compute, [choice, folder, gens, n, use_residual, limit, single, raw], [status, grid, profiles, kept, export],
-              api_name="fingerprints")
+              api_name=False)
     limit.release(recolor, [kept, limit], grid, api_name=False)
     prev_btn.click(preview, [choice, folder, gen, method, strength, threshold, n_prev, detector],
                    [prev_text, pair, prev_fig], api_name=False)

@@ -298,15 +298,4 @@ def build() -> dict:
         go_btn.click(run_evaluation, [ds_choice, folder, split_name, localizer, detector, conf, pt_file, trust,
                                       cancel_box], [eval_md, table, plot, csv_file], api_name=False)
         stop.click(cancel_evaluation, cancel_box, eval_md, api_name=False)
-    # named endpoint for gradio_client
-    api_img = gr.File(visible=False, type="filepath", label="image")
-    api_mask = gr.File(visible=False, type="filepath", label="mask")
-    api_json = gr.JSON(visible=False, label="result")
-    api_overlay = gr.Image(visible=False, label="overlay")
-    api_tp = gr.Image(visible=False, label="TP/FP/FN")
-    gr.Button(visible=False).click(
-        api_localize, [api_img, api_mask, gr.Textbox(value="", visible=False, label="localizer"),
-                       gr.Textbox(value="", visible=False, label="detector"),
-                       gr.Number(value=0.25, visible=False, label="conf")], [api_json, api_overlay, api_tp],
-        api_name="localize")
     return {"localizer": localizer, "detector": detector, "conf": conf}

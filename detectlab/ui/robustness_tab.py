@@ -275,12 +275,4 @@ def build() -> dict:
                   [status, plot, table, files, reading], api_name=False)
         stop.click(cancel_sweep, None, status, api_name=False)
     # named endpoint for gradio_client: /degrade_score
-    api_inputs = [ImageInput(visible=False, label="image"),
-                  gr.Textbox(DEFAULT_DETECTORS, visible=False, label="detectors")] + \
-        [gr.Number(value=identity, visible=False, label=name) for (name, _, _, identity) in SLIDERS.values()] + \
-        [gr.Textbox(value=", ".join(DEFAULT_ORDER), visible=False, label="order"),
-         gr.Checkbox(False, visible=False, label="heatmap")]
-    api_outputs = [gr.JSON(visible=False, label="scores"),
-                   gr.Image(type="pil", format="png", visible=False, label="degraded image")]
-    gr.Button(visible=False).click(api_degrade_score, api_inputs, api_outputs, api_name="degrade_score")
     return {"detectors": detectors, "verdict": verdict}

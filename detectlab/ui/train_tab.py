@@ -392,8 +392,8 @@ def _build_runs(detector: dict, localizer: dict) -> None:
     timer = gr.Timer(1.0)
 
     shown = [progress_md, curves, cfg_view, history, results_md, results]
-    detector["button"].click(launch, detector["inputs"], [selected, *shown], api_name="train")
-    localizer["button"].click(launch_localizer, localizer["inputs"], [selected, *shown], api_name="train_localizer")
+    detector["button"].click(launch, detector["inputs"], [selected, *shown], api_name=False)
+    localizer["button"].click(launch_localizer, localizer["inputs"], [selected, *shown], api_name=False)
     delete_btn.click(delete_run, [selected, confirm], [action_md, selected, history], api_name=False)
     cancel_btn.click(cancel, selected, action_md, api_name=False)
     timer.tick(show_run, selected, shown, api_name=False, show_progress="hidden")
