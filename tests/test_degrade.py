@@ -74,6 +74,15 @@ def test_identity_strength_returns_the_input(name):
 
 
 @pytest.mark.parametrize("name", list(CASES))
+def test_a_chain_step_at_its_identity_is_bit_exact(name):
+    """A chain of one step at the identity strength leaves every pixel as it was (no re-encode, no resample)."""
+    x = _images(size=40)[:, :, :, :36]
+    chain = Chain([(name, CASES[name][0])])
+    out = chain(x, seed=3)
+    assert torch.equal(out, x) and out is not x and chain.out_size((40, 36)) == (40, 36)
+
+
+@pytest.mark.parametrize("name", list(CASES))
 def test_shape_dtype_and_range_are_kept(name):
     x = _images(b=3, size=40)[:, :, :, :36]  # non-square
     op = DEGRADATIONS[name]

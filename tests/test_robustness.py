@@ -24,8 +24,8 @@ from detectlab.errors import DatasetError, DetectLabError
 from detectlab.models.base import Detector, HeatmapTarget, PreprocessConfig
 from detectlab.progress import CancelToken, Cancelled
 from detectlab.robustness import (
-    SLIDERS, SweepSpec, augmented_groups, degrade_and_score, group_detectors, live_chain, parse_levels,
-    robustness_reading, run_sweep, sweep_samples, working_image,
+    DEFAULT_ORDER, SLIDERS, SweepSpec, augmented_groups, degrade_and_score, full_order, group_detectors, live_chain,
+    parse_levels, robustness_reading, run_sweep, sweep_samples, unlisted_steps, working_image,
 )
 from detectlab.robustness.plots import export_sweep, pfake_figure, sweep_figure, write_html, write_png
 
@@ -245,8 +245,13 @@ def test_bad_folders_name_the_problem(tmp_path, labelled):
 
 
 # -- live ------------------------------------------------------------------------------------
+_AT_REST = {param: identity for param, _, _, identity in SLIDERS.values()}
+#: one value off the identity per slider, each inside its slider range
+_MOVED = {"blur": 1.5, "jpeg": 40, "patch": 10, "downsize": 0.5, "noise": 0.05, "resize": 0.5}
+
+
 def test_live_chain_skips_resting_sliders_and_names_bad_values():
-    assert str(live_chain(None, {})) == "jpeg 100"
+    assert str(live_chain(None, {})) == "none" and str(live_chain(None, _AT_REST)) == "none"
     chain = live_chain(["downsize", "jpeg", "blur"], {"jpeg_quality": 30, "blur": 2.0, "downsize_scale": 0.5})
     assert str(chain) == "downsize 0.5 → jpeg 30 → blur 2"
     for values, match in [({"jpeg_quality": 3}, r"jpeg_quality must be a number in \[5, 100\], got 3"),
@@ -259,6 +264,73 @@ def test_live_chain_skips_resting_sliders_and_names_bad_values():
         live_chain("blur → sharpen", {})
     with pytest.raises(DegradationError, match="blur appears twice"):
         live_chain(["blur", "blur"], {})
+
+
+@pytest.mark.parametrize("order", [None, [], list(SLIDERS)])
+def test_every_slider_at_rest_leaves_the_image_bit_exact(order, tmp_path):
+    """At rest nothing applies (JPEG 100 included: no re-encode), so the score is that of the input itself."""
+    path = tmp_path / "noisy.png"
+    Image.fromarray(_image(True, 3)).save(path)
+    work = working_image(path, SIZE)
+    chain = live_chain(order, _AT_REST)
+    assert len(chain) == 0
+    r = degrade_and_score(work.image, chain, [Scored("sharp", SharpnessDetector())])
+    assert torch.equal(r.degraded, work.image) and math.isinf(r.psnr_db)
+    with torch.no_grad():
+        direct = float(torch.sigmoid(SharpnessDetector()(work.image[None]))[0])
+    assert r.scores[0].p_fake == pytest.approx(direct, abs=1e-7)
+
+
+@pytest.mark.parametrize("name", list(SLIDERS))
+def test_a_slider_at_its_identity_is_no_step_and_off_it_always_applies(name):
+    x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    param = SLIDERS[name][0]
+    assert str(live_chain([name], {param: SLIDERS[name][3]})) == "none"
+    # moved, and left out of the order: it still applies (after the listed steps), and says so
+    others = [n for n in DEFAULT_ORDER if n != name][:2]
+    chain = live_chain(others, {param: _MOVED[name]})
+    assert [s.name for s in chain.steps] == [name] and unlisted_steps(others, chain) == [name]
+    out = chain(x, seed=0)
+    assert out.shape != x.shape or not torch.equal(out, x)
+    listed = live_chain([name, *others], {param: _MOVED[name]})
+    assert str(listed) == str(chain) and unlisted_steps([name, *others], listed) == []
+
+
+def test_full_order_puts_unlisted_steps_after_the_listed_ones():
+    assert full_order(None) == DEFAULT_ORDER and set(DEFAULT_ORDER) == set(SLIDERS)
+    assert full_order(["jpeg", "blur"]) == ("jpeg", "blur", "downsize", "noise", "patch", "resize")
+    chain = live_chain(["jpeg", "blur"], {"resize_scale": 0.5, "jpeg_quality": 50, "blur_sigma": 1.0})
+    assert str(chain) == "jpeg 50 → blur 1 → resize 0.5"
+
+
+def test_at_rest_each_detector_scores_the_file_at_its_own_size(tmp_path):
+    """Two input sizes: at rest the smaller detector scores the file decoded at its size (as Detect does),
+    not a resample of the larger working image; a moved slider scores the degraded working image."""
+    path = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (90, 130, 3), dtype=np.uint8)).save(path)
+    small, big = Scored("small", SharpnessDetector(input_size=SIZE)), Scored("big", SharpnessDetector(input_size=40))
+    work = working_image(path, 40)
+    seen = []
+
+    def at_size(size):
+        seen.append(size)
+        return working_image(path, size).image
+
+    rest = degrade_and_score(work.image, live_chain(None, {}), [small, big], at_size=at_size)
+    assert seen == [SIZE]
+    assert torch.equal(rest.scores[0].seen, working_image(path, SIZE).image)
+    assert torch.equal(rest.scores[1].seen, work.image)
+    degraded = degrade_and_score(work.image, live_chain(None, {"noise_sigma": 0.1}), [small, big], at_size=at_size)
+    assert seen == [SIZE] and degraded.scores[0].seen.shape[-1] == SIZE
+
+
+def test_the_working_image_is_the_tensor_detect_scores(tmp_path):
+    """Same decode as ``load_tensor`` at the detector's size (Detect's resize path), for a camera-sized photo."""
+    from detectlab.data import load_tensor
+
+    path = tmp_path / "camera.jpg"
+    Image.fromarray(np.random.default_rng(2).integers(0, 255, (477, 720, 3), dtype=np.uint8)).save(path)
+    assert torch.equal(working_image(path, 128).image, load_tensor(path, 128))
 
 
 def test_live_scoring_psnr_and_heatmap(tmp_path):

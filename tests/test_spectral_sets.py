@@ -134,9 +134,55 @@ def test_figures_of_the_fingerprints_view(folders):
     assert grid_figure(cmp.panels, 2.5).layout.coloraxis.cmax == 2.5
     assert list(fig.data[0].x) == list(range(-16, 16))  # centred frequencies
     prof = profile_figure(cmp.profiles, cmp.single)
-    assert [t.name for t in prof.data] == ["real", "gan", cmp.single[0]] and prof.data[-1].line.dash == "dot"
+    assert [t.name for t in prof.data if t.showlegend is not False] == ["real", "gan", cmp.single[0]]
+    assert prof.data[-1].line.dash == "dot"
     assert prof.data[0].x[-1] < 0.5 and prof.data[0].x[0] == 0
     p = removal_preview(by_class["real"], by_class["gan"], "msa", size=32, limit=16)
     rem = removal_figure(p, "gan")
     assert [a.text for a in rem.layout.annotations] == ["FP(real, gan) before", "after msa"]
     assert rem.layout.coloraxis.cmax == pytest.approx(float(np.percentile(np.abs(p.fp_before), 99.5)))
+
+
+def test_the_uploaded_image_has_its_own_colour_scale(folders):
+    from detectlab.spectral.plots import auto_limit, grid_figure
+    from detectlab.spectral.sets import compare_sets, files_by_class
+
+    by_class = files_by_class(folders)
+    cmp = compare_sets(by_class, ["gan"], size=32, image=sorted((folders / "real").glob("*.png"))[0])
+    single, sets = cmp.panels[cmp.single_panel], {k: v for k, v in cmp.panels.items() if k != cmp.single_panel}
+    # one image's spectrum is much noisier than a mean over many: on a shared scale it would set the limit
+    assert auto_limit({"one": single}) > 1.5 * auto_limit(sets)
+    fig = grid_figure(cmp.panels, 0, cmp.raw, cmp.single_panel)
+    axes = {t.name: t.coloraxis for t in fig.data}
+    assert axes == {"FP(real, gan)": "coloraxis", cmp.single_panel: "coloraxis2"}
+    assert fig.layout.coloraxis.cmax == pytest.approx(auto_limit(sets))          # the sets' scale ignores the image
+    assert fig.layout.coloraxis2.cmax == pytest.approx(auto_limit({"one": single}))
+    assert fig.layout.coloraxis2.cmin == -fig.layout.coloraxis2.cmax
+    titles = [a.text for a in fig.layout.annotations]
+    assert any("own colour scale" in t and cmp.single_panel in t for t in titles), titles
+    assert "own scale" in fig.layout.coloraxis2.colorbar.title.text
+    # a manual limit moves the sets' scale only
+    manual = grid_figure(cmp.panels, 0.3, cmp.raw, cmp.single_panel)
+    assert manual.layout.coloraxis.cmax == 0.3 and manual.layout.coloraxis2.cmax == fig.layout.coloraxis2.cmax
+    # without an uploaded image there is one colour axis, as before
+    one = grid_figure(sets, 0)
+    assert "coloraxis2" not in one.layout.to_plotly_json() and {t.coloraxis for t in one.data} == {"coloraxis"}
+
+
+def test_radial_profile_lines_are_told_apart():
+    from detectlab.spectral.plots import profile_figure
+
+    f = np.linspace(0, 1, 16)
+    spectra = {"real": -f, **{f"gen{k}": -f - 0.01 * k for k in range(1, 5)}}
+    fig = profile_figure(spectra, ("uploaded: x.png", -f + 0.2))
+    top = [t for t in fig.data if t.showlegend is not False]
+    assert [t.name for t in top] == ["real", "gen1", "gen2", "gen3", "gen4", "uploaded: x.png"]
+    for attr in (lambda t: t.line.color, lambda t: t.line.dash, lambda t: t.marker.symbol):
+        assert len({attr(t) for t in top}) == len(top)            # colour, dash and marker each differ
+    assert all("markers" in t.mode and t.marker.maxdisplayed for t in top)
+    # the lower row: each line minus the real profile, on the same legend entry
+    diff = {t.legendgroup: np.asarray(t.y) for t in fig.data if t.showlegend is False}
+    assert set(diff) == {t.name for t in top}
+    np.testing.assert_allclose(diff["gen3"], -0.03, atol=1e-12)
+    np.testing.assert_allclose(diff["real"], 0, atol=1e-12)
+    assert fig.layout.yaxis2.title.text == "minus real"

@@ -15,8 +15,10 @@ from detectlab.robustness.live import (
     WorkingImage,
     degrade_and_score,
     example_images,
+    full_order,
     live_chain,
     parse_order,
+    unlisted_steps,
     working_image,
     working_size,
 )
@@ -43,6 +45,7 @@ from detectlab.robustness.sweep import (
 __all__ = [
     "DEFAULT_LEVELS", "DEFAULT_ORDER", "METRICS", "SLIDERS", "SLOT", "SPLITS", "DetectorGroup", "LiveResult",
     "LiveScore", "ScoredDetector", "SweepPoint", "SweepResult", "SweepSpec", "WorkingImage", "augmentation_of",
-    "augmented_groups", "degrade_and_score", "example_images", "group_detectors", "live_chain", "parse_levels",
-    "parse_order", "repeat_key", "robustness_reading", "run_sweep", "sweep_samples", "working_image", "working_size",
+    "augmented_groups", "degrade_and_score", "example_images", "full_order", "group_detectors", "live_chain",
+    "parse_levels", "parse_order", "repeat_key", "robustness_reading", "run_sweep", "sweep_samples", "unlisted_steps",
+    "working_image", "working_size",
 ]

@@ -8,6 +8,11 @@ resize + centre-crop the detectors use — and cached, so a slider move only deg
 scores a small tensor, whatever the size of the photo. Degradation strengths (blur σ, patch
 side) are therefore in pixels of that working image, as [Petrželková 2024]'s are in pixels of its
 224 px detector input.
+
+At rest (every slider at its identity value) the chain is empty and the working image of a
+single detector is the very tensor Detect's resize path scores (``load_tensor`` at the
+detector's input size), so the live P(fake) is Detect's P(fake). A slider moved off its
+identity always applies: steps missing from the chosen order run after the listed ones.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from __future__ import annotations
 import functools
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +35,9 @@ from detectlab.errors import DetectLabError
 from detectlab.robustness.sweep import ScoredDetector
 
 #: Slider ranges of the live tab and the ``/degrade_score`` API: name -> (API parameter, low, high, identity).
-#: Narrower than the degradations' own ranges where a wider one only shows a grey square.
+#: Narrower than the degradations' own ranges where a wider one only shows a grey square. JPEG
+#: quality 100 is the slider's rest: no re-encode at all (a quality-100 JPEG still changes the
+#: pixels, 4:2:0 chroma included, and moves P(fake) of a detector that reads those traces).
 SLIDERS: dict[str, tuple[str, float, float, Any]] = {
     "blur": ("blur_sigma", 0.0, 20.0, 0.0),
     "jpeg": ("jpeg_quality", 5, 100, 100),
@@ -40,11 +47,12 @@ SLIDERS: dict[str, tuple[str, float, float, Any]] = {
     "resize": ("resize_scale", 0.05, 1.0, 1.0),
 }
 #: The default order of the live chain: resampling first, then blur and sensor noise, JPEG as a
-#: publisher would apply it last, and the visible patch last so compression never sees its edges.
-DEFAULT_ORDER = ("downsize", "blur", "noise", "jpeg", "patch")
-#: Photos are first reduced (box filter) to at most this many times the working size, so a
-#: 50-megapixel upload never becomes a 600 MB float tensor; the final resize is the detectors' own.
-REDUCE_HEADROOM = 4
+#: publisher would apply it last, the visible patch so compression never sees its edges, and the
+#: resize-only step at the very end, so every other strength stays in working-image pixels.
+DEFAULT_ORDER = ("downsize", "blur", "noise", "jpeg", "patch", "resize")
+#: Decoded as Detect decodes (``load_tensor``'s default headroom): at rest the working image of a
+#: detector is the tensor Detect scores, bit for bit.
+REDUCE_HEADROOM = 2
 
 
 def parse_order(order: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -66,20 +74,31 @@ def parse_order(order: str | Sequence[str] | None) -> tuple[str, ...]:
     return tuple(names)
 
 
+def full_order(order: str | Sequence[str] | None) -> tuple[str, ...]:
+    """``order`` (see ``parse_order``), then every slider it leaves out, in ``DEFAULT_ORDER``.
+
+    A slider left out of the order still applies when moved; it runs after the listed steps.
+    """
+    names = parse_order(order)
+    return names + tuple(n for n in DEFAULT_ORDER if n not in names)
+
+
 def live_chain(order: str | Sequence[str] | None, values: Mapping[str, Any]) -> Chain:
-    """The chain the sliders describe: the degradations of ``order`` at the slider ``values``.
+    """The chain the sliders describe: every slider off its identity value, in ``full_order(order)``.
+
+    A slider at its identity value is no step, so with every slider at rest the chain is empty
+    and the image is scored exactly as Detect scores it (JPEG quality 100 included: no re-encode).
 
     Args:
-        order: which degradations, in which order (see ``parse_order``).
+        order: the order of the steps (see ``parse_order``); sliders it leaves out run after it.
         values: degradation name or API parameter name (``jpeg_quality``) -> slider value;
             missing ones take their identity value.
 
     Raises:
         DegradationError: a value outside its slider range, naming the parameter and the value.
     """
-    names = parse_order(order)
     steps = []
-    for name in names:
+    for name in full_order(order):
         param, lo, hi, identity = SLIDERS[name]
         v = values.get(param, values.get(name, identity))
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(float(v)) or not lo <= v <= hi:
@@ -88,10 +107,16 @@ def live_chain(order: str | Sequence[str] | None, values: Mapping[str, Any]) -> 
             if not float(v).is_integer():
                 raise DegradationError(f"{param} must be a whole number, got {v!r}")
             v = int(v)
-        if name != "jpeg" and v == identity:
-            continue  # a slider at rest is no step (JPEG 100 still re-encodes, so it stays)
+        if v == identity:
+            continue  # a slider at rest is no step
         steps.append((name, v))
     return Chain(steps)
+
+
+def unlisted_steps(order: str | Sequence[str] | None, chain: Chain) -> list[str]:
+    """The steps of ``chain`` that ``order`` does not list (they ran after the listed ones)."""
+    listed = set(parse_order(order))
+    return [s.name for s in chain.steps if s.name not in listed]
 
 
 @dataclass
@@ -115,9 +140,9 @@ class WorkingImage:
 
 @functools.lru_cache(maxsize=16)
 def _working(path: str, mtime: float, size: int) -> WorkingImage:
-    # decoded straight to the working size: cropped, box-reduced band by band while it stays
-    # REDUCE_HEADROOM x the working size (so the final antialiased resize still decides the pixels),
-    # with the data layer's memory budget; a multi-megapixel photo never exists as a full-size copy
+    # decoded straight to the working size exactly as Detect decodes (cropped, box-reduced band by band
+    # while it stays REDUCE_HEADROOM x the working size, then one antialiased resize), with the data
+    # layer's memory budget; a multi-megapixel photo never exists as a full-size copy
     image, source = load_fitted(path, size, headroom=REDUCE_HEADROOM, name=Path(path).name)
     return WorkingImage(image, source, Path(path).name)
 
@@ -169,12 +194,16 @@ class LiveResult:
 
 
 def degrade_and_score(image: torch.Tensor, chain: Chain, detectors: Sequence[ScoredDetector], *,
-                      heatmap: bool = False, method: str = "gradcam", seed: int = 0) -> LiveResult:
+                      heatmap: bool = False, method: str = "gradcam", seed: int = 0,
+                      at_size: Callable[[int], torch.Tensor] | None = None) -> LiveResult:
     """Degrade one working image ``[3, S, S]`` by ``chain`` (seeded) and score it with every detector.
 
     Each detector sees the degraded image through its own resize + centre-crop (``analyze``);
     with ``heatmap``, its Grad-CAM of the degraded image comes along (detectors without a
-    spatial layer, the spectrum baseline, give none).
+    spatial layer, the spectrum baseline, give none). With an empty chain and ``at_size``
+    (input size -> the file decoded at that size, e.g. ``working_image(path, s).image``), a
+    detector whose input size is not ``S`` scores the file decoded at its own size, as Detect
+    does, rather than a resample of the working image: at rest every detector agrees with Detect.
     """
     if not detectors:
         raise DetectLabError("select at least one detector")
@@ -183,7 +212,11 @@ def degrade_and_score(image: torch.Tensor, chain: Chain, detectors: Sequence[Sco
     db = float(psnr(image[None], degraded[None])[0])
     scores = []
     for d in detectors:
-        a = analyze(d.detector, degraded, d.threshold, method, with_heatmap=heatmap)
+        seen = degraded
+        size = int(d.detector.preprocess.input_size)
+        if not len(chain) and at_size is not None and size != degraded.shape[-1]:
+            seen = at_size(size)
+        a = analyze(d.detector, seen, d.threshold, method, with_heatmap=heatmap)
         scores.append(LiveScore(d.name, a.p_fake, a.threshold, a.decision, a.maps, a.image))
     return LiveResult(image, degraded, db, chain, scores, time.perf_counter() - start)
 
@@ -205,5 +238,6 @@ def example_images(root: str | Path, per_generator: int = 2, split_seed: int = 0
     return out
 
 
-__all__ = ["DEFAULT_ORDER", "LiveResult", "LiveScore", "SLIDERS", "WorkingImage",
-           "degrade_and_score", "example_images", "live_chain", "parse_order", "working_image", "working_size"]
+__all__ = ["DEFAULT_ORDER", "LiveResult", "LiveScore", "SLIDERS", "WorkingImage", "degrade_and_score",
+           "example_images", "full_order", "live_chain", "parse_order", "unlisted_steps", "working_image",
+           "working_size"]

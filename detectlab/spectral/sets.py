@@ -226,6 +226,7 @@ class SetComparison:
     counts: dict[str, int]
     raw: bool                              # panels are mean spectra, not differences
     single: tuple[str, np.ndarray] | None = None   # (label, radial profile) of one uploaded image
+    single_panel: str | None = None                  # the key of that image's panel (its own colour scale)
 
 
 def compare_sets(by_class: dict[str, list[Path]], generators: list[str], limit: int | None = None,
@@ -251,15 +252,16 @@ def compare_sets(by_class: dict[str, list[Path]], generators: list[str], limit: 
         panels = {"real (mean log|F|)": real.mean, **{f"{s.name} (mean log|F|)": s.mean for s in synth}}
     else:
         panels = {f"FP(real, {k})": v.values for k, v in fingerprints(real, synth).items()}
-    single = None
+    single = single_panel = None
     if image is not None:
         x = load_tensor(image, size)[None]
         spec = log_spectrum(residual(x) if use_residual else x)[0]
         name = Path(image).name
         single = (f"uploaded: {name}", radial_profile(spec[None])[0].numpy())
-        panels[f"{name} − mean real"] = spec.numpy() - real.mean
+        single_panel = f"{name} − mean real"
+        panels[single_panel] = spec.numpy() - real.mean
     return SetComparison(panels, {"real": real.profile, **{s.name: s.profile for s in synth}},
-                         {"real": real.n, **{s.name: s.n for s in synth}}, raw, single)
+                         {"real": real.n, **{s.name: s.n for s in synth}}, raw, single, single_panel)
 
 
 def export_comparison(cmp: SetComparison, path: str | Path, settings: dict | None = None) -> Path:

@@ -137,12 +137,14 @@ def degrade_score(image: str, detector: str = "", blur_sigma: float = 0.0, jpeg_
         image: the image file.
         detector: one detector or several, comma-separated (cnn-resnet18, spectrum-durrall); empty for the default.
         blur_sigma: Gaussian blur sigma in pixels, 0 to 20 (0: off).
-        jpeg_quality: JPEG quality, 5 to 100 (100: off).
-        patch_size: patch shuffle size in pixels, 1 to 1024 (1024: off).
+        jpeg_quality: JPEG quality, 5 to 100 (100: off, no re-encode).
+        patch_size: the visible patch's side in pixels, 1 to 1024 (the rest is set to grey; 1024: off).
         downsize_scale: downsize factor, 0.05 to 1 (1: off).
         noise_sigma: Gaussian noise sigma, 0 to 1 (0: off).
         resize_scale: resize factor, 0.05 to 1 (1: off).
-        order: comma-separated steps, applied in this order.
+        order: comma-separated steps, applied in this order; a step moved off its identity value that is not
+            listed runs after the listed ones. With every value at its identity nothing is applied, and
+            P(fake) equals /detect's (scoring resize).
         heatmap: none, or gradcam to compute each detector's heatmap too (slower).
     Returns:
         The chain, PSNR and each detector's P(fake) as JSON, and the degraded image (PNG).

@@ -53,8 +53,8 @@ def compute(choice, folder, gens, n, use_residual, limit, single_file, raw=False
                     "high-pass residual": bool(use_residual), "raw spectra": bool(raw),
                     "single image": Path(single_file).name if single_file else None}
         export = export_comparison(cmp, output_path("fingerprints.npz"), settings)
-        return (status, grid_figure(cmp.panels, float(limit), cmp.raw), profile_figure(cmp.profiles, cmp.single), cmp,
-                str(export))
+        grid = grid_figure(cmp.panels, float(limit), cmp.raw, cmp.single_panel)
+        return status, grid, profile_figure(cmp.profiles, cmp.single), cmp, str(export)
     except Exception as exc:  # noqa: BLE001
         return message(exc, single_file), None, None, None, None
 
@@ -63,7 +63,7 @@ def recolor(cmp, limit):
     """The colour scale changes without recomputing the spectra."""
     if not cmp:
         return gr.update()
-    return grid_figure(cmp.panels, float(limit), cmp.raw)
+    return grid_figure(cmp.panels, float(limit), cmp.raw, cmp.single_panel)
 
 
 def preview(choice, folder, gen, method, strength, threshold, n, detector_label, progress=gr.Progress()):
@@ -105,12 +105,13 @@ def build() -> None:
                                    info="the image minus its 3×3 box blur before the FFT, so scene content weighs less")
         raw = gr.Checkbox(False, label="Raw mean spectra (not differences)",
                           info="each set's mean log spectrum instead of its difference to the real photos")
-        limit = gr.Slider(0, 6, 0, step=0.1, label="Colour scale ± (0 = auto, shared by all)", elem_id="fp-scale")
-        single = gr.File(label="Optional: one image to compare", type="filepath")
+        limit = gr.Slider(0, 6, 0, step=0.1, label="Colour scale ± of the sets (0 = auto)", elem_id="fp-scale",
+                          info="shared by the set panels; an uploaded image's panel has its own automatic scale")
+        single = gr.File(label="Optional: one image to compare", type="filepath", elem_id="fp-single")
     run = gr.Button("Compute fingerprints", variant="primary", elem_id="fp-run")
     status = gr.Markdown(elem_id="fp-status", label="status")
     grid = gr.Plot(label="Fingerprints, side by side", elem_id="fp-grid")
-    profiles = gr.Plot(label="Radial spectrum profiles")
+    profiles = gr.Plot(label="Radial spectrum profiles", elem_id="fp-profiles")
     export = gr.File(label="Panels, radial profiles, counts and settings (.npz)")
     kept = gr.State(None)
     gr.Markdown("### Fingerprint removal ([Wimmer 2024] §5: Mean-Spectrum and Frequency-Peaks attacks)")

@@ -18,7 +18,8 @@ from detectlab.explain import overlay
 from detectlab.progress import Cancelled
 from detectlab.robustness import (
     DEFAULT_LEVELS, DEFAULT_ORDER, SLIDERS, SPLITS, SweepSpec, augmented_groups, degrade_and_score, example_images,
-    group_detectors, live_chain, robustness_reading, run_sweep, sweep_samples, working_image, working_size,
+    group_detectors, live_chain, robustness_reading, run_sweep, sweep_samples, unlisted_steps, working_image,
+    working_size,
 )
 from detectlab.robustness.plots import export_sweep, pfake_figure, sweep_figure
 from detectlab.ui import state
@@ -28,9 +29,9 @@ from detectlab.ui.widgets import ImageInput, api_error, message, output_path
 #: The pair [Petrželková 2024] §4.3 compares: the same CNN trained without and with degradation augmentation.
 DEFAULT_PAIR = ("cnn-resnet18", "cnn-resnet18-aug")
 _SLIDER_LABELS = {
-    "blur": "Gaussian blur σ (px)", "jpeg": "JPEG quality", "patch": "visible patch side (px; ≥ image = all)",
-    "downsize": "downsize scale (down and back up)", "noise": "Gaussian noise σ ([0, 1] units)",
-    "resize": "resize-only scale (down, not back up)",
+    "blur": "Gaussian blur σ (px; 0 = off)", "jpeg": "JPEG quality (100 = off: no re-encode)",
+    "patch": "visible patch side (px; ≥ image = off)", "downsize": "downsize scale (down and back up; 1 = off)",
+    "noise": "Gaussian noise σ ([0, 1] units; 0 = off)", "resize": "resize-only scale (down, not back up; 1 = off)",
 }
 #: What the API's ``detectors`` parameter defaults to: the pair above where built, else the first detector.
 DEFAULT_DETECTORS = "default"
@@ -88,15 +89,29 @@ def _score(source: str | None, detectors, order, values: dict, heatmap: bool):
     loaded = _load(detectors)
     chain = live_chain(order, values)
     work = working_image(source, working_size(loaded))
-    return work, degrade_and_score(work.image, chain, loaded, heatmap=heatmap)
+    r = degrade_and_score(work.image, chain, loaded, heatmap=heatmap,
+                          at_size=lambda size: working_image(source, size).image)
+    return work, r, unlisted_steps(order, chain)
 
 
-def _verdict_md(work, r) -> str:
+def _chain_note(r, unlisted: list[str]) -> str:
+    if not len(r.chain):
+        return ("Every slider is at rest: nothing is applied, and each detector scores the image exactly as "
+                "Detect's resize scoring does (same pixels, same P(fake)).")
+    if unlisted:
+        return (f"{', '.join(unlisted)} {'is' if len(unlisted) == 1 else 'are'} not in the chain order, so "
+                f"{'it runs' if len(unlisted) == 1 else 'they run'} after the listed steps.")
+    return ""
+
+
+def _verdict_md(work, r, unlisted: list[str]) -> str:
     db = "∞ (unchanged)" if math.isinf(r.psnr_db) else f"{r.psnr_db:.2f} dB"
-    rows = "\n".join(f"| {catalog.shipped_name(s.name)} | {s.p_fake:.3f} | {s.threshold:.2f} | "
+    rows = "\n".join(f"| {catalog.shipped_name(s.name)} | {s.p_fake:.4f} | {s.threshold:.2f} | "
                      f"{s.decision.upper()} |" for s in r.scores)
+    note = _chain_note(r, unlisted)
     return (f"**{work.name}** · chain **{r.chain}** · PSNR to the input {db} · {1000 * r.seconds:.0f} ms\n\n"
-            f"{work.describe()}\n\n| detector | P(fake) | threshold | decision |\n|---|---|---|---|\n{rows}")
+            f"{work.describe()}" + (f"\n\n*{note}*" if note else "")
+            + f"\n\n| detector | P(fake) | threshold | decision |\n|---|---|---|---|\n{rows}")
 
 
 def live(source: str | None, detectors, order, blur, jpeg, patch, downsize, noise, resize, heatmap):
@@ -105,7 +120,7 @@ def live(source: str | None, detectors, order, blur, jpeg, patch, downsize, nois
     if not source:   # sliders moved before any image: say what to do, not an error
         return _PROMPT, gr.update(), gr.update()
     try:
-        work, r = _score(source, detectors, order, values, heatmap)
+        work, r, unlisted = _score(source, detectors, order, values, heatmap)
     except Exception as exc:  # noqa: BLE001 - a clear message; the tab keeps working
         return message(exc, source), gr.update(), gr.update()
     shown = [(to_pil(r.original), f"input ({work.size} px)"), (to_pil(r.degraded), f"degraded: {r.chain}")]
@@ -114,7 +129,7 @@ def live(source: str | None, detectors, order, blur, jpeg, patch, downsize, nois
                   for layer, m in s.maps]
     names = [catalog.shipped_name(s.name) for s in r.scores]
     fig = pfake_figure(names, [s.p_fake for s in r.scores], [s.threshold for s in r.scores])
-    return _verdict_md(work, r), shown, fig
+    return _verdict_md(work, r, unlisted), shown, fig
 
 
 def live_upload(file, *rest):
@@ -129,32 +144,35 @@ def live_example(label, *rest):
 def api_degrade_score(image: str, detectors: str = DEFAULT_DETECTORS, blur_sigma: float = 0.0, jpeg_quality: float = 100,
                       patch_size: float = 1024, downsize_scale: float = 1.0, noise_sigma: float = 0.0,
                       resize_scale: float = 1.0, order: str = ", ".join(DEFAULT_ORDER), heatmap: bool = False):
-    """Degrade one image (each step at its value, in ``order``) and score it with each detector.
+    """Degrade one image (each step off its identity value, in ``order``) and score it with each detector.
+
+    With every value at its identity the chain is empty ("none") and each P(fake) equals /detect's
+    (scoring resize) for the same image and detector.
 
     Args:
         image: the image file.
         detectors: comma-separated detector names as the CLI spells them (cnn-resnet18,spectrum-durrall) or screen labels; "default": the tab's pair.
         blur_sigma: blur sigma in pixels, 0 to 20 (0: off).
-        jpeg_quality: JPEG quality, 5 to 100 (100: off).
+        jpeg_quality: JPEG quality, 5 to 100 (100: off, no re-encode).
         patch_size: patch size in pixels, 1 to 1024 (1024: off).
         downsize_scale: downsize factor, 0.05 to 1 (1: off).
         noise_sigma: noise sigma, 0 to 1 (0: off).
         resize_scale: resize factor, 0.05 to 1 (1: off).
-        order: comma-separated steps (downsize, blur, noise, jpeg, patch, resize), applied in this order.
+        order: comma-separated steps (downsize, blur, noise, jpeg, patch, resize), applied in this order; a step off its identity value that is not listed runs after the listed ones.
         heatmap: also compute the detectors' heatmaps (slower).
     Returns:
-        JSON (chain, PSNR, scored size, P(fake)/threshold/decision per detector) and the degraded image (PNG).
+        JSON (chain, PSNR, scored size, appended_steps: the applied steps that order did not list, P(fake)/threshold/decision per detector) and the degraded image (PNG).
     """
     values = dict(blur_sigma=blur_sigma, jpeg_quality=jpeg_quality, patch_size=patch_size,
                   downsize_scale=downsize_scale, noise_sigma=noise_sigma, resize_scale=resize_scale)
     try:
-        work, r = _score(image, detectors, order, values, bool(heatmap))
+        work, r, unlisted = _score(image, detectors, order, values, bool(heatmap))
     except Exception as exc:  # noqa: BLE001 - the client gets the message
         raise api_error(exc, image) from None
     out = r.to_dict()
     for d in out["detectors"]:
         d["name"] = catalog.shipped_name(d["name"])
-    out.update(image=work.name, source_size=list(work.source_size), scored_size=work.size)
+    out.update(image=work.name, source_size=list(work.source_size), scored_size=work.size, appended_steps=unlisted)
     # a file: Gradio caches it atomically (a PIL image it rewrites in place)
     return out, str(r.write_png(output_path("degraded.png")))
 
@@ -220,7 +238,8 @@ def build() -> dict:
                 example = gr.Dropdown(choices=list(_examples()), value=None, label="…or a demo test image",
                                       elem_id="rob-example")
                 order = gr.Dropdown(choices=list(SLIDERS), value=list(DEFAULT_ORDER), multiselect=True,
-                                    label="Chain: degradations applied in this order (remove and re-add to reorder)",
+                                    label="Chain order (remove and re-add to reorder; a moved slider always "
+                                          "applies, and one left out of this list runs after it)",
                                     elem_id="rob-order")
                 sliders = {}
                 for name, (param, lo, hi, identity) in SLIDERS.items():
