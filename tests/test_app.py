@@ -159,3 +159,20 @@ def test_the_server_sends_only_raster_images_from_data_roots(app_url, name, stat
         got, headers = err.code, err.headers
     assert got == status
     assert headers["x-content-type-options"] == "nosniff"
+
+
+def test_data_gallery_captions_are_readable_in_full(page, demo_root):
+    page.get_by_role("tab", name="Data").click()
+    expect(page.locator("#data-counts")).to_contain_text("transposed-conv", timeout=120_000)
+    captions = page.locator("#data-gallery .caption-label")
+    expect(captions.first).to_be_visible(timeout=60_000)
+    texts = captions.all_inner_texts()
+    assert any(t.startswith("transposed-conv: p") and t.endswith(".png") for t in texts), texts[:3]
+    # every caption shows all its text (no ellipsis, nothing clipped) and stays inside its thumbnail
+    cut = page.evaluate("""() => [...document.querySelectorAll('#data-gallery .caption-label')].filter(e => {
+        const item = e.closest('.gallery-item') || e.parentElement;
+        const c = e.getBoundingClientRect(), t = item.getBoundingClientRect();
+        return e.scrollWidth > e.clientWidth + 1 || e.scrollHeight > e.clientHeight + 1
+            || c.left < t.left - 1 || c.right > t.right + 1 || c.top < t.top - 1 || c.bottom > t.bottom + 1;
+    }).map(e => e.textContent)""")
+    assert cut == [], cut

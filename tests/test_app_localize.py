@@ -106,3 +106,56 @@ def test_uploaded_pt_needs_the_trust_tick_and_is_checked(tmp_path):
         localize_tab._load_localizer("/etc/passwd", None, False)
     summary, *_ = localize_tab.run_localize("x.png", None, "", "(none)", 0.25, str(pt), False)
     assert summary.startswith("**Error:**") and "trust" in summary
+
+
+def test_unmanipulated_photo_warns_with_the_measured_area_and_clears_the_demo_pick(page, tmp_path):
+    """A held-out camera photo (no manipulation) through the U-Net: the warning names the share it marks and
+    the false-positive areas measured on unmanipulated photos; the demo pick made before leaves the screen."""
+    from detectlab import config
+    from detectlab.localize import localize_image
+    from detectlab.localize.localizer import load_localizer, shipped_localizers
+    from detectlab.localize.reliability import measured_areas
+
+    photo = tmp_path / "unmanipulated-photo.jpg"
+    shutil.copy(config.ASSETS / "heldout" / "full" / "p0005.jpg", photo)
+    area = localize_image(load_localizer(shipped_localizers()["unet-small"]), photo, conf=0.25).predicted_area()
+    assert area > 0.05  # this photo is one the U-Net marks
+    held = measured_areas("unet-small")["heldout-full"]
+
+    _open(page)
+    page.locator("#localize-localizer input").click()
+    page.locator("#localize-localizer [role=option], ul.options li").filter(has_text="shipped: unet-small").click()
+    summary, warning = page.locator("#localize-summary"), page.locator("#localize-warning")
+    page.locator("#localize-demo input").click()
+    option = page.locator("#localize-demo [role=option], ul.options li").nth(2)
+    stem = option.inner_text().split(" ")[0]
+    option.click()
+    expect(summary).to_contain_text(f"{stem}.png", timeout=60_000)
+    expect(summary).to_contain_text("unet-small")
+    expect(warning).to_be_hidden()  # a demo crop the size of its training images, a region of usual size
+
+    page.locator("#localize-image input[type=file]").set_input_files(str(photo))
+    expect(summary).to_contain_text(photo.name, timeout=90_000)
+    expect(page.locator("#localize-demo input")).to_have_value("")
+    expect(summary).not_to_contain_text(stem)
+    expect(warning).to_be_visible()
+    text = warning.inner_text()
+    assert f"unet-small marks {100 * area:.0f} % of the image as manipulated" in text
+    assert "unlike its training images (128 px crops of the demo)" in text
+    assert (f"{100 * held['mean']:.0f} % on average (max {100 * held['max']:.0f} %) of {held['images']} "
+            "held-out camera photos") in text
+    assert "treat the regions as unreliable" in text
+
+
+def test_localize_api_carries_the_same_warning(tmp_path):
+    from detectlab import config
+    from detectlab.ui import localize_tab
+
+    photo = tmp_path / "photo.jpg"
+    shutil.copy(config.ASSETS / "heldout" / "full" / "p0005.jpg", photo)
+    info, overlay, tpfpfn = localize_tab.api_localize(str(photo), "", "unet-small", "", 0.25)
+    assert info["localizer"] == "unet-small" and tpfpfn is None
+    assert info["warning"].startswith(f"unet-small marks {100 * info['predicted_area']:.0f} % of the image")
+    from detectlab.localize.reliability import measured_areas
+
+    assert f"of {measured_areas('unet-small')['heldout-full']['images']} held-out camera photos" in info["warning"]

@@ -194,3 +194,29 @@ def test_photo_heuristics_tell_photos_from_graphics_and_copies(tmp_path):
     other = load_rgb(tmp_path / "cutout.png")
     assert is_near_duplicate((dhash(a), thumb(a)), (dhash(b), thumb(b)))
     assert not is_near_duplicate((dhash(a), thumb(a)), (dhash(other), thumb(other)))
+
+
+def test_materialize_reports_one_overall_fraction_that_never_decreases(tmp_path):
+    """Progress runs once from 0 to 1 over every step and generator (it does not restart per generator)."""
+    import shutil
+
+    from detectlab.demo.build import materialize
+
+    real = tmp_path / "demo" / "real"
+    real.mkdir(parents=True)
+    for f in sorted((config.DEMO_DIR / "real").glob("*.png"))[:24]:
+        shutil.copy(f, real / f.name)
+    reports = []
+    materialize(tmp_path / "demo", tmp_path / "demo-inpainted", config.GENERATOR_DIR,
+                progress=lambda done, total=None, desc="": reports.append((done / total, total, desc)))
+    fractions = [f for f, _, _ in reports]
+    assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
+    assert len({total for _, total, _ in reports}) == 1
+    stages = list(dict.fromkeys(desc for _, _, desc in reports))
+    assert stages[0] == "decode the real crops" and stages[-1] == "manipulated images and their masks"
+    assert [s for s in stages if s.startswith("synthesize")] == [
+        f"synthesize {g} (generator {k + 1} of 3)" for k, g in enumerate(GENERATORS)]
+    # synthesis is most of the work: after the three generators the bar stands near the end
+    last_synth = max(f for f, _, d in reports if d.startswith("synthesize"))
+    assert 0.9 < last_synth < 1.0
+    assert len(list((tmp_path / "demo-inpainted" / "images").glob("*.png"))) == 24

@@ -440,3 +440,50 @@ def test_localize_figures_show_the_measured_numbers_beside_table_4_8():
     assert [t.name for t in unet.data] == ["dice + BCE loss", "val pixel dice", "val pixel IoU"]
     yolo = training_curves_figure([{"epoch": 1, "train/box_loss": 1.0, "metrics/mAP50(M)": 0.3}])
     assert [t.name for t in yolo.data] == ["box loss", "val mask mAP50"]
+
+
+# --------------------------------------------------------------------------- reliability on unmanipulated photos
+
+@pytest.mark.parametrize("size, marked, expect_warning", [
+    ((128, 128), 0.10, None),                       # a region of usual size on a crop like the training ones
+    ((128, 128), 0.42, ("large",)),                 # more than any demo region
+    ((477, 720), 0.00, ("unlike",)),                # a camera photo: unlike the training crops, even if clean
+    ((477, 720), 0.42, ("large", "unlike")),
+])
+def test_reliability_warning(size, marked, expect_warning):
+    import torch
+
+    from detectlab.localize import Localization, Region
+    from detectlab.localize.reliability import reliability_warning
+
+    h, w = size
+    mask = np.zeros((h, w), bool)
+    mask[: round(h * marked)] = True  # whole rows: the area is `marked` to a row
+    result = Localization(torch.zeros(3, h, w), [Region(mask, 0.92, np.zeros((0, 2)))], conf=0.25)
+    measured = {"heldout-full": {"images": 41, "mean": 0.0147, "median": 0.0, "max": 0.2119},
+                "demo-real-test": {"images": 121, "mean": 0.001, "median": 0.0, "max": 0.0562}}
+    r = reliability_warning(result, "unet-small", 128, measured)
+    assert r.area == pytest.approx(marked, abs=1 / h)
+    if expect_warning is None:
+        assert r.warning == "" and not r.large and not r.unlike_training
+        return
+    assert r.large == ("large" in expect_warning) and r.unlike_training == ("unlike" in expect_warning)
+    assert r.warning.startswith(f"unet-small marks {100 * marked:.0f} % of the image as manipulated")
+    assert "1 % on average (max 21 %) of 41 held-out camera photos" in r.warning
+    assert "0 % on average (max 6 %) of 121 real test crops of the demo" in r.warning
+    assert ("720×477 image is unlike its training images" in r.warning) == ("unlike" in expect_warning)
+    assert r.warning.endswith("treat the regions as unreliable.")
+    unmeasured = reliability_warning(result, "trained-here", 128, {}).warning
+    assert "not measured" in unmeasured
+
+
+def test_shipped_localizers_have_measured_false_positive_areas(tmp_path):
+    from detectlab.localize.localizer import shipped_localizers
+    from detectlab.localize.reliability import measured_areas, measured_areas_of_file
+
+    assert measured_areas_of_file(tmp_path / "unet-small.safetensors") == {}  # a user's file: not measured
+    for name, path in shipped_localizers().items():
+        m = measured_areas(name)
+        assert measured_areas_of_file(path) == m
+        assert m and {"demo-real-test", "heldout-crops", "heldout-full"} <= set(m), name
+        assert all(0.0 <= m[k]["mean"] <= m[k]["max"] <= 1.0 and m[k]["images"] > 30 for k in m if k != "seconds")

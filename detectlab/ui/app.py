@@ -154,7 +154,7 @@ def launch(host: str = "127.0.0.1", port: int | None = None, share: bool = False
     for line in exposure_warnings(host, share, login=config.login() is not None):
         print(line, file=sys.stderr, flush=True)
     if first_run.start_in_background() is not None:
-        print("first start: deriving the demo images in the background (about a minute); the page shows progress",
+        print("first start: deriving the demo images in the background (minutes on 2 cores); the page shows progress and the time left",
               flush=True)
     served = serve(host=host, port=port)
     print(f"DetectLab running on {served.url}", flush=True)

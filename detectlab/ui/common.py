@@ -40,10 +40,14 @@ def coming(title: str, what: str) -> None:
 
 def refresh_on_open(dropdown: gr.Dropdown, choices) -> None:
     """Re-read a picker's choices whenever the user opens it (new data sets, runs and checkpoints
-    appear without a restart). Only the choices are sent, never the value, so a pick the user makes
-    while the answer is on its way is not overwritten."""
+    appear without a restart), and once the first start has derived the demo images
+    (``first_run.on_demo_ready``). Only the choices are sent, never the value, so a pick the user
+    makes while the answer is on its way is not overwritten."""
+    from detectlab.ui.first_run import on_demo_ready
+
     dropdown.focus(lambda: gr.update(choices=list(choices())), None, dropdown, api_name=False,
                    show_progress="hidden", queue=False)
+    on_demo_ready(lambda: gr.update(choices=list(choices())), dropdown)
 
 
 class SessionJobs:

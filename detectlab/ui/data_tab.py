@@ -10,10 +10,13 @@ from detectlab import config
 from detectlab.catalog import DEMO_LABEL, UPLOADED_PREFIX, known_datasets, resolve_dataset
 from detectlab.data.overview import delete_dataset, import_dataset_zip, overview, resolve_in_roots
 from detectlab.errors import DatasetError
-from detectlab.ui.common import GradioProgress
+from detectlab.ui.common import GradioProgress, refresh_on_open
 from detectlab.ui.widgets import plain_message, plain_text, relative_to_roots, scrub
 
 HEADERS = ["class", "generator", "images", "train", "val", "test"]
+#: Gallery captions ("generator: file") wrap inside their thumbnail instead of being cut off with an ellipsis.
+GALLERY_CSS = ("<style>#data-gallery .caption-label, #data-fingerprints .caption-label {white-space: normal; "
+               "overflow-wrap: anywhere; text-overflow: clip; max-width: calc(100% - 8px); opacity: 0.85}</style>")
 
 
 def _reason(path: Path, reason: str) -> str:
@@ -127,6 +130,7 @@ def build() -> None:
     with gr.Row():
         choice = gr.Dropdown(choices=list(known_datasets()), value=DEMO_LABEL,
                              label="Data set", elem_id="data-choice", scale=2)
+        refresh_on_open(choice, known_datasets)
         folder = gr.Textbox(label="…or a folder inside the data roots", placeholder="e.g. demo or /data/mine",
                             elem_id="data-folder", scale=2)
         open_btn = gr.Button("Open folder", elem_id="data-open", scale=1)
@@ -136,6 +140,7 @@ def build() -> None:
     status = gr.Markdown(elem_id="data-status", label="status")
     counts = gr.Dataframe(headers=HEADERS, label="Images per class, generator and split", interactive=False,
                           elem_id="data-counts")
+    gr.HTML(GALLERY_CSS, padding=False, elem_id="data-gallery-style")
     gallery = gr.Gallery(label="Examples per class / generator", columns=6, height=320, object_fit="contain",
                          elem_id="data-gallery")
     skipped = gr.Dataframe(headers=["file", "reason"], label="Skipped files", interactive=False)

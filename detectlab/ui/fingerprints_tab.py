@@ -14,7 +14,7 @@ from detectlab.catalog import DEMO_LABEL, demo_generators, known_datasets, load_
 from detectlab.data.decode import to_pil
 from detectlab.spectral.plots import grid_figure, profile_figure, removal_figure
 from detectlab.spectral.sets import compare_sets, export_comparison, files_by_class, removal_preview, save_clean_set
-from detectlab.ui import state
+from detectlab.ui import first_run, state
 from detectlab.ui.common import GradioProgress, refresh_on_open
 from detectlab.ui.widgets import message, output_path
 
@@ -140,6 +140,7 @@ def build() -> None:
     saved = gr.Markdown()
 
     choice.change(list_sets, [choice, folder], [gens, gen, msg], api_name=False)
+    first_run.on_demo_ready(list_sets, [gens, gen, msg], [choice, folder])
     folder.submit(list_sets, [choice, folder], [gens, gen, msg], api_name=False)
     refresh_on_open(detector, state.detector_choices)
     run.click(compute, [choice, folder, gens, n, use_residual, limit, single, raw], [status, grid, profiles, kept, export],

@@ -3,7 +3,9 @@
 Wires widgets to ``detectlab.localize``; no science here. One image: predicted regions
 with their confidence, a confidence slider that re-draws on release (the model does not
 run again), TP/FP/FN against a ground-truth mask ([Petrželková 2024] Fig. 4.15), and beside it a
-detector's Grad-CAM with the heatmap↔mask IoU. A set: [Petrželková 2024] Table 4.8 by area quartile.
+detector's Grad-CAM with the heatmap↔mask IoU; a warning when the result is unreliable (a large marked
+area, or an image unlike the localizer's training crops; ``detectlab.localize.reliability``). A set:
+[Petrželková 2024] Table 4.8 by area quartile.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from detectlab import config
 from detectlab.errors import DetectLabError
 from detectlab.papers import TABLE_4_8_MAP50
 from detectlab.progress import CancelToken
-from detectlab.ui import state
+from detectlab.ui import first_run, state
 from detectlab.ui.common import GradioProgress, error_markdown, refresh_on_open
 from detectlab.ui.widgets import api_error, output_path
 
@@ -40,14 +42,37 @@ def _demo_examples() -> dict[str, tuple[Path, Path]]:
         return {}  # demo not materialized: the upload still works
 
 
-_EXAMPLES: dict[str, tuple[Path, Path]] | None = None
+_EXAMPLES: tuple[tuple, dict[str, tuple[Path, Path]]] | None = None
+
+
+def _examples_key() -> tuple:
+    """What the cached examples were read from: the set's folder and its manifest's version."""
+    manifest = config.DEMO_INPAINT_DIR / "manifest.json"
+    try:
+        return str(config.DEMO_INPAINT_DIR), manifest.stat().st_mtime_ns
+    except OSError:
+        return str(config.DEMO_INPAINT_DIR), None
 
 
 def demo_examples() -> dict[str, tuple[Path, Path]]:
+    """The demo's manipulated test images by label; re-read when the demo set was (re-)derived."""
     global _EXAMPLES
-    if not _EXAMPLES:
-        _EXAMPLES = _demo_examples()
-    return _EXAMPLES
+    key = _examples_key()
+    if _EXAMPLES is None or _EXAMPLES[0] != key or not _EXAMPLES[1]:
+        _EXAMPLES = (key, _demo_examples())
+    return _EXAMPLES[1]
+
+
+DEMO_LABEL = "Demo manipulated image (test split, with its mask)"
+
+
+def demo_picker_update(value=None):
+    """The demo picker's choices as they are now; says so while the first start derives them."""
+    examples = list(demo_examples())
+    info = (f"{len(examples)} demo images" if examples else
+            "no demo images yet: the first start is deriving them (see the banner); they appear here when done")
+    return gr.update(choices=examples, info=info) if value is None else gr.update(choices=examples, info=info,
+                                                                                   value=value)
 
 
 def _load_localizer(label: str, pt_file: str | None, trust: bool):
@@ -92,35 +117,62 @@ def _summary(result, name: str, localizer_name: str, detector_label: str) -> str
     return "\n\n".join(lines)
 
 
-def _views(result, name, localizer_name, detector_label):
-    return (_summary(result, name, localizer_name, detector_label), result.overlay(), result.tp_fp_fn(),
-            result.heatmap_overlay())
+def _warning(kept) -> dict:
+    """The reliability warning beside a result (hidden when there is none)."""
+    from detectlab.localize.reliability import reliability_warning
+
+    text = reliability_warning(kept["result"], kept["localizer"], kept["imgsz"], kept["measured"]).warning
+    return gr.update(value=f"**Unreliable:** {html.escape(text)}" if text else "", visible=bool(text))
+
+
+def _views(kept):
+    result = kept["result"]
+    return (_summary(result, kept["name"], kept["localizer"], kept["detector"]), _warning(kept), result.overlay(),
+            result.tp_fp_fn(), result.heatmap_overlay())
+
+
+def no_views() -> tuple:
+    """Warning hidden, views and kept result cleared."""
+    return gr.update(value="", visible=False), None, None, None, None
 
 
 def run_localize(image_path, mask_path, localizer_label, detector_label, conf, pt_file, trust, name=None):
-    """Localize one image; returns (summary, overlay, TP/FP/FN, heatmap, kept result)."""
+    """Localize one image; returns (summary, warning, overlay, TP/FP/FN, heatmap, kept result)."""
     from detectlab.localize import localize_image
 
     if not image_path:
-        return "**Error:** upload an image or pick a demo example", None, None, None, None
+        return "**Error:** upload an image or pick a demo example", *no_views()
     try:
         localizer = _load_localizer(localizer_label, pt_file, trust)
         shown_name = name or Path(image_path).name
         result = localize_image(localizer, image_path, mask=mask_path or None, conf=float(conf),
                                 detector=_detector(detector_label), name=shown_name)
-        kept = {"result": result, "name": shown_name, "localizer": localizer.name, "detector": detector_label}
-        return (*_views(result, shown_name, localizer.name, detector_label), kept)
+        kept = {"result": result, "name": shown_name, "localizer": localizer.name, "detector": detector_label,
+                "imgsz": localizer.imgsz, "measured": _measured(localizer_label, pt_file)}
+        return (*_views(kept), kept)
     except Exception as exc:  # noqa: BLE001 - a clear message; the tab keeps working
-        return error_markdown(exc), None, None, None, None
+        return error_markdown(exc), *no_views()
+
+
+def _measured(label: str, pt_file) -> dict:
+    """The measured false-positive areas of a shipped localizer; {} for one trained or uploaded here."""
+    from detectlab.catalog import resolve_localizer
+    from detectlab.localize.reliability import measured_areas_of_file
+
+    if pt_file:
+        return {}
+    try:
+        return measured_areas_of_file(resolve_localizer(label))
+    except DetectLabError:
+        return {}
 
 
 def redraw(kept, conf):
     """Confidence slider released: re-draw from the kept regions (the model does not run again)."""
     if not kept:
-        return gr.update(), gr.update(), gr.update(), gr.update()
-    result = kept["result"]
-    result.conf = float(conf)
-    return _views(result, kept["name"], kept["localizer"], kept["detector"])
+        return gr.update(), gr.update(), gr.update(), gr.update(), gr.update()
+    kept["result"].conf = float(conf)
+    return _views(kept)
 
 
 def api_localize(image_path: str, mask_path: str = "", localizer: str = "", detector: str = "",
@@ -138,7 +190,11 @@ def api_localize(image_path: str, mask_path: str = "", localizer: str = "", dete
     except Exception as exc:  # noqa: BLE001 - the client gets DetectLab's message, no server paths
         raise api_error(exc, image_path, mask_path) from None
     overlay = write_png(result.overlay(), output_path("overlay.png"))
-    info = {"file": Path(image_path).name, "localizer": loc.name, "conf": float(conf), **result.report(detector)}
+    from detectlab.localize.reliability import reliability_warning
+
+    warning = reliability_warning(result, loc.name, loc.imgsz, _measured(label, None)).warning
+    info = {"file": Path(image_path).name, "localizer": loc.name, "conf": float(conf), **result.report(detector),
+            "warning": warning or None}
     tpfpfn = None if result.truth is None else write_png(result.tp_fp_fn(), overlay.with_name("tp_fp_fn.png"))
     return info, str(overlay), None if tpfpfn is None else str(tpfpfn)
 
@@ -230,9 +286,9 @@ def build() -> dict:
     with gr.Tab("One image"):
         with gr.Row():
             with gr.Column(scale=1):
-                examples = demo_examples()
-                demo = gr.Dropdown(choices=list(examples), value=None, label="Demo manipulated image (test split, "
-                                   "with its mask)", elem_id="localize-demo")
+                start = demo_picker_update()
+                demo = gr.Dropdown(choices=start["choices"], value=None, label=DEMO_LABEL, info=start["info"],
+                                   elem_id="localize-demo")
                 image = gr.File(label="…or upload an image (PNG, JPEG, WebP, BMP, TIFF)", file_count="single",
                                 type="filepath", elem_id="localize-image")
                 mask = gr.File(label="Ground-truth mask (optional; binary, same size)", type="filepath",
@@ -240,6 +296,7 @@ def build() -> dict:
                 run = gr.Button("Localize", variant="primary", elem_id="localize-run")
             with gr.Column(scale=3):
                 summary = gr.Markdown(elem_id="localize-summary")
+                warning = gr.Markdown(visible=False, elem_id="localize-warning")
                 with gr.Row():
                     overlay = gr.Image(label="Predicted regions (confidence)", type="pil", elem_id="localize-overlay",
                                        interactive=False, height=300)
@@ -247,12 +304,15 @@ def build() -> dict:
                                       interactive=False, height=300)
                     heat = gr.Image(label="Detector Grad-CAM (white: true region's outline)", type="pil",
                                     elem_id="localize-heatmap", interactive=False, height=300)
-        outs = [summary, overlay, tpfpfn, heat, kept]
+        outs = [summary, warning, overlay, tpfpfn, heat, kept]
         source = gr.State({})
 
         def from_demo(label, loc, det, c, pt, tr):
+            if not label:
+                return tuple(gr.update() for _ in range(len(outs) + 1))
+            examples = demo_examples()
             if label not in examples:
-                return ("**Error:** pick a demo image", None, None, None, None, {})
+                return ("**Error:** pick a demo image", *no_views(), {})
             img, msk = examples[label]
             res = run_localize(str(img), str(msk), loc, det, c, pt, tr, name=img.name)
             return (*res, {"image": str(img), "mask": str(msk), "name": img.name})
@@ -260,6 +320,10 @@ def build() -> dict:
         def from_upload(img, msk, loc, det, c, pt, tr):
             res = run_localize(img, msk, loc, det, c, pt, tr)
             return (*res, {"image": img, "mask": msk})
+
+        def clear_for_upload():
+            """An upload replaces the demo pick: the picker and the old result leave the screen while it is scored."""
+            return (gr.update(value=None), "Localizing the uploaded image…", *no_views(), {})
 
         def again(src, img, msk, loc, det, c, pt, tr):
             if img:
@@ -270,11 +334,16 @@ def build() -> dict:
             return ("**Error:** upload an image or pick a demo example", None, None, None, None, src)
 
         common = [localizer, detector, conf, pt_file, trust]
-        demo.change(from_demo, [demo] + common, outs + [source], api_name=False)
-        image.upload(from_upload, [image, mask] + common, outs + [source], api_name=False)
+        # a demo pick replaces an upload (the Localize button would otherwise re-run the upload)
+        demo.input(lambda: None, None, image, api_name=False, queue=False).then(
+            from_demo, [demo] + common, outs + [source], api_name=False)
+        demo.focus(demo_picker_update, None, demo, api_name=False, show_progress="hidden", queue=False)
+        first_run.on_demo_ready(demo_picker_update, demo)  # a page opened during the first start gets them
+        image.upload(clear_for_upload, None, [demo] + outs + [source], api_name=False, queue=False).then(
+            from_upload, [image, mask] + common, outs + [source], api_name=False)
         mask.upload(again, [source, image, mask] + common, outs + [source], api_name=False)
         run.click(again, [source, image, mask] + common, outs + [source], api_name=False)
-        conf.release(redraw, [kept, conf], [summary, overlay, tpfpfn, heat], api_name=False)
+        conf.release(redraw, [kept, conf], [summary, warning, overlay, tpfpfn, heat], api_name=False)
     with gr.Tab("Evaluate on a set"):
         from detectlab.catalog import DEMO_INPAINT_LABEL, known_datasets
 

@@ -22,7 +22,7 @@ from detectlab.robustness import (
     working_size,
 )
 from detectlab.robustness.plots import export_sweep, pfake_figure, sweep_figure
-from detectlab.ui import state
+from detectlab.ui import first_run, state
 from detectlab.ui.common import GradioProgress, SessionJobs, refresh_on_open
 from detectlab.ui.widgets import ImageInput, api_error, message, output_path
 
@@ -259,6 +259,7 @@ def build() -> dict:
         upload.upload(live_upload, [upload, *live_inputs], [*outs, source], api_name=False)
         example.input(live_example, [example, *live_inputs], [*outs, source], api_name=False)
         example.focus(refresh_examples, example, example, api_name=False)
+        first_run.on_demo_ready(refresh_examples, example, example)
         for s in sliders.values():
             s.release(live, [source, *live_inputs], outs, api_name=False, trigger_mode="always_last")
         for c in (order, heatmap, detectors):
