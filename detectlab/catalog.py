@@ -342,21 +342,21 @@ class HeldoutRecord:
         return out
 
     def describe(self, scoring: str) -> str:
-        """One line for a verdict: how often this detector called unseen real photos fake."""
+        """What the held-out measurement says, as what it is: a false-positive rate over other photos,
+        measured once for the detector, not a check of the image on screen."""
         def pct(v):
             return "n/a" if v is None else f"{100 * v:.0f} %"
 
         mode = "tiled" if scoring == "tiles" else "resized"
-        text = (f"on {self.photos} real photos from {self.packages} packages it never saw, this detector called "
-                f"{pct(self.photo_rate(scoring))} fake ({mode}, as now), {pct(self.rates.get('crops'))} of their "
-                f"128 px crops, and {pct(self.rates.get('demo_blur_sigma1'))} of the demo's real test images after "
-                "a σ 1 blur")
+        text = (f"on {self.photos} held-out real photos (from {self.packages} packages it never saw) this detector "
+                f"called {pct(self.photo_rate(scoring))} fake ({mode}, as now) and {pct(self.rates.get('crops'))} of "
+                f"their 128 px crops — a rate over other photos, not a check of this one")
         missed = self.misses(scoring)
         if missed:
-            return (f"⚠ **Weak evidence on real photos:** {text}. It misses the trust targets on "
-                    f"{'; '.join(missed)}, so read a FAKE verdict from it as a hint, not a finding.")
-        return (f"Held-out check: {text} (within the targets of ≤ {100 * HELDOUT_FP_TARGET:.0f} % / "
-                f"≤ {100 * DEGRADED_FP_TARGET:.0f} %).")
+            return (f"⚠ **Weak evidence on real photos:** {text}. It misses the trust targets on {'; '.join(missed)}, "
+                    "so read a FAKE verdict from it as a hint, not a finding.")
+        return (f"Held-out rate: {text} (targets ≤ {100 * HELDOUT_FP_TARGET:.0f} % on photos, "
+                f"≤ {100 * DEGRADED_FP_TARGET:.0f} % on blurred or down-up demo reals).")
 
 
 def heldout_record(path: str | Path) -> HeldoutRecord | None:

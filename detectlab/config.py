@@ -11,6 +11,7 @@ ASSETS = REPO_ROOT / "assets"
 DEMO_DIR = ASSETS / "demo"                      # detection set: real/ + one folder per generator
 DEMO_INPAINT_DIR = ASSETS / "demo-inpainted"     # localization set: images/ + masks/
 GENERATOR_DIR = ASSETS / "generators"            # trained demo generator weights
+HELDOUT_DIR = ASSETS / "heldout"                 # held-out real photos (detectlab heldout build)
 CHECKPOINT_DIR = REPO_ROOT / "checkpoints"
 
 # Decompression-bomb guard: images with more pixels than this are refused.

@@ -69,7 +69,7 @@ __all__ = [
 ]
 
 SELECTION_FILE = Path(__file__).with_name("heldout_sources.json")
-HELDOUT_DIR = config.ASSETS / "heldout"
+HELDOUT_DIR = config.HELDOUT_DIR
 MAX_SIDE = 1024
 JPEG_QUALITY = 95
 MIN_SHORT_SIDE = 256

@@ -201,8 +201,10 @@ def test_calibrated_p_fake_and_ood_flag_travel_with_every_entry_point(demo_root,
 
     verdict = detect_one(str(flat), "shipped: spectrum-durrall", "gradcam", 0.5)[0]
     assert "calibrated P(fake) =" in verdict and "unlike the training data" in verdict
+    assert "→ **UNCERTAIN**" in verdict and "the detector was not validated on images like it" in verdict
     result, _ = api_detect(str(flat), "spectrum-durrall")
     assert result["unlike_training"] is True and result["ood_distance"] > result["ood_threshold"]
+    assert result["verdict"] == "uncertain" and "unlike the training data" in result["verdict_reasons"][0]
     # one decode path, one forward; a batch of two and a single image differ in float32 rounding only
     # (seen: 1.2e-5 on the flat field, whose spectrum is all but zero)
     assert result["p_fake_calibrated"] == pytest.approx(flat_pred.p_calibrated, abs=1e-4)
@@ -245,3 +247,125 @@ def test_native_resolution_scoring_in_the_tab_and_the_api(tmp_path):
     assert api_detect(str(big), "cnn-resnet18")[0]["scoring"] == "resize"
     with pytest.raises(Exception, match="scoring must be one of resize, tiles"):
         api_detect(str(big), "cnn-resnet18", scoring="sideways")
+
+
+# -- one verdict from the scoring paths that ran (detect.verdict) ----------------------------------------
+def _assessment(unlike):
+    from detectlab.detect.trust import Assessment
+
+    return None if unlike is None else Assessment(0.5, 40.0 if unlike else 10.0, 25.0, unlike)
+
+
+@pytest.mark.parametrize("p_resize, p_tiles, unlike, label, reasons", [
+    (0.90, 0.80, False, "fake", []),                                   # both paths say fake
+    (0.10, 0.20, False, "real", []),                                   # both say real
+    (0.90, None, None, "fake", []),                                    # one path, uncalibrated checkpoint
+    (0.50, None, None, "real", []),                                    # at the threshold: not above it
+    (0.988, 0.034, False, "uncertain",
+     ["resize says FAKE 0.988, tiles say REAL 0.034: the two scoring paths disagree"]),
+    (0.20, 0.70, None, "uncertain", ["resize says REAL 0.200, tiles say FAKE 0.700: the two scoring paths disagree"]),
+    (0.10, None, True, "uncertain", ["the image is unlike the training data (feature distance 40.0 > 25.0"]),
+    (0.95, 0.02, True, "uncertain", ["the two scoring paths disagree", "unlike the training data"]),
+])
+def test_verdict_is_uncertain_when_the_paths_disagree_or_the_image_is_unlike_training(p_resize, p_tiles, unlike,
+                                                                                       label, reasons):
+    from detectlab.detect.verdict import decide
+
+    v = decide(p_resize, p_tiles, 0.5, assessment=_assessment(unlike))
+    assert v.label == label and len(v.reasons) == len(reasons)
+    for got, want in zip(v.reasons, reasons):
+        assert want in got
+    assert v.p_fake == p_resize and v.decision == ("fake" if p_resize > 0.5 else "real")
+    assert v.paths_disagree == any("disagree" in r for r in reasons)
+    assert v.unlike_training == unlike
+    assert v.headline().endswith(f"→ {label.upper()}")
+    assert v.to_dict() == {"verdict": label, "verdict_reasons": list(v.reasons), "p_fake_resize": p_resize,
+                           "p_fake_tiles": p_tiles}
+
+
+def test_verdict_leads_with_the_scoring_path_asked_for():
+    from detectlab.detect.verdict import decide
+
+    v = decide(0.988, 0.034, 0.5, scoring="tiles")
+    assert v.p_fake == 0.034 and v.decision == "real" and v.label == "uncertain"
+    assert v.headline() == "P(fake) = 0.034 (tiles) · 0.988 (resize) → UNCERTAIN"
+    assert decide(0.988, 0.034, 0.5).headline() == "P(fake) = 0.988 (resize) · 0.034 (tiles) → UNCERTAIN"
+    with pytest.raises(ValueError, match="at least one scoring path"):
+        decide(None, None, 0.5)
+
+
+@pytest.mark.parametrize("height, width, both", [(16, 16, False), (23, 200, False), (24, 24, True), (32, 64, True)])
+def test_only_images_well_above_the_input_are_scored_both_ways(height, width, both):
+    from detectlab.detect.verdict import scores_both_ways
+
+    assert scores_both_ways(height, width, 16) is both
+
+
+def _centre_bright(path, width=64, height=32, bright=230, dark=0):
+    """Bright centre half, dark outer quarters: the resize path (centre crop) sees bright, the tiles see both."""
+    a = np.full((height, width, 3), dark, np.uint8)
+    a[:, width // 4: 3 * width // 4] = bright
+    Image.fromarray(a).save(path)
+    return path
+
+
+def test_predict_files_scores_large_images_both_ways_and_gives_the_verdict(tmp_path):
+    """With both_ways, an image 1.5 times the input or more also gets the tiles' P(fake); the verdict is the
+    one ``decide`` gives, and the CSV carries both scores and it."""
+    from detectlab.detect.tiling import score_file_tiled
+    from detectlab.detect.verdict import decide
+
+    det = BrightnessDetector()
+    big = _centre_bright(tmp_path / "centre.png")             # 64 x 32: tiles 2 x 4 of 16 px
+    small = _flat(tmp_path / "small.png", 200)                # 16 x 16: one path only
+    plain, both = (predict_files(det, [big, small], both_ways=b) for b in (False, True))
+    assert plain[0].p_fake_tiles is None and plain[0].verdict == plain[0].decision == "fake"
+    tiles = score_file_tiled(det, big)
+    assert tiles.tiles_scored == 8
+    p_big, p_small = both
+    # the centre crop is bright (logit 8 * (230 / 255 - 0.5) = 3.22 -> 0.961); half the tiles are black (logit -4)
+    bright = 8 * (230 / 255 - 0.5)
+    assert p_big.p_fake == pytest.approx(1 / (1 + np.exp(-bright)), abs=1e-4)
+    assert p_big.p_fake_tiles == pytest.approx(tiles.p_fake, abs=1e-6)
+    assert tiles.p_fake == pytest.approx(1 / (1 + np.exp(-(bright - 4) / 2)), abs=1e-4)  # 0.403
+    assert p_big.verdict == "uncertain" and p_big.decision == "fake"
+    assert list(p_big.reasons) == list(decide(p_big.p_fake, p_big.p_fake_tiles, 0.5).reasons)
+    assert p_small.p_fake_tiles is None and p_small.verdict == "fake"
+    rows = list(csv.DictReader(write_csv(both, tmp_path / "p.csv", "brightness").open()))
+    assert rows[0]["verdict"] == "uncertain" and "the two scoring paths disagree" in rows[0]["verdict_reasons"]
+    assert float(rows[0]["p_fake_tiles"]) == pytest.approx(p_big.p_fake_tiles, abs=1e-6)
+    assert float(rows[0]["p_fake_resize"]) == float(rows[0]["p_fake"])
+    assert rows[1]["p_fake_tiles"] == "" and rows[1]["verdict"] == "fake"
+
+
+def test_judge_file_is_the_verdict_predict_files_gives(tmp_path):
+    from detectlab.detect.verdict import judge_file
+
+    det = BrightnessDetector()
+    big = _centre_bright(tmp_path / "centre.png")
+    (pred,) = predict_files(det, [big], both_ways=True)
+    for scoring in ("resize", "tiles"):
+        j = judge_file(det, big, 0.5, scoring=scoring)
+        assert j.verdict.label == pred.verdict == "uncertain" and j.image_size == (32, 64)
+        assert j.verdict.p_fake_resize == pytest.approx(pred.p_fake, abs=1e-6)
+        assert j.verdict.p_fake_tiles == pytest.approx(pred.p_fake_tiles, abs=1e-6)
+    small = _flat(tmp_path / "small.png", 40)
+    j = judge_file(det, small, 0.5)
+    assert j.tiled is None and j.verdict.p_fake_tiles is None and j.verdict.label == "real"
+
+
+def test_heldout_line_says_it_is_a_rate_over_other_photos():
+    from detectlab.catalog import HeldoutRecord
+
+    def heldout_line(record, scoring):
+        return record.describe(scoring)
+
+    record = HeldoutRecord("x", {"full_resized": 0.0, "full_tiled": 0.05, "crops": 0.02, "demo_blur_sigma1": 0.1,
+                                 "demo_downup_2x": 0.0}, 41, 6)
+    line = heldout_line(record, "resize")
+    assert "on 41 held-out real photos (from 6 packages it never saw)" in line
+    assert "called 0 % fake (resized, as now)" in line
+    assert "a rate over other photos, not a check of this one" in line and "Weak evidence" not in line
+    assert "called 5 % fake (tiled, as now)" in heldout_line(record, "tiles")
+    weak = HeldoutRecord("x", {**record.rates, "full_resized": 0.3}, 41, 6)
+    assert "Weak evidence on real photos" in heldout_line(weak, "resize") and "30 %" in heldout_line(weak, "resize")

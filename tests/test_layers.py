@@ -31,6 +31,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("detect", "train", "robustness", "localize", "demo", "heldout"),
     ("runs",),
     ("catalog",),
+    ("experiments",),
     ("ui", "cli", "commands", "__main__"),
 ]
 ROLES: list[str] = [
@@ -40,6 +41,7 @@ ROLES: list[str] = [
     "capabilities, the demo set and the held-out photos",
     "run history (SQLite), queue, worker processes",
     "what a user can pick by name: detectors, data sets",
+    "the papers' experiments over any labelled set, cards",
     "wiring: widgets and flags -> package calls",
 ]
 LAYER = {pkg: i for i, names in enumerate(LAYERS) for pkg in names}

@@ -26,14 +26,15 @@ def _print_metrics(metrics: dict) -> None:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     from detectlab.detect import evaluate_dataset, write_csv
+    from detectlab.detect.predict import scoring_options
     from detectlab.catalog import load_detector
     from detectlab.progress import TqdmProgress
 
     loaded = load_detector(args.checkpoint)
     detector, path = loaded.detector, loaded.path
     progress = TqdmProgress()
-    preds, metrics, selection = evaluate_dataset(detector, args.data, threshold=loaded.threshold,
-                                                 split_name=args.split, seed=args.split_seed, progress=progress)
+    preds, metrics, selection = evaluate_dataset(detector, args.data, split_name=args.split, seed=args.split_seed,
+                                                 progress=progress, **scoring_options(loaded))
     progress.close()
     d = metrics.to_dict()
     print(f"{path.name} on {args.data}" + (f" ({args.split} split, seed {args.split_seed})"
@@ -54,8 +55,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from detectlab.detect import predict_files, write_csv
-    from detectlab.detect.predict import expand_inputs
+    from detectlab.detect import write_csv
+    from detectlab.detect.predict import expand_inputs, score_files
     from detectlab.errors import DatasetError
     from detectlab.catalog import load_detector
     from detectlab.progress import TqdmProgress
@@ -68,14 +69,17 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                            "nothing scored" + (f", {args.csv} not written" if args.csv else ""))
     progress = TqdmProgress()
     trust = loaded.trust
-    preds = predict_files(detector, files, loaded.threshold, progress=progress, trust=trust)
+    preds = score_files(loaded, files, progress=progress)  # the Detect tab's batch scores the same way
     progress.close()
     if trust is None:
         print(f"note: {path.name} has no calibration statistics (detectlab calibrate); P(fake) is uncalibrated",
               file=sys.stderr)
-    for p in preds:
-        extra = "" if p.p_calibrated is None else \
+    for p in preds:  # file, P(fake) and decision of the resize path, error, then what the verdict rests on
+        extra = "" if p.p_fake_tiles is None else f"\ttiles {p.p_fake_tiles:.4f}"
+        extra += "" if p.p_calibrated is None else \
             f"\tcalibrated {p.p_calibrated:.4f}" + ("\tunlike the training data" if p.unlike_training else "")
+        if p.verdict != "error":
+            extra += f"\tverdict {p.verdict.upper()}" + (f" ({'; '.join(p.reasons)})" if p.reasons else "")
         print(f"{p.file}\t{'' if p.p_fake is None else format(p.p_fake, '.4f')}\t{p.decision}\t{p.error}{extra}")
     if args.csv:
         write_csv(preds, args.csv, path.stem)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from detectlab.data import DetectionDataset, discover, is_image_file, load_tensor
+from detectlab.data import DetectionDataset, discover, is_image_file
 from detectlab.errors import DatasetError, DetectLabError
 from detectlab.models import Detector
 from detectlab.progress import NEVER_CANCEL, CancelToken, Progress, null_progress
@@ -24,6 +24,9 @@ class Prediction:
     generator: str | None = None
     p_calibrated: float | None = None    # temperature-scaled P(fake), when the checkpoint has trust statistics
     unlike_training: bool | None = None  # features beyond the validation 99th percentile of the training data
+    p_fake_tiles: float | None = None    # native-resolution tiles, for an image large enough to be scored both ways
+    verdict: str = ""                    # "fake" | "real" | "uncertain" (``detect.verdict``) | "error"
+    reasons: tuple[str, ...] = ()        # why the verdict is uncertain
 
 
 def expand_inputs(paths: list[str | Path]) -> list[Path]:
@@ -40,17 +43,25 @@ def expand_inputs(paths: list[str | Path]) -> list[Path]:
 @torch.no_grad()
 def predict_files(detector: Detector, files: list[Path], threshold: float = 0.5, batch_size: int = 32,
                   progress: Progress = null_progress, cancel: CancelToken = NEVER_CANCEL,
-                  trust=None) -> list[Prediction]:
+                  trust=None, both_ways: bool = False) -> list[Prediction]:
     """P(fake) for each file; unreadable files get a Prediction with the reason, never an exception.
 
     With ``trust`` (``detectlab.detect.trust.Trust`` of this checkpoint) each prediction also gets
     the calibrated P(fake) and the "unlike the training data" flag, from the same forward pass
-    (penultimate features, then the head).
+    (penultimate features, then the head). With ``both_ways`` an image large enough for the two
+    scoring paths to disagree (``detect.verdict.scores_both_ways``) is also scored tile by tile at
+    its own resolution. Each prediction carries the verdict ``detect.verdict.decide`` gives: the
+    Detect tab's and ``/detect``'s.
     """
+    from detectlab.data.decode import load_fitted
+    from detectlab.detect.tiling import score_file_tiled
+    from detectlab.detect.verdict import decide, scores_both_ways
+
     detector.eval()
     size = detector.preprocess.input_size
     preds: list[Prediction | None] = [None] * len(files)
     batch, where = [], []
+    large: set[int] = set()  # files scored by tiles too
 
     def flush():
         if batch:
@@ -64,19 +75,31 @@ def predict_files(detector: Detector, files: list[Path], threshold: float = 0.5,
                 logits, assessed = detector(x).reshape(-1), [None] * len(batch)
             scores = torch.sigmoid(logits).tolist()
             for i, s, a in zip(where, scores, assessed):
+                p_tiles = None
+                if i in large:
+                    cancel.check()
+                    try:
+                        p_tiles = score_file_tiled(detector, files[i]).p_fake
+                    except DetectLabError:  # decoded once already: only a second decode's memory can fail
+                        p_tiles = None
+                v = decide(float(s), p_tiles, threshold, assessment=a)
                 preds[i] = Prediction(str(files[i]), float(s), "fake" if s > threshold else "real",
                                       p_calibrated=None if a is None else a.p_calibrated,
-                                      unlike_training=None if a is None else a.unlike_training)
+                                      unlike_training=None if a is None else a.unlike_training,
+                                      p_fake_tiles=p_tiles, verdict=v.label, reasons=v.reasons)
             batch.clear()
             where.clear()
 
     for i, f in enumerate(files):
         cancel.check()
         try:
-            batch.append(load_tensor(f, size))
+            x, (w, h) = load_fitted(f, size)
+            batch.append(x)
             where.append(i)
+            if both_ways and scores_both_ways(h, w, size):
+                large.add(i)
         except DetectLabError as exc:
-            preds[i] = Prediction(str(f), None, "error", str(exc))
+            preds[i] = Prediction(str(f), None, "error", str(exc), verdict="error")
         if len(batch) == batch_size:
             flush()
         progress(i + 1, len(files), "score images")
@@ -85,11 +108,13 @@ def predict_files(detector: Detector, files: list[Path], threshold: float = 0.5,
 
 
 def evaluate_samples(detector: Detector, samples, threshold: float = 0.5, progress: Progress = null_progress,
-                     cancel: CancelToken = NEVER_CANCEL):
-    """Score labelled samples and compute the metrics, per generator; returns (predictions, metrics)."""
+                     cancel: CancelToken = NEVER_CANCEL, trust=None, both_ways: bool = False):
+    """Score labelled samples and compute the metrics (on the resize path's P(fake)), per generator;
+    returns (predictions, metrics). ``trust`` and ``both_ways`` as in ``predict_files``."""
     from detectlab.eval import binary_metrics
 
-    preds = predict_files(detector, [s.path for s in samples], threshold, progress=progress, cancel=cancel)
+    preds = predict_files(detector, [s.path for s in samples], threshold, progress=progress, cancel=cancel,
+                          trust=trust, both_ways=both_ways)
     for p, s in zip(preds, samples):
         p.label, p.generator = s.label, s.generator
     ok = [p for p in preds if p.p_fake is not None]
@@ -148,49 +173,69 @@ def select_split(samples: list, split_name: str | None, seed: int = 0, reason: s
 
 def evaluate_dataset(detector: Detector, root: str | Path, threshold: float = 0.5, split_name: str | None = None,
                      seed: int = 0, progress: Progress = null_progress, cancel: CancelToken = NEVER_CANCEL,
-                     reason: str = ""):
+                     reason: str = "", trust=None, both_ways: bool = False):
     """Score a labelled data set (optionally one split of it) and compute the metrics, per generator.
 
-    Returns (predictions, metrics, Selection).
+    Returns (predictions, metrics, Selection). ``trust`` and ``both_ways`` as in ``predict_files``.
     """
     ds = discover(root, progress=progress)
     if not isinstance(ds, DetectionDataset):
         raise DatasetError(f"{root}: evaluation needs a real/fake data set, not {ds.layout}")
-    return _evaluate_split(detector, ds, threshold, split_name, seed, progress, cancel, reason)
+    return _evaluate_split(detector, ds, threshold, split_name, seed, progress, cancel, reason, trust, both_ways)
 
 
-def _evaluate_split(detector, ds: DetectionDataset, threshold, split_name, seed, progress, cancel, reason):
+def _evaluate_split(detector, ds: DetectionDataset, threshold, split_name, seed, progress, cancel, reason,
+                    trust=None, both_ways=False):
     samples, selection = select_split(ds.samples, split_name, seed, reason)
     if not samples:
         raise DatasetError(f"{Path(ds.root).name}: the {selection.split} split holds no images "
                            f"({selection.n_folder} in the folder); choose another split or all")
-    return (*evaluate_samples(detector, samples, threshold, progress, cancel), selection)
+    return (*evaluate_samples(detector, samples, threshold, progress, cancel, trust, both_ways), selection)
 
 
 def score_folder(detector: Detector, root: str | Path, threshold: float = 0.5, progress: Progress = null_progress,
                  cancel: CancelToken = NEVER_CANCEL, split_name: str | None = None, seed: int = 0,
-                 reason: str = ""):
+                 reason: str = "", trust=None, both_ways: bool = False):
     """The images of a folder (optionally one split of it); with metrics when its layout gives real/fake labels.
 
     Returns (predictions, metrics or None, Selection). A folder in no labelled layout (or an
     images/masks set) is still scored, every image, file by file, with unreadable files
-    reported; it has no splits, and the Selection says so.
+    reported; it has no splits, and the Selection says so. ``trust`` and ``both_ways`` as in
+    ``predict_files``.
     """
     try:
         ds = discover(root, progress=progress)
     except DatasetError:
         ds = None
     if isinstance(ds, DetectionDataset):
-        return _evaluate_split(detector, ds, threshold, split_name, seed, progress, cancel, reason)
+        return _evaluate_split(detector, ds, threshold, split_name, seed, progress, cancel, reason, trust,
+                               both_ways)
     files = expand_inputs([root])
     why = "not in a real/fake layout, so no splits: every image scored"
-    return (predict_files(detector, files, threshold, progress=progress, cancel=cancel), None,
+    return (predict_files(detector, files, threshold, progress=progress, cancel=cancel, trust=trust,
+                          both_ways=both_ways), None,
             Selection("all", seed, len(files), len(files), why))
 
 
-#: The columns of a predictions CSV, the app's and the CLI's.
+def scoring_options(loaded) -> dict:
+    """How every entry point scores files with a loaded detector (``catalog.LoadedDetector``): at its
+    threshold, with its trust statistics, large images both ways. The app's batch and ``detectlab predict``
+    / ``eval`` pass these to ``predict_files``, ``score_folder`` or ``evaluate_dataset``, so their
+    predictions (and CSVs) are the same."""
+    return {"threshold": loaded.threshold, "trust": loaded.trust, "both_ways": True}
+
+
+def score_files(loaded, files: list[Path], progress: Progress = null_progress,
+                cancel: CancelToken = NEVER_CANCEL) -> list[Prediction]:
+    """``predict_files`` with ``scoring_options(loaded)``: the app's batch of uploads and ``detectlab predict``."""
+    return predict_files(loaded.detector, files, progress=progress, cancel=cancel, **scoring_options(loaded))
+
+
+#: The columns of a predictions CSV, the app's and the CLI's. ``p_fake`` and ``decision`` are the resize
+#: path's (what the metrics use); ``p_fake_tiles`` is filled for images scored both ways; ``verdict`` is
+#: ``detect.verdict``'s (uncertain when the paths disagree or the image is unlike the training data).
 CSV_COLUMNS = ("file", "p_fake", "decision", "detector", "label", "generator", "error", "p_fake_calibrated",
-               "unlike_training")
+               "unlike_training", "p_fake_resize", "p_fake_tiles", "verdict", "verdict_reasons")
 
 
 def write_csv(preds: list[Prediction], path: str | Path, detector_name: str = "") -> Path:
@@ -198,7 +243,8 @@ def write_csv(preds: list[Prediction], path: str | Path, detector_name: str = ""
 
     rows = ({"file": p.file, "p_fake": p.p_fake, "decision": p.decision, "detector": detector_name, "label": p.label,
              "generator": p.generator or "", "error": p.error, "p_fake_calibrated": p.p_calibrated,
-             "unlike_training": p.unlike_training} for p in preds)
+             "unlike_training": p.unlike_training, "p_fake_resize": p.p_fake, "p_fake_tiles": p.p_fake_tiles,
+             "verdict": p.verdict, "verdict_reasons": "; ".join(p.reasons)} for p in preds)
     return write_rows_csv(rows, path, header=CSV_COLUMNS, float_format=".6f")
 
 

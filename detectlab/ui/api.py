@@ -106,7 +106,9 @@ def detect(image: str, detector: str = "", heatmap: str = "gradcam", opacity: fl
         opacity: heatmap opacity over the image, 0 to 1.
         scoring: resize (the image shrunk to the detector's input, with a heatmap) or tiles (native resolution).
     Returns:
-        The verdict as JSON and the heatmap overlay (PNG).
+        The verdict as JSON (p_fake and decision of the scoring path asked for; verdict: fake, real or uncertain,
+        with verdict_reasons; p_fake_resize and p_fake_tiles when a large image is scored both ways; the held-out
+        false-positive rate; calibration when the checkpoint has it) and the heatmap overlay (PNG).
     """
     return detect_tab.api_detect(image, _detector(detector), heatmap, opacity, scoring)
 

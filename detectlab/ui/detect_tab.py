@@ -11,16 +11,21 @@ from detectlab.data.decode import to_pil
 from detectlab.data.overview import resolve_in_roots
 from detectlab.catalog import LoadedDetector, cli_name, load_detector, pick_detector
 from detectlab.errors import DatasetError, DetectLabError
-from detectlab.detect.analyze import analyze_file
 from detectlab.detect.plots import confusion_figure
-from detectlab.detect.predict import SPLITS, default_split, is_demo_set, predict_files, score_folder, write_csv
-from detectlab.detect.report import tiled_view, verdict_image, write_metrics_json, write_png
+from detectlab.detect.predict import (SPLITS, default_split, is_demo_set, score_files, score_folder, scoring_options,
+                                      write_csv)
+from detectlab.detect.report import verdict_image, write_metrics_json, write_png
+from detectlab.detect.samples import sample_images
+from detectlab.detect.verdict import Judgement, decide, judge_file
 from detectlab.explain import CAM_METHODS, colour_bar, overlay
 from detectlab.ui import state
 from detectlab.ui.common import GradioProgress, refresh_on_open
 from detectlab.ui.widgets import ImageInput, api_error, message, output_path, scrub
 
-TABLE_HEADERS = ["file", "P(fake)", "decision", "detector", "label", "generator", "error"]
+#: The batch table: P(fake) and its decision are the resize path's (what the metrics use); the verdict is
+#: ``detect.verdict``'s, as the one-image verdict, the CSV and ``detectlab predict`` give it.
+TABLE_HEADERS = ["file", "P(fake)", "calibrated P(fake)", "P(fake) tiles", "decision", "verdict", "unlike training",
+                 "detector", "label", "generator", "error"]
 
 
 def _detector_dropdown(**kw) -> gr.Dropdown:
@@ -33,17 +38,44 @@ def refresh_detectors(current: str | None):
     return gr.update(choices=choices, value=current if current in choices else (choices[0] if choices else None))
 
 
-def _verdict_md(a, loaded: LoadedDetector, label: str, file_name: str = "", opacity: float = 0.5) -> str:
+def _verdict_md(a, loaded: LoadedDetector, label: str, file_name: str = "", opacity: float = 0.5,
+                verdict=None, tiled=None) -> str:
+    """The verdict on one image: the scores of the paths that ran, the verdict (UNCERTAIN with its reasons
+    when they disagree or the image is unlike the training data), then how far to trust the detector."""
+    verdict = verdict or decide(a.p_fake, None, a.threshold, assessment=a.assessment)
     weights = loaded.weights
     frozen = loaded.kind in ("frozen", "ensemble")
-    where = f"heatmap: {a.method} on {', '.join(n for n, _ in a.maps)} at opacity {opacity:.2f}" if a.maps else \
-        "no heatmap: this detector has no spatial layer (a 1-D spectral feature)"
+    if verdict.scoring == "tiles":
+        where = tiled.score.describe() if tiled is not None else ""
+    else:
+        where = (f"heatmap: {a.method} on {', '.join(n for n, _ in a.maps)} at opacity {opacity:.2f}" if a.maps else
+                 "no heatmap: this detector has no spatial layer (a 1-D spectral feature)")
     # the file and the detector lead the verdict, so a reader (or a test) knows which inputs it answers
-    return (f"### {'`' + file_name + '` — ' if file_name else ''}P(fake) = {a.p_fake:.3f} → **{a.decision.upper()}**\n"
-            f"detector **{label}** · threshold {a.threshold:.2f} · {where} · {1000 * a.seconds:.0f} ms"
-            + f"\n\n{_trust_md(a.assessment, cli_name(loaded.short_name))}"
-            + f"\n\n{_heldout_md(loaded, 'resize')}"
+    return (f"### {'`' + file_name + '` — ' if file_name else ''}{_headline(verdict)}\n"
+            f"detector **{label}** · threshold {verdict.threshold:.2f} · {where}"
+            + ("" if verdict.scoring == "tiles" else f" · {1000 * a.seconds:.0f} ms")
+            + _paths_md(verdict)
+            + f"\n\n{'Resized image: ' if verdict.scoring == 'tiles' else ''}"
+              f"{_trust_md(a.assessment, cli_name(loaded.short_name))}"
+            + f"\n\n{_heldout_md(loaded, verdict.scoring)}"
             + (f"\n\n{'frozen backbone weights' if frozen else 'weights'}: {weights}" if weights else ""))
+
+
+def _headline(verdict) -> str:
+    """``P(fake) = 0.988 (resize) · 0.034 (tiles) → **UNCERTAIN**``: the asked-for path's score first."""
+    scores, label = verdict.headline().rsplit(" → ", 1)
+    return f"{scores} → **{label}**"
+
+
+def _paths_md(verdict) -> str:
+    """Why the verdict is uncertain, or that both scoring paths agree."""
+    if verdict.reasons:
+        return "\n\n" + "\n".join(f"- ⚠ **{r}**" for r in verdict.reasons) + \
+            ("\n\nNeither path's label is a finding for this image." if verdict.paths_disagree else "")
+    if verdict.both_ways:
+        return (f"\n\nScored both ways (the image is much larger than the detector's input): resize and tiles "
+                f"agree on {verdict.label.upper()}.")
+    return ""
 
 
 def _trust_md(assessment, name: str) -> str:
@@ -57,12 +89,18 @@ def _trust_md(assessment, name: str) -> str:
 
 
 def _heldout_md(loaded: LoadedDetector, scoring: str) -> str:
-    """How often this detector called real photos it never saw fake: the rate a user's own photo meets."""
+    """How often this detector called real photos it never saw fake: a rate over other photos, not a check
+    of this one."""
     record = loaded.heldout
     if record is None:
         return (f"*No held-out measurement* for this detector: `detectlab heldout eval {cli_name(loaded.short_name)} "
                 "--no-manifest` measures how often it calls unseen real photos fake.")
     return record.describe(scoring)
+
+
+#: Widths of the detector table's columns (``catalog.SHIPPED_TABLE_HEADERS``): name and arch wrap, the six
+#: false-positive columns get room for their two-word lines.
+SHIPPED_COLUMN_WIDTHS = ["15%", "13%", "6%", "7%", "6%", "7%", "8%", "8%", "7%", "8%", "8%", "7%"]
 
 
 #: How one image is scored: shrunk to the detector's input (with a Grad-CAM heatmap), or tile by tile
@@ -72,33 +110,36 @@ SCORING = {"resize": "resize to the detector's input (with heatmap)",
 
 
 def detect_one(file: str | None, detector_label: str, method: str, opacity: float, scoring: str = "resize"):
-    """Score one uploaded image; returns (verdict markdown, overlays, analysis state)."""
+    """Score one uploaded image; returns (verdict markdown, overlays, analysis state).
+
+    The image is scored the way ``scoring`` asks, and the other way too when it is large enough for
+    the two to disagree (``detect.verdict.judge_file``)."""
     if not file:
         return "**Error:** upload an image first", [], None
     try:
         loaded = load_detector(detector_label)
-        if scoring == "tiles":
-            return _detect_tiled(file, loaded, detector_label)
-        a = analyze_file(loaded.detector, file, loaded.threshold, method, name=Path(file).name, trust=loaded.trust)
-        return _verdict_md(a, loaded, detector_label, Path(file).name, opacity), _shown(a, opacity), a
+        j = judge_file(loaded.detector, file, loaded.threshold, scoring=scoring, trust=loaded.trust, method=method,
+                       name=Path(file).name)
+        md = _verdict_md(j.analysis, loaded, detector_label, Path(file).name, opacity, j.verdict, j.tiled)
+        return md, (_shown_tiled(j) if scoring == "tiles" else _shown(j.analysis, opacity)), j.analysis
     except Exception as exc:  # noqa: BLE001 - a clear message; the tab keeps working
         return message(exc, file), [], None
 
 
-def _detect_tiled(file: str, loaded: LoadedDetector, label: str):
-    """The tab's native-resolution verdict: P(fake) from the mean tile logit, the per-tile P(fake) as a map."""
-    view = tiled_view(loaded.detector, file, loaded.threshold, name=Path(file).name)
-    t, decision, preview, tile_map = view.score, view.decision, view.preview, view.tile_map
-    md = (f"### `{Path(file).name}` — P(fake) = {t.p_fake:.3f} → **{decision.upper()}**\n"
-          f"detector **{label}** · threshold {loaded.threshold:.2f} · {t.describe()}\n\n"
-          "*Calibration and the out-of-distribution check apply to the resized path; switch Scoring to "
-          "resize for them and for a heatmap.*\n\n" + _heldout_md(loaded, "tiles"))
-    items = [(preview, f"input ({t.image_size[1]}×{t.image_size[0]} px)")]
-    if tile_map is not None:
-        items += [(tile_map, f"P(fake) per tile ({t.tiles_scored} of {t.tiles_total} scored"
+def _shown_tiled(j: Judgement) -> list:
+    """The input preview, the per-tile P(fake) as a map and its colour scale."""
+    t = j.tiled.score
+    items = [(j.tiled.preview, f"input ({t.image_size[1]}×{t.image_size[0]} px)")]
+    if j.tiled.tile_map is not None:
+        items += [(j.tiled.tile_map, f"P(fake) per tile ({t.tiles_scored} of {t.tiles_total} scored"
                    + ("; black = not sampled)" if t.tiles_scored < t.tiles_total else ")")),
                   (colour_bar(), "colour scale: blue 0 → red 1 = P(fake) of the tile")]
-    return md, items, None
+    return items
+
+
+def pick_sample(path: str | None):
+    """A picked sample image as the upload's value (only the paths ``sample_images`` lists)."""
+    return path if path in {p for _, p in sample_images()} else None
 
 
 def rescore(file: str | None, detector_label: str, method: str, opacity: float, scoring: str = "resize"):
@@ -131,7 +172,7 @@ def api_detect(image_path: str, detector: str = "cnn-resnet18", method: str = "g
         opacity: heatmap opacity over the image, 0 to 1.
         scoring: resize (the image shrunk to the detector's input, with a heatmap) or tiles (native resolution, tile by tile; for large photos).
     Returns:
-        JSON {p_fake, decision, threshold, detector, scoring, heldout_fp (share of held-out real photos this detector calls fake on this scoring path; null when not measured), heldout_warning (the trust targets it misses; empty when it meets them); and, when the checkpoint is calibrated, p_fake_calibrated, unlike_training, ood_distance, ood_threshold; for tiles, p_fake_max_tile, tiles_scored, tiles_total} and the heatmap overlay (PNG; the image itself for a detector without a spatial layer; the tile map for tiles).
+        JSON {p_fake, decision (this scoring path's, at the threshold), threshold, detector, scoring, verdict (fake, real, or uncertain when resize and tiles disagree or the image is unlike the training data), verdict_reasons, p_fake_resize, p_fake_tiles (large images are scored both ways; null when tiles did not run), heldout_fp (share of held-out real photos this detector calls fake on this scoring path; null when not measured), heldout_warning (the trust targets it misses; empty when it meets them); and, when the checkpoint is calibrated, p_fake_calibrated, unlike_training, ood_distance, ood_threshold; for tiles, p_fake_max_tile, tiles_scored, tiles_total} and the heatmap overlay (PNG; the image itself for a detector without a spatial layer; the tile map for tiles).
     """
     try:
         if not image_path:
@@ -140,23 +181,23 @@ def api_detect(image_path: str, detector: str = "cnn-resnet18", method: str = "g
             raise DetectLabError(f"scoring must be one of {', '.join(SCORING)}, got {scoring!r}")
         label = pick_detector(detector)
         loaded = load_detector(label)
-        if scoring == "tiles":
-            view = tiled_view(loaded.detector, image_path, loaded.threshold, name=Path(image_path).name)
-            t, decision = view.score, view.decision
-            out = write_png(view.tile_map or view.preview, output_path("tiles.png"))
-            return {"p_fake": t.p_fake, "decision": decision, "threshold": loaded.threshold, "detector": label,
-                    "scoring": t.mode, **_heldout_fields(loaded, "tiles"), "p_fake_max_tile": t.p_fake_max,
-                    "tiles_scored": t.tiles_scored, "tiles_total": t.tiles_total}, str(out)
-        a = analyze_file(loaded.detector, image_path, loaded.threshold, method, name=Path(image_path).name,
-                         trust=loaded.trust)
+        j = judge_file(loaded.detector, image_path, loaded.threshold, scoring=scoring, trust=loaded.trust,
+                       method=method, name=Path(image_path).name)
     except Exception as exc:  # noqa: BLE001 - the client gets DetectLab's message, no server paths
         raise api_error(exc, image_path) from None
-    out = write_png(verdict_image(a, opacity), output_path("heatmap.png"))
-    result = {"p_fake": a.p_fake, "decision": a.decision, "threshold": a.threshold, "detector": label,
-              "scoring": "resize", **_heldout_fields(loaded, "resize")}
+    v, a = j.verdict, j.analysis
+    result = {"p_fake": v.p_fake, "decision": v.decision, "threshold": v.threshold, "detector": label,
+              "scoring": j.tiled.score.mode if scoring == "tiles" else "resize", **v.to_dict(),
+              **_heldout_fields(loaded, scoring)}
     if a.assessment is not None:
         result.update(p_fake_calibrated=a.assessment.p_calibrated, unlike_training=a.assessment.unlike_training,
                       ood_distance=a.assessment.ood_distance, ood_threshold=a.assessment.ood_threshold)
+    if scoring == "tiles":
+        t = j.tiled.score
+        result.update(p_fake_max_tile=t.p_fake_max, tiles_scored=t.tiles_scored, tiles_total=t.tiles_total)
+        out = write_png(j.tiled.tile_map or j.tiled.preview, output_path("tiles.png"))
+    else:
+        out = write_png(verdict_image(a, opacity), output_path("heatmap.png"))
     return result, str(out)
 
 
@@ -211,15 +252,15 @@ def score_batch(files: list[str] | None, folder: str, detector_label: str, split
     empty = ([], None, "", None, gr.update(value=[], label="Per generator"), None)
     try:
         loaded = load_detector(detector_label)
-        detector, threshold = loaded.detector, loaded.threshold
         prog = GradioProgress(progress)
         metrics_md, fig, groups, metrics_file, where = "", None, gr.update(value=[], label="Per generator"), None, ""
         if folder and folder.strip():
             root = resolve_in_roots(folder, config.data_roots())
             reason = ("the demo's test split by default: the shipped detectors trained on its train and val splits"
                       if is_demo_set(root) and split_name == "test" else "")
-            preds, metrics, selection = score_folder(detector, root, threshold, prog, split_name=split_name,
-                                                     reason=reason)
+            # scored as ``detectlab predict`` / ``eval`` score: calibrated, out-of-distribution flag, both ways
+            preds, metrics, selection = score_folder(loaded.detector, root, progress=prog, split_name=split_name,
+                                                     reason=reason, **scoring_options(loaded))
             if not preds:
                 raise DatasetError(f"{root.name}: no image files (PNG, JPEG, WebP, BMP, TIFF) in this folder")
             where = f" · `{root.name}`, {selection.describe()}"
@@ -240,13 +281,12 @@ def score_batch(files: list[str] | None, folder: str, detector_label: str, split
         else:
             if not files:
                 return ("**Error:** upload images or give a folder inside the data roots", *empty)
-            preds = predict_files(detector, [Path(f) for f in files], threshold, progress=prog)
+            preds = score_files(loaded, [Path(f) for f in files], progress=prog)
             for p in preds:  # uploads: their own names, never the upload cache's paths (rows and CSV)
                 p.file, p.error = Path(p.file).name, scrub(p.error, *files)
             where = " · uploads" + ("" if split_name in ("all", None) else " (splits apply to a labelled folder: "
                                                                            "every upload scored)")
-        rows = [[Path(p.file).name if not folder else p.file, None if p.p_fake is None else round(p.p_fake, 4),
-                 p.decision, detector_label, p.label, p.generator or "", p.error] for p in preds]
+        rows = [_batch_row(p, p.file if folder else Path(p.file).name, detector_label) for p in preds]
         out = output_path("detectlab_predictions.csv")
         write_csv(preds, out, detector_label)
         bad = sum(p.decision == "error" for p in preds)
@@ -255,6 +295,17 @@ def score_batch(files: list[str] | None, folder: str, detector_label: str, split
         return status, rows, str(out), metrics_md, fig, groups, None if metrics_file is None else str(metrics_file)
     except Exception as exc:  # noqa: BLE001
         return (message(exc, *(files or [])), *empty)
+
+
+def _batch_row(p, file: str, detector_label: str) -> list:
+    """One row of the batch table (``TABLE_HEADERS``)."""
+    def r4(v):
+        return None if v is None else round(v, 4)
+
+    unlike = "" if p.unlike_training is None else ("yes" if p.unlike_training else "no")
+    verdict = p.verdict + (f" ({'; '.join(p.reasons)})" if p.reasons else "")
+    return [file, r4(p.p_fake), r4(p.p_calibrated), r4(p.p_fake_tiles), p.decision, verdict, unlike, detector_label,
+            p.label, p.generator or "", p.error]
 
 
 def build() -> dict:
@@ -272,14 +323,17 @@ def build() -> dict:
         gr.Markdown("FP = share of real photos called fake. *Held-out* photos come from packages the demo never "
                     "used (`detectlab heldout eval`): on a user's own photos, expect the held-out rate, not the "
                     "demo's.")
-        gr.Dataframe(value=shipped_table(), headers=SHIPPED_TABLE_HEADERS, interactive=False,
-                     elem_id="detect-shipped")
+        # wrapped, in widths that fit the panel: the held-out columns are on screen, not past a scroll bar
+        gr.Dataframe(value=shipped_table(), headers=SHIPPED_TABLE_HEADERS, interactive=False, wrap=True,
+                     column_widths=SHIPPED_COLUMN_WIDTHS, elem_id="detect-shipped")
         gr.Markdown("\n\n".join(f"- {f}" for f in findings()) or "No shipped checkpoints.", elem_id="detect-findings")
     with gr.Tab("One image"):
         with gr.Row():
             with gr.Column(scale=1):
                 upload = gr.File(label="Image (PNG, JPEG, WebP, BMP, TIFF)", file_count="single", type="filepath",
                                  elem_id="detect-upload")
+                sample = gr.Dropdown(choices=sample_images(), value=None, label="…or a sample image (demo test split, "
+                                     "held-out photos)", elem_id="detect-sample")
                 scoring = gr.Radio([(v, k) for k, v in SCORING.items()], value="resize", label="Scoring",
                                    elem_id="detect-scoring")
                 run = gr.Button("Detect", variant="primary", elem_id="detect-run")
@@ -292,6 +346,10 @@ def build() -> dict:
         # one queue for every trigger, so answers arrive in the order the inputs changed
         run.click(detect_one, one_in, one_out, api_name=False, concurrency_id="detect-one")
         upload.upload(detect_one, one_in, one_out, api_name=False, concurrency_id="detect-one")
+        # a picked sample becomes the upload (so re-scoring and the verdict name it), then is scored
+        sample.input(pick_sample, sample, upload, api_name=False, show_progress="hidden").then(
+            detect_one, one_in, one_out, api_name=False, concurrency_id="detect-one")
+        refresh_on_open(sample, sample_images)  # the demo's samples appear once it is materialized
         for changed in (detector, method, opacity, scoring):  # opacity: dragged, or typed and Enter
             changed.change(rescore, one_in, one_out, api_name=False, concurrency_id="detect-one",
                            trigger_mode="always_last")
@@ -313,7 +371,7 @@ def build() -> dict:
         groups = gr.Dataframe(headers=GROUP_HEADERS, interactive=False, label="Per generator",
                               elem_id="detect-batch-groups")
         table = gr.Dataframe(headers=TABLE_HEADERS, interactive=False, label="Predictions (click a header to sort)",
-                             elem_id="detect-batch-table", max_height=420)
+                             elem_id="detect-batch-table", max_height=420, wrap=True)
         with gr.Row():
             csv_file = gr.File(label="Predictions (CSV)", elem_id="detect-batch-csv")
             metrics_file = gr.File(label="Metrics (JSON: split, counts, per generator)", elem_id="detect-batch-json")
