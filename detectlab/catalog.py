@@ -173,7 +173,11 @@ class LoadedDetector:
     def trust(self):
         """Calibration and out-of-distribution statistics fitted for exactly this checkpoint
         (``detectlab calibrate``), or None; read once per file version."""
-        return _load_trust(str(self.path.resolve()), self.path.stat().st_mtime)
+        from detectlab.detect.trust import trust_path
+
+        stats = trust_path(self.path)  # a calibration written later (the Train tab's button) is read anew
+        return _load_trust(str(self.path.resolve()), self.path.stat().st_mtime,
+                           stats.stat().st_mtime_ns if stats.exists() else 0)
 
 
 @functools.lru_cache(maxsize=8)
@@ -184,7 +188,7 @@ def _load_cached(path: str, mtime: float) -> tuple:
 
 
 @functools.lru_cache(maxsize=8)
-def _load_trust(path: str, mtime: float):
+def _load_trust(path: str, mtime: float, trust_mtime: int = 0):
     from detectlab.detect.trust import load_trust
 
     return load_trust(path)

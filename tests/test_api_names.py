@@ -176,8 +176,10 @@ def test_every_endpoint_runs_exactly_as_the_api_page_prints_it(page, tmp_path):
                     failures.append((name, "markup in the message", message))
             elif run.returncode != 0 or not run.stdout.strip() or "Error" in run.stdout:
                 failures.append((name, run.stdout[-300:], run.stderr[-600:]))
-    finally:  # the /train and /train_localizer examples queued runs: cancel them
-        for record in state.manager().store.list():
+    finally:  # the /train and /train_localizer examples queued runs: cancel them, and see their workers end
+        store = state.manager().store
+        for record in store.list():
             if record.id not in before:
                 state.manager().cancel(record.id)
+                store.wait_for(record.id, lambda r: r.status not in ("queued", "running"), timeout=60)
     assert not failures, failures

@@ -12,6 +12,24 @@ pytestmark = pytest.mark.browser
 EPOCHS = 8
 
 
+@pytest.fixture(autouse=True)
+def _no_run_outlives_its_test(request):
+    """Cancel what a test left queued or running: a worker outlives the app (by design), and one left training
+    would slow every later test on a shared machine."""
+    yield
+    if "page" not in request.fixturenames:
+        return
+    from detectlab.ui import state
+
+    m = state.manager()
+    for r in m.store.list():
+        if r.status in ("queued", "running"):
+            m.cancel(r.id)
+    for r in m.store.list():
+        if r.status == "running":
+            m.store.wait_for(r.id, lambda x: x.status != "running", 30)
+
+
 @pytest.fixture
 def tiny_set(demo_root, tmp_path_factory):
     """40 real and 40 synthetic demo images in a data set of their own, inside the data roots."""
@@ -40,12 +58,37 @@ def _launch(page, button: str) -> str:
     return selected.input_value()
 
 
-def test_launch_watch_finish_and_use_checkpoint(page, tiny_set):
+@pytest.fixture
+def tiny_heldout(tmp_path, monkeypatch):
+    """A held-out set of three 200x150 photos and two crops, standing in for assets/heldout."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from detectlab import heldout
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "full").mkdir()
+    (tmp_path / "crops").mkdir()
+    photos = []
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 255, (150, 200, 3), dtype=np.uint8)).save(tmp_path / "full" / f"p{i}.png")
+        photos.append({"file": f"full/p{i}.png", "package": f"pkg{i % 2}"})
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 255, (128, 128, 3), dtype=np.uint8)).save(tmp_path / "crops" / f"c{i}.png")
+    (tmp_path / "manifest.json").write_text(json.dumps({"about": "test", "photos": photos, "packages": [],
+                                                        "crop_files": [{"file": "c0.png"}, {"file": "c1.png"}]}))
+    monkeypatch.setattr(heldout, "HELDOUT_DIR", tmp_path)
+    return tmp_path
+
+
+def test_launch_watch_finish_and_use_checkpoint(page, tiny_set, tiny_heldout):
     page.get_by_role("tab", name="Train").click()
     folder = page.get_by_label("…or a folder inside the data roots", exact=True)
     folder.fill(str(tiny_set))
     folder.press("Enter")
-    expect(page.locator("#train-generators")).to_contain_text("tinygan")  # the set's own generators
+    expect(page.locator("#train-generators")).to_contain_text("tinygan", timeout=30_000)  # the set's own generators
     _fill_number(page, "Input size (px)", 32)
     _fill_number(page, "Epochs", EPOCHS)
     _fill_number(page, "Batch size", 16)
@@ -54,8 +97,10 @@ def test_launch_watch_finish_and_use_checkpoint(page, tiny_set):
 
     progress = page.locator("#train-progress")
     expect(progress).to_contain_text(f"Run {run_id}: running", timeout=120_000)
-    # the per-step loss is drawn within 30 s of the run starting, long before its first epoch ends
-    expect(page.locator("#train-curves .legendtext", has_text="per step")).to_be_visible(timeout=30_000)
+    # decoding first: the phase shows, then training; the per-step loss is drawn soon after training starts,
+    # before its first epoch ends (90 s: a step takes seconds on a busy 2-core machine)
+    expect(progress).to_contain_text(f"Run {run_id}: running — train resnet18", timeout=120_000)
+    expect(page.locator("#train-curves .legendtext", has_text="per step")).to_be_visible(timeout=90_000)
     # the per-epoch train loss: the first trace with markers
     points = page.locator("#train-curves .scatterlayer .trace").filter(
         has=page.locator(".points path")).first.locator(".points path")
@@ -76,6 +121,18 @@ def test_launch_watch_finish_and_use_checkpoint(page, tiny_set):
     expect(page.locator("#train-results")).to_contain_text(f"Test split of run {run_id}")
     expect(page.locator("#train-results")).to_contain_text("Confusion: real→real")
     expect(page.locator("#train-results-table")).to_contain_text("tinygan")
+    # a test split of a few images says so, with the accuracy's interval
+    expect(page.locator("#train-results")).to_contain_text("small test split")
+    expect(page.locator("#train-results")).to_contain_text("95 % Wilson interval")
+    # the checks the CLI makes, from the results panel; their numbers stay with the run
+    checks = page.locator("#train-checks")
+    page.locator("#train-calibrate").click()
+    expect(checks).to_contain_text(f"Calibrated run {run_id}: temperature", timeout=180_000)
+    expect(page.locator("#train-results")).to_contain_text("Calibration: temperature", timeout=10_000)
+    page.locator("#train-heldout").click()
+    expect(checks).to_contain_text(f"Held-out evaluation of run {run_id}:", timeout=180_000)
+    expect(checks).to_contain_text("3 held-out photos full size")
+    expect(page.locator("#train-results")).to_contain_text("Held-out evaluation: share of real images", timeout=10_000)
 
     page.get_by_role("tab", name="Detect").click()
     page.locator("#detect-refresh").click()
@@ -225,3 +282,148 @@ def test_launching_a_preset_as_shown_queues_the_shipped_default_config(preset, d
     for key in ("blur_p", "jpeg_p", "downsize_p", "patch_p", "blur_sigma", "jpeg_quality", "downsize_scale"):
         assert tuple(ga[key]) == tuple(ea[key]) if isinstance(ea[key], tuple) else ga[key] == ea[key], key
     assert got["generators"] is None and got["data"] == str(demo_root)
+
+
+# --------------------------------------------------------------------------- cancel, ETA, identical launches
+
+def _seed(page, value):
+    _fill_number(page, "Seed", value)
+
+
+def _cancel_and_time(page, progress, run_id) -> tuple[float, float]:
+    """Click Cancel; seconds from the click until the run ended "cancelled" (as recorded) and until the page said so."""
+    import time
+
+    from detectlab.ui import state
+
+    clicked = time.time()
+    page.locator("#train-cancel").click()
+    expect(progress).to_contain_text(f"Run {run_id}: cancelled", timeout=30_000)
+    shown = time.time() - clicked
+    record = state.manager().store.get(run_id)
+    assert record.status == "cancelled", (record.status, record.error)
+    return record.finished - clicked, shown
+
+
+def test_cancel_during_decode_ends_cancelled_within_5_s(page):
+    """A ResNet-18 run on the demo spends its first minutes decoding: the phase shows progress and an ETA, and a
+    cancel ends the run "cancelled" (never "failed") within 5 s of the click."""
+    import time
+
+    page.get_by_role("tab", name="Train").click()
+    _seed(page, int(time.time()) % 100_000 + 1000)  # never identical to an earlier run
+    run_id = _launch(page, "#train-launch")
+    progress = page.locator("#train-progress")
+    expect(progress).to_contain_text(f"Run {run_id}: running — decode train images", timeout=180_000)
+    expect(progress).to_contain_text("left in this phase", timeout=30_000)
+    expect(progress).to_contain_text("decode train images")  # still decoding when the cancel comes
+    ended, shown = _cancel_and_time(page, progress, run_id)
+    print(f"cancel during decode: ended cancelled {ended:.1f} s after the click, shown after {shown:.1f} s")
+    assert ended < 5, ended
+    expect(progress).not_to_contain_text("failed")
+
+
+def test_training_eta_identical_launch_the_running_run_on_a_fresh_page_and_cancel(page, browser, app_url, tiny_set):
+    import time
+
+    page.get_by_role("tab", name="Train").click()
+    folder = page.get_by_label("…or a folder inside the data roots", exact=True)
+    folder.fill(str(tiny_set))
+    folder.press("Enter")
+    expect(page.locator("#train-generators")).to_contain_text("tinygan", timeout=30_000)
+    _fill_number(page, "Input size (px)", 32)
+    _fill_number(page, "Iterations (0 = use epochs)", 3000)
+    _fill_number(page, "Batch size", 16)
+    seed = int(time.time()) % 100_000 + 200_000
+    _seed(page, seed)
+    run_id = _launch(page, "#train-launch")
+    progress = page.locator("#train-progress")
+    page.wait_for_function(
+        """id => { const t = document.querySelector('#train-progress').innerText;
+                   return t.includes(`Run ${id}: running — train resnet18`) && t.includes('left in this phase'); }""",
+        arg=run_id, timeout=180_000)
+
+    # the same form again: named, not queued
+    page.locator("#train-launch").click()
+    action = page.locator("#train-action")
+    expect(action).to_contain_text(f"An identical run {run_id} is already running", timeout=30_000)
+    expect(page.locator("#train-history tr", has_text="queued")).to_have_count(0)
+
+    # another seed is another run: it queues behind; cancelled while queued it becomes the newest ended run
+    _seed(page, seed + 1)
+    selected = page.locator("#train-selected textarea, #train-selected input").first
+    page.locator("#train-launch").click()
+    expect(selected).not_to_have_value(run_id, timeout=30_000)
+    queued_id = selected.input_value()
+    expect(progress).to_contain_text(f"Run {queued_id}: queued", timeout=30_000)
+    page.locator("#train-cancel").click()
+    expect(progress).to_contain_text(f"Run {queued_id}: cancelled", timeout=30_000)
+
+    # a fresh page shows the running run, not the newest (cancelled) one
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        fresh = context.new_page()
+        fresh.goto(app_url)
+        fresh.get_by_role("tab", name="Train").click()
+        fresh_progress = fresh.locator("#train-progress")
+        expect(fresh_progress).to_contain_text(f"Run {run_id}: running", timeout=60_000)
+        # cancel from there (nothing selected: the run it shows) while it trains: cancelled within 5 s
+        ended, shown = _cancel_and_time(fresh, fresh_progress, run_id)
+        print(f"cancel during training: ended cancelled {ended:.1f} s after the click, shown after {shown:.1f} s")
+        assert ended < 5, ended
+    finally:
+        context.close()
+
+
+def test_the_page_shows_the_running_run_then_the_newest_queued_then_the_newest():
+    from types import SimpleNamespace as R
+
+    from detectlab.ui.train_tab import default_run
+
+    runs = [R(id="c", status="cancelled", created=3), R(id="q1", status="queued", created=2.5),
+            R(id="r", status="running", created=2), R(id="q0", status="queued", created=1)]
+    assert default_run(runs).id == "r"
+    assert default_run([x for x in runs if x.id != "r"]).id == "q1"
+    assert default_run([runs[0]]).id == "c" and default_run([]) is None
+
+
+@pytest.mark.parametrize("stage, eta, expected", [
+    ("decode train images", 70.0, "decode train images: 40/100 (40 %), about 1 min 10 s left in this phase"),
+    ("extract backbone features of the train split", 9.0, "(40 %), about 9 s left in this phase"),
+    ("train resnet18 (epoch 2/5)", 125.0, "about 2 min 05 s left in this phase"),
+    ("score the test split", None, "score the test split: 40/100 (40 %), measuring its speed"),
+])
+def test_the_status_line_shows_progress_and_an_eta_in_every_phase(stage, eta, expected):
+    from detectlab.runs.store import RunRecord
+    from detectlab.ui.train_tab import _progress_md
+
+    r = RunRecord(id="x", name="", status="running", config={}, created=0, step=40, total=100, stage=stage, eta=eta)
+    assert expected in _progress_md(r)
+
+
+def test_an_identical_launch_is_named_and_queued_on_the_second_click(monkeypatch):
+    from types import SimpleNamespace as R
+
+    from detectlab.ui import state, train_tab
+
+    queued = []
+    twin = R(id="run-7", name="first", status="finished")
+
+    class Manager:
+        def identical(self, cfg):
+            return twin
+
+        def submit(self, cfg, name=""):
+            queued.append(cfg)
+            return R(id="run-8")
+
+    monkeypatch.setattr(state, "manager", lambda: Manager())
+    monkeypatch.setattr(train_tab, "show_run", lambda run_id: ("shown " + run_id,) + ("",) * 5)
+    cfg = {"arch": "resnet18", "seed": 0, "name": "again"}
+    key, message, selected, shown, *_ = train_tab.submit_unless_identical(cfg, "again", "")
+    assert "An identical run run-7 (first) is already finished" in message and selected == "run-7" and not queued
+    key2, message, selected, *_ = train_tab.submit_unless_identical(cfg, "again", key)  # the second click
+    assert queued == [cfg] and selected == "run-8" and message == "" and key2 == ""
+    # another setting is another key: named again rather than queued
+    _, message, *_ = train_tab.submit_unless_identical(dict(cfg, seed=1), "again", key)
+    assert "An identical run" in message and len(queued) == 1

@@ -17,6 +17,7 @@ from PIL import Image
 
 from detectlab.errors import DetectLabError
 from detectlab.runs import RunManager, RunStore, describe_exit
+from detectlab.runs.manager import validate_run_config
 from detectlab.runs.store import pid_alive
 from detectlab.train.layout import runs_db
 
@@ -315,14 +316,51 @@ def test_eta_is_measured_over_the_training_stage_and_does_not_jump_at_epochs(tmp
     store = RunStore(tmp_path / "r.sqlite")
     store.create("a", {"arch": "resnet18"})
     p = StoreProgress(store, "a")
-    assert p.eta(10, 100, "load images", 0.0) is None  # no ETA outside training
     assert p.eta(0, 40, "train resnet18 (epoch 1/4)", 100.0) is None  # the stage's first step: no rate yet
     assert p.eta(10, 40, "train resnet18 (epoch 1/4)", 110.0) == pytest.approx(30.0)  # 1 s a step, 30 left
+    # a validation between epochs is a phase of its own and does not restart training's clock
+    assert p.eta(64, 128, "validate (epoch 1/4)", 111.0) is None
+    assert p.eta(128, 128, "validate (epoch 1/4)", 112.0) == pytest.approx(0.0)
     # a new epoch (new stage text, same step count) keeps the rate measured since the first step
     assert p.eta(20, 40, "train resnet18 (epoch 3/4)", 120.0) == pytest.approx(20.0)
-    assert p.eta(30, 40, "Training YOLO (epoch 4/4)", 140.0) == pytest.approx(40 / 30 * 10)
+    # the next validation starts its own clock again (its count went back)
+    assert p.eta(64, 128, "validate (epoch 3/4)", 121.0) is None
     p(30, 40, "train resnet18 (epoch 4/4)")
     assert store.get("a").stage == "train resnet18 (epoch 4/4)" and store.get("a").step == 30
+
+
+@pytest.mark.parametrize("stage", ["decode train images", "extract backbone features of the train split",
+                                   "extract backbone features of augmented copies (draw 2/6)",
+                                   "validate (epoch 2/5)", "score the test split"])
+def test_every_phase_gets_an_eta(tmp_path, stage):
+    """Decoding, feature extraction, validation and evaluation get an ETA like training: 0.5 s an item, 50 left."""
+    from detectlab.runs.worker import StoreProgress
+
+    store = RunStore(tmp_path / "r.sqlite")
+    store.create("a", {"arch": "resnet18"})
+    p = StoreProgress(store, "a")
+    assert p.eta(1, 101, stage, 10.0) is None
+    assert p.eta(51, 101, stage, 35.0) == pytest.approx(25.0)
+
+
+def test_the_worker_times_each_phase(tmp_path, monkeypatch):
+    from detectlab.runs import worker
+    from detectlab.runs.worker import StoreProgress, coarse_phase
+
+    assert [coarse_phase(s) for s in ("Checking images", "decode val images", "extract backbone features",
+                                      "train resnet18 (epoch 2/3)", "validate (epoch 2/3)",
+                                      "score the test split (backbone features)")] == [
+        "check files", "decode", "extract features", "train", "validate", "evaluate"]
+    store = RunStore(tmp_path / "r.sqlite")
+    store.create("a", {"arch": "resnet18"})
+    clock = iter([0.0, 3.0, 4.0, 10.0, 10.5])
+    monkeypatch.setattr(worker.time, "monotonic", lambda: next(clock))
+    p = StoreProgress(store, "a")
+    p(1, 10, "decode train images")           # t=0
+    p(1, 5, "train resnet18 (epoch 1/1)")     # t=3: 3 s of decoding
+    p(5, 5, "train resnet18 (epoch 1/1)")     # t=4
+    p(1, 2, "score the test split")           # t=10: 7 s of training
+    assert p.stop() == {"decode": 3.0, "train": 7.0, "evaluate": 0.5}
 
 
 def test_step_losses_are_batched_and_thinned(tmp_path):
@@ -479,3 +517,51 @@ class _Watch:
         self.stop.set()
         self.thread.join(5)
         return self.most
+
+
+class _DeafManager(RunManager):
+    """A manager whose "worker" sleeps and never reads the cancel flag (one stuck in a long operation)."""
+
+    def _spawn(self, record):
+        self._proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"],
+                                      start_new_session=True)
+        self._proc_run = record.id
+
+
+def test_a_worker_that_ignores_cancel_is_stopped_and_the_run_ends_cancelled_within_5_s(tmp_path):
+    m = _DeafManager(tmp_path / "home", poll_seconds=0.1)
+    try:
+        rec = m.submit(_cfg("/nowhere"), name="deaf")
+        _wait(m.store, rec.id, lambda r: r.status == "running" and r.pid == m.worker_pid(), 30)
+        t0 = time.monotonic()
+        m.cancel(rec.id)
+        r = _wait(m.store, rec.id, lambda r: r.status in ("cancelled", "failed"), 10)
+        assert time.monotonic() - t0 < 5
+        assert r.status == "cancelled" and "SIGTERM" in r.error, r.error
+    finally:
+        m.close()
+
+
+def test_a_cancelled_runs_dead_worker_is_reaped_as_cancelled(tmp_path):
+    store = RunStore(tmp_path / "r.sqlite")
+    for run_id in ("asked", "not-asked"):
+        store.create(run_id, {"arch": "resnet18"})
+        store.mark_running(run_id, 2**22 + 12345)  # no such process
+    store.request_cancel("asked")
+    assert sorted(store.reap()) == ["asked", "not-asked"]
+    assert store.get("asked").status == "cancelled" and store.get("not-asked").status == "failed"
+
+
+def test_identical_runs_are_found_whatever_their_name_and_results_can_be_added(tmp_path):
+    m = RunManager(tmp_path / "home", poll_seconds=60)  # the watcher never starts them
+    try:
+        cfg = _cfg("/data/a")
+        first = m.store.create("r1", validate_run_config(cfg), "first")
+        assert m.identical(dict(cfg, name="another name")).id == first.id
+        assert m.identical(dict(cfg, seed=1)) is None and m.identical(dict(cfg, data="/data/b")) is None
+        m.store.finish("r1", "cancelled")
+        assert m.identical(cfg) is None  # a cancelled run is no reason to hesitate
+        m.store.update_result("r1", {"heldout": {"crops": 0.1}})
+        assert m.store.get("r1").result == {"heldout": {"crops": 0.1}}
+    finally:
+        m.close()

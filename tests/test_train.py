@@ -272,3 +272,91 @@ def test_init_from_starts_where_a_trained_detector_stopped(tiny_set, tmp_path, m
         TrainConfig(init_from="/etc/passwd").with_overrides()
     with pytest.raises(TrainConfigError, match="init_from 'nope'"):
         train(_cfg(tiny_set, tmp_path / "e", iterations=2, init_from="nope"))
+
+
+# --------------------------------------------------------------------------- cancel in every phase
+
+@pytest.mark.parametrize("arch, phase, kept", [
+    ("resnet18", "decode", False),
+    ("frozen:mobilenet_v2", "extract backbone features", False),
+    ("resnet18", "train", False),
+    ("resnet18", "validate", False),
+    ("resnet18", "score the test split", True),
+])
+def test_cancel_is_honoured_in_every_phase(tiny_set, tmp_path, monkeypatch, arch, phase, kept):
+    """A cancel in decoding, feature extraction, training, validation or test scoring ends the run "cancelled"
+    at the next image or batch: nothing of a later phase runs, and only a finished epoch is kept."""
+    import functools
+    import time
+
+    from detectlab.train import engine
+
+    monkeypatch.setattr(engine, "_feature_cache_path", lambda *a: tmp_path / "features" / f"{len(a[1])}-{a[3]}.pt")
+    monkeypatch.setattr(engine, "predict_scores", functools.partial(engine.predict_scores, batch_size=4))
+    token, stages, when = CancelToken(), [], {}
+
+    def progress(done, total=None, desc=""):
+        stages.append(desc)
+        if desc.startswith(phase) and not token.cancelled:
+            when["cancel"] = time.perf_counter()
+            token.cancel()
+
+    cfg = _cfg(tiny_set, tmp_path, arch=arch, iterations=8, batch_size=8, split_fractions=(0.5, 0.1, 0.4))
+    result = train(cfg, progress=progress, cancel=token)
+    latency = time.perf_counter() - when["cancel"]
+    run = result.runs[0]
+    assert run.status == "cancelled"
+    print(f"cancel latency in {phase!r}: {latency * 1000:.0f} ms")
+    assert latency < 2.0, latency  # the very next image or batch (ms; 2 s leaves room for a loaded machine)
+    after = stages[stages.index(next(s for s in stages if s.startswith(phase))) + 1:]
+    assert all(s.startswith(phase) for s in after), after  # no later phase started
+    assert (run.checkpoint is not None) == kept and run.test == {}
+    if kept:
+        _, meta = load_checkpoint(run.checkpoint)
+        assert meta["metrics"]["status"] == "cancelled" and "test" not in meta["metrics"]
+        assert any("test split not scored" in n for n in run.notes)
+
+
+# --------------------------------------------------------------------------- small test splits
+
+def test_wilson_interval_matches_the_formula():
+    from detectlab.train.assess import wilson_interval
+
+    lo, hi = wilson_interval(2, 2)
+    assert (lo, hi) == (pytest.approx(0.3424, abs=1e-4), 1.0)
+    lo, hi = wilson_interval(81, 100)  # Brown, Cai & DasGupta's kind of example: p = 0.81, n = 100
+    assert (lo, hi) == (pytest.approx(0.7222, abs=1e-4), pytest.approx(0.8749, abs=1e-4))
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_a_small_test_split_gets_a_warning_with_its_interval():
+    from detectlab.train.assess import small_sample_warning
+
+    two = {"n": 2, "accuracy": 1.0, "confusion": [[1, 0], [0, 1]]}
+    text = small_sample_warning(two)
+    assert "small test split: 2 images" in text and "0.34–1.00" in text and "1.000" in text
+    assert small_sample_warning({"n": 30, "accuracy": 0.9, "confusion": [[14, 1], [2, 13]]}) == ""
+    assert small_sample_warning({}) == ""
+
+
+# --------------------------------------------------------------------------- preset time labels
+
+def test_preset_labels_read_their_times_from_one_file(tmp_path, monkeypatch):
+    import json
+
+    from detectlab.train import config
+
+    labels = dict((name, label) for label, name in config.preset_choices())
+    assert set(labels) == set(config.PRESETS)
+    assert labels["CPU demo: frozen MobileNetV2 + linear head"].endswith(
+        "about 2 min on an idle 2-core machine, all phases")
+    # the bench rewrites the file; the labels follow it
+    times = tmp_path / "times.json"
+    times.write_text(json.dumps({"presets": {"FGSM adversarial training": {"seconds": 1500, "source": "idle"},
+                                             "DFwF: frozen backbone + linear head": {"seconds": 40, "source": "x"}}}))
+    monkeypatch.setattr(config, "PRESET_TIMES_FILE", times)
+    labels = dict((name, label) for label, name in config.preset_choices())
+    assert labels["FGSM adversarial training"].endswith("— about 25 min on an idle 2-core machine, all phases")
+    assert labels["DFwF: frozen backbone + linear head"].endswith(
+        "about 40 s on 2 cores, all phases (not yet timed on an idle machine)")
+    assert labels["CPU demo: frozen MobileNetV2 + linear head"].endswith("time not measured yet (bench/bench_presets.py)")

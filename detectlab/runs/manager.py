@@ -52,6 +52,12 @@ def validate_run_config(config: dict) -> dict:
     return json.loads(json.dumps(checked))
 
 
+#: Seconds a running worker has to stop after a cancel before it is terminated: it checks the flag at least
+#: every step (and every few images while decoding or extracting features), so this only catches one stuck
+#: in a long operation; either way the run ends "cancelled" within about 5 s of the request.
+CANCEL_GRACE_SECONDS = 4.0
+
+
 def describe_exit(code: int) -> str:
     if code < 0:
         sig = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
@@ -89,8 +95,14 @@ class RunManager:
         self._tick()
         return record
 
+    def identical(self, config: dict) -> RunRecord | None:
+        """The newest queued, running or finished run that trains exactly ``config`` (its name aside), or None;
+        ``config`` is validated as ``submit`` would."""
+        return self.store.identical(validate_run_config(config))
+
     def cancel(self, run_id: str) -> None:
-        """Queued runs end at once; a running one stops at its next step (terminated after 10 s)."""
+        """Queued runs end at once; a running one stops at its next step (terminated after
+        ``CANCEL_GRACE_SECONDS``; it ends "cancelled" either way)."""
         record = self.store.get(run_id)
         if record.status == "queued":
             self.store.finish(run_id, "cancelled", error="cancelled before it started")
@@ -143,8 +155,12 @@ class RunManager:
                 if record.status in ACTIVE:
                     # a single run's model.safetensors, or run0/'s for repeated runs
                     ckpt = self.layout.saved_checkpoint(run_id)
-                    self.store.finish(run_id, "failed", checkpoint=str(ckpt) if ckpt else None,
-                                      error=describe_exit(code))
+                    if record.cancel:  # stopped after a cancel (terminated here when it did not stop in time)
+                        self.store.finish(run_id, "cancelled", checkpoint=str(ckpt) if ckpt else None,
+                                          error=f"cancelled; its worker was stopped ({describe_exit(code)})")
+                    else:
+                        self.store.finish(run_id, "failed", checkpoint=str(ckpt) if ckpt else None,
+                                          error=describe_exit(code))
             self.store.reap()
             adopted = self.store.running()  # a worker of an earlier app, or a `detectlab train`
             if adopted:
@@ -165,9 +181,9 @@ class RunManager:
 
     def _terminate_if_cancel_ignored(self, run_id: str, pid: int | None) -> None:
         sent = self._cancel_sent.get(run_id)
-        if sent and pid and time.monotonic() - sent > 10:
+        if sent and pid and time.monotonic() - sent > CANCEL_GRACE_SECONDS:
             try:
-                os.kill(pid, signal.SIGTERM)
+                os.kill(pid, signal.SIGTERM if time.monotonic() - sent < CANCEL_GRACE_SECONDS + 3 else signal.SIGKILL)
             except OSError:
                 pass
 

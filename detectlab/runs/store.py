@@ -341,14 +341,18 @@ class RunStore:
                    (time.time(), run_id))
 
     def reap(self) -> list[str]:
-        """End every ``running`` run whose process is gone as ``failed``, and every terminal's queued run whose
+        """End every ``running`` run whose process is gone as ``failed`` (``cancelled`` if a cancel was requested), and
+    every terminal's queued run whose
         ``detectlab train`` is gone as ``cancelled``, each with the reason; returns their ids."""
         reaped = []
         for record in self.running():
             reason = record.worker_gone()
             if reason:
                 ckpt = record.checkpoint if record.checkpoint and Path(record.checkpoint).exists() else None
-                self.finish(record.id, "failed", checkpoint=ckpt, error=f"worker stopped: {reason}")
+                if record.cancel:  # a cancel was asked for: the process stopping is what it asked
+                    self.finish(record.id, "cancelled", checkpoint=ckpt, error=f"cancelled; {reason}")
+                else:
+                    self.finish(record.id, "failed", checkpoint=ckpt, error=f"worker stopped: {reason}")
                 reaped.append(record.id)
         with self._conn() as c:
             rows = c.execute("SELECT * FROM runs WHERE status='queued' AND owner='cli'").fetchall()
@@ -407,6 +411,20 @@ class RunStore:
         self._exec("UPDATE runs SET status=?, finished=?, result=?, checkpoint=COALESCE(?, checkpoint), error=? "
                    "WHERE id=? AND status IN ('queued', 'running')",
                    (status, time.time(), json.dumps(result or {}), checkpoint, error, run_id))
+
+    def update_result(self, run_id: str, items: dict) -> RunRecord:
+        """Add ``items`` to an ended run's result (what was measured on it afterwards: calibration, held-out
+        rates), in one transaction; returns the record."""
+        with self._conn() as c:
+            c.execute("BEGIN IMMEDIATE")
+            row = c.execute("SELECT result FROM runs WHERE id=?", (run_id,)).fetchone()
+            if row is None:
+                c.execute("ROLLBACK")
+                raise KeyError(f"no run {run_id!r}")
+            result = (json.loads(row["result"]) if row["result"] else {}) | items
+            c.execute("UPDATE runs SET result=? WHERE id=?", (json.dumps(result), run_id))
+            c.execute("COMMIT")
+        return self.get(run_id)
 
     def request_cancel(self, run_id: str) -> None:
         self._exec("UPDATE runs SET cancel=1 WHERE id=?", (run_id,))
@@ -476,6 +494,15 @@ class RunStore:
             return f"run {run_id}: {r.status}, {r.stage} {r.step}/{r.total}, error {r.error}"
 
         return self.wait_until(ready, timeout, state)
+
+    def identical(self, config: dict, statuses: tuple[str, ...] = ("queued", "running", "finished")) -> RunRecord | None:
+        """The newest run in ``statuses`` that trains exactly ``config`` (same settings, same data set, same
+        seed; its name aside), or None. ``config`` as stored: validated, JSON-shaped."""
+        want = {k: v for k, v in config.items() if k != "name"}
+        for record in self.list(limit=1000):
+            if record.status in statuses and {k: v for k, v in record.config.items() if k != "name"} == want:
+                return record
+        return None
 
     def cancel_requested(self, run_id: str) -> bool:
         with self._conn() as c:

@@ -52,32 +52,53 @@ class StoreCancelToken(CancelToken):
 class StoreProgress:
     """Writes (step, total, stage, ETA) to the run row, at most every 0.3 s and at stage changes.
 
-    The ETA covers the training stage (stages named "train…"/"Training…", whose step counts run
-    across epochs): the rate is measured from the first step of that stage, so it does not jump
-    when a new epoch or a short evaluation stage starts. Other stages (loading, features) get none.
+    Every phase gets an ETA (``detectlab.progress.PhaseClock``): decoding, feature extraction,
+    training and evaluation alike. Training stages name their epoch ("train resnet18 (epoch 2/5)")
+    while their step count runs across epochs: the rate is measured from the phase's first step,
+    so the ETA does not jump when a new epoch or a short validation starts.
     """
 
     def __init__(self, store: RunStore, run_id: str) -> None:
+        from detectlab.progress import PhaseClock
+
         self._store, self._run_id, self._last, self._stage = store, run_id, 0.0, None
-        self._train_start: tuple[float, float, float] | None = None  # (time, step, total) at the first train step
+        self._clock = PhaseClock()
+        self._seen: tuple[float, str] | None = None   # time and stage of the latest report
+        self.phase_seconds: dict[str, float] = {}      # coarse phase (``coarse_phase``) -> seconds spent in it
 
     def eta(self, done: float, total: float | None, desc: str, now: float) -> float | None:
-        if not desc.lower().startswith("train") or not total:
-            return None
-        if self._train_start is None or self._train_start[2] != total or done < self._train_start[1]:
-            self._train_start = (now, done, total)
-            return None
-        t0, s0, _ = self._train_start
-        if done - s0 < 1:
-            return None
-        return (now - t0) / (done - s0) * (total - done)
+        return self._clock.eta(done, total, desc, now)
+
+    def _count(self, now: float) -> None:
+        if self._seen is not None:  # the time since the latest report belongs to that report's phase
+            phase = coarse_phase(self._seen[1])
+            self.phase_seconds[phase] = self.phase_seconds.get(phase, 0.0) + now - self._seen[0]
+
+    def stop(self) -> dict[str, float]:
+        """End the timing (the latest report's phase runs until now); returns ``phase_seconds``."""
+        self._count(time.monotonic())
+        self._seen = None
+        return self.phase_seconds
 
     def __call__(self, done: float, total: float | None = None, desc: str = "") -> None:
         now = time.monotonic()
+        self._count(now)
+        self._seen = (now, desc)
         eta = self.eta(done, total, desc, now)
         if desc != self._stage or now - self._last > 0.3 or (total and done >= total):
             self._store.set_progress(self._run_id, int(done), int(total or 0), desc, eta)
             self._last, self._stage = now, desc
+
+
+#: First word of a progress stage -> the phase a run's timing table names.
+_PHASES = {"checking": "check files", "decode": "decode", "extract": "extract features", "train": "train",
+           "training": "train", "validate": "validate", "score": "evaluate", "fit": "train"}
+
+
+def coarse_phase(stage: str) -> str:
+    """The phase of a progress stage: decode, extract features, train, validate, evaluate (or the stage itself)."""
+    word = stage.strip().split(" ", 1)[0].lower() if stage.strip() else ""
+    return _PHASES.get(word, stage.strip() or "start")
 
 
 class StepLosses:
@@ -158,7 +179,7 @@ def execute_run(store: RunStore, run_id: str, runs_dir: Path, progress=None, on_
     with heartbeat(store, run_id):
         if record.kind == "localizer":
             return _execute_localizer(store, record, both_progress, on_epoch)
-        return _execute_detector(store, record, layout, both_progress, on_epoch)
+        return _execute_detector(store, record, layout, both_progress, on_epoch, store_progress)
 
 
 def _record_failure(store: RunStore, run_id: str, exc: BaseException, checkpoint: Path | None) -> None:
@@ -197,7 +218,9 @@ def _execute_localizer(store: RunStore, record, progress, on_epoch):
         raise
 
 
-def _execute_detector(store: RunStore, record, layout: RunLayout, both_progress, on_epoch):
+def _execute_detector(store: RunStore, record, layout: RunLayout, both_progress, on_epoch,
+                      store_progress: StoreProgress | None = None):
+    from detectlab.progress import Cancelled
     from detectlab.train import TrainConfig, train
 
     run_id = record.id
@@ -216,19 +239,26 @@ def _execute_detector(store: RunStore, record, layout: RunLayout, both_progress,
             if on_epoch:
                 on_epoch(entry)
 
+        started = time.monotonic()
         try:
             result = train(cfg, progress=both_progress, cancel=StoreCancelToken(store, run_id),
                            on_epoch=record_epoch, run_id=run_id, on_step=step_losses)
         finally:
             step_losses.flush()
+        phases = {k: round(v, 1) for k, v in (store_progress.stop() if store_progress else {}).items()}
         first = result.runs[0]
         status = "cancelled" if any(r.status == "cancelled" for r in result.runs) else "finished"
         summary = {"test": first.test, "val": first.val, "best_epoch": first.best_epoch,
                    "images_per_second": first.images_per_second, "seconds": sum(r.seconds for r in result.runs),
                    "weights": first.weights, "notes": first.notes, "runs": len(result.runs),
-                   "mean_std": result.summary if len(result.runs) > 1 else None}
+                   "mean_std": result.summary if len(result.runs) > 1 else None,
+                   "phase_seconds": phases, "wall_seconds": round(time.monotonic() - started, 1)}
         store.finish(run_id, status, summary, checkpoint=first.checkpoint)
         return result
+    except Cancelled as exc:  # a cancel met outside the steps that keep what they finished
+        ckpt = layout.saved_checkpoint(run_id)
+        store.finish(run_id, "cancelled", checkpoint=str(ckpt) if ckpt else None, error=str(exc) or "cancelled")
+        return None
     except BaseException as exc:  # noqa: BLE001 - every failure is recorded, then re-raised for the exit code
         _record_failure(store, run_id, exc, layout.saved_checkpoint(run_id))
         raise

@@ -421,13 +421,50 @@ PRESETS: dict[str, dict] = {
         "made on the fly from the weights being trained (the paper built them once from the trained model), "
         "for 4 epochs from the shipped cnn-resnet18's weights (an FGSM step doubles a step's cost on 2 cores); "
         "what the shipped cnn-resnet18-adv uses"),
-    "CPU demo, about 2 min: frozen MobileNetV2 + linear head": dict(
+    "CPU demo: frozen MobileNetV2 + linear head": dict(
         MID_PROBE_DEMO,
-        note="the quickest useful run on a CPU: the ImageNet backbone's mid-level features are computed once "
-        "(cached), then only a linear head trains (the shipped univfd-mobilenet_v2 settings: 0.971 test accuracy "
-        "on the current demo, 86 s). A ResNet-18 from scratch needs ~16 min for 10 epochs and reaches 0.975"),
-    "ResNet-18 from scratch (the shipped cnn-resnet18, ~15 min on 2 cores)": dict(
+        note="the quickest useful run on a CPU: the demo is decoded, the ImageNet backbone's mid-level features "
+        "are computed once (cached: a second run skips it), then only a linear head trains (the shipped "
+        "univfd-mobilenet_v2 settings: 0.971 test accuracy on the current demo). A ResNet-18 from scratch "
+        "reaches 0.975 in 10 epochs, many times slower"),
+    "ResNet-18 from scratch (the shipped cnn-resnet18)": dict(
         **CNN_DEMO,
         note="the shipped cnn-resnet18's settings: 10 epochs at 128 px, blur/JPEG/downsize post-processing on "
         "both classes with p = 0.2 each"),
 }
+
+
+#: Wall time of each preset on the demo, every phase counted (decode, feature extraction, training,
+#: evaluation), from a cold cache: written by ``bench/bench_presets.py --write``; the preset labels read it.
+PRESET_TIMES_FILE = Path(__file__).with_name("preset_times.json")
+
+
+def preset_times() -> dict[str, dict]:
+    """Preset name -> ``{"seconds", "source", "phases", ...}`` as last measured (empty when never measured)."""
+    try:
+        return json.loads(PRESET_TIMES_FILE.read_text(encoding="utf-8")).get("presets", {})
+    except (OSError, ValueError):
+        return {}
+
+
+def _minutes(seconds: float) -> str:
+    if seconds < 90:
+        return f"about {max(10, round(seconds / 10) * 10):.0f} s"
+    return f"about {max(2, round(seconds / 60)):.0f} min"
+
+
+def preset_time_label(name: str, times: dict | None = None) -> str:
+    """How long preset ``name`` takes on the demo, in words: measured on an idle 2-core machine from a cold
+    cache (every phase counted), or what is known short of that."""
+    t = (preset_times() if times is None else times).get(name)
+    if not t or not t.get("seconds"):
+        return "time not measured yet (bench/bench_presets.py)"
+    if t.get("source") == "idle":
+        return f"{_minutes(t['seconds'])} on an idle 2-core machine, all phases"
+    return f"{_minutes(t['seconds'])} on 2 cores, all phases (not yet timed on an idle machine)"
+
+
+def preset_choices() -> list[tuple[str, str]]:
+    """(label, preset name) for a picker: each preset's name with its time label."""
+    times = preset_times()
+    return [(f"{name} — {preset_time_label(name, times)}", name) for name in PRESETS]

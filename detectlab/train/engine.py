@@ -77,20 +77,23 @@ def load_images(samples, size: int, progress: Progress = null_progress, desc: st
     for i in range(len(dataset)):
         cancel.check()
         out[i] = (dataset[i][0] * 255 + 0.5).clamp(0, 255).to(torch.uint8)
-        if i % 64 == 0 or i == len(samples) - 1:
+        if i % 16 == 0 or i == len(samples) - 1:  # the progress sink throttles what it writes
             progress(i + 1, len(samples), desc)
     return out
 
 
 @torch.no_grad()
-def predict_scores(detector: Detector, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+def predict_scores(detector: Detector, images: torch.Tensor, batch_size: int = 64, progress: Progress = null_progress,
+                   desc: str = "score images", cancel: CancelToken = NEVER_CANCEL) -> torch.Tensor:
     """P(fake) for uint8 or float images ``[N, 3, S, S]``."""
     detector.eval()
     out = []
     for lo in range(0, len(images), batch_size):
+        cancel.check()
         x = images[lo : lo + batch_size]
         x = x.float() / 255.0 if x.dtype == torch.uint8 else x
         out.append(torch.sigmoid(detector(x)))
+        progress(min(lo + batch_size, len(images)), len(images), desc)
     return torch.cat(out) if out else torch.empty(0)
 
 
@@ -144,8 +147,12 @@ def _feature_cache_path(detector: FrozenBackboneDetector, samples, size: int, fl
 
 @torch.no_grad()
 def cached_features(detector: FrozenBackboneDetector, samples, images: torch.Tensor, flip: bool = False,
-                    progress: Progress = null_progress, cancel: CancelToken = NEVER_CANCEL) -> torch.Tensor:
-    """Backbone features of ``images`` (optionally h-flipped), computed once and kept on disk."""
+                    progress: Progress = null_progress, cancel: CancelToken = NEVER_CANCEL,
+                    split_name: str = "", desc: str = "") -> torch.Tensor:
+    """Backbone features of ``images`` (optionally h-flipped), computed once and kept on disk.
+
+    ``split_name`` names the images in the progress stage ("extract backbone features of the val split");
+    ``desc`` replaces that stage's text."""
     path = _feature_cache_path(detector, samples, images.shape[-1], flip)
     if path.exists():
         try:
@@ -160,7 +167,8 @@ def cached_features(detector: FrozenBackboneDetector, samples, images: torch.Ten
         cancel.check()
         x = images[lo : lo + 64].float() / 255.0
         out.append(detector.backbone_features(x.flip(-1) if flip else x))
-        progress(min(lo + 64, len(images)), len(images), "extract backbone features" + (" (flipped)" if flip else ""))
+        progress(min(lo + 64, len(images)), len(images), desc or "extract backbone features"
+                 + (f" of the {split_name} split" if split_name else "") + (", flipped" if flip else ""))
     feats = torch.cat(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -227,7 +235,7 @@ def augmented_features(detector: FrozenBackboneDetector, images: torch.Tensor, a
                 x = torch.where(flip[:, None, None, None], x.flip(-1), x)
             feats.append(detector.backbone_features(augment(x, generator=gen)))
             progress(d * len(images) + min(lo + 64, len(images)), draws * len(images),
-                     f"extract backbone features of augmented draw {d + 1}/{draws}")
+                     f"extract backbone features of augmented copies (draw {d + 1}/{draws})")
         out.append(torch.cat(feats))
     return torch.stack(out)
 
@@ -269,19 +277,21 @@ def _prepare_run(cfg: TrainConfig, parts: dict, images: dict, run_seed: int, pro
                      "features cannot be cached: each step runs the frozen backbone")
     feats: dict = {}
     if use_cache:
-        feats["val"] = cached_features(detector, parts["val"], val_x, False, progress, cancel)
+        feats["val"] = cached_features(detector, parts["val"], val_x, False, progress, cancel, "val")
         if augment is not None:
             feats["train_aug"] = augmented_features(detector, train_x, augment, cfg.hflip, AUG_FEATURE_DRAWS, gen,
                                                     progress, cancel)
             notes.append(f"degradation augmentation on a frozen backbone: {AUG_FEATURE_DRAWS} augmented draws of "
                          "each training image, their features computed once; each step picks one")
         else:
-            feats["train"] = cached_features(detector, parts["train"], train_x, False, progress, cancel)
+            feats["train"] = cached_features(detector, parts["train"], train_x, False, progress, cancel, "train")
             if cfg.hflip:
-                feats["train_flip"] = cached_features(detector, parts["train"], train_x, True, progress, cancel)
+                feats["train_flip"] = cached_features(detector, parts["train"], train_x, True, progress, cancel,
+                                                      "train")
     if frozen and detector.standardized and not cfg.init_from:  # a started-from head keeps its statistics
         detector.fit_standardization(feats.get("train_aug", feats.get("train")) if use_cache else
-                                     cached_features(detector, parts["train"], train_x, False, progress, cancel))
+                                     cached_features(detector, parts["train"], train_x, False, progress, cancel,
+                                                     "train"))
     return _RunSetup(detector, gen, notes, augment, use_cache, feats,
                      torch.tensor([s.label for s in parts["train"]], dtype=torch.float32),
                      np.array([s.label for s in parts["val"]]), [s.generator for s in parts["val"]])
@@ -326,7 +336,8 @@ def _train_step(cfg: TrainConfig, run: _RunSetup, train_x: torch.Tensor, idx: to
 
 
 @torch.no_grad()
-def _validate(run: _RunSetup, val_x: torch.Tensor, cancel: CancelToken) -> tuple[torch.Tensor, np.ndarray]:
+def _validate(run: _RunSetup, val_x: torch.Tensor, cancel: CancelToken, progress: Progress = null_progress,
+              desc: str = "validate") -> tuple[torch.Tensor, np.ndarray]:
     run.detector.eval()
     n = len(run.y_val)
     if run.use_cache:
@@ -336,7 +347,9 @@ def _validate(run: _RunSetup, val_x: torch.Tensor, cancel: CancelToken) -> tuple
         for lo in range(0, n, 64):
             cancel.check()
             chunks.append(run.detector(val_x[lo : lo + 64].float() / 255.0))
+            progress(min(lo + 64, n), n, desc)
         vlogits = torch.cat(chunks)
+    cancel.check()  # a cancel while validating ends the epoch here, unrecorded
     return vlogits, torch.sigmoid(vlogits).numpy()
 
 
@@ -374,8 +387,10 @@ def _epoch_loop(cfg: TrainConfig, run: _RunSetup, parts: dict, images: dict, tot
                 t_step = time.perf_counter()
                 idx = batches.next()
                 loss = F.binary_cross_entropy_with_logits(_train_step(cfg, run, images["train"], idx), run.y_train[idx])
+                cancel.check()  # a step can take seconds on a busy CPU: look again between its halves
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
+                cancel.check()
                 opt.step()
                 losses.append(loss.item())
                 loop.step_seconds += time.perf_counter() - t_step
@@ -384,7 +399,7 @@ def _epoch_loop(cfg: TrainConfig, run: _RunSetup, parts: dict, images: dict, tot
                 if on_step:
                     on_step({"step": loop.step, "epoch": epoch - 1 + len(losses) / steps_this_epoch, "loss": losses[-1]})
                 progress(loop.step, total_steps, f"train {cfg.arch} (epoch {epoch}/{epochs})")
-            vlogits, vscores = _validate(run, images["val"], cancel)
+            vlogits, vscores = _validate(run, images["val"], cancel, progress, f"validate (epoch {epoch}/{epochs})")
             vloss = float(F.binary_cross_entropy_with_logits(vlogits, torch.tensor(run.y_val, dtype=torch.float32)))
             vm = _metrics(run.y_val, vscores, run.g_val)
             entry = {"epoch": epoch, "step": loop.step, "train_loss": float(np.mean(losses)) if losses else None,
@@ -445,31 +460,47 @@ def _run_once(cfg: TrainConfig, ds: DetectionDataset, parts: dict, images: dict,
     if loop.best_state is None:  # cancelled before the first validation: nothing worth keeping
         return RunResult(run_dir.name, loop.status, loop.history, 0, {}, {}, None, seconds, speed,
                          detector.weights_info.source, run.notes)
-    return _evaluate_and_save(cfg, run, parts, images, loop, base_meta, run_dir, seconds, speed, progress)
+    return _evaluate_and_save(cfg, run, parts, images, loop, base_meta, run_dir, seconds, speed, progress, cancel)
+
+
+#: The stage that scores a finished run's test split (its phase in the progress line).
+TEST_STAGE = "score the test split"
 
 
 def _evaluate_and_save(cfg: TrainConfig, run: _RunSetup, parts: dict, images: dict, loop: _Loop, base_meta: dict,
-                       run_dir: Path, seconds: float, speed: float, progress: Progress) -> RunResult:
-    """The best epoch's weights back in, scored on the test split, saved with every number."""
+                       run_dir: Path, seconds: float, speed: float, progress: Progress,
+                       cancel: CancelToken = NEVER_CANCEL) -> RunResult:
+    """The best epoch's weights back in, scored on the test split, saved with every number.
+
+    A cancelled run (before or during the scoring) keeps its best epoch, saved without test
+    numbers: cancel stops the work within seconds rather than scoring the test split first."""
     detector = run.detector
     detector.load_state_dict(loop.best_state, strict=not run.frozen)
-    test_scores = _scores(detector, images["test"], run.use_cache, parts["test"], progress)
-    test = _metrics([s.label for s in parts["test"]], test_scores, [s.generator for s in parts["test"]])
+    status, test, notes = loop.status, {}, list(run.notes)
+    if status != "cancelled":
+        try:
+            test_scores = _scores(detector, images["test"], run.use_cache, parts["test"], progress, cancel)
+            test = _metrics([s.label for s in parts["test"]], test_scores, [s.generator for s in parts["test"]])
+        except Cancelled:
+            status = "cancelled"
+    if status == "cancelled":
+        notes.append(f"cancelled: the best epoch ({loop.best_epoch}) is kept, its test split not scored")
     val = next(h for h in loop.history if h["epoch"] == loop.best_epoch)
-    meta = base_meta | {"metrics": {"val": val, "test": test, "best_epoch": loop.best_epoch, "status": loop.status}}
+    metrics = {"val": val, "best_epoch": loop.best_epoch, "status": status} | ({"test": test} if test else {})
     ckpt = run_dir / CHECKPOINT_NAME
-    save_checkpoint(detector, ckpt, meta)
-    return RunResult(run_dir.name, loop.status, loop.history, loop.best_epoch, val, test, str(ckpt), seconds, speed,
-                     detector.weights_info.source, run.notes)
+    save_checkpoint(detector, ckpt, base_meta | {"metrics": metrics})
+    return RunResult(run_dir.name, status, loop.history, loop.best_epoch, val, test, str(ckpt), seconds, speed,
+                     detector.weights_info.source, notes)
 
 
-def _scores(detector, images, use_cache, samples, progress) -> np.ndarray:
+def _scores(detector, images, use_cache, samples, progress, cancel: CancelToken = NEVER_CANCEL) -> np.ndarray:
     if use_cache:
-        feats = cached_features(detector, samples, images, False, progress)
+        feats = cached_features(detector, samples, images, False, progress, cancel, "test",
+                                f"{TEST_STAGE} (backbone features)")
         with torch.no_grad():
             detector.eval()
             return torch.sigmoid(detector.head_on_backbone(feats)).numpy()
-    return predict_scores(detector, images).numpy()
+    return predict_scores(detector, images, progress=progress, desc=TEST_STAGE, cancel=cancel).numpy()
 
 
 def split_parts(samples, n: int, seed: int = 0) -> list[list]:

@@ -8,6 +8,7 @@ import json
 
 import gradio as gr
 
+from detectlab import catalog
 from detectlab.catalog import (
     DEMO_INPAINT_LABEL,
     DEMO_LABEL,
@@ -22,12 +23,14 @@ from detectlab.localize.plots import training_curves_figure
 from detectlab.localize.registry import localizer_archs
 from detectlab.models import list_detectors
 from detectlab.train import PRESETS, TrainConfig
-from detectlab.train.config import AUGMENT_KINDS
+from detectlab.train.assess import (calibrate_run, checkpoint_path, describe_calibration, describe_heldout,
+                                    heldout_run, small_sample_warning)
+from detectlab.train.config import AUGMENT_KINDS, preset_choices, preset_time_label
 from detectlab.train.layout import runs_db
 from detectlab.train.plots import curves_figure as detector_curves_figure
 from detectlab.train.plots import smoothed  # noqa: F401 - tests/test_runs.py imports it from here
-from detectlab.ui import state
-from detectlab.ui.common import error_markdown, refresh_on_open
+from detectlab.ui import first_run, state
+from detectlab.ui.common import GradioProgress, error_markdown, refresh_on_open
 
 RUN_HEADERS = ["run", "name", "kind", "arch", "status", "epochs", "best val", "test", "test AP", "started"]
 _DEFAULT_DATA = DEMO_LABEL
@@ -54,7 +57,8 @@ def apply_preset(name: str | None):
     return (cfg.arch, cfg.input_size, cfg.epochs, cfg.iterations or 0, cfg.lr, cfg.weight_decay, cfg.batch_size,
             cfg.weighted_sampling, cfg.hflip, a.enabled, max(ps.values()) if kinds else 0.3,
             kinds or list(AUGMENT_KINDS), a.blur_sigma[1], a.jpeg_quality[0], a.downsize_scale[0], a.patch_size[0],
-            ", ".join(f"{e:g}" for e in cfg.adv_eps), cfg.init_from, f"*{name}* — {note}")
+            ", ".join(f"{e:g}" for e in cfg.adv_eps), cfg.init_from,
+            f"*{name}* ({preset_time_label(name)}) — {note}")
 
 
 #: What ``apply_preset`` fills, in order (names of the form's widgets).
@@ -103,10 +107,15 @@ def _duration(seconds: float) -> str:
 
 def _progress_md(r, runs=()) -> str:
     if r.status == "running":
-        pct = 100 * r.step / r.total if r.total else 0
-        eta = r.eta_seconds
-        when = f", about {_duration(eta)} left in training" if eta is not None else ""
-        return f"**Run {r.id}: running** — {r.stage or 'starting'}: {r.step}/{r.total} ({pct:.0f} %){when}"
+        if not r.stage:
+            text = f"**Run {r.id}: running** — starting (loading the libraries and checking the data)"
+        else:
+            pct = 100 * r.step / r.total if r.total else 0
+            eta = r.eta_seconds
+            when = f", about {_duration(eta)} left in this phase" if eta is not None else \
+                (", measuring its speed" if r.total and r.step < r.total else "")
+            text = f"**Run {r.id}: running** — {r.stage}: {r.step}/{r.total} ({pct:.0f} %){when}"
+        return text + (" — cancel requested: stopping" if r.cancel else "")
     if r.status == "queued":
         ahead = [x for x in runs if x.status == "running"]
         if ahead:
@@ -130,6 +139,8 @@ def _progress_md(r, runs=()) -> str:
     elif test:
         text += (f" — test accuracy {test.get('accuracy', 0):.3f}, balanced accuracy "
                  f"{test.get('balanced_accuracy') or 0:.3f}, AP {test.get('ap') or 0:.3f}")
+        warning = small_sample_warning(test)
+        text += f"\n\n**{warning}**" if warning else ""
     if r.error:
         text += f"\n\n**Reason:** {r.error}"
     if r.checkpoint:
@@ -137,6 +148,9 @@ def _progress_md(r, runs=()) -> str:
         text += f"\n\ncheckpoint: `{r.checkpoint}` (listed in {where})"
     for note in r.result.get("notes") or []:
         text += f"\n\n*note:* {note}"
+    phases = r.result.get("phase_seconds") or {}
+    if phases:
+        text += "\n\ntime per phase: " + ", ".join(f"{k} {_duration(v)}" for k, v in phases.items())
     return text
 
 
@@ -172,19 +186,64 @@ def results_panel(r) -> tuple[str, dict]:
             f"fake→fake {tp}. The best threshold on this split would be {test.get('best_threshold', float('nan')):.3f} "
             f"(accuracy {test.get('accuracy_at_best', float('nan')):.3f}) — chosen on test, so optimistic. "
             "Per generator, each row holds that generator's images and the real ones.")
-    return text, gr.update(value=rows, headers=RESULT_HEADERS)
+    warning = small_sample_warning(test)
+    if warning:
+        text += f"\n\n**{warning}**"
+    return text + checks_text(r), gr.update(value=rows, headers=RESULT_HEADERS)
+
+
+def checks_text(r) -> str:
+    """What calibration and the held-out evaluation measured on run ``r`` (empty before they ran)."""
+    text = ""
+    if r.result.get("calibration"):
+        text += f"\n\n**Calibration:** {describe_calibration(r.result['calibration'])}"
+    if r.result.get("heldout"):
+        text += f"\n\n**Held-out evaluation:** {describe_heldout(r.result['heldout'])}"
+    return text
+
+
+def default_run(runs):
+    """The run a page shows when none is selected: the running one, else the newest queued, else the newest."""
+    for status in ("running", "queued"):
+        active = [x for x in runs if x.status == status]
+        if active:
+            return max(active, key=lambda x: x.created)
+    return runs[0] if runs else None
 
 
 def show_run(run_id: str | None):
-    """Progress line, curves, results and config of one run (the latest if none is selected)."""
+    """Progress line, curves, results and config of one run (``default_run`` if none is selected)."""
     store = state.manager().store
     runs = store.list()
     if not runs:
         return "No runs yet.", curves_figure([]), {}, [], "", gr.update(value=[], headers=RESULT_HEADERS)
-    r = next((x for x in runs if x.id == run_id), runs[0])
+    r = next((x for x in runs if x.id == run_id), None) or default_run(runs)
     steps = store.steps(r.id) if r.kind == "detector" else []
-    figure = curves_figure(store.epochs(r.id), f"run {r.id} ({r.config.get('arch')})", r.kind, steps)
+    epochs = store.epochs(r.id)
+    title = f"run {r.id} ({r.config.get('arch')})"
+    if r.status in ("queued", "running") and not epochs and not steps:
+        title += f" — curves start with the first training step; now: {r.stage or r.status}"
+    figure = curves_figure(epochs, title, r.kind, steps)
     return _progress_md(r, runs), figure, r.config, runs_table(runs), *results_panel(r)
+
+
+def detector_config(preset, data_choice, folder, generators, arch, input_size, epochs, iterations, lr, wd, batch,
+                    weighted, hflip, augment, aug_p, aug_kinds, blur_max, jpeg_min, scale_min, patch_min, adv_eps, runs,
+                    seed, name, init_from=None) -> dict:
+    """The run config the detector form describes: the preset's settings (those the form does not show
+    included), then the form's values; validated, as JSON."""
+    cfg = TrainConfig(data=str(resolve_dataset(data_choice, folder)))
+    if preset:
+        cfg = cfg.with_preset(preset)
+    aug = dict(augment_p=float(aug_p), augment_kinds=list(aug_kinds), blur_max=float(blur_max),
+               jpeg_min=int(jpeg_min), scale_min=float(scale_min), patch_min=int(patch_min)) if augment else \
+        dict(augment_p=0.0)
+    cfg = cfg.with_overrides(
+        generators=list(generators), arch=arch, input_size=int(input_size), epochs=int(epochs),
+        iterations=int(iterations), lr=float(lr), weight_decay=float(wd), batch_size=int(batch),
+        weighted_sampling=bool(weighted), hflip=bool(hflip), adv_eps=str(adv_eps), runs=int(runs),
+        seed=int(seed), name=name or "", init_from=init_from, **aug)
+    return json.loads(json.dumps(cfg.to_dict()))
 
 
 def launch(preset, data_choice, folder, generators, arch, input_size, epochs, iterations, lr, wd, batch, weighted,
@@ -195,21 +254,45 @@ def launch(preset, data_choice, folder, generators, arch, input_size, epochs, it
     Returns the run id, its status line, curves, config, the run history, and its results once it ends.
     """
     try:
-        cfg = TrainConfig(data=str(resolve_dataset(data_choice, folder)))
-        if preset:
-            cfg = cfg.with_preset(preset)
-        aug = dict(augment_p=float(aug_p), augment_kinds=list(aug_kinds), blur_max=float(blur_max),
-                   jpeg_min=int(jpeg_min), scale_min=float(scale_min), patch_min=int(patch_min)) if augment else \
-            dict(augment_p=0.0)
-        cfg = cfg.with_overrides(
-            generators=list(generators), arch=arch, input_size=int(input_size), epochs=int(epochs),
-            iterations=int(iterations), lr=float(lr), weight_decay=float(wd), batch_size=int(batch),
-            weighted_sampling=bool(weighted), hflip=bool(hflip), adv_eps=str(adv_eps), runs=int(runs),
-            seed=int(seed), name=name or "", init_from=init_from, **aug)
-        record = state.manager().submit(json.loads(json.dumps(cfg.to_dict())), name=name or "")
+        cfg = detector_config(preset, data_choice, folder, generators, arch, input_size, epochs, iterations, lr, wd,
+                              batch, weighted, hflip, augment, aug_p, aug_kinds, blur_max, jpeg_min, scale_min,
+                              patch_min, adv_eps, runs, seed, name, init_from)
+        record = state.manager().submit(cfg, name=name or "")
         return record.id, *show_run(record.id)
     except Exception as exc:  # noqa: BLE001
         return gr.update(), error_markdown(exc), *[gr.update()] * 5
+
+
+def config_key(config: dict) -> str:
+    """What makes two launches the same run (every setting but the name), as one string."""
+    return json.dumps({k: v for k, v in config.items() if k != "name"}, sort_keys=True)
+
+
+def submit_unless_identical(config: dict, name: str, again: str):
+    """Queue ``config`` unless an identical run is queued, running or finished and this launch is not the
+    confirming second one (``again`` holds the key the first one returned).
+
+    Returns (the key to confirm with, the message above the status panel, the run to select, what
+    ``show_run`` shows for it)."""
+    key = config_key(config)
+    twin = state.manager().identical(config)
+    if twin is not None and again != key:
+        called = f" ({twin.name})" if twin.name else ""
+        return (key, f"**An identical run {twin.id}{called} is already {twin.status}** — the same settings on the "
+                f"same data set with the same seed. Press *Launch* again to queue another one anyway, or change "
+                "a setting (the seed, for a repeat that differs).", twin.id, *show_run(twin.id))
+    record = state.manager().submit(config, name=name)
+    return "", "", record.id, *show_run(record.id)
+
+
+def launch_from_form(again, *form):
+    """The Launch button: ``launch``, but an identical run already queued, running or finished is named first
+    and queued again only on a second click."""
+    try:
+        cfg = detector_config(*form)
+        return submit_unless_identical(cfg, form[23] or "", again)
+    except Exception as exc:  # noqa: BLE001
+        return "", "", gr.update(), error_markdown(exc), *[gr.update()] * 5
 
 
 #: What ticking *trust* means, in words, next to the checkbox and above the form.
@@ -229,19 +312,68 @@ def launch_localizer(arch, data_choice, folder, epochs, imgsz, batch, seed, thre
     Returns the run id, its status line, curves, config, the run history, and its results once it ends.
     """
     try:
-        from detectlab.localize.train import localizer_run_config, store_uploaded_weights
-        from detectlab.train.config import check_name
-
-        cfg = localizer_run_config(arch=arch, epochs=epochs, imgsz=imgsz, batch=batch, seed=seed, threads=threads,
-                                   trust_weights=bool(trust))  # a bad number is refused now, whatever the data set
-        name = check_name(name or "", "run name")
-        cfg["data"] = str(resolve_dataset(data_choice, folder))
-        if weights:
-            cfg["weights"] = str(store_uploaded_weights(weights, trusted=bool(trust)))
+        cfg, name = localizer_config(arch, data_choice, folder, epochs, imgsz, batch, seed, threads, weights, trust, name)
         record = state.manager().submit(cfg, name=name)
         return record.id, *show_run(record.id)
     except Exception as exc:  # noqa: BLE001
         return gr.update(), error_markdown(exc), *[gr.update()] * 5
+
+
+def localizer_config(arch, data_choice, folder, epochs, imgsz, batch, seed, threads, weights, trust, name):
+    """The localizer run config the form describes and its run name (see ``launch_localizer``)."""
+    from detectlab.localize.train import localizer_run_config, store_uploaded_weights
+    from detectlab.runs.manager import validate_run_config
+    from detectlab.train.config import check_name
+
+    cfg = localizer_run_config(arch=arch, epochs=epochs, imgsz=imgsz, batch=batch, seed=seed, threads=threads,
+                               trust_weights=bool(trust))  # a bad number is refused now, whatever the data set
+    name = check_name(name or "", "run name")
+    cfg["data"] = str(resolve_dataset(data_choice, folder))
+    if weights:
+        cfg["weights"] = str(store_uploaded_weights(weights, trusted=bool(trust)))
+    return validate_run_config(cfg), name
+
+
+def launch_localizer_from_form(again, *form):
+    """The localizer's Launch button: ``launch_localizer``, with the identical-run check of ``launch_from_form``."""
+    try:
+        cfg, name = localizer_config(*form)
+        return submit_unless_identical(cfg, name, again)
+    except Exception as exc:  # noqa: BLE001
+        return "", "", gr.update(), error_markdown(exc), *[gr.update()] * 5
+
+
+def _checked_run(run_id: str | None):
+    """The run the results panel shows (the selected one, else ``default_run``)."""
+    runs = state.manager().store.list()
+    return next((x for x in runs if x.id == run_id), None) or default_run(runs)
+
+
+def calibrate_selected(run_id: str | None, progress=gr.Progress()):
+    """Calibrate the shown detector run's checkpoint (as ``detectlab calibrate``) and keep the numbers with the run."""
+    r = _checked_run(run_id)
+    if r is None or checkpoint_path(r) is None:
+        return "Select a detector run that ended with a checkpoint first."
+    try:
+        numbers = calibrate_run(r, catalog.load_detector(r.id), GradioProgress(progress))
+        state.manager().store.update_result(r.id, {"calibration": numbers})
+        return f"**Calibrated run {r.id}:** {describe_calibration(numbers)}"
+    except Exception as exc:  # noqa: BLE001
+        return error_markdown(exc)
+
+
+def heldout_selected(run_id: str | None, progress=gr.Progress()):
+    """False-positive rates of the shown detector run on the held-out real photos (as ``detectlab heldout eval``),
+    kept with the run."""
+    r = _checked_run(run_id)
+    if r is None or checkpoint_path(r) is None:
+        return "Select a detector run that ended with a checkpoint first."
+    try:
+        numbers = heldout_run(r, catalog.load_detector(r.id), GradioProgress(progress))
+        state.manager().store.update_result(r.id, {"heldout": numbers})
+        return f"**Held-out evaluation of run {r.id}:** {describe_heldout(numbers)}"
+    except Exception as exc:  # noqa: BLE001
+        return error_markdown(exc)
 
 
 def delete_run(run_id: str | None, confirmed: bool):
@@ -262,16 +394,19 @@ def show_kind(kind: str):
 
 
 def cancel(run_id: str | None):
+    """Cancel the selected run (the running one, else the newest queued, when none is selected); selects it,
+    so the status panel follows it to its end. Returns the message and the selection."""
     store = state.manager().store
     runs = [r for r in store.list() if r.status in ("running", "queued")]
-    target = run_id or (runs[0].id if runs else None)
+    target = run_id or (default_run(runs).id if runs else None)
     if not target:
-        return "Nothing to cancel."
+        return "Nothing to cancel.", gr.update()
     try:
         state.manager().cancel(target)
-        return f"Cancel requested for run {target}; it stops at its next step and keeps what it finished."
+        return (f"Cancel requested for run {target}; it stops within a few seconds, whatever it is doing, and "
+                "keeps its best epoch so far."), target
     except KeyError as exc:
-        return error_markdown(exc)
+        return error_markdown(exc), gr.update()
 
 
 def build() -> None:
@@ -315,8 +450,8 @@ def _build_localizer_form() -> dict:
 
 def _build_detector_form() -> dict:
     with gr.Row():
-        preset = gr.Dropdown(list(PRESETS), value=None, label="Preset (papers' settings, scaled for the CPU)",
-                             scale=3, elem_id="train-preset")
+        preset = gr.Dropdown(preset_choices(), value=None, label="Preset (papers' settings, scaled for the CPU; "
+                             "times: the demo, every phase counted)", scale=3, elem_id="train-preset")
         preset_note = gr.Markdown()
     with gr.Row():
         data_choice = gr.Dropdown(list(known_datasets()), value=_DEFAULT_DATA, label="Data set", elem_id="train-data")
@@ -364,6 +499,7 @@ def _build_detector_form() -> dict:
     preset.change(apply_preset, preset, [form[k] for k in _PRESET_OUTPUTS], api_name=False)
     refresh_on_open(data_choice, known_datasets)
     data_choice.change(generators_of, [data_choice, folder], [generators, data_msg], api_name=False)
+    first_run.on_demo_ready(generators_of, [generators, data_msg], [data_choice, folder])
     folder.submit(generators_of, [data_choice, folder], [generators, data_msg], api_name=False)
     return dict(inputs=[preset, data_choice, folder, generators, arch, input_size, epochs, iterations, lr, wd, batch,
                         weighted, hflip, augment, aug_p, aug_kinds, blur_max, jpeg_min, scale_min, patch_min, adv_eps,
@@ -383,6 +519,13 @@ def _build_runs(detector: dict, localizer: dict) -> None:
         results_md = gr.Markdown(elem_id="train-results", label="test results")
         results = gr.Dataframe(headers=RESULT_HEADERS, interactive=False, elem_id="train-results-table",
                                label="test results by generator or area quartile")
+        with gr.Row():
+            calibrate_btn = gr.Button("Calibrate (temperature scaling + out-of-distribution statistics)",
+                                      elem_id="train-calibrate", size="sm")
+            heldout_btn = gr.Button("Held-out evaluation (false positives on real photos the demo never uses)",
+                                    elem_id="train-heldout", size="sm")
+        checks_md = gr.Markdown("Checks of a finished detector run, as `detectlab calibrate` and `detectlab heldout "
+                                "eval` make them; their numbers stay with the run.", elem_id="train-checks")
     history = gr.Dataframe(headers=RUN_HEADERS, interactive=False,
                            label="Run history (click a row to select it). best val / test: balanced accuracy / "
                                  "accuracy for detectors, mask mAP50 for YOLO localizers, pixel dice for the U-Net",
@@ -392,10 +535,15 @@ def _build_runs(detector: dict, localizer: dict) -> None:
     timer = gr.Timer(1.0)
 
     shown = [progress_md, curves, cfg_view, history, results_md, results]
-    detector["button"].click(launch, detector["inputs"], [selected, *shown], api_name=False)
-    localizer["button"].click(launch_localizer, localizer["inputs"], [selected, *shown], api_name=False)
+    again = gr.State("")  # the launch an identical run was named for: a second click queues it
+    detector["button"].click(launch_from_form, [again, *detector["inputs"]], [again, action_md, selected, *shown],
+                             api_name=False)
+    localizer["button"].click(launch_localizer_from_form, [again, *localizer["inputs"]],
+                              [again, action_md, selected, *shown], api_name=False)
+    calibrate_btn.click(calibrate_selected, selected, checks_md, api_name=False)
+    heldout_btn.click(heldout_selected, selected, checks_md, api_name=False)
     delete_btn.click(delete_run, [selected, confirm], [action_md, selected, history], api_name=False)
-    cancel_btn.click(cancel, selected, action_md, api_name=False)
+    cancel_btn.click(cancel, selected, [action_md, selected], api_name=False)
     timer.tick(show_run, selected, shown, api_name=False, show_progress="hidden")
     history.select(_select_row, None, selected, api_name=False)
 
