@@ -122,6 +122,11 @@ def test_confusion_rate_follows_seed_001():
     assert (stats.eligible, stats.flipped) == (4, 4)  # the real image is not a "fake" decision
     # the real image is attacked too (towards fake: 0.8, logit 0.3), so nothing is right after
     assert stats.accuracy_before == 1.0 and stats.accuracy_after == 0.0
+    # ... and each class says so on its own: every fake called real, the one real turned fake
+    assert (stats.n_fake, stats.n_real) == (4, 1)
+    assert (stats.fakes_called_real_before, stats.fakes_called_real_after) == (0.0, 1.0)
+    assert (stats.reals_called_fake_before, stats.reals_called_fake_after, stats.reals_turned_fake) == (0.0, 1.0, 1)
+    assert confusion_stats(model, x, None, eps=0.5).n_real is None     # without labels: no classes
     # "any": the real (pushed up to 0.8, logit 0.3) flips too
     assert confusion_stats(model, x, y, eps=0.5, direction="any").flipped == 5
     # no fake decision at all: undefined

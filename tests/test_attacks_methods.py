@@ -331,12 +331,14 @@ def test_playground_numbers(tiny, test_set):
     assert r.size.psnr == pytest.approx(-20 * math.log10(0.02), abs=0.01)
     # 8-bit PNG only rounds to 1/255: P(fake) barely moves; JPEG 90 is a real change
     assert abs(r.p_saved["png"] - r.p_after) < 0.05 and set(r.p_saved) == {"png", "jpeg90"}
-    amp, scale = r.residual_image()
-    assert scale == pytest.approx(0.02, abs=1e-6) and amp.min() >= 0 and amp.max() <= 1
-    assert torch.allclose(amp.min(), torch.tensor(0.0)) or torch.allclose(amp.max(), torch.tensor(1.0))
+    # |after - before| amplified by the stated gain: the largest change is white, no change black
+    amp, gain = r.residual_image()
+    assert gain == pytest.approx(50, rel=1e-5) and amp.min() >= 0 and float(amp.max()) == pytest.approx(1.0)
+    assert torch.allclose(amp, (r.residual.abs() * gain).clamp(0, 1))
     assert r.flipped == (r.decision_before != r.decision_after)
     zero = attack_image(tiny, fake, "fgsm", 0.0)
     assert zero.size.psnr == math.inf and zero.residual_image()[1] == 0.0
+    assert float(zero.residual_image()[0].max()) == 0.0
 
 
 @pytest.mark.parametrize("eps", [-0.01, 1.5, float("nan"), "0.1"])
@@ -400,6 +402,7 @@ def test_playground_png_and_file_name(tiny, test_set, tmp_path):
     from detectlab.data import load_tensor
 
     r = attack_image(tiny, test_set[0][0], "pgd", 0.02, steps=2)
+    assert r.scoring == "resize"
     assert r.file_name("/up/loads/my photo (1).JPG") == "my_photo__1__pgd_eps0.020.png"
     assert r.file_name("/x/.png") == ".png_pgd_eps0.020.png" and r.file_name("") == "image_pgd_eps0.020.png"
     path = r.write_png(tmp_path / r.file_name("a.png"))
@@ -453,3 +456,178 @@ def test_curves_are_the_confusion_rates_in_percent(results):
 def test_write_csv(tmp_path):
     p = write_csv([{"a": 1, "b": None}, {"a": 2, "c": "x"}], tmp_path / "t.csv")
     assert p.read_text().splitlines() == ["a,b,c", "1,,", "2,,x"]
+
+
+# -- the playground on the path the detector scores: resize or native-resolution tiles ---------------
+def _photo(height: int, width: int, fake: bool, seed: int = 5) -> torch.Tensor:
+    """A smooth "photo" of any size; a fake carries the tiny detector's checkerboard trace."""
+    g = torch.Generator().manual_seed(seed)
+    base = torch.nn.functional.avg_pool2d(torch.rand(1, 3, height + 2, width + 2, generator=g), 3, 1)[0]
+    checker = ((torch.arange(height)[:, None] + torch.arange(width)[None, :]) % 2).float() * 2 - 1
+    return (0.2 + 0.6 * base + (0.03 * checker if fake else 0)).clamp(0, 1)
+
+
+@pytest.mark.parametrize("max_tiles", [64, 3])          # every tile, and detect.tiling's seeded sample
+def test_tiled_logit_is_the_tiles_score(tiny, max_tiles):
+    from detectlab.attacks import TiledLogit
+    from detectlab.detect.tiling import score_tiled
+
+    x = _photo(27, 40, fake=True)
+    plain = TiledLogit(tiny, 27, 40, max_tiles=max_tiles)
+    with torch.no_grad():
+        z = float(plain(x[None])[0])
+    t = score_tiled(tiny, x, max_tiles=max_tiles)
+    assert z == pytest.approx(t.logit, abs=1e-5) and len(plain.starts) == t.tiles_scored
+    # checkpointed (recomputed batch by batch) and plain backward passes give the same gradient
+    grads = []
+    for over in (10_000, 0):
+        model = TiledLogit(tiny, 27, 40, max_tiles=max_tiles, batch_size=2, checkpoint_over=over)
+        xx = x[None].clone().requires_grad_(True)
+        model(xx).sum().backward()
+        grads.append(xx.grad)
+    assert torch.allclose(grads[0], grads[1], atol=1e-6) and grads[0].abs().sum() > 0
+    with pytest.raises(AttackError, match="laid out for 40×27 images, got 16×16"):
+        plain(torch.zeros(1, 3, 16, 16))
+
+
+def test_tiles_attack_keeps_the_upload_size_and_is_scored_as_detect_scores(tiny, tmp_path):
+    from detectlab.detect.tiling import score_file_tiled, score_tiled
+
+    x = _photo(27, 40, fake=True)
+    r = attack_image(tiny, x, "fgsm", 0.03, scoring="tiles")
+    assert r.scoring == "tiles" and r.adversarial.shape == x.shape and r.output_size == (40, 27)
+    assert r.tiles == score_tiled(tiny, x).tiles_scored == 6      # 2 rows x 3 columns of 16 px
+    assert r.p_before == pytest.approx(score_tiled(tiny, x).p_fake, abs=1e-6)
+    assert r.p_after == pytest.approx(score_tiled(tiny, r.adversarial).p_fake, abs=1e-6)
+    assert r.p_after < r.p_before - 0.1
+    # every pixel lies in a scored tile: FGSM moves each by eps, none by more
+    assert r.residual.abs().max() <= 0.03 + 1e-6 and (r.residual.abs() > 0.029).float().mean() > 0.99
+    assert "40×27" in r.describe() and "6 tiles of 16 px" in r.describe()
+    # the download, read back and scored by Detect's tiles path, is the "saved as PNG" number
+    png = r.write_png(tmp_path / r.file_name("up.png"))
+    assert png.name == "up_fgsm_eps0.030_tiles.png"
+    assert score_file_tiled(tiny, png).p_fake == pytest.approx(r.p_saved["png"], abs=1e-6)
+
+
+def test_resize_attack_works_on_the_detectors_input(tiny):
+    x = _photo(27, 40, fake=True)
+    r = attack_image(tiny, x, "fgsm", 0.02, scoring="resize")
+    assert r.scoring == "resize" and r.output_size == (S, S) and r.source_size == (40, 27)
+    assert "the centre 27×27 of the 40×27 upload resized to the detector's 16×16 input" in r.describe()
+    # an image no larger than the input: the tiles path scores it whole, and so the attack runs on resize
+    small = attack_image(tiny, _photo(S, S, fake=True), "fgsm", 0.02, scoring="tiles")
+    assert small.scoring == "resize" and small.output_size == (S, S) and small.scored_whole
+    assert small.describe().startswith("the tiles path scores an image no larger than the detector's input whole")
+    with pytest.raises(AttackError, match="scoring must be one of resize, tiles, got 'crop'"):
+        attack_image(tiny, x, "fgsm", 0.02, scoring="crop")
+
+
+@pytest.mark.parametrize("scoring", ["resize", "tiles"])
+def test_each_survival_number_has_its_clean_control(tiny, scoring):
+    from detectlab.attacks import SURVIVAL_CHECKS
+    from detectlab.attacks.playground import survival_step
+    from detectlab.detect.tiling import score_tiled
+
+    x = (_photo(27, 40, fake=True) * 255).round() / 255          # 8-bit, as a decoded file is
+    r = attack_image(tiny, x, "pgd", 0.03, scoring=scoring, steps=3)
+    assert [c.name for c in r.checks] == list(SURVIVAL_CHECKS)
+
+    def score(t):
+        return score_tiled(tiny, t).p_fake if scoring == "tiles" else float(torch.sigmoid(tiny(t[None]))[0])
+
+    with torch.no_grad():
+        for c in r.checks:
+            assert c.p_clean == pytest.approx(score(survival_step(c.name, r.image)), abs=1e-5)
+            assert c.p_attacked == pytest.approx(score(survival_step(c.name, r.adversarial)), abs=1e-5)
+    png = r.checks[0]
+    if scoring == "tiles":       # the clean image is 8-bit already: its PNG round trip is itself
+        assert png.p_clean == pytest.approx(r.p_before, abs=1e-6)
+    # the controls are kept for the next eps: the same numbers, the attack's own ones new
+    again = attack_image(tiny, x, "pgd", 0.01, scoring=scoring, steps=3)
+    assert [c.p_clean for c in again.checks] == [c.p_clean for c in r.checks] and again.p_before == r.p_before
+
+
+@pytest.mark.parametrize("p_before,p_clean,p_attacked,says", [
+    (0.9, 0.261, 0.12, "JPEG 90 alone already makes the clean image real: the attack is not what makes it real"),
+    (0.9, 0.8, 0.12, "the attack survives JPEG 90: the clean image stays fake, the attacked one is called real"),
+    (0.9, 0.8, 0.7, "the attack does not survive JPEG 90: the attacked image is called fake"),
+    (0.2, 0.1, 0.05, "the clean image is called real already: there is no fake verdict to flip"),
+])
+def test_survival_conclusion_is_honest(p_before, p_clean, p_attacked, says):
+    from detectlab.attacks import SurvivalCheck
+
+    assert SurvivalCheck("jpeg90", "JPEG 90", p_clean, p_attacked).conclusion(p_before, 0.5) == says
+
+
+def test_attack_file_decodes_as_detect_does(tiny, tmp_path):
+    from detectlab.attacks import attack_file
+    from detectlab.data import load_tensor, to_pil
+
+    path = tmp_path / "wide.png"
+    to_pil(_photo(27, 40, fake=True)).save(path)
+    tiles = attack_file(tiny, path, "fgsm", 0.02, scoring="tiles")
+    assert tiles.output_size == (40, 27) and tiles.source_size == (40, 27)
+    assert torch.equal(tiles.image, load_tensor(path))
+    resize = attack_file(tiny, path, "fgsm", 0.02, scoring="resize")
+    assert resize.output_size == (S, S) and resize.source_size == (40, 27)
+    assert torch.allclose(resize.image, load_tensor(path, S))
+    with pytest.raises(AttackError, match=r"wide.png is 40×27 \(0.0 MP\): the tiles attack .* at most 0 MP"):
+        attack_file(tiny, path, "fgsm", 0.02, scoring="tiles", file_name="wide.png", max_pixels=100)
+
+
+# -- set-level findings: per class, and strongest / weakest -----------------------------------------
+def _transfer_result(rates: dict[tuple[str, str], float | None]):
+    from detectlab.attacks import ConfusionResult
+    from detectlab.attacks.experiments import TransferCell, TransferResult
+
+    names = list(dict.fromkeys(n for pair in rates for n in pair))
+    cells = [TransferCell(a, j, 0.02, ConfusionResult(0.02, 10, 0 if r is None else round(10 * r), r))
+             for (a, j), r in rates.items()]
+    return TransferResult("fgsm", names, names, [0.02], cells, 10)
+
+
+@pytest.mark.parametrize("rates,says", [
+    ({("a", "a"): 1.0, ("a", "b"): 0.4}, "one pair only, a→b 40.0 %"),
+    ({("a", "b"): 0.4, ("b", "a"): 0.4}, "all 2 pairs equal, 40.0 % (a→b, b→a)"),
+    ({("a", "b"): 0.9, ("b", "a"): 0.2, ("a", "c"): 0.2}, "strongest a→b 90.0 %, weakest b→a, a→c 20.0 %"),
+    ({("a", "b"): 0.9, ("b", "a"): 0.2, ("a", "c"): 0.5}, "strongest a→b 90.0 %, weakest b→a 20.0 %"),
+])
+def test_transfer_findings_never_name_one_pair_strongest_and_weakest(rates, says):
+    (line,) = paper.transfer_findings(_transfer_result(rates))
+    assert line.startswith(f"Transfer at eps 0.02: {says}")
+    if "strongest" in line:
+        strong, weak = line.split("weakest")
+        assert not {p for p in strong.split() if "→" in p} & {p.strip(",") for p in weak.split() if "→" in p}
+
+
+def test_per_class_rates_of_a_set(results, test_set):
+    _, y = test_set
+    res = results["transfer"]
+    n_fake, n_real = int(y.sum()), int((y == 0).sum())
+    for c in res.cells:
+        r = c.result
+        assert (r.n_fake, r.n_real) == (n_fake, n_real)
+        # accuracy after = the two classes' shares of correct decisions, weighted by their sizes
+        assert r.accuracy_after == pytest.approx(
+            (n_fake * (1 - r.fakes_called_real_after) + n_real * (1 - r.reals_called_fake_after)) / len(y))
+        assert 0 <= r.reals_turned_fake <= n_real
+        assert r.reals_turned_fake >= round(n_real * (r.reals_called_fake_after - r.reals_called_fake_before))
+    white = [c.result for c in res.cells if c.attacker == c.judge == "a"]
+    assert white[-1].reals_called_fake_after > white[-1].reals_called_fake_before   # reals pushed towards fake
+    lines = paper.class_findings(res)
+    assert len(lines) == 2 and lines[0].startswith("a attacked on itself (fgsm), per class: fakes called real ")
+    assert f"(of {n_fake} fakes); reals called fake" in lines[0] and f"(of {n_real} reals)" in lines[0]
+    assert f"eps 0.02: {100 * white[-1].reals_called_fake_after:.1f} % ({white[-1].reals_turned_fake} turned fake)" \
+        in lines[0]
+    assert {"fakes_called_real_after", "reals_called_fake_after", "reals_turned_fake"} <= set(res.rows()[0])
+
+
+def test_transfer_matrix_tick_labels_stay_off_the_cells(results):
+    fig = plots.matrix_figure(results["transfer"])
+    # shared rows: only the first panel names them, in the left margin that grows to fit
+    assert fig.layout.yaxis.showticklabels is True and fig.layout.yaxis.automargin is True
+    assert fig.layout.yaxis2.showticklabels is False
+    assert fig.layout.xaxis.tickangle == -30 and fig.layout.xaxis2.tickangle == -30
+    # the panels do not touch, and the colour bar sits right of the last one
+    assert fig.layout.xaxis.domain[1] < fig.layout.xaxis2.domain[0]
+    assert fig.data[-1].colorbar.x >= 1.0 and fig.layout.margin.r >= 60

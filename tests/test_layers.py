@@ -27,8 +27,8 @@ import detectlab
 LAYERS: list[tuple[str, ...]] = [
     ("__init__", "config", "errors", "progress", "papers"),
     ("data", "models", "degrade", "eval", "generators"),
-    ("spectral", "explain", "attacks"),
-    ("detect", "train", "robustness", "localize", "demo", "heldout"),
+    ("spectral", "explain"),
+    ("detect", "attacks", "train", "robustness", "localize", "demo", "heldout"),
     ("runs",),
     ("catalog",),
     ("experiments",),

@@ -23,6 +23,15 @@ class ConfusionResult:
     rate: float | None         # flipped / eligible; None when no image is eligible
     accuracy_before: float | None = None   # with labels: accuracy on the clean images
     accuracy_after: float | None = None    # with labels: accuracy on the adversarial images
+    # with labels, per class, so what the attack does to real images is not hidden inside the accuracy
+    # (an attack crafted against the true labels pushes each real image towards "fake"):
+    n_fake: int | None = None
+    n_real: int | None = None
+    fakes_called_real_before: float | None = None   # share of the fake images decided real, clean
+    fakes_called_real_after: float | None = None    # ... after the attack
+    reals_called_fake_before: float | None = None   # share of the real images decided fake, clean
+    reals_called_fake_after: float | None = None    # ... after the attack
+    reals_turned_fake: int | None = None            # real images decided real clean and fake after the attack
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -46,11 +55,18 @@ def confusion_from_decisions(before: torch.Tensor, after: torch.Tensor, labels: 
         eligible = torch.ones_like(dec0) if y is None else dec0 == (y == 1)
         flipped = eligible & (dec0 != dec1)
     n_el, n_fl = int(eligible.sum()), int(flipped.sum())
-    acc0 = acc1 = None
-    if y is not None:
-        acc0 = float((dec0 == (y == 1)).float().mean())
-        acc1 = float((dec1 == (y == 1)).float().mean())
-    return ConfusionResult(eps, n_el, n_fl, None if n_el == 0 else n_fl / n_el, acc0, acc1)
+    if y is None:
+        return ConfusionResult(eps, n_el, n_fl, None if n_el == 0 else n_fl / n_el)
+    fake, real = y == 1, y == 0
+
+    def share(decided: torch.Tensor, among: torch.Tensor) -> float | None:
+        return float(decided[among].float().mean()) if bool(among.any()) else None
+
+    return ConfusionResult(
+        eps, n_el, n_fl, None if n_el == 0 else n_fl / n_el,
+        float((dec0 == fake).float().mean()), float((dec1 == fake).float().mean()),
+        int(fake.sum()), int(real.sum()), share(~dec0, fake), share(~dec1, fake), share(dec0, real),
+        share(dec1, real), int((real & ~dec0 & dec1).sum()))
 
 
 @torch.no_grad()

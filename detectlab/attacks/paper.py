@@ -34,23 +34,64 @@ def white_box_findings(result: TransferResult) -> list[str]:
     return out
 
 
+def _pairs(cells: list[tuple[str, str, float]]) -> str:
+    return ", ".join(f"{a}→{j}" for a, j, _ in cells)
+
+
 def transfer_findings(result: TransferResult) -> list[str]:
-    """Off-diagonal cells against Table 4.6: between CNNs transfer is strong, to and from ViT-tiny weak."""
+    """Off-diagonal cells against Table 4.6: between CNNs transfer is strong, to and from ViT-tiny weak.
+
+    The strongest and the weakest pair are named only when they differ: with one pair, or with every pair
+    at the same rate, the line says so instead; tied pairs are named together.
+    """
     out = []
     for e in result.eps:
         cells = [(c.attacker, c.judge, c.result.rate) for c in result.cells
                  if c.eps == e and c.attacker != c.judge and c.result.rate is not None]
         if not cells:
             continue
-        best = max(cells, key=lambda c: c[2])
-        worst = min(cells, key=lambda c: c[2])
         paper = ""
         if e in TABLE_4_6:
             t = TABLE_4_6[e]
             paper = (f"; [Petrželková 2024] at eps {e:g}: ResNet-50→Xception {t[0][1]:.1f} %, Xception→ResNet-50 "
                      f"{t[1][0]:.1f} %, ResNet-50→ViT-tiny {t[0][2]:.1f} %, ViT-tiny→ResNet-50 {t[2][0]:.1f} %")
-        out.append(f"Transfer at eps {e:g}: strongest {best[0]}→{best[1]} {_pct(best[2])}, weakest "
-                   f"{worst[0]}→{worst[1]} {_pct(worst[2])}{paper}.")
+        hi, lo = max(c[2] for c in cells), min(c[2] for c in cells)
+        if len(cells) == 1:
+            what = f"one pair only, {_pairs(cells)} {_pct(hi)}"
+        elif hi == lo:
+            what = f"all {len(cells)} pairs equal, {_pct(hi)} ({_pairs(cells)})"
+        else:
+            what = (f"strongest {_pairs([c for c in cells if c[2] == hi])} {_pct(hi)}, weakest "
+                    f"{_pairs([c for c in cells if c[2] == lo])} {_pct(lo)}")
+        out.append(f"Transfer at eps {e:g}: {what}{paper}.")
+    return out
+
+
+def class_findings(result: TransferResult) -> list[str]:
+    """Per class, for each detector attacked on itself: fakes called real and reals called fake, clean and after.
+
+    The attack is crafted against the true labels, so it pushes every image away from its class: fakes
+    towards "real" (the confusion rate) and reals towards "fake". The accuracy after the attack mixes the
+    two; these lines keep them apart.
+    """
+    out = []
+    for name in result.attackers:
+        cells = [c.result for c in result.cells if c.attacker == name and c.judge == name]
+        if not cells or cells[0].n_fake is None:
+            continue
+        first = cells[0]
+        fakes = "; ".join(f"eps {r.eps:g}: {_pct(r.fakes_called_real_after)}" for r in cells)
+        line = (f"{name} attacked on itself ({result.method}), per class: fakes called real "
+                f"{_pct(first.fakes_called_real_before)} clean → {fakes} (of {first.n_fake} fakes)")
+        if first.n_real:
+            reals = "; ".join(f"eps {r.eps:g}: {_pct(r.reals_called_fake_after)} ({r.reals_turned_fake} turned "
+                              "fake)" for r in cells)
+            line += (f"; reals called fake {_pct(first.reals_called_fake_before)} clean → {reals} (of "
+                     f"{first.n_real} reals). The attack pushes each image away from its true class, so reals are "
+                     "pushed towards fake: the accuracy after the attack counts both")
+        else:
+            line += "; no real images in the set, so none can be turned fake"
+        out.append(line + ".")
     return out
 
 

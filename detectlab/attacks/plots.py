@@ -45,15 +45,26 @@ def curves_figure(result: TransferResult, pairs: set[tuple[str, str]] | None = N
 
 
 def matrix_figure(result: TransferResult) -> go.Figure:
-    """Table 4.6's transfer matrix, one heatmap per eps: rows crafted on, columns judged by."""
-    fig = make_subplots(rows=1, cols=len(result.eps), subplot_titles=[f"ε = {e:g}" for e in result.eps])
+    """Table 4.6's transfer matrix, one heatmap per eps: rows crafted on, columns judged by.
+
+    The panels share their rows, so only the first carries the row names, in the left margin that
+    grows to fit them (``automargin``); column names sit below each panel, tilted; the colour bar is
+    placed right of the last panel. No tick label lands on another panel's cells.
+    """
+    n = len(result.eps)
+    fig = make_subplots(rows=1, cols=n, subplot_titles=[f"ε = {e:g}" for e in result.eps], shared_yaxes=True,
+                        horizontal_spacing=0.03 if n > 1 else 0.2)
     for k, e in enumerate(result.eps, start=1):
         z = [[None if v is None else round(100 * v, 1) for v in row] for row in result.matrix(e)]
         fig.add_trace(go.Heatmap(z=z, x=result.judges, y=result.attackers, zmin=0, zmax=100, colorscale="Reds",
-                                 text=z, texttemplate="%{text}", showscale=k == len(result.eps)), 1, k)
-        fig.update_yaxes(autorange="reversed", row=1, col=k)
-    fig.update_layout(title="transfer matrix: rows crafted on, columns judged by (confusion rate %)", height=380,
-                      margin=dict(l=40, r=10, t=60, b=40))
+                                 text=z, texttemplate="%{text}", showscale=k == n,
+                                 colorbar=dict(title="%", x=1.02, xanchor="left", thickness=12)), 1, k)
+        fig.update_yaxes(autorange="reversed", automargin=True, showticklabels=k == 1, row=1, col=k)
+        fig.update_xaxes(tickangle=-30, automargin=True, title_text="judged by" if k == (n + 1) // 2 else None,
+                         row=1, col=k)
+    fig.update_yaxes(title_text="crafted on", row=1, col=1)
+    fig.update_layout(title="transfer matrix: rows crafted on, columns judged by (confusion rate %)",
+                      height=380 + 12 * max(len(result.attackers) - 3, 0), margin=dict(l=40, r=60, t=60, b=40))
     return fig
 
 

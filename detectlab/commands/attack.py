@@ -53,7 +53,8 @@ def _cmd_attack(args: argparse.Namespace) -> int:
             print(f"{'':28s}" + "".join(f"{j[:14]:>15s}" for j in res.judges))
             for a, row in zip(res.attackers, res.matrix(e)):
                 print(f"{a[:28]:28s}" + "".join(f"{_pct(v):>15s}" for v in row))
-    lines = paper.white_box_findings(res) + (paper.transfer_findings(res) if args.transfer else [])
+    lines = (paper.white_box_findings(res) + paper.class_findings(res)
+             + (paper.transfer_findings(res) if args.transfer else []))
     if args.cross_sample:
         for n, model in attackers.items():
             cs = cross_sample(model, images, args.eps, args.method, name=n, n_sources=args.sources,
@@ -108,7 +109,8 @@ def _mirror(args: argparse.Namespace, dets: dict, images, progress) -> int:
         print(f"{'':28s}" + "".join(f"{n[:14]:>15s}" for n in (a, b)))
         for n, row in zip((a, b), res.table(e)):
             print(f"{n[:28]:28s}" + "".join(f"{_pct(v):>15s}" for v in row))
-    return _finish(args, paper.mirror_findings(res), [{"experiment": "mirror", **r} for r in res.rows()], images)
+    return _finish(args, paper.mirror_findings(res) + paper.class_findings(res),
+                   [{"experiment": "mirror", **r} for r in res.rows()], images)
 
 
 #: ``detectlab mirror`` flags that replace the base detector's training settings for both halves
@@ -186,9 +188,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "attack", help="confusion rate of FGSM / PGD / L-BFGS against eps, transfer matrix, cross-sample, blur "
                        "defence ([Petrželková 2024] §4.4, Tables 4.4-4.7)",
-        description="Attack a labelled split with each detector (fakes pushed towards 'real') and report [Petrželková 2024]'s "
-                    "confusion rate: of the fakes a detector decides fake, the share it decides real after the "
-                    "attack.")
+        description="Attack a labelled split with each detector (each image pushed away from its true class: fakes "
+                    "towards 'real', reals towards 'fake') and report [Petrželková 2024]'s confusion rate (of the "
+                    "fakes a detector decides fake, the share it decides real after the attack) and, per class, "
+                    "the fakes called real and the reals called fake before and after.")
     add_detectors_and_split(p)
     p.add_argument("--limit", type=int, default=None, help="at most this many images (a seeded subset)")
     p.add_argument("--method", default="fgsm", choices=["fgsm", "pgd", "lbfgs"])

@@ -16,7 +16,9 @@ from detectlab.attacks import (
     DESCRIPTIONS,
     MIRROR_BASE,
     MIRROR_NAMES,
-    attack_image,
+    PLAYGROUND_OPTIONS,
+    SCORINGS,
+    attack_file,
     blur_defence,
     cross_sample,
     load_split,
@@ -31,7 +33,6 @@ from detectlab.attacks.plots import (
     blur_figure, cross_sample_figure, curves_figure, hardening_figure, matrix_figure, mirror_figure,
 )
 from detectlab.catalog import DEMO_LABEL, detector_choices, known_datasets, load_detector, resolve_dataset
-from detectlab.data import load_tensor, to_pil
 from detectlab.errors import DetectLabError
 from detectlab.progress import Cancelled
 from detectlab.ui import state
@@ -41,8 +42,8 @@ from detectlab.ui.widgets import api_error, output_path
 DEFAULT_DETECTOR = "shipped: cnn-resnet18"
 HARDENED_DETECTOR = "shipped: cnn-resnet18-adv"
 METHODS = list(DESCRIPTIONS)
-#: playground settings: L-BFGS is the slow one; fewer c values and iterations keep it to seconds
-PLAYGROUND_OPTIONS = {"fgsm": {}, "pgd": {"steps": 10}, "lbfgs": {"search_steps": 4, "max_iter": 10}}
+#: longest side of the before / after / residual images on the page (the download is full size)
+VIEW_SIDE = 1024
 
 
 # -- detectors ---------------------------------------------------------------------------------
@@ -60,56 +61,87 @@ def refresh():
 
 
 # -- playground ----------------------------------------------------------------------------------
+def _survival_md(r) -> str:
+    """Each survival number beside the same number for the clean image (the control), and what the pair says."""
+    lines = [f"- **{c.label}**: clean {c.p_clean:.3f} → attacked {c.p_attacked:.3f} — "
+             f"{c.conclusion(r.p_before, r.threshold)}" for c in r.checks]
+    return ("**Does the attack survive?** Each step is applied to the clean image too (the control), and both "
+            f"are scored on the {r.scoring} path (P(fake), threshold {r.threshold:.2f}):\n\n" + "\n".join(lines))
+
+
 def _verdict(name: str, label: str, r) -> str:
     flip = "**decision flipped**" if r.flipped else "decision unchanged"
-    return (f"### `{name}` · {r.method.upper()} ε = {r.eps:.3f}: P(fake) {r.p_before:.3f} → {r.p_after:.3f} "
-            f"({r.decision_before} → {r.decision_after}, {flip})\n"
+    return (f"### `{name}` · {r.method.upper()} ε = {r.eps:.3f} · {r.scoring}: P(fake) {r.p_before:.3f} → "
+            f"{r.p_after:.3f} ({r.decision_before} → {r.decision_after}, {flip})\n"
             f"{label} · threshold {r.threshold:.2f} · {1000 * r.seconds:.0f} ms\n\n"
+            f"Scored and attacked on the path Detect uses — {r.describe()}.\n\n"
             f"| change | L∞ | L2 | PSNR |\n|---|---|---|---|\n"
-            f"| x_adv − x | {r.size.linf:.4f} | {r.size.l2:.3f} | {r.size.psnr:.1f} dB |\n\n"
-            f"Saved and read back: P(fake) **{r.p_saved['png']:.3f}** as 8-bit PNG, **{r.p_saved['jpeg90']:.3f}** "
-            f"as JPEG 90 (after the attack in memory: {r.p_after:.3f}).")
+            f"| after − before | {r.size.linf:.4f} | {r.size.l2:.3f} | {r.size.psnr:.1f} dB |\n\n"
+            + _survival_md(r))
 
 
-def run_attack(file: str, detector_label: str, method: str, eps: float):
-    """Decode ``file`` through detectlab.data, attack it, and return the result and the adversarial PNG path."""
+def run_attack(file: str, detector_label: str, method: str, eps: float, scoring: str = "resize"):
+    """Decode ``file`` as Detect does for ``scoring``, attack it there, and return the result and the adversarial
+    PNG path (the detector's input size for resize, the upload's size for tiles)."""
     if not file:
         raise DetectLabError("upload or pick an image first")
     if method not in PLAYGROUND_OPTIONS:
         raise DetectLabError(f"unknown attack '{method}' (known: {', '.join(PLAYGROUND_OPTIONS)})")
+    if scoring not in SCORINGS:
+        raise DetectLabError(f"scoring must be one of {', '.join(SCORINGS)}, got {scoring!r}")
     det = load_detector(detector_label)
-    # decoded at the detector's input size (crop, then reduce): the attack runs there anyway, and a
-    # 49 MP upload never becomes a full-size float tensor
-    image = load_tensor(file, det.input_size, name=Path(file).name)
-    r = attack_image(det.detector, image, method, eps, det.threshold, name=det.short_name,
-                     **PLAYGROUND_OPTIONS[method])
+    r = attack_file(det.detector, file, method, eps, det.threshold, name=det.short_name, scoring=scoring,
+                    file_name=Path(file).name, **PLAYGROUND_OPTIONS[method])
     return r, r.write_png(output_path(r.file_name(file)))
 
 
-def playground(file, detector_label, method, eps):
-    """UI: adversarial image, amplified residual (its true scale in the caption), verdict, PNG download."""
+def playground(file, detector_label, method, eps, scoring="resize"):
+    """UI: before / after / amplified |residual| side by side, the verdict with its controls, the PNG download."""
     try:
-        r, out = run_attack(file, detector_label, method, eps)
-        amp, scale = r.residual_image()
+        r, out = run_attack(file, detector_label, method, eps, scoring)
+        before, after, residual = r.views(VIEW_SIDE)
+        w, h = r.output_size
+        shown = "" if max(w, h) <= VIEW_SIDE else f", shown at {before.width}×{before.height}"
+        _, gain = r.residual_image()
+        res_label = (f"|after − before| ×{gain:.4g}{shown}: black = 0, white = {1 / gain:.4f}" if gain
+                     else "|after − before|: none (ε = 0)")
+        note = ("the detector's input on the resize path" if r.scoring == "resize" else "the upload's size")
         return (_verdict(Path(file).name, detector_label, r),
-                gr.update(value=to_pil(r.adversarial), label=f"adversarial image (ε = {r.eps:.3f})"),
-                gr.update(value=to_pil(amp), label=f"residual ×{0.5 / scale:.0f}: gray = 0, black/white = ∓{scale:.4f}"
-                          if scale else "residual: none (ε = 0)"),
-                str(out))
+                gr.update(value=before, label=f"before: what the detector scores ({w}×{h}{shown})"),
+                gr.update(value=after, label=f"after: adversarial, ε = {r.eps:.3f} ({w}×{h}{shown})"),
+                gr.update(value=residual, label=res_label),
+                gr.update(value=str(out), label=f"adversarial image (PNG, lossless, {w}×{h}: {note})"))
     except Exception as exc:  # noqa: BLE001 - a clear message; the tab keeps working
-        return error_markdown(exc), None, None, None
+        return error_markdown(exc), None, None, None, None
 
 
-def api_attack(image: str, detector: str = "", method: str = "fgsm", eps: float = 0.02):
-    """API: attack one image towards "real"; returns the numbers and the adversarial image as a PNG file."""
+def api_attack(image: str, detector: str = "", method: str = "fgsm", eps: float = 0.02, scoring: str = "resize"):
+    """Attack one image towards "real" on the path the detector scores it; the numbers, each survival check beside
+    its clean control, and the adversarial image.
+
+    Args:
+        image: the image file (PNG, JPEG, WebP, BMP, TIFF), decoded by DetectLab.
+        detector: a differentiable detector: a shipped name as the CLI spells it (cnn-resnet18, univfd-mobilenet_v2, ...), the Attack tab's label (shipped: cnn-resnet18) or a run id; empty: shipped: cnn-resnet18. The spectrum baseline is refused.
+        method: fgsm, pgd or lbfgs.
+        eps: L-infinity strength in [0, 1] pixel units.
+        scoring: resize (the image as Detect's resize path scores it: its centre square at the detector's input size; the adversarial image has that size) or tiles (native resolution, every scored tile attacked; the adversarial image has the upload's size).
+    Returns:
+        JSON {detector, method, eps, scoring, width, height (of the adversarial image), source_width, source_height, tiles, p_fake_before, p_fake_after, decision_before, decision_after, flipped, linf, l2, psnr, p_fake_png, p_fake_jpeg90 (the adversarial image saved and read back), survival (per check: label, p_fake_clean (the clean image after the same step: the control), p_fake_attacked, conclusion), seconds} and the adversarial image (PNG).
+    """
     try:
-        r, out = run_attack(image, detector or DEFAULT_DETECTOR, method, eps)
+        r, out = run_attack(image, detector or DEFAULT_DETECTOR, method, eps, scoring)
     except Exception as exc:  # noqa: BLE001 - the client gets DetectLab's message, no server paths
         raise api_error(exc, image) from None
-    return {"detector": detector or DEFAULT_DETECTOR, "method": r.method, "eps": r.eps, "p_fake_before": r.p_before,
-            "p_fake_after": r.p_after, "decision_before": r.decision_before, "decision_after": r.decision_after,
-            "flipped": r.flipped, "linf": r.size.linf, "l2": r.size.l2, "psnr": r.size.psnr,
-            "p_fake_png": r.p_saved["png"], "p_fake_jpeg90": r.p_saved["jpeg90"], "seconds": r.seconds}, str(out)
+    w, h = r.output_size
+    return {"detector": detector or DEFAULT_DETECTOR, "method": r.method, "eps": r.eps, "scoring": r.scoring,
+            "width": w, "height": h, "source_width": r.source_size[0], "source_height": r.source_size[1],
+            "tiles": r.tiles, "p_fake_before": r.p_before, "p_fake_after": r.p_after,
+            "decision_before": r.decision_before, "decision_after": r.decision_after, "flipped": r.flipped,
+            "linf": r.size.linf, "l2": r.size.l2, "psnr": r.size.psnr,
+            "p_fake_png": r.p_saved["png"], "p_fake_jpeg90": r.p_saved["jpeg90"],
+            "survival": {c.name: {"label": c.label, "p_fake_clean": c.p_clean, "p_fake_attacked": c.p_attacked,
+                                  "conclusion": c.conclusion(r.p_before, r.threshold)} for c in r.checks},
+            "seconds": r.seconds}, str(out)
 
 
 # -- set-level: shared plumbing ------------------------------------------------------------------
@@ -225,7 +257,7 @@ def run_transfer(choice, folder, split_name, limit, labels, method, eps_text, re
                        thresholds={n: d.threshold for n, d in dets.items()}, progress=prog, cancel=token)
         note = [f"{n} only judges: gradient attacks do not apply to a spectrum baseline."
                 for n, d in dets.items() if not d.differentiable]
-        lines = note + paper.white_box_findings(res) + paper.transfer_findings(res)
+        lines = note + paper.white_box_findings(res) + paper.class_findings(res) + paper.transfer_findings(res)
         return (lines, res.rows(), curves_figure(res, {(a, a) for a in res.attackers}), matrix_figure(res),
                 "attack_transfer.csv")
 
@@ -239,7 +271,8 @@ def run_hardening(choice, folder, split_name, limit, original, hardened, method,
         models = {o: do.detector, h: dh.detector}
         res = transfer(models, models, images, [0.0, *parse_eps_list(eps_text)], method,
                        thresholds={o: do.threshold, h: dh.threshold}, progress=prog, cancel=token)
-        return paper.hardening_findings(res, o, h), res.rows(), hardening_figure(res, o, h), "attack_hardening.csv"
+        return (paper.hardening_findings(res, o, h) + paper.class_findings(res), res.rows(),
+                hardening_figure(res, o, h), "attack_hardening.csv")
 
     return _pair_experiment(request, progress, (choice, folder, split_name, limit), original, hardened,
                             "the original and the hardened one", run)
@@ -290,7 +323,8 @@ def run_mirror(choice, folder, split_name, limit, label_a, label_b, method, eps_
     def run(a, da, b, db, images, prog, token):
         res = mirror(da.detector, db.detector, images, parse_eps_list(eps_text), method, names=(a, b),
                      thresholds={a: da.threshold, b: db.threshold}, progress=prog, cancel=token)
-        return paper.mirror_findings(res), res.rows(), mirror_figure(res), "attack_mirror.csv"
+        lines = paper.mirror_findings(res) + paper.class_findings(res)
+        return lines, res.rows(), mirror_figure(res), "attack_mirror.csv"
 
     return _pair_experiment(request, progress, (choice, folder, split_name, limit), label_a, label_b,
                             "the models trained on parts 1/2 (A) and 2/2 (B)", run)
@@ -302,7 +336,10 @@ def build() -> dict:
     choices = _labels()
     gr.Markdown(
         "### Adversarial attacks ([Petrželková 2024] §3.2, §4.4)\n"
-        "Move ε and release: the image is attacked towards **real** (P(fake) down). "
+        "Move ε and release: the image is attacked towards **real** (P(fake) down) on the path the detector scores "
+        "it, as in Detect: **resize** (its centre square at the detector's input size; the download has that size) "
+        "or **tiles** (native resolution, every scored tile; the download has the upload's size). Each survival "
+        "number (PNG, JPEG 90, blur) stands beside the same step on the clean image. "
         + " · ".join(f"**{k}**: {v}" for k, v in DESCRIPTIONS.items())
         + ". The spectrum baseline is not differentiated: gradient attacks do not apply to it (it can still judge "
           "transferred residuals below).")
@@ -312,41 +349,52 @@ def build() -> dict:
         method = gr.Radio(METHODS, value="fgsm", label="Attack", scale=2, elem_id="attack-method")
         eps = gr.Slider(0, 0.1, value=0.01, step=0.001, label="ε (L∞ strength, [0, 1] pixel units)", scale=3,
                         elem_id="attack-eps")
+        scoring = gr.Radio([(v, k) for k, v in SCORINGS.items()], value="resize", label="Scoring (as in Detect)",
+                           scale=2, elem_id="attack-scoring")
     detector.focus(refresh, None, detector, api_name=False)
     with gr.Row():
         with gr.Column(scale=1):
             upload = gr.File(label="Image (PNG, JPEG, WebP, BMP, TIFF)", file_count="single", type="filepath",
                              elem_id="attack-upload")
-            examples = _demo_examples()
-            if examples:
-                gr.Examples(examples=[[p] for _, p in examples], inputs=[upload], label="…or a demo image",
-                            example_labels=[f"{g}: {Path(p).name}" for g, p in examples])
+            example = gr.Dropdown(choices=_example_choices(), value=None, label="…or a demo image",
+                                  elem_id="attack-example")
+            example.input(lambda p: p, example, upload, api_name=False)
+            refresh_on_open(example, _example_choices)  # and when the first start's derivation ends
             download = gr.File(label="adversarial image (PNG, lossless)", elem_id="attack-download")
-        with gr.Column(scale=2):
+        with gr.Column(scale=3):
             verdict = gr.Markdown("Upload or pick an image, then move ε.", elem_id="attack-verdict")
             with gr.Row():
-                adv_img = gr.Image(label="adversarial image", format="png", interactive=False, height=256,
+                before_img = gr.Image(label="before: what the detector scores", format="png", interactive=False,
+                                      height=256, elem_id="attack-before")
+                adv_img = gr.Image(label="after: adversarial", format="png", interactive=False, height=256,
                                    elem_id="attack-adversarial")
-                res_img = gr.Image(label="residual (amplified)", format="png", interactive=False, height=256,
+                res_img = gr.Image(label="|after − before| (amplified)", format="png", interactive=False, height=256,
                                    elem_id="attack-residual")
-    outs = [verdict, adv_img, res_img, download]
-    inputs = [upload, detector, method, eps]
+    outs = [verdict, before_img, adv_img, res_img, download]
+    inputs = [upload, detector, method, eps, scoring]
     eps.release(playground, inputs, outs, api_name=False)
     upload.change(playground, inputs, outs, api_name=False)
     method.change(playground, inputs, outs, api_name=False)
+    scoring.change(playground, inputs, outs, api_name=False)
     detector.input(playground, inputs, outs, api_name=False)
     _build_sets(choices)
-    return {"detector": detector, "eps": eps, "verdict": verdict}
+    return {"detector": detector, "eps": eps, "scoring": scoring, "verdict": verdict}
 
 
 def _demo_examples() -> list[tuple[str, str]]:
-    """(class folder, file): one demo image of each generator and one real, if the demo is materialized."""
+    """(class folder, file): one demo image of each generator and two reals, once the demo is materialized."""
+    from detectlab.catalog import demo_generators
+
     root = config.DEMO_DIR
     out = []
-    for sub in ("transposed-conv", "resize-conv", "pixel-shuffle", "real"):
-        files = sorted((root / sub).glob("*.png"))[:1] if (root / sub).is_dir() else []
+    for sub, n in [*((g, 1) for g in demo_generators()), ("real", 2)]:
+        files = sorted((root / sub).glob("*.png"))[:n] if (root / sub).is_dir() else []
         out += [(sub, str(f)) for f in files]
     return out
+
+
+def _example_choices() -> list[tuple[str, str]]:
+    return [(f"{g}: {Path(p).name}", p) for g, p in _demo_examples()]
 
 
 def _outputs(name: str) -> list:
@@ -358,7 +406,10 @@ def _outputs(name: str) -> list:
 
 
 def _build_sets(choices: list[str]) -> None:
-    gr.Markdown("### On a data set (progress and Cancel; table, chart and CSV each)")
+    gr.Markdown("### On a data set (progress and Cancel; table, chart and CSV each)\n"
+                "Each image is attacked away from its true class: fakes towards real (the confusion rate counts "
+                "them), reals towards fake. The findings and the table give each class separately "
+                "(`fakes_called_real_after`, `reals_called_fake_after`, `reals_turned_fake`).")
     with gr.Row():
         datasets = list(known_datasets())
         data = gr.Dropdown(datasets, value=DEMO_LABEL if DEMO_LABEL in datasets else None, label="Data set", scale=2)
@@ -366,7 +417,7 @@ def _build_sets(choices: list[str]) -> None:
         folder = gr.Textbox(label="…or a labelled folder inside the data roots", scale=2, elem_id="attack-folder")
         split_name = gr.Radio(["test", "val", "train", "all"], value="test", label="Split (80/10/10, seed 0)", scale=2,
                               elem_id="attack-split")
-        limit = gr.Number(value=0, precision=0, label="At most N images (0 = all)", scale=1)
+        limit = gr.Number(value=0, precision=0, label="At most N images (0 = all)", scale=1, elem_id="attack-limit")
         set_method = gr.Radio(METHODS, value="fgsm", label="Attack", scale=2)
         stop = gr.Button("Cancel", scale=1, elem_id="attack-cancel")
     status = gr.Markdown(visible=True)
@@ -375,13 +426,16 @@ def _build_sets(choices: list[str]) -> None:
         with gr.Row():
             dets = gr.Dropdown(choices, value=[c for c in (DEFAULT_DETECTOR, "shipped: univfd-mobilenet_v2")
                                                if c in choices], multiselect=True, scale=3,
-                               label="Detectors (each crafts residuals and judges every other's)")
-            eps_list = gr.Textbox("0.01,0.02,0.05", label="ε list", scale=1)
+                               label="Detectors (each crafts residuals and judges every other's)",
+                               elem_id="attack-transfer-detectors")
+            eps_list = gr.Textbox("0.01,0.02,0.05", label="ε list", scale=1, elem_id="attack-transfer-eps")
             go_t = gr.Button("Run", variant="primary", scale=1, elem_id="attack-transfer-run")
         t_md = gr.Markdown(elem_id="attack-transfer-findings")
         with gr.Row():
-            t_curve, t_matrix = gr.Plot(label="white-box confusion against ε"), gr.Plot(label="transfer matrix")
-        t_table = gr.Dataframe(interactive=False, label="every (crafted on, judged by, ε) cell")
+            t_curve = gr.Plot(label="white-box confusion against ε")
+            t_matrix = gr.Plot(label="transfer matrix", elem_id="attack-transfer-matrix")
+        t_table = gr.Dataframe(interactive=False, label="every (crafted on, judged by, ε) cell",
+                               elem_id="attack-transfer-table")
         t_csv = gr.File(label="CSV")
         dets.focus(refresh, None, dets, api_name=False)
         go_t.click(run_transfer, [*data_in, dets, set_method, eps_list], [t_md, t_table, t_curve, t_matrix, t_csv],
