@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 
 MODULES = ("demo", "data", "train", "detect", "checkpoints", "fingerprint", "runs", "models", "serve",
-           "robustness", "attack", "localize", "trust", "heldout", "storage")
+           "robustness", "attack", "localize", "experiment", "trust", "heldout", "storage")
 
 
 def register_all(sub: argparse._SubParsersAction) -> None:

@@ -41,7 +41,9 @@ def validate_run_config(config: dict) -> dict:
 
     if not isinstance(config, dict):
         raise TrainConfigError(f"a run config is a table of settings, got {type(config).__name__}")
-    if config.get("kind") == "localizer":
+    if config.get("runner"):  # a job that names the module running it (an experiment): it checks its own settings
+        checked = job_runner(config).validate(config)
+    elif config.get("kind") == "localizer":
         from detectlab.localize import LocalizerConfig
 
         checked = {"kind": "localizer", **asdict(LocalizerConfig.from_dict(config))}
@@ -50,6 +52,27 @@ def validate_run_config(config: dict) -> dict:
 
         checked = TrainConfig.from_dict(config).to_dict()
     return json.loads(json.dumps(checked))
+
+
+def job_runner(config: dict):
+    """The module that runs a job (``config["runner"]``): a DetectLab module with ``validate(config)`` and
+    ``execute(config, out_dir, progress, cancel)``. The queue names no job kinds itself, so the packages
+    above it (experiments) can queue work without the queue depending on them."""
+    import importlib
+
+    from detectlab.train.config import TrainConfigError
+
+    name = str(config.get("runner", ""))
+    parts = name.split(".")
+    if len(parts) < 2 or parts[0] != "detectlab" or not all(part.isidentifier() for part in parts):
+        raise TrainConfigError(f"a job's runner must be a DetectLab module, got {name[:80]!r}")
+    try:
+        module = importlib.import_module(name)
+    except ImportError:
+        raise TrainConfigError(f"no module {name} to run this job") from None
+    if not (callable(getattr(module, "validate", None)) and callable(getattr(module, "execute", None))):
+        raise TrainConfigError(f"{name} cannot run jobs (it has no validate and execute)")
+    return module
 
 
 #: Seconds a running worker has to stop after a cancel before it is terminated: it checks the flag at least

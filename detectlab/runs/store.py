@@ -130,13 +130,16 @@ class RunRecord:
 
     @property
     def kind(self) -> str:
-        """``detector`` or ``localizer``."""
+        """``detector``, ``localizer``, or the kind a job run names (``experiment``)."""
+        if self.config.get("runner"):
+            return str(self.config.get("kind") or "job")
         return "localizer" if self.config.get("kind") == "localizer" else "detector"
 
     @property
     def label(self) -> str:
         """How pickers show this run: id, name, architecture, status and its headline test metric."""
-        what = f"{self.config.get('arch')} localizer" if self.kind == "localizer" else self.config.get("arch")
+        what = (f"{self.config.get('arch')} localizer" if self.kind == "localizer" else
+                self.config.get("experiment", self.kind) if self.config.get("runner") else self.config.get("arch"))
         text = f"run {self.id}{' ' + self.name if self.name else ''} ({what}, {self.status}"
         metric, value = self.headline
         return text + (f", {metric} {value:.3f})" if isinstance(value, float) else ")")

@@ -177,6 +177,8 @@ def execute_run(store: RunStore, run_id: str, runs_dir: Path, progress=None, on_
             progress(done, total, desc)
 
     with heartbeat(store, run_id):
+        if record.config.get("runner"):
+            return _execute_job(store, record, layout, both_progress, store_progress)
         if record.kind == "localizer":
             return _execute_localizer(store, record, both_progress, on_epoch)
         return _execute_detector(store, record, layout, both_progress, on_epoch, store_progress)
@@ -186,6 +188,31 @@ def _record_failure(store: RunStore, run_id: str, exc: BaseException, checkpoint
     reason = "".join(traceback.format_exception_only(type(exc), exc)).strip()
     store.finish(run_id, "failed", {"traceback": traceback.format_exc()[-4000:]},
                  checkpoint=str(checkpoint) if checkpoint else None, error=reason)
+
+
+def _execute_job(store: RunStore, record, layout: RunLayout, progress, store_progress: StoreProgress):
+    """A job that names its runner (an experiment): its downloads go to the run's folder, its result record to
+    the run's row."""
+    from detectlab.progress import Cancelled
+    from detectlab.runs.manager import job_runner
+
+    run_id = record.id
+    try:
+        out_dir = layout.run_dir(run_id)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
+        result = job_runner(record.config).execute(record.config, out_dir, progress=progress,
+                                                   cancel=StoreCancelToken(store, run_id))
+        phases = {k: round(v, 1) for k, v in store_progress.stop().items()}
+        store.finish(run_id, "finished", {**result, "phase_seconds": phases,
+                                          "wall_seconds": round(time.monotonic() - started, 1)})
+        return result
+    except Cancelled as exc:
+        store.finish(run_id, "cancelled", error=str(exc) or "cancelled")
+        return None
+    except BaseException as exc:  # noqa: BLE001 - recorded, then re-raised for the exit code
+        _record_failure(store, run_id, exc, None)
+        raise
 
 
 def _execute_localizer(store: RunStore, record, progress, on_epoch):

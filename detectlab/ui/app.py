@@ -19,16 +19,12 @@ import gradio as gr  # noqa: E402
 
 from detectlab import __version__, config  # noqa: E402
 from detectlab.ui import (  # noqa: E402
-    api, attack_tab, data_tab, detect_tab, fingerprints_tab, first_run, localize_tab, robustness_tab, state, train_tab,
-    widgets,
+    api, attack_tab, data_tab, detect_tab, experiments_tab, fingerprints_tab, first_run, localize_tab, robustness_tab,
+    state, train_tab, widgets,
 )
-from detectlab.ui.common import coming  # noqa: E402
 from detectlab.ui.serving import ServedFileGuard, guard_file_server  # noqa: E402
 
 TITLE = "DetectLab"
-
-_EXPERIMENTS = ("Experiments", "Cross-generator matrix, leave-one-generator-out, few-shot curves and trace-risk compositions.")
-
 
 def build_app() -> gr.Blocks:
     """Build the Blocks app (does not launch it)."""
@@ -51,7 +47,7 @@ def build_app() -> gr.Blocks:
             with gr.Tab("Train", id="train"):
                 train_tab.build()
             with gr.Tab("Experiments", id="experiments"):
-                coming(*_EXPERIMENTS)
+                experiments_tab.build()
             with gr.Tab("Data", id="data"):
                 choice, outputs = data_tab.build()
         api.build()  # the public endpoints, all in one place

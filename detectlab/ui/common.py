@@ -33,11 +33,6 @@ def error_markdown(exc: BaseException) -> str:
     return f"**Unexpected error** (the app keeps running): `{html.escape(detail)}`"
 
 
-def coming(title: str, what: str) -> None:
-    """A tab whose capability is not built yet: says so and what it will do; nothing pretends to work."""
-    gr.Markdown(f"### {title}\n\n*Not available yet.* {what}")
-
-
 def refresh_on_open(dropdown: gr.Dropdown, choices) -> None:
     """Re-read a picker's choices whenever the user opens it (new data sets, runs and checkpoints
     appear without a restart), and once the first start has derived the demo images

@@ -85,10 +85,15 @@ def _fmt(v):
     return None if v is None else round(v, 4)
 
 
+def training_runs() -> list:
+    """The run history's training runs (detectors and localizers; experiments have their own tab)."""
+    return [r for r in state.manager().store.list() if not r.config.get("runner")]
+
+
 def runs_table(runs=None) -> list[list]:
     """One row per run; refreshed every second, so two queries whatever the history's length."""
     store = state.manager().store
-    runs = store.list() if runs is None else runs
+    runs = training_runs() if runs is None else runs
     epochs = store.epoch_summaries()
     rows = []
     for r in runs:
@@ -214,7 +219,7 @@ def default_run(runs):
 def show_run(run_id: str | None):
     """Progress line, curves, results and config of one run (``default_run`` if none is selected)."""
     store = state.manager().store
-    runs = store.list()
+    runs = training_runs()
     if not runs:
         return "No runs yet.", curves_figure([]), {}, [], "", gr.update(value=[], headers=RESULT_HEADERS)
     r = next((x for x in runs if x.id == run_id), None) or default_run(runs)
@@ -345,7 +350,7 @@ def launch_localizer_from_form(again, *form):
 
 def _checked_run(run_id: str | None):
     """The run the results panel shows (the selected one, else ``default_run``)."""
-    runs = state.manager().store.list()
+    runs = training_runs()
     return next((x for x in runs if x.id == run_id), None) or default_run(runs)
 
 
@@ -397,7 +402,7 @@ def cancel(run_id: str | None):
     """Cancel the selected run (the running one, else the newest queued, when none is selected); selects it,
     so the status panel follows it to its end. Returns the message and the selection."""
     store = state.manager().store
-    runs = [r for r in store.list() if r.status in ("running", "queued")]
+    runs = [r for r in training_runs() if r.status in ("running", "queued")]
     target = run_id or (default_run(runs).id if runs else None)
     if not target:
         return "Nothing to cancel.", gr.update()
