@@ -127,3 +127,69 @@ def test_radial_spectral_loss_ignores_where_a_peak_sits_the_full_one_does_not():
     assert float(_spectral_loss("full", x.transpose(-1, -2), x)) > 0.1
     with pytest.raises(ValueError, match="spectral_loss must be one of"):
         GeneratorTrainConfig(spectral_loss="perceptual")
+
+
+# -- the broader demo's styles and designs ----------------------------------------------------------
+@pytest.mark.parametrize("style", ["residual", "latent", "denoiser"])
+def test_every_style_keeps_shape_and_range(style):
+    from detectlab.generators.nets import build_generator
+
+    torch.manual_seed(0)
+    g = build_generator(style, "bilinear-conv", width=8)
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        y = g.generate(x, torch.Generator().manual_seed(1))
+    assert y.shape == x.shape and float(y.min()) >= 0.0 and float(y.max()) <= 1.0
+    assert g.style == style
+
+
+def test_the_latent_decoder_sees_the_image_only_through_its_latent():
+    """No pixel of the input reaches the output but through the 1/8-resolution latent: two inputs with the same
+    latent give the same output."""
+    from detectlab.generators.nets import LatentDecoderGenerator
+
+    torch.manual_seed(0)
+    g = LatentDecoderGenerator("transposed-conv-k3", width=8).eval()
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        z = g.encoder(x)
+        assert z.shape == (1, 16, 4, 4)
+        assert torch.allclose(g(x), (0.5 + g.decoder(z)).clamp(0, 1))
+
+
+def test_the_denoiser_samples_reproducibly_and_differs_with_the_noise():
+    from detectlab.generators.nets import DenoisingGenerator
+
+    torch.manual_seed(0)
+    g = DenoisingGenerator("pixel-shuffle", width=8).eval()
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        a = g.generate(x, torch.Generator().manual_seed(5))
+        b = g.generate(x, torch.Generator().manual_seed(5))
+        c = g.generate(x, torch.Generator().manual_seed(6))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_designs_span_three_upsampling_families_three_styles_two_losses_and_hold_two_out(tmp_path):
+    from detectlab.generators.designs import DESIGNS, HELD_OUT, TRAIN, designs_in
+
+    families = {"transposed-conv": "transposed", "transposed-conv-k3": "transposed", "resize-conv": "interpolation",
+                "bilinear-conv": "interpolation", "pixel-shuffle": "sub-pixel"}
+    assert len(DESIGNS) >= 6
+    assert len({families[d.upsampler] for d in DESIGNS.values()}) == 3
+    assert {d.style for d in DESIGNS.values()} == {"residual", "latent", "denoiser"}
+    assert {d.loss for d in DESIGNS.values()} == {"spectral", "pixel"}
+    assert len(designs_in(HELD_OUT)) >= 2 and set(designs_in(TRAIN)).isdisjoint(designs_in(HELD_OUT))
+    # each design trains and round-trips through the safetensors file with its style
+    images = (torch.rand(8, 3, 32, 32) * 255).to(torch.uint8)
+    for name in ("latent-bilinear", "denoiser-pixel-shuffle"):
+        cfg = DESIGNS[name].train_config(steps=2, width=8, seed=0)
+        cfg.patch, cfg.batch_size = 16, 4
+        model, summary = train_generator(images, cfg)
+        save_generator(model, tmp_path / f"{name}.safetensors", cfg, summary)
+        loaded, meta = load_generator(tmp_path / f"{name}.safetensors")
+        assert type(loaded) is type(model) and meta["config"]["style"] == DESIGNS[name].style
+        x = torch.rand(1, 3, 32, 32)
+        with torch.no_grad():
+            assert torch.equal(loaded.generate(x, torch.Generator().manual_seed(0)),
+                               model.generate(x, torch.Generator().manual_seed(0)))

@@ -1,4 +1,12 @@
-"""Residual image-to-image generators that differ only in their up-sampling design.
+"""The demo's generators: three styles of network, each with a choice of up-sampling design.
+
+- ``ResidualGenerator`` (style ``residual``): an image-to-image network that adds a predicted
+  residual to its conditioning input.
+- ``LatentDecoderGenerator`` (style ``latent``): an autoencoder whose image is decoded from a latent
+  at 1/8 resolution alone, as a latent-diffusion model's VAE decoder makes every output pixel.
+- ``DenoisingGenerator`` (style ``denoiser``): a few-step denoiser that starts from the condition
+  plus noise and alternates "predict the clean image" and "re-noise at a lower level", as a
+  diffusion sampler run with few steps does.
 
 The conditioning input is a degraded copy of a real photo (desaturated and blurred), as the
 generators of [Wimmer 2024] (BicycleGAN, Palette) are conditioned on an enrollment image. The
@@ -29,12 +37,32 @@ def _pixel_shuffle(cin: int, cout: int) -> nn.Module:
     return nn.Sequential(nn.Conv2d(cin, cout * 4, 3, padding=1), nn.PixelShuffle(2))
 
 
-#: Up-sampling designs by name; each maps (in_channels, out_channels) to a 2x up-sampler.
+def _transposed_conv_k3(cin: int, cout: int) -> nn.Module:
+    """Kernel 3, stride 2: the kernel does not divide by the stride, so output pixels get uneven
+    overlap (the classic checkerboard of Odena et al. 2016), unlike kernel 4."""
+    return nn.ConvTranspose2d(cin, cout, kernel_size=3, stride=2, padding=1, output_padding=1)
+
+
+def _bilinear_conv(cin: int, cout: int) -> nn.Module:
+    return nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+                         nn.Conv2d(cin, cout, 3, padding=1))
+
+
+#: Up-sampling designs by name; each maps (in_channels, out_channels) to a 2x up-sampler. Three
+#: families: transposed convolution (kernel 4 or 3), interpolation + convolution (nearest or
+#: bilinear) and sub-pixel convolution (pixel shuffle).
 UPSAMPLERS: dict[str, Callable[[int, int], nn.Module]] = {
     "transposed-conv": _transposed_conv,
     "resize-conv": _resize_conv,
     "pixel-shuffle": _pixel_shuffle,
+    "transposed-conv-k3": _transposed_conv_k3,
+    "bilinear-conv": _bilinear_conv,
 }
+
+
+def _check_upsampler(upsampler: str) -> None:
+    if upsampler not in UPSAMPLERS:
+        raise ValueError(f"unknown upsampler {upsampler!r}; choose one of {sorted(UPSAMPLERS)}")
 
 
 class _ResBlock(nn.Module):
@@ -61,10 +89,11 @@ class ResidualGenerator(nn.Module):
     and returns an image of the same shape in [0, 1].
     """
 
+    style = "residual"
+
     def __init__(self, upsampler: str = "transposed-conv", width: int = 24) -> None:
         super().__init__()
-        if upsampler not in UPSAMPLERS:
-            raise ValueError(f"unknown upsampler {upsampler!r}; choose one of {sorted(UPSAMPLERS)}")
+        _check_upsampler(upsampler)
         self.upsampler = upsampler
         self.width = width
         c1, c2, c3 = width, 2 * width, 3 * width
@@ -83,6 +112,114 @@ class ResidualGenerator(nn.Module):
         and a generator pushed there early never comes back (it collapses to a flat colour)."""
         out = condition + self.decoder(self.encoder(condition))
         return out.clamp(0.0, 1.0) if clamp else out
+
+    def generate(self, condition: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """One output per condition, in [0, 1] (deterministic: ``generator`` is not used)."""
+        return self(condition)
+
+
+class LatentDecoderGenerator(nn.Module):
+    """An autoencoder: the condition is encoded to a ``latent_channels`` x H/8 x W/8 latent and the image is
+    decoded from that latent alone, through three up-sampling stages of the chosen design.
+
+    As in a latent-diffusion model's VAE decoder, no pixel of the input reaches the output directly:
+    every detail is the decoder's, so its up-sampling trace covers the whole image.
+
+    Shapes: ``[B, 3, H, W]`` in [0, 1] -> the same, H and W divisible by 8.
+    """
+
+    style = "latent"
+
+    def __init__(self, upsampler: str = "bilinear-conv", width: int = 24, latent_channels: int = 16) -> None:
+        super().__init__()
+        _check_upsampler(upsampler)
+        self.upsampler = upsampler
+        self.width = width
+        c1, c2, c3 = width, 2 * width, 3 * width
+        act = nn.LeakyReLU(0.2)
+        self.encoder = nn.Sequential(
+            nn.Conv2d(3, c1, 3, padding=1), act,
+            nn.Conv2d(c1, c2, 4, stride=2, padding=1), act,
+            nn.Conv2d(c2, c3, 4, stride=2, padding=1), act,
+            nn.Conv2d(c3, c3, 4, stride=2, padding=1), act,
+            nn.Conv2d(c3, latent_channels, 1),
+        )
+        up = UPSAMPLERS[upsampler]
+        self.decoder = nn.Sequential(
+            nn.Conv2d(latent_channels, c3, 3, padding=1), act, _ResBlock(c3),
+            up(c3, c3), act, up(c3, c2), act, up(c2, c1), act, nn.Conv2d(c1, 3, 3, padding=1),
+        )
+
+    def forward(self, condition: torch.Tensor, clamp: bool = True) -> torch.Tensor:
+        out = 0.5 + self.decoder(self.encoder(condition))
+        return out.clamp(0.0, 1.0) if clamp else out
+
+    def generate(self, condition: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self(condition)
+
+
+class DenoisingGenerator(nn.Module):
+    """A few-step denoiser: ``x = condition + sigma_0 n``; then, for each noise level, predict the clean
+    image from ``x`` and the level (a U-shaped net with one down and two up-sampling stages of the chosen
+    design, inputs at full and half resolution), and re-noise the prediction at the next, lower level
+    with fresh noise. The last prediction is the output.
+
+    Sampling draws noise, so outputs depend on the ``generator`` passed to ``generate`` (reproducible
+    for a seeded one).
+    """
+
+    style = "denoiser"
+    #: The noise levels of sampling, high to low (images in [0, 1]).
+    SIGMAS = (0.3, 0.15, 0.05)
+
+    def __init__(self, upsampler: str = "pixel-shuffle", width: int = 24) -> None:
+        super().__init__()
+        _check_upsampler(upsampler)
+        self.upsampler = upsampler
+        self.width = width
+        c1, c2, c3 = width, 2 * width, 3 * width
+        act = nn.LeakyReLU(0.2)
+        self.encoder = nn.Sequential(
+            nn.Conv2d(4, c1, 3, padding=1), act,
+            nn.Conv2d(c1, c2, 4, stride=2, padding=1), act,
+            nn.Conv2d(c2, c3, 4, stride=2, padding=1), act,
+            _ResBlock(c3),
+        )
+        up = UPSAMPLERS[upsampler]
+        self.decoder = nn.Sequential(up(c3, c2), act, up(c2, c1), act, nn.Conv2d(c1, 3, 3, padding=1))
+
+    def denoise(self, noisy: torch.Tensor, sigma: torch.Tensor | float) -> torch.Tensor:
+        """The clean image predicted from ``noisy`` at noise level ``sigma`` (a float or one per image)."""
+        level = torch.as_tensor(sigma, dtype=noisy.dtype, device=noisy.device).reshape(-1, 1, 1, 1)
+        level = level.expand(noisy.shape[0], 1, *noisy.shape[-2:])
+        return noisy + self.decoder(self.encoder(torch.cat([noisy, level], dim=1)))
+
+    def forward(self, condition: torch.Tensor, clamp: bool = True,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        x = condition + self.SIGMAS[0] * torch.randn(condition.shape, generator=generator)
+        for k, sigma in enumerate(self.SIGMAS):
+            clean = self.denoise(x, sigma)
+            if k + 1 < len(self.SIGMAS):
+                x = clean + self.SIGMAS[k + 1] * torch.randn(condition.shape, generator=generator)
+        return clean.clamp(0.0, 1.0) if clamp else clean
+
+    def generate(self, condition: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self(condition, generator=generator)
+
+
+#: Network styles by name.
+STYLES: dict[str, type[nn.Module]] = {
+    "residual": ResidualGenerator,
+    "latent": LatentDecoderGenerator,
+    "denoiser": DenoisingGenerator,
+}
+
+
+def build_generator(style: str, upsampler: str, width: int) -> nn.Module:
+    """A generator network of ``style`` (a key of ``STYLES``) with the ``upsampler`` design."""
+    if style not in STYLES:
+        raise ValueError(f"unknown generator style {style!r}; choose one of {sorted(STYLES)}")
+    return STYLES[style](upsampler, width)
 
 
 #: The conditioning blur's sigma range in px (uniform per image). Milder than a full blur, so the

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from detectlab.errors import CheckpointError
-from detectlab.generators.nets import CONDITION_SIGMA, ResidualGenerator, degrade_condition
+from detectlab.generators.nets import CONDITION_SIGMA, DenoisingGenerator, build_generator, degrade_condition
 from detectlab.models.spectrum import radial_profile
 from detectlab.progress import NEVER_CANCEL, CancelToken, Progress, null_progress
 
@@ -26,6 +26,7 @@ class GeneratorTrainConfig:
     """Settings of one generator's training (Adam on random patches of the real crops)."""
 
     upsampler: str = "transposed-conv"
+    style: str = "residual"                 # a key of nets.STYLES
     width: int = 24
     steps: int = 700
     batch_size: int = 16
@@ -92,6 +93,9 @@ def train_generator(
     fakes with almost no trace at all (a frozen-MobileNet probe fell from 0.90 to 0.70 test
     accuracy on such a demo), unlike real GAN and diffusion decoders.
 
+    A denoiser (style ``denoiser``) learns one step: the clean image from the condition plus noise at
+    one of its sampling levels, drawn per image.
+
     Args:
         images: uint8 or float tensor ``[N, 3, H, W]`` of real photos.
     Returns:
@@ -101,12 +105,12 @@ def train_generator(
     rng = torch.Generator().manual_seed(config.seed)
     data = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
     n, _, h, w = data.shape
-    model = ResidualGenerator(config.upsampler, config.width)
+    model = build_generator(config.style, config.upsampler, config.width)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=config.steps, pct_start=0.15)
     start = time.perf_counter()
     losses = []
-    desc = f"train generator {config.upsampler}"
+    desc = f"train generator {config.style}/{config.upsampler}"
     for step in range(config.steps):
         cancel.check()
         idx = torch.randint(0, n, (config.batch_size,), generator=rng)
@@ -115,7 +119,13 @@ def train_generator(
         target = data[idx, :, top : top + config.patch, left : left + config.patch]
         flip = torch.rand(config.batch_size, generator=rng) < 0.5
         target = torch.where(flip[:, None, None, None], target.flip(-1), target)
-        out = model(degrade_condition(target, rng, config.condition_sigma), clamp=False)
+        condition = degrade_condition(target, rng, config.condition_sigma)
+        if isinstance(model, DenoisingGenerator):  # one denoising step at a noise level of sampling's
+            sigma = torch.tensor(model.SIGMAS)[torch.randint(0, len(model.SIGMAS), (config.batch_size,), generator=rng)]
+            noisy = condition + sigma[:, None, None, None] * torch.randn(condition.shape, generator=rng)
+            out = model.denoise(noisy, sigma)
+        else:
+            out = model(condition, clamp=False)
         loss = (
             config.lowpass_weight * F.l1_loss(F.avg_pool2d(out, 4), F.avg_pool2d(target, 4))
             + config.pixel_weight * F.l1_loss(out, target)
@@ -131,8 +141,9 @@ def train_generator(
     model.eval()
     with torch.no_grad():
         probe = data[: min(64, n)]
-        cond = degrade_condition(probe, torch.Generator().manual_seed(10_000 + config.seed), config.condition_sigma)
-        out = model(cond)
+        probe_rng = torch.Generator().manual_seed(10_000 + config.seed)
+        cond = degrade_condition(probe, probe_rng, config.condition_sigma)
+        out = model.generate(cond, probe_rng)
     summary = {
         "final_loss": sum(losses[-50:]) / len(losses[-50:]),
         "psnr_output_db": psnr(out, probe),
@@ -143,14 +154,14 @@ def train_generator(
     return model, summary
 
 
-def save_generator(model: ResidualGenerator, path: Path, config: GeneratorTrainConfig, summary: dict) -> None:
+def save_generator(model: torch.nn.Module, path: Path, config: GeneratorTrainConfig, summary: dict) -> None:
     """Weights in safetensors; config and training summary in the file's metadata."""
     meta = {"config": json.dumps(asdict(config)), "summary": json.dumps(summary), "kind": "detectlab-generator"}
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path), metadata=meta)
 
 
-def load_generator(path: Path) -> tuple[ResidualGenerator, dict]:
+def load_generator(path: Path) -> tuple[torch.nn.Module, dict]:
     """Load a generator saved by ``save_generator`` (no code is executed: safetensors)."""
     from safetensors import safe_open
 
@@ -160,7 +171,7 @@ def load_generator(path: Path) -> tuple[ResidualGenerator, dict]:
         if meta.get("kind") != "detectlab-generator":
             raise CheckpointError(f"{path.name}: not a DetectLab generator file (metadata kind missing)")
         config = GeneratorTrainConfig(**{**_BEFORE_LOWPASS_LOSS, **json.loads(meta["config"])})
-        model = ResidualGenerator(config.upsampler, config.width)
+        model = build_generator(config.style, config.upsampler, config.width)
         model.load_state_dict(load_file(str(path)))
     except CheckpointError:
         raise
