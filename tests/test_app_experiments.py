@@ -90,3 +90,18 @@ def test_a_folder_with_one_generator_is_refused_in_one_line_and_nothing_is_queue
         assert len(state.manager().store.list()) == before
     finally:
         shutil.rmtree(one, ignore_errors=True)
+
+
+def test_a_folder_named_in_the_settings_must_lie_inside_the_data_roots(tiny_sets):
+    """From the page, the set-distance folders (and the calibration's real-only folder) are confined as the data
+    set is: a server path outside the data roots is refused in one line and nothing is queued."""
+    from detectlab.ui import experiments_tab, state
+
+    small, _ = tiny_sets
+    before = len(state.manager().store.list())
+    for settings in ('{"a": "/etc", "b": "/usr/share"}', '{"real_folder": "/root/.ssh"}'):
+        name = "set-distance" if '"a"' in settings else "calibration"
+        _, message = experiments_tab.launch(name, "", small.name, settings)
+        assert message.startswith("**Error:**") and "\n" not in message, message
+        assert "data roots" in message or "outside" in message, message
+    assert len(state.manager().store.list()) == before

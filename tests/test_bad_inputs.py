@@ -1022,13 +1022,13 @@ def test_the_first_start_waits_for_the_lock_says_so_and_can_be_stopped(tmp_path,
         monkeypatch.setattr(first_run, "_current", None)
         prep = first_run.start_in_background(work)
         waiting.wait(10)  # the lock said it waits; the banner below must say who holds it
-        banner, _ = first_run.tick()
+        banner, *_ = first_run.tick()
         assert f"process {holder.pid} is deriving the demo images" in banner["value"], banner["value"]
         start = time.monotonic()
         assert first_run.stop(timeout=10)
         assert time.monotonic() - start < 3, "the waiting derivation did not stop promptly"
         assert prep.cancelled and prep.error is None and not entered.is_set()
-        banner, timer = first_run.tick()
+        banner, timer, _ = first_run.tick()
         assert banner["visible"] is False and timer.active is False
     finally:
         holder.stdin.close()

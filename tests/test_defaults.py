@@ -55,7 +55,8 @@ def test_a_detector_within_the_targets_gets_no_warning(tmp_path, monkeypatch):
                                               "demo_blur_sigma1": 0.02, "demo_downup_2x": 0.01})
     assert record.misses("resize") == [] and record.misses("tiles") == []
     text = record.describe("resize")
-    assert "⚠" not in text and "41 real photos from 2 packages" in text and "0 % fake (resized" in text
+    assert "⚠" not in text and "41 held-out real photos (from 2 packages" in text and "0 % fake (resized" in text
+    assert "a rate over other photos, not a check of this one" in text
 
 
 def test_a_detector_missing_a_target_is_named_with_the_rate_it_misses(tmp_path, monkeypatch):

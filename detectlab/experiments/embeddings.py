@@ -160,7 +160,7 @@ def _detector_features(loaded, sub: LabelledSet, progress: Progress, cancel: Can
     version = hashlib.sha256(f"{loaded.path.resolve()}|{stat.st_mtime_ns}|{stat.st_size}".encode()).hexdigest()[:12]
     # the probes' cache key reads this label: a rebuilt checkpoint of the same name gets new probes
     label = f"detector:{loaded.short_name}@{version}"
-    key = json.dumps([version, size, sub.fingerprint, str(sub.root.resolve())])
+    key = json.dumps([version, size, sub.files_fingerprint, str(sub.root.resolve())])
     path = (config.home() / "cache" / "experiments" / "features"
             / ("det-" + hashlib.sha256(key.encode()).hexdigest()[:24] + ".pt"))
     if path.exists():

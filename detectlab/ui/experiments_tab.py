@@ -8,7 +8,8 @@ import time
 
 import gradio as gr
 
-from detectlab import catalog
+from detectlab import catalog, config
+from detectlab.data.overview import resolve_in_roots
 from detectlab.experiments.job import KIND, load_figures, parse_settings, run_config, settings_text, table_view
 from detectlab.experiments.registry import EXPERIMENTS
 from detectlab.train.layout import RunLayout
@@ -29,11 +30,19 @@ def describe(name: str):
     return settings_text(name)
 
 
+#: Settings that name a folder: from the page, only folders inside the data roots.
+FOLDER_SETTINGS = ("a", "b", "real_folder")
+
+
 def launch(name: str, data_choice: str, folder: str, settings: str):
     """Queue the experiment; returns the run id and its first status line."""
     try:
         root = catalog.resolve_dataset(data_choice, folder)
         given = {**parse_settings(settings), "data": str(root)}
+        for key in FOLDER_SETTINGS:  # a folder typed into the settings is confined as the data set's is
+            value = given.get(key)
+            if isinstance(value, str) and any(sign in value for sign in ("/", "\\", "~")):
+                given[key] = str(resolve_in_roots(value, config.data_roots()))
         record = state.manager().submit(run_config(name, given))
         return record.id, f"Queued **{record.id}** ({name} on `{root.name}`)."
     except Exception as exc:  # noqa: BLE001 - a one-line message; nothing is queued
