@@ -23,6 +23,19 @@ def _cmd_demo_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_generator(args: argparse.Namespace) -> int:
+    from detectlab.demo.build import DemoBuildConfig, train_design
+    from detectlab.progress import TqdmProgress
+
+    for name in args.designs:
+        progress = TqdmProgress()
+        s = train_design(name, DemoBuildConfig(steps=args.steps, seed=args.seed), progress=progress)
+        progress.close()
+        print(f"{name:24s} PSNR {s['psnr_output_db']:.2f} dB (condition {s['psnr_condition_db']:.2f} dB), "
+              f"{s['train_seconds']:.0f} s")
+    return 0
+
+
 def _cmd_demo_materialize(args: argparse.Namespace) -> int:
     from detectlab.demo.build import demo_lock, is_materialized, materialize
     from detectlab.progress import TqdmProgress
@@ -53,6 +66,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--steps", type=int, default=1800, help="training steps per generator")
     b.add_argument("--seed", type=int, default=0)
     b.set_defaults(func=_cmd_demo_build)
+    t = demo.add_parser("train-generator", help="train generator designs (generators/designs.py) into assets/generators")
+    t.add_argument("designs", nargs="+", help="design names, e.g. latent-bilinear denoiser-pixel-shuffle")
+    t.add_argument("--steps", type=int, default=1800, help="training steps")
+    t.add_argument("--seed", type=int, default=0)
+    t.set_defaults(func=_cmd_train_generator)
     m = demo.add_parser("materialize", help="write the synthetic and manipulated images from the committed weights")
     m.add_argument("--force", action="store_true")
     m.set_defaults(func=_cmd_demo_materialize)

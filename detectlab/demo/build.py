@@ -364,6 +364,24 @@ def render_fingerprints(demo_dir: Path | None = None, out_dir: Path | None = Non
     return paths
 
 
+def train_design(name: str, cfg: DemoBuildConfig | None = None, real: torch.Tensor | None = None,
+                 progress: Progress = null_progress, cancel: CancelToken = NEVER_CANCEL) -> dict:
+    """Train generator design ``name`` (``generators.designs.DESIGNS``) on the real crops and write its weights
+    to ``assets/generators/<name>.safetensors``; returns the training summary."""
+    from detectlab.generators.designs import DESIGNS
+
+    if name not in DESIGNS:
+        raise ValueError(f"no generator design {name!r}; known: {', '.join(DESIGNS)}")
+    cfg = cfg or DemoBuildConfig()
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    if real is None:
+        _, real = real_crops()
+    gcfg = DESIGNS[name].train_config(steps=cfg.steps, width=cfg.width, seed=cfg.seed)
+    model, summary = train_generator(real, gcfg, progress=progress, cancel=cancel)
+    save_generator(model, config.GENERATOR_DIR / f"{name}.safetensors", gcfg, summary)
+    return summary
+
+
 def build_demo(
     cfg: DemoBuildConfig | None = None,
     sources: Path | None = None,
@@ -391,10 +409,7 @@ def build_demo(
     _, real = real_crops()
     info["generators"] = {}
     for name in GENERATORS:
-        gcfg = GeneratorTrainConfig(upsampler=name, width=cfg.width, steps=cfg.steps, seed=cfg.seed)
-        model, summary = train_generator(real, gcfg, progress=progress, cancel=cancel)
-        save_generator(model, config.GENERATOR_DIR / f"{name}.safetensors", gcfg, summary)
-        info["generators"][name] = summary
+        info["generators"][name] = train_design(name, cfg, real, progress=progress, cancel=cancel)
     info["materialize"] = materialize(progress=progress, cancel=cancel)
     render_fingerprints()
     info["seconds"] = round(time.perf_counter() - start, 1)
