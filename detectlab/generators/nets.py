@@ -159,10 +159,12 @@ class LatentDecoderGenerator(nn.Module):
 
 
 class DenoisingGenerator(nn.Module):
-    """A few-step denoiser: ``x = condition + sigma_0 n``; then, for each noise level, predict the clean
-    image from ``x`` and the level (a U-shaped net with one down and two up-sampling stages of the chosen
-    design, inputs at full and half resolution), and re-noise the prediction at the next, lower level
-    with fresh noise. The last prediction is the output.
+    """A few-step conditional denoiser: ``x = condition + sigma_0 n``; then, for each noise level, predict the
+    clean image from ``x``, the condition and the level (a U-shaped net with two down and two up-sampling
+    stages of the chosen design), and re-noise the prediction at the next, lower level with fresh noise. The
+    last prediction is the output. Trained as a diffusion model is: the target noised at a sampling level,
+    the condition beside it (an unconditioned denoiser applied to its own sharpened output sharpens again at
+    every step).
 
     Sampling draws noise, so outputs depend on the ``generator`` passed to ``generate`` (reproducible
     for a seeded one).
@@ -180,7 +182,7 @@ class DenoisingGenerator(nn.Module):
         c1, c2, c3 = width, 2 * width, 3 * width
         act = nn.LeakyReLU(0.2)
         self.encoder = nn.Sequential(
-            nn.Conv2d(4, c1, 3, padding=1), act,
+            nn.Conv2d(7, c1, 3, padding=1), act,
             nn.Conv2d(c1, c2, 4, stride=2, padding=1), act,
             nn.Conv2d(c2, c3, 4, stride=2, padding=1), act,
             _ResBlock(c3),
@@ -188,17 +190,18 @@ class DenoisingGenerator(nn.Module):
         up = UPSAMPLERS[upsampler]
         self.decoder = nn.Sequential(up(c3, c2), act, up(c2, c1), act, nn.Conv2d(c1, 3, 3, padding=1))
 
-    def denoise(self, noisy: torch.Tensor, sigma: torch.Tensor | float) -> torch.Tensor:
-        """The clean image predicted from ``noisy`` at noise level ``sigma`` (a float or one per image)."""
+    def denoise(self, noisy: torch.Tensor, sigma: torch.Tensor | float, condition: torch.Tensor) -> torch.Tensor:
+        """The clean image predicted from ``noisy`` at noise level ``sigma`` (a float or one per image), given
+        the condition."""
         level = torch.as_tensor(sigma, dtype=noisy.dtype, device=noisy.device).reshape(-1, 1, 1, 1)
         level = level.expand(noisy.shape[0], 1, *noisy.shape[-2:])
-        return noisy + self.decoder(self.encoder(torch.cat([noisy, level], dim=1)))
+        return noisy + self.decoder(self.encoder(torch.cat([noisy, condition, level], dim=1)))
 
     def forward(self, condition: torch.Tensor, clamp: bool = True,
                 generator: torch.Generator | None = None) -> torch.Tensor:
         x = condition + self.SIGMAS[0] * torch.randn(condition.shape, generator=generator)
         for k, sigma in enumerate(self.SIGMAS):
-            clean = self.denoise(x, sigma)
+            clean = self.denoise(x, sigma, condition)
             if k + 1 < len(self.SIGMAS):
                 x = clean + self.SIGMAS[k + 1] * torch.randn(condition.shape, generator=generator)
         return clean.clamp(0.0, 1.0) if clamp else clean

@@ -93,8 +93,8 @@ def train_generator(
     fakes with almost no trace at all (a frozen-MobileNet probe fell from 0.90 to 0.70 test
     accuracy on such a demo), unlike real GAN and diffusion decoders.
 
-    A denoiser (style ``denoiser``) learns one step: the clean image from the condition plus noise at
-    one of its sampling levels, drawn per image.
+    A denoiser (style ``denoiser``) learns one step: the clean image from the target noised at one of its
+    sampling levels (drawn per image), given the condition.
 
     Args:
         images: uint8 or float tensor ``[N, 3, H, W]`` of real photos.
@@ -120,10 +120,10 @@ def train_generator(
         flip = torch.rand(config.batch_size, generator=rng) < 0.5
         target = torch.where(flip[:, None, None, None], target.flip(-1), target)
         condition = degrade_condition(target, rng, config.condition_sigma)
-        if isinstance(model, DenoisingGenerator):  # one denoising step at a noise level of sampling's
+        if isinstance(model, DenoisingGenerator):  # one step: the target noised at a level of sampling's
             sigma = torch.tensor(model.SIGMAS)[torch.randint(0, len(model.SIGMAS), (config.batch_size,), generator=rng)]
-            noisy = condition + sigma[:, None, None, None] * torch.randn(condition.shape, generator=rng)
-            out = model.denoise(noisy, sigma)
+            noisy = target + sigma[:, None, None, None] * torch.randn(target.shape, generator=rng)
+            out = model.denoise(noisy, sigma, condition)
         else:
             out = model(condition, clamp=False)
         loss = (
