@@ -1579,18 +1579,22 @@ def test_decode_budget_bounds_concurrent_reservations():
     from detectlab.data.decode import DecodeBudget
 
     budget = DecodeBudget(100 * MB)
-    held, most = [0], [0]
-    lock = threading.Lock()
+    held, most, asked = [0], [0], [0]
+    cond = threading.Condition()
 
     def work(nbytes):
+        with cond:
+            asked[0] += 1
+            cond.notify_all()
         with budget.reserve(nbytes):
-            with lock:
+            with cond:
                 held[0] += nbytes
                 most[0] = max(most[0], held[0])
-            time.sleep(0.05)
+                # hold the reservation until every thread has asked for its own: the others contend for real
+                cond.wait_for(lambda: asked[0] == 4, timeout=10)
             with budget.reserve(nbytes):   # nested in its own reservation: must not wait for itself
                 pass
-            with lock:
+            with cond:
                 held[0] -= nbytes
 
     threads = [threading.Thread(target=work, args=(n,)) for n in (60 * MB, 60 * MB, 60 * MB, 500 * MB)]
@@ -2131,7 +2135,7 @@ def test_no_endpoint_takes_a_server_path_as_a_model(served, demo_root, path):
 
 # ----------------------------------------------------------------------------- one queue for the app and the CLI
 # The run store's helpers and tiny data set come from the queue's own tests (tests/test_runs.py).
-from test_runs import _DEAD_PID, _Watch, _cfg, _collect, _ended, _wait, tiny_data  # noqa: E402, F401
+from test_runs import _DEAD_PID, _Output, _Watch, _cfg, _ended, _wait, tiny_data  # noqa: E402, F401
 from detectlab.runs import RunManager, RunStore  # noqa: E402
 from detectlab.train.layout import runs_db  # noqa: E402
 
@@ -2143,7 +2147,7 @@ def test_cli_train_waits_for_the_apps_worker_and_never_runs_alongside(tmp_path, 
     home = tmp_path / "home"
     m = RunManager(home, poll_seconds=0.2)
     watch = _Watch(m.store)
-    cli, lines = None, []
+    cli = None
     try:
         first = m.submit(_cfg(tiny_data, iterations=1_000_000), name="app-first")  # runs until cancelled
         _wait(m.store, first.id, _ended("running"), 120)
@@ -2152,29 +2156,32 @@ def test_cli_train_waits_for_the_apps_worker_and_never_runs_alongside(tmp_path, 
                                 "resnet18", "--input-size", "32", "--iterations", "10", "--batch-size", "8",
                                 "--threads", "1", "--name", "terminal"], env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
-        reader = _collect(cli.stdout, lines)
+        out = _Output(cli.stdout)
         term = m.store.wait_until(lambda: next((r for r in m.store.list() if r.name == "terminal"), None), 120,
                                   "the CLI did not queue its run")
         assert term.from_terminal and term.owner_pid == cli.pid
-        deadline = time.monotonic() + 60
-        while not any(f"waiting for run {first.id}" in line for line in lines):
-            assert time.monotonic() < deadline and cli.poll() is None, "".join(lines)[-2000:]
-            time.sleep(0.2)
-        for _ in range(10):  # the terminal keeps waiting while the app's worker executes
-            assert m.store.get(term.id).status == "queued" and m.store.get(first.id).status == "running"
-            time.sleep(0.2)
+        assert out.wait_for(f"waiting for run {first.id}", 60), "".join(out.lines)[-2000:]
+        # the terminal keeps waiting while the app's worker executes: through two of the worker's heartbeats
+        beat = m.store.get(first.id).heartbeat
+        for _ in range(2):
+            now = m.store.wait_until(lambda: (r := m.store.get(first.id)).heartbeat != beat and r, 30,
+                                     "the app's worker stopped beating")
+            beat = now.heartbeat
+            assert m.store.get(term.id).status == "queued" and now.status == "running"
         after = m.submit(_cfg(tiny_data, iterations=10), name="app-after")  # queued behind the terminal's run
         m.cancel(first.id)
         _wait(m.store, term.id, lambda r: r.status != "queued", 60)
-        while True:  # the app's next run waits for the terminal's (read before the terminal's status: no race)
+        def terminal_done() -> bool:  # the app's next run waits for the terminal's (read before its status: no race)
             m._tick()
             waiting, spawned = m.store.get(after.id).status, m._proc_run
             if m.store.get(term.id).status != "running":
-                break
+                return True
             assert waiting == "queued" and spawned in (None, first.id), (waiting, spawned)
-            time.sleep(0.1)
-        assert cli.wait(240) == 0, "".join(lines)[-2000:]
-        reader.join(5)
+            return False
+
+        m.store.wait_until(terminal_done, 240, "the terminal's run did not end")
+        assert cli.wait(240) == 0, "".join(out.lines)[-2000:]
+        out.thread.join(5)
         done = _wait(m.store, after.id, lambda r: r.status in ("finished", "failed", "cancelled"), 240)
         assert done.status == "finished", done.error
     finally:
@@ -2204,11 +2211,10 @@ def test_started_app_reaps_dead_runs_and_starts_the_queue_with_no_tab_open(tmp_p
     store.mark_running("dead", pid=_DEAD_PID)
     store.create("stopped", {"arch": "resnet18"})
     queued = store.create("queued", _cfg(tiny_data, iterations=10), owner="app", owner_pid=_DEAD_PID)
-    # a worker that beats its heartbeat (a plain sqlite loop, so it starts fast), SIGSTOPped once the app is up
+    # a worker that beats its heartbeat (the worker's own heartbeat thread), SIGSTOPped once the app is up
     beater = subprocess.Popen([sys.executable, "-c", (
-        "import sqlite3, sys, time\nc = sqlite3.connect(sys.argv[1], timeout=30, isolation_level=None)\n"
-        "while True:\n    c.execute('UPDATE runs SET heartbeat=? WHERE id=?', (time.time(), 'stopped'))\n"
-        "    time.sleep(0.3)\n"), str(store.path)])
+        "import signal, sys\nfrom detectlab.runs.store import RunStore\nfrom detectlab.runs.worker import heartbeat\n"
+        "with heartbeat(RunStore(sys.argv[1]), 'stopped', every=0.3):\n    signal.pause()\n"), str(store.path)])
     store.mark_running("stopped", pid=beater.pid)
     env = {**os.environ, "DETECTLAB_HOME": str(home), "DETECTLAB_HEARTBEAT_TIMEOUT": "10", "OMP_NUM_THREADS": "1"}
     app = subprocess.Popen([sys.executable, "-c", (
@@ -2220,12 +2226,9 @@ def test_started_app_reaps_dead_runs_and_starts_the_queue_with_no_tab_open(tmp_p
             return c.execute("SELECT status || ' ' || COALESCE(error, '') FROM runs WHERE id=?",
                              (run_id,)).fetchone()[0]
 
-    def within(seconds: float, run_id: str, until) -> str:
-        deadline = time.monotonic() + seconds
-        while not until(text := status(run_id)):
-            assert time.monotonic() < deadline, f"after {seconds} s run {run_id}: {text}"
-            time.sleep(0.2)
-        return text
+    def within(seconds: float, run_id: str, until) -> str:  # wakes when the database changes
+        return RunStore(store.path).wait_until(lambda: text if until(text := status(run_id)) else None,
+                                               seconds, lambda: f"run {run_id}: {status(run_id)}")
 
     try:
         import select
