@@ -163,32 +163,46 @@ def extract_features(data: LabelledSet, backbone: str = DEFAULT_BACKBONE, size: 
                      batch: int = 64) -> Features:
     """Backbone features of every item, extracted once per (backbone, size, data fingerprint) and kept under
     ``DETECTLAB_HOME/cache/experiments/features``; later calls read them from disk."""
-    from detectlab.data.decode import load_fitted
     from detectlab.models import create_detector
 
     start = time.perf_counter()
-    path = _features_path(data, backbone, size)
+    values, cached = features_on_disk(
+        _features_path(data, backbone, size), data.items, size,
+        lambda: create_detector(backbone, pretrained=True, input_size=size).eval().backbone_features,
+        f"extract {backbone} features", progress, cancel, batch)
+    return Features(backbone, size, values, cached, time.perf_counter() - start)
+
+
+@torch.no_grad()
+def features_on_disk(path: Path, items: list[Item], size: int, make_features, desc: str,
+                     progress: Progress = null_progress, cancel: CancelToken = NEVER_CANCEL,
+                     batch: int = 64) -> tuple[torch.Tensor, bool]:
+    """The features of ``items`` kept in ``path``: read when the file holds one row per item, else extracted (each
+    image decoded as Detect decodes it, at ``size``; ``make_features()`` gives the function from images to
+    features, built only when needed) and written there. Returns the values and whether they were read."""
+    from detectlab.data.decode import load_tensor
+
     if path.exists():
         try:
             values = torch.load(path, weights_only=True)
-            if values.shape[0] == len(data.items):
-                return Features(backbone, size, values, True, time.perf_counter() - start)
+            if values.shape[0] == len(items):
+                return values, True
         except Exception:  # noqa: BLE001 - a broken cache file is extracted again
             pass
-    detector = create_detector(backbone, pretrained=True, input_size=size).eval()
+    features_of = make_features()
     out = []
-    n = len(data.items)
+    n = len(items)
     for lo in range(0, n, batch):
         cancel.check()
-        x = torch.stack([load_fitted(i.path, size)[0] for i in data.items[lo: lo + batch]])
-        out.append(detector.backbone_features(x).float())
-        progress(min(lo + batch, n), n, f"extract {backbone} features")
+        x = torch.stack([load_tensor(i.path, size) for i in items[lo: lo + batch]])
+        out.append(features_of(x).float().reshape(x.shape[0], -1))
+        progress(min(lo + batch, n), n, desc)
     values = torch.cat(out) if out else torch.empty(0, 0)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     torch.save(values, tmp)
     tmp.replace(path)
-    return Features(backbone, size, values, False, time.perf_counter() - start)
+    return values, False
 
 
 # -- probes ------------------------------------------------------------------------------------------

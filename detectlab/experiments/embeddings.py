@@ -41,7 +41,7 @@ import torch
 from detectlab import config
 from detectlab.errors import DatasetError, DetectLabError
 from detectlab.experiments import core
-from detectlab.experiments.core import REAL, ExperimentResult, Features, LabelledSet, ProbeCache
+from detectlab.experiments.core import REAL, ExperimentResult, Features, LabelledSet, ProbeCache, features_on_disk
 from detectlab.experiments.registry import ExperimentError
 from detectlab.progress import NEVER_CANCEL, CancelToken, Progress, null_progress
 
@@ -152,8 +152,6 @@ def _detector_features(loaded, sub: LabelledSet, progress: Progress, cancel: Can
                        batch: int = 32) -> Features:
     """Penultimate features of every item of ``sub`` by a loaded detector (``Detector.features`` at its input
     size), kept on disk by checkpoint file, modification time and data fingerprint."""
-    from detectlab.data import load_tensor
-
     start = time.perf_counter()
     size = loaded.input_size
     stat = loaded.path.stat()
@@ -163,27 +161,9 @@ def _detector_features(loaded, sub: LabelledSet, progress: Progress, cancel: Can
     key = json.dumps([version, size, sub.files_fingerprint, str(sub.root.resolve())])
     path = (config.home() / "cache" / "experiments" / "features"
             / ("det-" + hashlib.sha256(key.encode()).hexdigest()[:24] + ".pt"))
-    if path.exists():
-        try:
-            values = torch.load(path, weights_only=True)
-            if values.shape[0] == len(sub.items):
-                return Features(label, size, values, True, time.perf_counter() - start)
-        except Exception:  # noqa: BLE001 - a broken cache file is extracted again
-            pass
-    model = loaded.detector
-    out = []
-    n = len(sub.items)
-    for lo in range(0, n, batch):
-        cancel.check()
-        x = torch.stack([load_tensor(i.path, size) for i in sub.items[lo: lo + batch]])
-        out.append(model.features(x).float().reshape(x.shape[0], -1))
-        progress(min(lo + batch, n), n, f"extract {loaded.short_name} features")
-    values = torch.cat(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(values, tmp)
-    tmp.replace(path)
-    return Features(label, size, values, False, time.perf_counter() - start)
+    values, cached = features_on_disk(path, sub.items, size, lambda: loaded.detector.features,
+                                      f"extract {loaded.short_name} features", progress, cancel, batch)
+    return Features(label, size, values, cached, time.perf_counter() - start)
 
 
 def _features(p: dict, data: LabelledSet, rows: np.ndarray, progress: Progress,

@@ -78,6 +78,26 @@ class _ResBlock(nn.Module):
         return x + self.body(x)
 
 
+def _encoder(channels_in: int, width: int, blocks: int) -> nn.Sequential:
+    """Two stride-2 stages (width, 2x, 3x channels), then ``blocks`` residual blocks."""
+    c1, c2, c3 = width, 2 * width, 3 * width
+    act = nn.LeakyReLU(0.2)
+    return nn.Sequential(
+        nn.Conv2d(channels_in, c1, 3, padding=1), act,
+        nn.Conv2d(c1, c2, 4, stride=2, padding=1), act,
+        nn.Conv2d(c2, c3, 4, stride=2, padding=1), act,
+        *(_ResBlock(c3) for _ in range(blocks)),
+    )
+
+
+def _decoder(upsampler: str, width: int) -> nn.Sequential:
+    """Two 2x up-sampling stages of the ``upsampler`` design back to an RGB image."""
+    c1, c2, c3 = width, 2 * width, 3 * width
+    act = nn.LeakyReLU(0.2)
+    up = UPSAMPLERS[upsampler]
+    return nn.Sequential(up(c3, c2), act, up(c2, c1), act, nn.Conv2d(c1, 3, 3, padding=1))
+
+
 class ResidualGenerator(nn.Module):
     """Encoder (two stride-2 stages) -> residual blocks -> decoder (two up-sampling stages).
 
@@ -96,16 +116,8 @@ class ResidualGenerator(nn.Module):
         _check_upsampler(upsampler)
         self.upsampler = upsampler
         self.width = width
-        c1, c2, c3 = width, 2 * width, 3 * width
-        act = nn.LeakyReLU(0.2)
-        self.encoder = nn.Sequential(
-            nn.Conv2d(3, c1, 3, padding=1), act,
-            nn.Conv2d(c1, c2, 4, stride=2, padding=1), act,
-            nn.Conv2d(c2, c3, 4, stride=2, padding=1), act,
-            _ResBlock(c3), _ResBlock(c3),
-        )
-        up = UPSAMPLERS[upsampler]
-        self.decoder = nn.Sequential(up(c3, c2), act, up(c2, c1), act, nn.Conv2d(c1, 3, 3, padding=1))
+        self.encoder = _encoder(3, width, blocks=2)
+        self.decoder = _decoder(upsampler, width)
 
     def forward(self, condition: torch.Tensor, clamp: bool = True) -> torch.Tensor:
         """``clamp=False`` is for training: a clamped output has no gradient outside [0, 1],
@@ -179,16 +191,8 @@ class DenoisingGenerator(nn.Module):
         _check_upsampler(upsampler)
         self.upsampler = upsampler
         self.width = width
-        c1, c2, c3 = width, 2 * width, 3 * width
-        act = nn.LeakyReLU(0.2)
-        self.encoder = nn.Sequential(
-            nn.Conv2d(7, c1, 3, padding=1), act,
-            nn.Conv2d(c1, c2, 4, stride=2, padding=1), act,
-            nn.Conv2d(c2, c3, 4, stride=2, padding=1), act,
-            _ResBlock(c3),
-        )
-        up = UPSAMPLERS[upsampler]
-        self.decoder = nn.Sequential(up(c3, c2), act, up(c2, c1), act, nn.Conv2d(c1, 3, 3, padding=1))
+        self.encoder = _encoder(7, width, blocks=1)  # noisy image, condition, noise level
+        self.decoder = _decoder(upsampler, width)
 
     def denoise(self, noisy: torch.Tensor, sigma: torch.Tensor | float, condition: torch.Tensor) -> torch.Tensor:
         """The clean image predicted from ``noisy`` at noise level ``sigma`` (a float or one per image), given

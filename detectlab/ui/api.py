@@ -20,7 +20,7 @@ import gradio as gr
 
 from detectlab import catalog, config
 from detectlab.ui import (
-    attack_tab, data_tab, detect_tab, fingerprints_tab, localize_tab, robustness_tab, state,
+    attack_tab, data_tab, detect_tab, fingerprints_tab, localize_tab, robustness_tab, state, train_tab,
 )
 from detectlab.ui.widgets import ImageInput, api_error
 
@@ -296,16 +296,9 @@ def train_localizer(arch: str = "unet", data: str = catalog.DEMO_INPAINT_LABEL, 
     Returns:
         The run as JSON: id, status, settings.
     """
-    from detectlab.localize.train import localizer_run_config, store_uploaded_weights
-    from detectlab.train.config import check_name
-
-    try:
-        cfg = localizer_run_config(arch=arch, epochs=int(epochs), imgsz=int(imgsz), batch=int(batch), seed=int(seed),
-                                   threads=int(threads), trust_weights=bool(trust))
-        name = check_name(name or "", "run name")
-        cfg["data"] = str(catalog.resolve_dataset(data, folder))
-        if weights:
-            cfg["weights"] = str(store_uploaded_weights(weights, trusted=bool(trust)))
+    try:  # the Train tab's form builds the same config: checked numbers, the data set, the trusted upload
+        cfg, name = train_tab.localizer_config(arch, data, folder, int(epochs), int(imgsz), int(batch), int(seed),
+                                               int(threads), weights, bool(trust), name)
         record = state.manager().submit(cfg, name=name)
     except Exception as exc:  # noqa: BLE001
         raise api_error(exc, weights) from None

@@ -354,31 +354,28 @@ def _checked_run(run_id: str | None):
     return next((x for x in runs if x.id == run_id), None) or default_run(runs)
 
 
-def calibrate_selected(run_id: str | None, progress=gr.Progress()):
-    """Calibrate the shown detector run's checkpoint (as ``detectlab calibrate``) and keep the numbers with the run."""
+def _assess_selected(run_id: str | None, progress, check, key: str, title: str, describe) -> str:
+    """Run ``check`` on the shown detector run's checkpoint, keep its numbers with the run under ``key``."""
     r = _checked_run(run_id)
     if r is None or checkpoint_path(r) is None:
         return "Select a detector run that ended with a checkpoint first."
     try:
-        numbers = calibrate_run(r, catalog.load_detector(r.id), GradioProgress(progress))
-        state.manager().store.update_result(r.id, {"calibration": numbers})
-        return f"**Calibrated run {r.id}:** {describe_calibration(numbers)}"
+        numbers = check(r, catalog.load_detector(r.id), GradioProgress(progress))
+        state.manager().store.update_result(r.id, {key: numbers})
+        return f"**{title} {r.id}:** {describe(numbers)}"
     except Exception as exc:  # noqa: BLE001
         return error_markdown(exc)
+
+
+def calibrate_selected(run_id: str | None, progress=gr.Progress()):
+    """Calibrate the shown detector run's checkpoint (as ``detectlab calibrate``) and keep the numbers with the run."""
+    return _assess_selected(run_id, progress, calibrate_run, "calibration", "Calibrated run", describe_calibration)
 
 
 def heldout_selected(run_id: str | None, progress=gr.Progress()):
     """False-positive rates of the shown detector run on the held-out real photos (as ``detectlab heldout eval``),
     kept with the run."""
-    r = _checked_run(run_id)
-    if r is None or checkpoint_path(r) is None:
-        return "Select a detector run that ended with a checkpoint first."
-    try:
-        numbers = heldout_run(r, catalog.load_detector(r.id), GradioProgress(progress))
-        state.manager().store.update_result(r.id, {"heldout": numbers})
-        return f"**Held-out evaluation of run {r.id}:** {describe_heldout(numbers)}"
-    except Exception as exc:  # noqa: BLE001
-        return error_markdown(exc)
+    return _assess_selected(run_id, progress, heldout_run, "heldout", "Held-out evaluation of run", describe_heldout)
 
 
 def delete_run(run_id: str | None, confirmed: bool):
