@@ -39,7 +39,7 @@ from detectlab import config
 from detectlab.errors import DatasetError
 from detectlab.experiments import core
 from detectlab.experiments.core import REAL, ExperimentResult, Item, LabelledSet, ProbeCache
-from detectlab.experiments.registry import ExperimentError
+from detectlab.experiments.registry import ExperimentError, over_defaults
 from detectlab.progress import NEVER_CANCEL, CancelToken, Progress, null_progress
 
 SPLITS = ("all", "train", "val", "test")
@@ -161,13 +161,7 @@ def _settings(params: dict | None) -> dict:
     """``params`` over the defaults, each checked (ExperimentError, one line), with the mode made explicit:
     two folders (``data``, ``pairs`` and ``split`` cleared), every pair of ``data``'s classes (``pairs`` "all",
     ``a`` and ``b`` cleared), or two classes of ``data``."""
-    defaults = defaults_set_distance()
-    given = dict(params or {})
-    unknown = sorted(set(given) - set(defaults))
-    if unknown:
-        raise ExperimentError(f"set-distance: unknown setting {', '.join(unknown)}; "
-                              f"it takes {', '.join(sorted(defaults))}")
-    p = {**defaults, **given}
+    p = over_defaults("set-distance", defaults_set_distance(), params)
     for key in ("data", "a", "b", "pairs", "split", "backbone"):
         if not isinstance(p[key], str):
             raise ExperimentError(f"set-distance: {key} must be text, got {p[key]!r}")

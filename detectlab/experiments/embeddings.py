@@ -42,7 +42,7 @@ from detectlab import config
 from detectlab.errors import DatasetError, DetectLabError
 from detectlab.experiments import core
 from detectlab.experiments.core import REAL, ExperimentResult, Features, LabelledSet, ProbeCache, features_on_disk
-from detectlab.experiments.registry import ExperimentError
+from detectlab.experiments.registry import ExperimentError, over_defaults
 from detectlab.progress import NEVER_CANCEL, CancelToken, Progress, null_progress
 
 SPLITS = ("test", "val", "train", "all")
@@ -70,13 +70,7 @@ def _whole(value) -> bool:
 
 def _settings(params: dict | None) -> dict:
     """``params`` over the defaults, each checked (ExperimentError, one line)."""
-    defaults = defaults_embeddings()
-    given = dict(params or {})
-    unknown = sorted(set(given) - set(defaults))
-    if unknown:
-        raise ExperimentError(f"embeddings: unknown setting {', '.join(unknown)}; "
-                              f"it takes {', '.join(sorted(defaults))}")
-    p = {**defaults, **given}
+    p = over_defaults("embeddings", defaults_embeddings(), params)
     for key in ("data", "backbone", "detector", "split"):
         if not isinstance(p[key], str):
             raise ExperimentError(f"embeddings: {key} must be text, got {p[key]!r}")

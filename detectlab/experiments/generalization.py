@@ -43,7 +43,7 @@ from detectlab.errors import DatasetError
 from detectlab.experiments import core
 from detectlab.experiments.core import REAL, ExperimentResult, Features, LabelledSet, ProbeCache
 from detectlab.experiments.generalization_plots import few_shot_figure, matrix_figure
-from detectlab.experiments.registry import ExperimentError
+from detectlab.experiments.registry import ExperimentError, over_defaults
 from detectlab.progress import NEVER_CANCEL, CancelToken, Progress, null_progress
 
 METRICS = ("accuracy", "balanced_accuracy", "ap")
@@ -104,12 +104,7 @@ def _whole(value) -> bool:
 
 def _settings(name: str, params: dict | None) -> dict:
     """``params`` over the defaults of experiment ``name``, every setting checked (ExperimentError, one line)."""
-    defaults = _DEFAULTS[name]()
-    given = dict(params or {})
-    unknown = sorted(set(given) - set(defaults))
-    if unknown:
-        raise ExperimentError(f"{name}: unknown setting {', '.join(unknown)}; it takes {', '.join(sorted(defaults))}")
-    p = {**defaults, **given}
+    p = over_defaults(name, _DEFAULTS[name](), params)
     if not isinstance(p["data"], str) or not p["data"].strip():
         raise ExperimentError(f"{name}: data must be a folder path, got {p['data']!r}")
     for key, lo, hi in (("seed", 0, 2**31 - 1), ("runs", 1, 100), ("size", 16, 1024)):

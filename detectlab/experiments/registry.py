@@ -35,13 +35,7 @@ class Experiment:
 
     def params(self, given: dict | None = None) -> dict:
         """The defaults with ``given`` on top; an unknown setting is refused by name."""
-        params = self.defaults()
-        unknown = sorted(set(given or {}) - set(params))
-        if unknown:
-            raise ExperimentError(f"{self.name}: unknown setting {', '.join(unknown)}; "
-                                  f"it takes {', '.join(sorted(params))}")
-        params.update(given or {})
-        return params
+        return over_defaults(self.name, self.defaults(), given)
 
     def check(self, params: dict) -> None:
         self._fn("check")(params)
@@ -53,6 +47,15 @@ class Experiment:
 
 class ExperimentError(DetectLabError, ValueError):
     """An experiment that cannot run as asked: the message names what is missing."""
+
+
+def over_defaults(name: str, defaults: dict, given: dict | None) -> dict:
+    """``given`` over experiment ``name``'s ``defaults``; a setting it does not take is refused in one line."""
+    given = dict(given or {})
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise ExperimentError(f"{name}: unknown setting {', '.join(unknown)}; it takes {', '.join(sorted(defaults))}")
+    return {**defaults, **given}
 
 
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
