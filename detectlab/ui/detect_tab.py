@@ -142,6 +142,15 @@ def pick_sample(path: str | None):
     return path if path in {p for _, p in sample_images()} else None
 
 
+def detect_sample(path: str | None, detector_label: str, method: str, opacity: float, scoring: str = "resize"):
+    """A picked sample, in one event: the upload shows it (so re-scoring and the verdict name it) and
+    it is scored, as an upload is."""
+    file = pick_sample(path)
+    if file is None:
+        return gr.update(), "**Error:** pick one of the listed sample images", [], None
+    return (file, *detect_one(file, detector_label, method, opacity, scoring))
+
+
 def rescore(file: str | None, detector_label: str, method: str, opacity: float, scoring: str = "resize"):
     """A changed detector, heatmap method, opacity or scoring re-scores the current image (the model is
     cached), so the verdict on screen always belongs to the inputs shown."""
@@ -346,9 +355,9 @@ def build() -> dict:
         # one queue for every trigger, so answers arrive in the order the inputs changed
         run.click(detect_one, one_in, one_out, api_name=False, concurrency_id="detect-one")
         upload.upload(detect_one, one_in, one_out, api_name=False, concurrency_id="detect-one")
-        # a picked sample becomes the upload (so re-scoring and the verdict name it), then is scored
-        sample.input(pick_sample, sample, upload, api_name=False, show_progress="hidden").then(
-            detect_one, one_in, one_out, api_name=False, concurrency_id="detect-one")
+        # a picked sample becomes the upload and is scored, in one event (one round trip, nothing chained)
+        sample.input(detect_sample, [sample, *one_in[1:]], [upload, *one_out], api_name=False,
+                     concurrency_id="detect-one", trigger_mode="always_last")
         refresh_on_open(sample, sample_images)  # the demo's samples appear once it is materialized
         for changed in (detector, method, opacity, scoring):  # opacity: dragged, or typed and Enter
             changed.change(rescore, one_in, one_out, api_name=False, concurrency_id="detect-one",
