@@ -149,25 +149,27 @@ def main() -> None:
     load_at_start = os.getloadavg()[0]
     print(f"{len(names)} preset(s) x {args.repeats}, {os.cpu_count()} CPUs visible, load average "
           f"{load_at_start:.2f}" + (f"; smoke test: {args.limit} images per folder" if args.limit else ""))
+    busy = load_at_start > 0.5  # later runs see the previous run's own load
+    if args.write and (args.limit or args.quick):
+        print("not written: a --limit/--quick run is a smoke test, not the preset's time")
+    elif args.write and busy and not args.force:
+        print("not written: the machine was busy (1-minute load average > 0.5); --force to write anyway")
+    write = args.write and not (args.limit or args.quick) and (not busy or args.force)
     rows = []
     for name in names:
+        mine = []
         for _ in range(args.repeats):
             row = run_preset(name, demo, args.limit, args.quick, args.timeout)
-            rows.append(row)
+            mine.append(row)
             print(f"  {name}: {row['status']} in {_fmt(row['seconds'])} "
                   + ", ".join(f"{k} {_fmt(v)}" for k, v in row["phases"].items())
                   + f" (load {row['load_before'][0]:.2f} -> {row['load_after'][0]:.2f})", flush=True)
+        rows += mine
+        write_results(args.out, {"rows": rows})
+        if write:  # preset by preset, so an interrupted bench keeps the presets it finished
+            print(f"  wrote {write_times(mine)}", flush=True)
     print()
     print_table(rows)
-    write_results(args.out, {"rows": rows})
-    if args.write:
-        busy = load_at_start > 0.5  # later runs see the previous run's own load
-        if args.limit or args.quick:
-            print("not written: a --limit/--quick run is a smoke test, not the preset's time")
-        elif busy and not args.force:
-            print("not written: the machine was busy (1-minute load average > 0.5); --force to write anyway")
-        else:
-            print(f"wrote {write_times(rows)}")
 
 
 if __name__ == "__main__":
