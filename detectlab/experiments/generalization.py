@@ -10,9 +10,12 @@
   training images (k = 0, 5, 10, 25, 50, 100 by default, drawn with the repeat's seed, nested: the first k
   of one shuffled order); accuracy on the target's test split and on the other generators' against k.
 
-The detector is the CPU path's logistic-regression probe on frozen backbone features (one feature
-extraction of every image, cached on disk; each probe cached by config, data fingerprint and training
-indices), not the paper's ResNet-50 trained end to end; the notes of every result say so.
+Two presets ("preset" setting). ``cpu`` (the default): the detector is a logistic-regression probe on frozen
+backbone features (one feature extraction of every image, cached on disk; each probe cached by config, data
+fingerprint and training indices): seconds per model. ``fidelity`` (cross-generator and leave-one-out): a
+network (``network``, ResNet-18 by default) trained end to end per cell for ``epochs`` epochs
+(``experiments.networks``; each cached like a probe): minutes per model on 2 cores, as the paper's ResNet-50.
+The notes of every result say which ran.
 
 A probe cannot be fine-tuned the way a network is, so the few-shot step refits the probe on the union of
 the leave-one-out training set and the k new images, each new image repeated ``w`` times (an integer
@@ -41,7 +44,7 @@ import torch
 from detectlab import config
 from detectlab.errors import DatasetError
 from detectlab.experiments import core
-from detectlab.experiments.core import REAL, ExperimentResult, Features, LabelledSet, ProbeCache
+from detectlab.experiments.core import REAL, ExperimentResult, LabelledSet, ProbeCache
 from detectlab.experiments.generalization_plots import few_shot_figure, matrix_figure
 from detectlab.experiments.registry import ExperimentError, over_defaults
 from detectlab.progress import NEVER_CANCEL, CancelToken, Progress, null_progress
@@ -72,17 +75,23 @@ def _base_defaults(runs: int) -> dict:
             "runs": runs, "c": 1.0}
 
 
+PRESETS = ("cpu", "fidelity")
+#: The fidelity preset's default: the shipped cnn-resnet18's recipe (``experiments.networks.train_settings``).
+FIDELITY_EPOCHS = 10
+
+
 def defaults_cross_generator() -> dict:
     """Every setting of the cross-generator matrix: ``data`` (a labelled folder: real/ + one folder per
     generator), ``seed`` (split and probe seed of the first repeat), ``backbone`` (a frozen backbone whose
     features the probes read), ``size`` (input side in pixels), ``runs`` (repeats, seeds seed..seed+runs-1),
-    ``c`` (the probe's inverse L2 strength)."""
-    return _base_defaults(runs=1)
+    ``c`` (the probe's inverse L2 strength), ``preset`` ("cpu": the probes, seconds per model; "fidelity": a
+    ``network`` trained end to end per cell for ``epochs`` epochs, minutes per model; queued, long)."""
+    return {**_base_defaults(runs=1), "preset": "cpu", "network": "resnet18", "epochs": FIDELITY_EPOCHS}
 
 
 def defaults_leave_one_out() -> dict:
     """Every setting of the leave-one-generator-out table (as ``defaults_cross_generator``)."""
-    return _base_defaults(runs=1)
+    return defaults_cross_generator()
 
 
 def defaults_few_shot() -> dict:
@@ -117,6 +126,16 @@ def _settings(name: str, params: dict | None) -> dict:
     if isinstance(p["c"], bool) or not isinstance(p["c"], (int, float)) or not 0 < float(p["c"]) < float("inf"):
         raise ExperimentError(f"{name}: c must be a positive number, got {p['c']!r}")
     p["c"] = float(p["c"])
+    if "preset" in p:
+        from detectlab.experiments.networks import ARCHES
+
+        if p["preset"] not in PRESETS:
+            raise ExperimentError(f"{name}: preset must be one of {', '.join(PRESETS)}, got {p['preset']!r}")
+        if p["network"] not in ARCHES:
+            raise ExperimentError(f"{name}: network must be one of {', '.join(ARCHES)}, got {p['network']!r}")
+        if not _whole(p["epochs"]) or not 1 <= p["epochs"] <= 1000:
+            raise ExperimentError(f"{name}: epochs must be a whole number in [1, 1000], got {p['epochs']!r}")
+        p["epochs"] = int(p["epochs"])
     if name == "few-shot":
         if not isinstance(p["target"], str):
             raise ExperimentError(f"few-shot: target must be a generator's name or \"\" (all), got {p['target']!r}")
@@ -218,10 +237,11 @@ def _mean_std(values) -> tuple[float | None, float | None]:
     return _r4(np.mean(v)), (_r4(np.std(v, ddof=1)) if len(v) > 1 else None)
 
 
-def _evaluate(probe: core.Probe, feats: Features, data: LabelledSet, gens: list[str]) -> dict[str, dict]:
-    """The probe's metrics on each generator's test split (its test fakes + all test real images)."""
+def _evaluate(scores_of: Callable[[np.ndarray], np.ndarray], data: LabelledSet, gens: list[str]) -> dict[str, dict]:
+    """A model's metrics on each generator's test split (its test fakes + all test real images); ``scores_of``
+    gives the model's P(fake) of the items at some positions."""
     test = data.indices("test")
-    scores = probe.scores(feats.values[torch.as_tensor(test)].numpy())
+    scores = scores_of(test)
     labels = data.labels(test)
     names = np.asarray(data.generator_of(test))
     real = labels == 0
@@ -233,40 +253,76 @@ class _Run:
 
     def __init__(self, name: str, params: dict | None, what: str, progress: Progress, cancel: CancelToken,
                  cache: ProbeCache | None):
+        from detectlab.experiments.networks import NetworkCache
+
         self.start = time.perf_counter()
         self.name = name
         self.p = _settings(name, params)
+        self.fidelity = self.p.get("preset") == "fidelity"
         self.base, self.sets = _load(self.p, what)
         self.gens = self.base.generators
         self.progress, self.cancel = progress, cancel
-        self.cache = cache if cache is not None else ProbeCache()
+        self.cache = cache if cache is not None else (NetworkCache() if self.fidelity else ProbeCache())
+        if self.fidelity and not isinstance(self.cache, NetworkCache):
+            self.cache = NetworkCache()
         self.hits0, self.fits0 = self.cache.hits, self.cache.fits
         self.timings = {"load": round(time.perf_counter() - self.start, 3)}
 
     def extract(self) -> None:
-        """Every item's backbone features, once per run (read from the feature cache when extracted before)."""
+        """Every item's backbone features, once per run (read from the feature cache when extracted before); with
+        the fidelity preset, every item decoded once instead."""
         progress, cancel = self.progress, self.cancel
         cancel.check()
-        self.feats = core.extract_features(self.base, self.p["backbone"], self.p["size"], progress=progress,
-                                           cancel=cancel)
-        if self.feats.values.shape[0] != len(self.base.items):
-            raise RuntimeError(f"features of {self.feats.values.shape[0]} images for {len(self.base.items)} items")
-        self.timings["features"] = round(self.feats.seconds, 3)
+        t = time.perf_counter()
+        if self.fidelity:
+            from detectlab.experiments.networks import decode_all
+
+            self.images = decode_all(self.base, self.p["size"], progress, cancel)
+            self.timings["decode"] = round(time.perf_counter() - t, 3)
+        else:
+            self.feats = core.extract_features(self.base, self.p["backbone"], self.p["size"], progress=progress,
+                                               cancel=cancel)
+            if self.feats.values.shape[0] != len(self.base.items):
+                raise RuntimeError(f"features of {self.feats.values.shape[0]} images for {len(self.base.items)} items")
+            self.timings["features"] = round(self.feats.seconds, 3)
         self.fit_start = time.perf_counter()
 
-    def fit(self, data: LabelledSet, idx: np.ndarray) -> core.Probe:
-        return core.fit_probe(self.feats, data, idx, seed=data.seed, c=self.p["c"], cache=self.cache)
+    def fit(self, data: LabelledSet, idx: np.ndarray, stage: str = "") -> Callable[[np.ndarray], np.ndarray]:
+        """A model trained on the items at ``idx``, as the function from positions to its P(fake)."""
+        if self.fidelity:
+            from detectlab.experiments import networks
+
+            def cell_progress(done, total, desc=""):
+                self.progress(done, total, f"{stage}: {desc}" if stage else desc)
+
+            net = networks.fit_cell(self.images, data, idx, arch=self.p["network"], epochs=self.p["epochs"],
+                                    size=self.p["size"], cache=self.cache, progress=cell_progress, cancel=self.cancel)
+            return lambda at: networks.scores(net, self.images, at)
+        probe = core.fit_probe(self.feats, data, idx, seed=data.seed, c=self.p["c"], cache=self.cache)
+        return lambda at: probe.scores(self.feats.values[torch.as_tensor(at)].numpy())
+
+    def model(self) -> str:
+        """What one model of this run is, for the summary."""
+        if self.fidelity:
+            return f"{self.p['network']} trained end to end ({self.p['epochs']} epochs)"
+        return f"probe on {self.p['backbone']} features"
 
     def notes(self) -> list[str]:
+        split = "test splits hold each generator's test fakes and all test real images."
+        if self.fidelity:
+            from detectlab.experiments.networks import describe
+
+            return [describe(self.p["network"], self.p["epochs"], self.p["size"]) + ".",
+                    f"{len(self.base.items)} images decoded once in {self.timings.get('decode', 0):.1f} s; "
+                    f"each model trained in memory (or read from the model cache); {split}"]
         f = self.feats
         how = "read from the feature cache" if f.cached else "extracted"
         return [f"CPU preset: a logistic-regression probe (C = {self.p['c']:g}) on {self.p['backbone']} "
                 f"features at {self.p['size']} px, not the paper's ResNet-50 trained end to end.",
-                f"Features of {len(self.base.items)} images {how} in {f.seconds:.1f} s; test splits hold each "
-                "generator's test fakes and all test real images."]
+                f"Features of {len(self.base.items)} images {how} in {f.seconds:.1f} s; {split[0].upper()}{split[1:]}"]
 
     def result(self, tables: dict, figures: dict, summary: str, notes: list[str]) -> ExperimentResult:
-        self.timings["probes"] = round(time.perf_counter() - self.fit_start, 3)
+        self.timings["models" if self.fidelity else "probes"] = round(time.perf_counter() - self.fit_start, 3)
         self.timings["total"] = round(time.perf_counter() - self.start, 3)
         splits = [{"seed": d.seed, "split": s, **{c: d.counts().get(s, {}).get(c, 0) for c in (REAL, *self.gens)}}
                   for d in self.sets for s in ("train", "val", "test")]
@@ -284,8 +340,9 @@ def _grid(run: _Run, row_key: str, train_gens: Callable[[str], list[str]], stage
     for r, data in enumerate(run.sets):
         for gi, g in enumerate(run.gens):
             run.cancel.check()
-            probe = run.fit(data, data.indices("train", train_gens(g)))
-            ev = _evaluate(probe, run.feats, data, run.gens)
+            model = run.fit(data, data.indices("train", train_gens(g)),
+                            f"model {r * len(run.gens) + gi + 1} of {total} ({row_key.replace('_', ' ')} {g})")
+            ev = _evaluate(model, data, run.gens)
             rows += [{"seed": data.seed, row_key: g, "tested_on": t, **{m: _r4(ev[t][m]) for m in METRICS}}
                      for t in run.gens]
             run.progress(r * len(run.gens) + gi + 1, total, stage)
@@ -347,17 +404,17 @@ def run_cross_generator(params: dict, progress: Progress = null_progress, cancel
     long = _aggregate(per_run, "trained_on", run.gens)
     figures = _figures(long, "trained_on", run.gens, "trained on", "tested on", "cross-generator matrix")
     tables = {"cross_generator": long, **_matrices(long, "trained_on", run.gens), "runs": per_run}
-    return run.result(tables, figures, _summary_cross(long, run.gens, run.p), [])
+    return run.result(tables, figures, _summary_cross(long, run.gens, run.p, run.model()), [])
 
 
-def _summary_cross(long: list[dict], gens: list[str], p: dict) -> str:
+def _summary_cross(long: list[dict], gens: list[str], p: dict, model: str) -> str:
     acc = {(r["trained_on"], r["tested_on"]): r["accuracy"] for r in long}
     diag = float(np.mean([acc[g, g] for g in gens]))
     off_cells = [(acc[g, t], g, t) for g in gens for t in gens if g != t]
     off = float(np.mean([v for v, _, _ in off_cells]))
     pd, po = _diag_off(TABLE_4_1["accuracy"])
     runs = f"{p['runs']} run{'s' if p['runs'] > 1 else ''}"
-    text = [f"One probe per generator on {p['backbone']} features ({runs}): accuracy {_pct(diag)} on the "
+    text = [f"One {model} per generator ({runs}): accuracy {_pct(diag)} on the "
             f"generator it was trained on (the diagonal) and {_pct(off)} on the others (off the diagonal); "
             f"[Petrželková 2024] Table 4.1 (ResNet-50 trained end to end on five face generators) has {pd:.1f}% "
             f"and {po:.1f}%."]
@@ -381,7 +438,7 @@ def _summary_cross(long: list[dict], gens: list[str], p: dict) -> str:
     if len(gens) > 2:
         reach = {t: float(np.mean([acc[g, t] for g in gens if g != t])) for t in gens}
         hard = min(reach, key=reach.get)
-        text.append(f"Hardest to detect with another generator's probe: {hard} ({_pct(reach[hard])} on average).")
+        text.append(f"Hardest to detect with another generator's model: {hard} ({_pct(reach[hard])} on average).")
     return " ".join(text)
 
 
@@ -486,7 +543,7 @@ def run_few_shot(params: dict, progress: Progress = null_progress, cancel: Cance
                 run.cancel.check()
                 w = shot_weight(p["shot_weight"], k, per_gen)
                 idx = np.sort(np.concatenate([loo, np.repeat(order[:k], w)])) if k else loo
-                ev = _evaluate(run.fit(data, idx), run.feats, data, gens)
+                ev = _evaluate(run.fit(data, idx), data, gens)
                 per_run.append({"seed": data.seed, "target": target, "shots": k, "weight": w,
                                 **{f"{m}_target": _r4(ev[target][m]) for m in METRICS},
                                 "accuracy_others": _r4(np.mean([ev[g]["accuracy"] for g in others]))})

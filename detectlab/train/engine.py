@@ -463,6 +463,35 @@ def _run_once(cfg: TrainConfig, ds: DetectionDataset, parts: dict, images: dict,
     return _evaluate_and_save(cfg, run, parts, images, loop, base_meta, run_dir, seconds, speed, progress, cancel)
 
 
+def fit_network(cfg: TrainConfig, parts: dict, images: dict, seed: int, progress: Progress = null_progress,
+                cancel: CancelToken = NEVER_CANCEL) -> tuple[Detector, list[dict]]:
+    """Train one detector in memory, as a run trains it, on ``parts["train"]`` (samples with ``label`` and
+    ``generator``) and ``images["train"]`` (uint8 ``[N, 3, S, S]``), validating on ``parts["val"]`` /
+    ``images["val"]`` after each epoch. Returns the best-validation detector (eval mode) and the epoch
+    history; writes nothing. For experiments that train many detectors on subsets of one decoded set.
+
+    Raises:
+        Cancelled: ``cancel`` was set.
+        ValueError: the train or validation samples hold one class only.
+    """
+    for name in ("train", "val"):
+        if {s.label for s in parts[name]} != {0, 1}:
+            raise ValueError(f"the {name} samples need real and fake images; got {len(parts[name])} of one class")
+    torch.set_num_threads(max(1, cfg.threads))
+    run = _prepare_run(cfg, parts, images, seed, progress, cancel)
+    steps_per_epoch = max(1, math.ceil(len(parts["train"]) / cfg.batch_size))
+    total_steps = cfg.iterations or cfg.epochs * steps_per_epoch
+    if hasattr(run.detector, "fit"):
+        _fit_closed_form(cfg, run, images["train"], 1, progress)
+        return run.detector.eval(), []
+    loop = _epoch_loop(cfg, run, parts, images, total_steps, math.ceil(total_steps / steps_per_epoch),
+                       lambda entry, epoch: None, progress, cancel, None, None, time.perf_counter())
+    if loop.status == "cancelled" or loop.best_state is None:
+        raise Cancelled()
+    run.detector.load_state_dict(loop.best_state, strict=not run.frozen)
+    return run.detector.eval(), loop.history
+
+
 #: The stage that scores a finished run's test split (its phase in the progress line).
 TEST_STAGE = "score the test split"
 
