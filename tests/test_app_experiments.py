@@ -4,6 +4,7 @@ table, figure and the reproducibility card to download; another is cancelled whi
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import pytest
@@ -105,3 +106,26 @@ def test_a_folder_named_in_the_settings_must_lie_inside_the_data_roots(tiny_sets
         assert message.startswith("**Error:**") and "\n" not in message, message
         assert "data roots" in message or "outside" in message, message
     assert len(state.manager().store.list()) == before
+
+
+def test_the_embedding_map_shows_a_points_image_on_hover(page, tiny_sets):
+    """t-SNE from the tab: hovering a point of the map shows that image (a PNG thumbnail) and its file."""
+    small, _ = tiny_sets
+    _open(page, small.name, "Embeddings (t-SNE) and separability — [DFwF]")
+    expect(page.locator("#exp-settings")).to_contain_text('"perplexity"')  # the picked experiment's settings
+    page.locator("#exp-run").click()
+    run_id = _selected(page)
+    expect(page.locator("#exp-status")).to_contain_text(f"{run_id} finished", timeout=300_000)
+    expect(page.locator("#exp-figure-pick input")).to_have_value("tsne", timeout=30_000)
+    point = page.locator("#exp-plot .scatterlayer path.point").first
+    expect(point).to_be_visible(timeout=30_000)
+    hover = page.locator("#exp-hover-image")
+    expect(hover).to_be_hidden()
+    point.scroll_into_view_if_needed()
+    box = point.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    expect(hover).to_be_visible()
+    assert hover.locator("img").get_attribute("src").startswith("data:image/png;base64,")
+    expect(hover).to_have_text(re.compile(r"^(real|a|b|c)/s\d{3}\.png$"))
+    page.mouse.move(5, 5)  # off the map: the image goes
+    expect(hover).to_be_hidden()

@@ -277,30 +277,38 @@ def thumbnail_of(result: ExperimentResult, point_index: int, size: int = 128) ->
         return ""
 
 
-#: A plotly ``post_script`` for ``Figure.to_html``/``write_html``: hovering a point of the map shows the
-#: thumbnail in its ``customdata[2]`` (with the file name) beside the pointer. ``{plot_id}`` is filled by plotly.
-HOVER_IMAGE_JS = """
-(function () {
-  var gd = document.getElementById('{plot_id}');
-  if (!gd || !gd.on) { return; }
-  var box = document.createElement('div');
-  box.style.cssText = 'position:fixed;display:none;pointer-events:none;z-index:1000;background:#fff;' +
-                      'border:1px solid #888;padding:3px;font:11px sans-serif';
-  var img = document.createElement('img');
-  img.style.cssText = 'display:block;width:96px;height:96px;image-rendering:pixelated';
-  var cap = document.createElement('div');
-  box.appendChild(img); box.appendChild(cap); document.body.appendChild(box);
+#: A JavaScript function that makes a plotly graph div show each point's image beside the pointer on hover
+#: (the point's ``customdata``: [file, class, PNG data URI, index]); used by the HTML card and the tab.
+HOVER_ATTACH_JS = """
+function detectlabAttachHover(gd) {
+  if (!gd || !gd.on || gd.detectlabHover) { return; }
+  gd.detectlabHover = true;
+  var box = document.getElementById('exp-hover-image');
+  if (!box) {
+    box = document.createElement('div');
+    box.id = 'exp-hover-image';
+    box.style.cssText = 'position:fixed;display:none;pointer-events:none;z-index:1000;background:#fff;' +
+                        'border:1px solid #888;padding:3px;font:11px sans-serif;color:#000';
+    var im = document.createElement('img');
+    im.style.cssText = 'display:block;width:96px;height:96px;image-rendering:pixelated';
+    box.appendChild(im); box.appendChild(document.createElement('div'));
+    document.body.appendChild(box);
+  }
   gd.on('plotly_hover', function (ev) {
     var p = ev.points[0], cd = p.customdata;
-    if (!cd || !cd[2]) { return; }
-    img.src = cd[2]; cap.textContent = cd[0];
+    if (!cd || !cd[2] || String(cd[2]).indexOf('data:image/png;base64,') !== 0) { return; }
+    box.firstChild.src = cd[2]; box.lastChild.textContent = cd[0];
     var e = ev.event || {clientX: 0, clientY: 0};
     box.style.left = (e.clientX + 16) + 'px'; box.style.top = (e.clientY + 16) + 'px';
     box.style.display = 'block';
   });
   gd.on('plotly_unhover', function () { box.style.display = 'none'; });
-})();
+}
 """
+
+#: A plotly ``post_script`` for ``Figure.to_html``/``write_html`` (the HTML card): the hover on the map's own
+#: div (plotly fills ``{plot_id}``).
+HOVER_IMAGE_JS = HOVER_ATTACH_JS + "detectlabAttachHover(document.getElementById('{plot_id}'));\n"
 
 
 def embedding_html(fig, include_plotlyjs: bool | str = True) -> str:

@@ -94,6 +94,7 @@ def serve(blocks: gr.Blocks | None = None, host: str = "127.0.0.1", port: int = 
         footer_links=["api", "settings"],
         show_error=True,
         auth=auth if auth is not None else config.login(),
+        head=experiments_tab.page_head(),
     )
     guard_file_server()  # Gradio's file server: only raster images leave a data root, whatever the route
     app = ServedFileGuard(app)  # every response: nosniff, active content only as a download, no server paths

@@ -126,11 +126,28 @@ def _select(evt: gr.SelectData):
     return row[0] if row else gr.update()
 
 
+def page_head() -> str:
+    """A script for the page's head: every map shown in the tab's plot shows a point's image on hover
+    (``embeddings.HOVER_ATTACH_JS``; the points carry their thumbnails)."""
+    from detectlab.experiments.embeddings import HOVER_ATTACH_JS
+
+    return ("<script>" + HOVER_ATTACH_JS + """
+(function () {
+  function scan() { document.querySelectorAll('#exp-plot .js-plotly-plot').forEach(detectlabAttachHover); }
+  function start() { new MutationObserver(scan).observe(document.body, {childList: true, subtree: true}); scan(); }
+  if (document.body) { start(); } else { document.addEventListener('DOMContentLoaded', start); }
+})();
+</script>""")
+
+
 def build() -> None:
     gr.Markdown("Each experiment trains linear probes on a frozen backbone's features (extracted once per data "
                 "set, then seconds per model; models are reused when the same settings and data were fitted "
-                "before). It runs as a queued job: reload the page and pick it from the history. Every result "
-                "comes with a reproducibility card: `detectlab experiment rerun card.json` gets the same tables.")
+                "before). The cross-generator matrix and leave-one-out also take `\"preset\": \"fidelity\"`: a "
+                "ResNet-18 trained end to end per cell, minutes per model. It runs as a queued job: reload the page "
+                "and pick it from the history. Every result comes with a reproducibility card: `detectlab "
+                "experiment rerun card.json` gets the same tables. On the t-SNE map, hover a point to see its "
+                "image.")
     with gr.Row():
         name = gr.Dropdown(_choices(), value=DEFAULT, label="Experiment", scale=3, elem_id="exp-name")
         data_choice = gr.Dropdown(list(catalog.known_datasets()), value=catalog.DEMO_LABEL, label="Data set",
