@@ -306,3 +306,21 @@ def test_the_fidelity_preset_trains_a_network_per_cell_reuses_it_and_says_so(pla
 def test_fidelity_settings_are_checked_before_anything_runs(planted, setting, message):
     with pytest.raises(ExperimentError, match=re.escape(message)):
         gen.check_leave_one_out({"data": str(planted), **setting})
+
+
+@pytest.mark.parametrize("left, fragment", [
+    (("a", "b"), "set: 0 generators (none); the cross-generator matrix needs at least 2"),
+    (("real", "b"), "set is not a data set: no 'real' folder"),
+])
+def test_a_folder_with_one_class_is_refused_in_one_line(tmp_path, left, fragment):
+    """Only real images, or only one generator's fakes: refused before anything runs, in one line naming
+    what is missing."""
+    import shutil
+
+    root = make_planted_set(tmp_path / "set", gens=("a", "b"), n=8)
+    for name in left:
+        shutil.rmtree(root / name)
+    with pytest.raises(DatasetError) as err:
+        gen.check_cross_generator({"data": str(root)})
+    assert fragment in str(err.value) and "\n" not in str(err.value), str(err.value)
+    assert "experiments need a real folder" in str(err.value) or "needs at least 2" in str(err.value)

@@ -117,7 +117,11 @@ def load_set(root: str | Path, seed: int = 0, min_generators: int = 1) -> Labell
     from detectlab.data.splits import split
 
     root = Path(root)
-    ds = discover(root, validate=False)
+    try:
+        ds = discover(root, validate=False)
+    except DatasetError as exc:  # one line: what is missing (the accepted layouts are in the docs)
+        first = str(exc).splitlines()[0].replace(str(root), root.name)
+        raise DatasetError(f"{first.rstrip('.')}; experiments need a real folder and generator folders") from None
     if not isinstance(ds, DetectionDataset):
         raise DatasetError(f"{root.name}: an images/ + masks/ set; experiments need real and generator folders")
     counts = ds.counts()
