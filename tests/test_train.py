@@ -348,9 +348,14 @@ def test_preset_labels_read_their_times_from_one_file(tmp_path, monkeypatch):
 
     labels = dict((name, label) for label, name in config.preset_choices())
     assert set(labels) == set(config.PRESETS)
-    shipped = json.loads(config.PRESET_TIMES_FILE.read_text())["presets"]["CPU demo: frozen MobileNetV2 + linear head"]
-    assert shipped["source"] == "idle" and 30 <= shipped["seconds"] <= 300, shipped  # measured by the bench
-    assert labels["CPU demo: frozen MobileNetV2 + linear head"].endswith("on an idle 2-core machine, all phases")
+    every = json.loads(config.PRESET_TIMES_FILE.read_text())["presets"]
+    assert set(every) == set(config.PRESETS)  # every preset measured by the bench on an idle machine
+    for name, t in every.items():
+        assert t["source"] == "idle" and t["cpus"] == 2 and t["command"].startswith("bench/bench_presets.py"), name
+        assert abs(sum(t["phases"].values()) + t["startup"] - t["seconds"]) <= 0.05 * t["seconds"] + 2, (name, t)
+        assert labels[name].endswith("on an idle 2-core machine, all phases")
+    shipped = every["CPU demo: frozen MobileNetV2 + linear head"]
+    assert 30 <= shipped["seconds"] <= 300, shipped
     # the bench rewrites the file; the labels follow it
     times = tmp_path / "times.json"
     times.write_text(json.dumps({"presets": {"FGSM adversarial training": {"seconds": 1500, "source": "idle"},
@@ -360,4 +365,5 @@ def test_preset_labels_read_their_times_from_one_file(tmp_path, monkeypatch):
     assert labels["FGSM adversarial training"].endswith("— about 25 min on an idle 2-core machine, all phases")
     assert labels["DFwF: frozen backbone + linear head"].endswith(
         "about 40 s on 2 cores, all phases (not yet timed on an idle machine)")
+    assert config.preset_time_label("x", {"x": {"seconds": 65, "source": "idle"}}).startswith("about 65 s")
     assert labels["CPU demo: frozen MobileNetV2 + linear head"].endswith("time not measured yet (bench/bench_presets.py)")

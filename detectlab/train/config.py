@@ -449,7 +449,7 @@ def preset_times() -> dict[str, dict]:
 
 def _minutes(seconds: float) -> str:
     if seconds < 90:
-        return f"about {max(10, round(seconds / 10) * 10):.0f} s"
+        return f"about {max(5, round(seconds / 5) * 5):.0f} s"
     return f"about {max(2, round(seconds / 60)):.0f} min"
 
 
