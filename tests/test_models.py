@@ -10,7 +10,7 @@ import torch
 from detectlab.models import CNN_ARCHS, create_detector, detector_entry, list_detectors, register_detector
 from detectlab.models.base import Detector, PreprocessConfig
 
-FAST_ARCHS = ["resnet18", "mobilenetv3_small_100", "vit_tiny_patch16_224", "frozen:mobilenet_v2",
+FAST_ARCHS = ["resnet18", "mobilenetv3_small_100", "vit_tiny_patch16_224", "npr", "frozen:mobilenet_v2",
               "frozen:mobilenet_v2+efficientnet_lite0", "frozen:mobilenet_v2_mid+efficientnet_lite0_mid"]
 
 
@@ -29,6 +29,24 @@ def test_uniform_interface(arch):
     assert len(targets) == (2 if detector_entry(arch).family == "ensemble" else 1)
     assert det.kind == detector_entry(arch).family
     assert det.spec()["preprocess"]["input_size"] == size
+
+
+def test_npr_sees_how_pixels_tie_to_their_neighbours_not_the_content():
+    """The NPR residual of a nearest-neighbour up-sampled image is exactly 0 (every 2x2 cell repeats its
+    anchor pixel); of an independent-pixel image it is not; the network is small (~1.4 M parameters)."""
+    import torch.nn.functional as F
+
+    from detectlab.models.npr import npr_residual
+
+    low = torch.rand(2, 3, 32, 32)
+    assert npr_residual(F.interpolate(low, scale_factor=2, mode="nearest")).abs().max().item() == 0.0
+    assert npr_residual(torch.rand(2, 3, 64, 64)).abs().mean().item() > 0.2
+    odd = npr_residual(torch.rand(1, 3, 65, 63))
+    assert odd.shape == (1, 3, 65, 63)
+    det = create_detector("npr", input_size=64)
+    n = sum(p.numel() for p in det.parameters())
+    assert 1.2e6 < n < 1.6e6, n
+    assert det.weights_info.source.startswith("random init")
 
 
 def test_frozen_backbones_stay_frozen_and_use_real_weights():

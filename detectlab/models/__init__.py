@@ -3,6 +3,7 @@
 from detectlab.models.base import Detector, HeatmapTarget, PreprocessConfig, WeightsInfo
 from detectlab.models.cnn import TimmDetector
 from detectlab.models.frozen import FrozenBackboneDetector
+from detectlab.models.npr import NPRDetector
 from detectlab.models.registry import create_detector, detector_entry, list_detectors, register_detector
 from detectlab.models.spectrum import SpectrumDetector
 
@@ -14,6 +15,7 @@ __all__ = [
     "Detector",
     "FrozenBackboneDetector",
     "HeatmapTarget",
+    "NPRDetector",
     "PreprocessConfig",
     "SpectrumDetector",
     "TimmDetector",

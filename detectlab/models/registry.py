@@ -9,6 +9,7 @@ with a name, a one-line description, the layer its heatmap uses and a factory:
 - ``detectlab.models.frozen``: ``frozen:<backbone>`` — UnivFD ([DFwF]), a frozen foundation
   backbone and a trainable linear head on its pooled features; ``frozen:<a>+<b>``, the
   two-backbone ensemble of [DFwF] §4.3, features concatenated before the head;
+- ``detectlab.models.npr``: ``npr``, a small CNN on the neighbouring-pixel residual (Tan 2024);
 - ``detectlab.models.spectrum``: ``spectrum:durrall``, the spectrum baseline (Durrall 2019).
 
 ``list_detectors()`` is derived from the registry; nothing else lists architectures.
@@ -23,7 +24,7 @@ from typing import Callable
 from detectlab.models.base import Detector
 
 #: Modules whose import registers their architectures, in the order pickers list them.
-DEFINITIONS = ("detectlab.models.cnn", "detectlab.models.frozen", "detectlab.models.spectrum")
+DEFINITIONS = ("detectlab.models.cnn", "detectlab.models.frozen", "detectlab.models.npr", "detectlab.models.spectrum")
 
 
 @dataclass(frozen=True)
