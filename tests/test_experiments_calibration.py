@@ -231,3 +231,17 @@ def test_the_format_sentence_names_the_largest_move():
                                          "of their decisions: the detector keys on compression.")
     rows[1].update(mean_change=0.03, flipped=0.0)
     assert cal.format_sentence(rows).startswith("No re-save moves a class's P(fake) by 0.10")
+
+
+@pytest.mark.parametrize("training, words", [
+    ({"augment": {"jpeg_p": 0.2}, "init_from": ""}, "trained with JPEG augmentation"),
+    ({"augment": {"jpeg_p": 0.0}, "init_from": ""}, "trained without JPEG augmentation"),
+    ({"augment": {"jpeg_p": 0.0}, "init_from": "cnn-resnet18"},
+     "fine-tuned from cnn-resnet18's weights without JPEG augmentation of its own"),
+    ({"augment": {"jpeg_p": 0.5}, "init_from": "cnn-resnet18"},
+     "trained with JPEG augmentation, fine-tuned from cnn-resnet18's weights"),
+    ({}, "whose training augmentation is not recorded"),
+])
+def test_the_summary_says_how_the_checkpoint_met_jpeg(training, words):
+    """A detector fine-tuned without JPEG augmentation from one trained with it is not called 'trained without'."""
+    assert cal.jpeg_training({"training": training}) == words

@@ -467,7 +467,8 @@ def run_calibration(params: dict, progress: Progress = null_progress, cancel: Ca
     timings["total"] = round(time.perf_counter() - start, 3)
     return ExperimentResult(
         name=NAME, params=p, tables=tables, figures=figures,
-        summary=_summary(p, rel, thr_rows, fp_rows, sentence, audit, threshold, _jpeg_trained(loaded)),
+        summary=_summary(p, rel, thr_rows, fp_rows, sentence, audit, threshold,
+                         jpeg_training(getattr(loaded, "meta", None))),
         timings=timings, data_fingerprint=data.fingerprint,
         models={"fitted": 0, "reused": 0}, notes=notes)
 
@@ -485,15 +486,22 @@ def _detector_row(loaded, name: str, threshold: float, temperature) -> dict:
             "temperature": _r(temperature), "scoring": "resize path (shorter side to the input, centre crop)"}
 
 
-def _jpeg_trained(loaded) -> bool | None:
-    """Whether the checkpoint's training config applied JPEG augmentation (None when it does not say)."""
-    augment = ((getattr(loaded, "meta", None) or {}).get("training") or {}).get("augment")
+def jpeg_training(meta: dict | None) -> str:
+    """How a checkpoint's training met JPEG, in words, from its recorded training config: with or without
+    JPEG augmentation, and from whose weights when it was fine-tuned (whose own training is not in it)."""
+    training = (meta or {}).get("training") or {}
+    augment = training.get("augment")
     if not isinstance(augment, dict) or "jpeg_p" not in augment:
-        return None
-    return float(augment.get("jpeg_p") or 0) > 0
+        return "whose training augmentation is not recorded"
+    init = training.get("init_from") or ""
+    if float(augment.get("jpeg_p") or 0) > 0:
+        return "trained with JPEG augmentation" + (f", fine-tuned from {init}'s weights" if init else "")
+    if init:
+        return f"fine-tuned from {init}'s weights without JPEG augmentation of its own"
+    return "trained without JPEG augmentation"
 
 
-def _summary(p, rel, thr_rows, fp_rows, sentence, audit, threshold, jpeg_trained) -> str:
+def _summary(p, rel, thr_rows, fp_rows, sentence, audit, threshold, trained: str) -> str:
     raw = rel["P(fake)"]
     out = []
     lean = raw.overconfidence
@@ -519,8 +527,6 @@ def _summary(p, rel, thr_rows, fp_rows, sentence, audit, threshold, jpeg_trained
         n = sum(r["n"] for r in j75)
         before = sum(r["accuracy_before"] * r["n"] for r in j75) / n
         after = sum(r["accuracy_after"] * r["n"] for r in j75) / n
-        trained = {True: "trained with JPEG augmentation", False: "trained without JPEG augmentation",
-                   None: "whose training augmentation is not recorded"}[jpeg_trained]
         verdict = "agrees with" if after >= before - 0.05 else "departs from"
         out.append(f"At JPEG 75 accuracy goes from {100 * before:.1f} % to {100 * after:.1f} % for this detector "
                    f"({trained}); this {verdict} [Petrželková 2024] §4.3.2 (Fig. 4.6), whose ResNet-50 is robust to "
