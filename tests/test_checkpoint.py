@@ -14,7 +14,7 @@ from detectlab.models import create_detector
 from detectlab.models.checkpoint import load_checkpoint, read_metadata, save_checkpoint
 
 
-@pytest.mark.parametrize("arch", ["resnet18", "frozen:mobilenet_v2"])
+@pytest.mark.parametrize("arch", ["resnet18", "npr", "frozen:mobilenet_v2"])
 def test_round_trip_keeps_outputs_and_metadata(tmp_path, arch):
     torch.manual_seed(0)
     det = create_detector(arch, input_size=64).eval()
