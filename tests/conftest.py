@@ -82,6 +82,23 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.slow)
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A browser test that fails (often a wait that timed out) reports what every thread of this process was
+    doing at that moment, the app server's handlers included: a stalled event names where it waits."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and call.when == "call" and BROWSER_FIXTURES & set(getattr(item, "fixturenames", ())):
+        import sys
+        import threading
+        import traceback
+
+        names = {t.ident: t.name for t in threading.enumerate()}
+        stacks = [f"--- thread {names.get(ident, ident)}\n" + "".join(traceback.format_stack(frame)[-5:])
+                  for ident, frame in sys._current_frames().items()]
+        report.sections.append(("threads when the test failed (last 5 frames each)", "\n".join(stacks)))
+
+
 @pytest.fixture(scope="session")
 def fast_loop(request) -> bool:
     """True in the fast inner loop: this run's ``-m`` expression leaves out tests marked slow (``-m "not slow"``).
