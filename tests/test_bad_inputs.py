@@ -47,6 +47,7 @@ from PIL import Image
 import psutil
 import pytest
 import torch
+from child_output import ChildOutput
 
 from detectlab.errors import DetectLabError
 
@@ -909,42 +910,6 @@ def _env(copy: Path, home: Path) -> dict[str, str]:
     return env
 
 
-class _Lines:
-    """A child's output, read in a thread, searchable while it runs."""
-
-    def __init__(self, stream) -> None:
-        self.lines: list[str] = []
-        self.done = threading.Event()
-        self._changed = threading.Condition()
-        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
-
-    def _read(self, stream) -> None:
-        for line in stream:
-            with self._changed:
-                self.lines.append(line)
-                self._changed.notify_all()
-        with self._changed:
-            self.done.set()
-            self._changed.notify_all()
-
-    @property
-    def text(self) -> str:
-        return "".join(self.lines)
-
-    def wait_for(self, pattern: str, timeout: float) -> re.Match | None:
-        """The first match of ``pattern`` in the output, woken by each new line; None when the child
-        closed its output without one, or at ``timeout``."""
-        found: list[re.Match | None] = [None]
-
-        def seen() -> bool:
-            found[0] = re.search(pattern, self.text)
-            return found[0] is not None or self.done.is_set()  # closed output: nothing more will come
-
-        with self._changed:
-            self._changed.wait_for(seen, timeout)
-        return found[0]
-
-
 def _hold_lock(lock: Path) -> subprocess.Popen:
     """Another process holding the demo lock, as a running `demo materialize` does (pid in the file)."""
     code = ("import fcntl, os, sys, time\n"
@@ -974,7 +939,7 @@ def test_two_demo_derivations_at_once_take_turns_and_leave_complete_folders(tmp_
                                  env=_env(copy, tmp_path / f"home{k}"), stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, text=True)
             procs.append(p)
-            errs.append(_Lines(p.stderr))
+            errs.append(ChildOutput(p.stderr))
         for e in errs:
             m = e.wait_for(r"process (\d+) is deriving the demo images.*waiting for it to finish", timeout=180)
             assert m, e.text[-2000:]
@@ -1149,7 +1114,7 @@ def test_a_server_stopped_while_it_derives_the_demo_exits_promptly_and_leaves_no
     home = tmp_path / "home"
     proc = subprocess.Popen([sys.executable, "app.py", "--port", "0"], cwd=copy, env=_env(copy, home),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    out = _Lines(proc.stdout)
+    out = ChildOutput(proc.stdout)
     try:
         m = out.wait_for(r"running on (http://127\.0\.0\.1:\d+/)", timeout=240)
         assert m and "deriving the demo images in the background" in out.text, out.text[-2000:]
@@ -2135,7 +2100,7 @@ def test_no_endpoint_takes_a_server_path_as_a_model(served, demo_root, path):
 
 # ----------------------------------------------------------------------------- one queue for the app and the CLI
 # The run store's helpers and tiny data set come from the queue's own tests (tests/test_runs.py).
-from test_runs import _DEAD_PID, _Output, _Watch, _cfg, _ended, _wait, tiny_data  # noqa: E402, F401
+from test_runs import _DEAD_PID, _Watch, _cfg, _ended, _wait, tiny_data  # noqa: E402, F401
 from detectlab.runs import RunManager, RunStore  # noqa: E402
 from detectlab.train.layout import runs_db  # noqa: E402
 
@@ -2156,11 +2121,11 @@ def test_cli_train_waits_for_the_apps_worker_and_never_runs_alongside(tmp_path, 
                                 "resnet18", "--input-size", "32", "--iterations", "10", "--batch-size", "8",
                                 "--threads", "1", "--name", "terminal"], env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
-        out = _Output(cli.stdout)
+        out = ChildOutput(cli.stdout)
         term = m.store.wait_until(lambda: next((r for r in m.store.list() if r.name == "terminal"), None), 120,
                                   "the CLI did not queue its run")
         assert term.from_terminal and term.owner_pid == cli.pid
-        assert out.wait_for(f"waiting for run {first.id}", 60), "".join(out.lines)[-2000:]
+        assert out.wait_for(re.escape(f"waiting for run {first.id}"), 60), out.text[-2000:]
         # the terminal keeps waiting while the app's worker executes: through two of the worker's heartbeats
         beat = m.store.get(first.id).heartbeat
         for _ in range(2):
@@ -2180,7 +2145,7 @@ def test_cli_train_waits_for_the_apps_worker_and_never_runs_alongside(tmp_path, 
             return False
 
         m.store.wait_until(terminal_done, 240, "the terminal's run did not end")
-        assert cli.wait(240) == 0, "".join(out.lines)[-2000:]
+        assert cli.wait(240) == 0, out.text[-2000:]
         out.thread.join(5)
         done = _wait(m.store, after.id, lambda r: r.status in ("finished", "failed", "cancelled"), 240)
         assert done.status == "finished", done.error

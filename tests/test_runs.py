@@ -495,41 +495,6 @@ def test_the_manager_never_spawns_a_terminals_run(tmp_path):
         m.close()
 
 
-def _collect(stream, lines: list[str]) -> threading.Thread:
-    thread = threading.Thread(target=lambda: lines.extend(iter(stream.readline, "")), daemon=True)
-    thread.start()
-    return thread
-
-
-class _Output:
-    """A child's output, line by line; ``wait_for`` wakes on each new line (no polling, no sleeps)."""
-
-    def __init__(self, stream) -> None:
-        self.lines: list[str] = []
-        self.closed = False
-        self._cond = threading.Condition()
-        self.thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
-        self.thread.start()
-
-    def _read(self, stream) -> None:
-        for line in iter(stream.readline, ""):
-            with self._cond:
-                self.lines.append(line)
-                self._cond.notify_all()
-        with self._cond:
-            self.closed = True
-            self._cond.notify_all()
-
-    def wait_for(self, text: str, timeout: float) -> bool:
-        """True once a line holds ``text``; False when the stream ends or ``timeout`` passes first."""
-        def seen():
-            return any(text in line for line in self.lines)
-
-        with self._cond:
-            self._cond.wait_for(lambda: seen() or self.closed, timeout)
-            return seen()
-
-
 class _Watch:
     """Samples the statuses of every run every 50 ms: the most runs ever seen ``running`` at once."""
 

@@ -9,14 +9,13 @@ remove them when it stops.
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
+from child_output import ChildOutput
 
 from detectlab.ui.app import exposure_warnings, is_loopback
 
@@ -45,34 +44,6 @@ def test_serve_binds_loopback_by_default():
     assert build_parser().parse_args(["app", "--host", "0.0.0.0"]).host == "0.0.0.0"  # `detectlab app` alias
 
 
-class _Lines(threading.Thread):
-    """Collects a pipe's lines as they come; ``wait_for`` wakes on each new line."""
-
-    def __init__(self, pipe) -> None:
-        super().__init__(daemon=True)
-        self.pipe, self.lines, self.closed = pipe, [], False
-        self._changed = threading.Condition()
-
-    def run(self) -> None:
-        for line in self.pipe:
-            with self._changed:
-                self.lines.append(line)
-                self._changed.notify_all()
-        with self._changed:
-            self.closed = True
-            self._changed.notify_all()
-
-    def wait_for(self, pattern: str, timeout: float) -> re.Match | None:
-        """The first line matching ``pattern``; None if the pipe closes or ``timeout`` passes first."""
-
-        def match():
-            return next((m for line in self.lines if (m := re.search(pattern, line))), None)
-
-        with self._changed:
-            self._changed.wait_for(lambda: match() is not None or self.closed, timeout)
-            return match()
-
-
 @pytest.mark.slow
 def test_exposed_server_warns_requires_the_login_and_cleans_its_uploads(tmp_path, demo_root):
     import httpx
@@ -83,14 +54,12 @@ def test_exposed_server_warns_requires_the_login_and_cleans_its_uploads(tmp_path
     env.update(DETECTLAB_HOME=str(home), DETECTLAB_USER="alice", DETECTLAB_PASSWORD="s3cret-pw", OMP_NUM_THREADS="1")
     proc = subprocess.Popen([sys.executable, "-m", "detectlab", "serve", "--host", "0.0.0.0", "--port", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    out, err = _Lines(proc.stdout), _Lines(proc.stderr)
-    out.start()
-    err.start()
+    out, err = ChildOutput(proc.stdout), ChildOutput(proc.stderr)
     try:
         m = out.wait_for(r"DetectLab running on http://[^:]+:(\d+)/", timeout=240)
-        assert m, "".join(err.lines)[-3000:]
+        assert m, err.text[-3000:]
         url = f"http://127.0.0.1:{m.group(1)}/"
-        warning = "".join(err.lines)
+        warning = err.text
         assert "warning: DetectLab listens on 0.0.0.0" in warning and "no login is set" not in warning
 
         # without the login: the page, the config and the API are all refused
