@@ -225,19 +225,24 @@ class Probe:
 
 
 @dataclass
-class ProbeCache:
-    """Probes fitted before, by key (config + data fingerprint + training indices); counts hits and fits.
+class ModelCache:
+    """Models fitted before, kept in ``folder`` by key (settings + data fingerprint + training indices), so a
+    re-run of an experiment costs only the models whose settings or data changed; counts hits and fits."""
 
-    Kept in memory and on disk (``DETECTLAB_HOME/cache/experiments/probes``), so a re-run of an experiment
-    costs only the models whose config or data changed."""
-
-    folder: Path = field(default_factory=lambda: config.home() / "cache" / "experiments" / "probes")
+    folder: Path
     hits: int = 0
     fits: int = 0
-    _memory: dict = field(default_factory=dict)
 
     def key(self, **parts) -> str:
         return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+@dataclass
+class ProbeCache(ModelCache):
+    """Linear probes, in memory and on disk (``DETECTLAB_HOME/cache/experiments/probes``)."""
+
+    folder: Path = field(default_factory=lambda: config.home() / "cache" / "experiments" / "probes")
+    _memory: dict = field(default_factory=dict)
 
     def get(self, key: str) -> Probe | None:
         if key in self._memory:

@@ -11,7 +11,6 @@ Trained weights are kept under ``DETECTLAB_HOME/cache/experiments/networks``, ke
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import numpy as np
 import torch
 
 from detectlab import config
-from detectlab.experiments.core import LabelledSet
+from detectlab.experiments.core import LabelledSet, ModelCache
 from detectlab.progress import NEVER_CANCEL, CancelToken, Progress, null_progress
 
 #: Networks the fidelity preset trains (end to end, from random init: no hub weights offline).
@@ -42,15 +41,10 @@ def describe(arch: str, epochs: int, size: int) -> str:
 
 
 @dataclass
-class NetworkCache:
-    """Networks trained before, by key; counts hits and fits like ``core.ProbeCache``."""
+class NetworkCache(ModelCache):
+    """Trained networks' weights on disk (``DETECTLAB_HOME/cache/experiments/networks``)."""
 
     folder: Path = field(default_factory=lambda: config.home() / "cache" / "experiments" / "networks")
-    hits: int = 0
-    fits: int = 0
-
-    def key(self, **parts) -> str:
-        return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
     def get(self, key: str, make):
         """The cached network of ``key`` (``make()`` builds the empty one), or None."""
@@ -71,15 +65,6 @@ class NetworkCache:
         tmp = self.folder / f".{key}.tmp"
         torch.save(net.state_dict(), tmp)
         tmp.replace(self.folder / f"{key}.pt")
-
-
-class _Sample:
-    """What the training loop reads of an item: its label and generator."""
-
-    __slots__ = ("label", "generator")
-
-    def __init__(self, label: int, generator: str) -> None:
-        self.label, self.generator = label, generator
 
 
 def decode_all(data: LabelledSet, size: int, progress: Progress = null_progress,
@@ -107,8 +92,7 @@ def fit_cell(images: torch.Tensor, data: LabelledSet, train_idx: np.ndarray, *, 
         return hit
     gens = sorted({data.items[k].generator for k in train_idx if data.items[k].label == 1})
     val_idx = data.indices("val", gens)
-    parts = {name: [_Sample(data.items[k].label, data.items[k].generator) for k in idx]
-             for name, idx in (("train", train_idx), ("val", val_idx))}
+    parts = {"train": [data.items[k] for k in train_idx], "val": [data.items[k] for k in val_idx]}
     cfg = TrainConfig(**{**settings, "seed": data.seed})
     net, _ = fit_network(cfg, parts, {"train": images[torch.as_tensor(train_idx)],
                                       "val": images[torch.as_tensor(val_idx)]}, data.seed, progress, cancel)
