@@ -252,7 +252,7 @@ class _Run:
     """One experiment run's shared state: settings, the splits, the features, the cache and the clock."""
 
     def __init__(self, name: str, params: dict | None, what: str, progress: Progress, cancel: CancelToken,
-                 cache: ProbeCache | None):
+                 cache: core.ModelCache | None):
         from detectlab.experiments.networks import NetworkCache
 
         self.start = time.perf_counter()
@@ -262,9 +262,8 @@ class _Run:
         self.base, self.sets = _load(self.p, what)
         self.gens = self.base.generators
         self.progress, self.cancel = progress, cancel
-        self.cache = cache if cache is not None else (NetworkCache() if self.fidelity else ProbeCache())
-        if self.fidelity and not isinstance(self.cache, NetworkCache):
-            self.cache = NetworkCache()
+        kind = NetworkCache if self.fidelity else ProbeCache  # a cache of the other kind is not this run's
+        self.cache = cache if isinstance(cache, kind) else kind()
         self.hits0, self.fits0 = self.cache.hits, self.cache.fits
         self.timings = {"load": round(time.perf_counter() - self.start, 3)}
 
