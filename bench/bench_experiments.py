@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -31,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import write_results  # noqa: E402
+from _common import running_app, write_results  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 LABELS = {"cross-generator": "Cross-generator matrix — [Petrželková 2024] Table 4.1",
@@ -48,17 +47,7 @@ def time_tab(browser, name: str, timeout: float) -> dict:
     from playwright.sync_api import expect
 
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", "0"], cwd=ROOT, env=_env(), text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        url = None
-        for line in proc.stdout:  # the URL is printed once the server accepts requests
-            m = re.search(r"running on (http://\S+/)", line)
-            if m:
-                url = m.group(1)
-                break
-        if url is None:
-            raise RuntimeError(f"app.py exited ({proc.wait()}) without serving")
+    with running_app(_env()) as url:
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
         page = context.new_page()
         page.goto(url)
@@ -76,9 +65,6 @@ def time_tab(browser, name: str, timeout: float) -> dict:
         text = status.inner_text()
         context.close()
         return {"seconds": seconds, "app_start": started, "status": text.strip()}
-    finally:
-        proc.terminate()
-        proc.wait()
 
 
 def time_cli(name: str) -> float:

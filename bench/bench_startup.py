@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -20,24 +19,17 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import running_app  # noqa: E402
 
 
 def time_app() -> float:
-    """``app.py --port 0``: the app binds a free port itself and prints its URL; time to the first page."""
-    env = dict(os.environ, DETECTLAB_HOME=tempfile.mkdtemp())
+    """``app.py --port 0``: time to the first page."""
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", "0"], cwd=ROOT, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        for line in proc.stdout:  # the URL is printed once the server accepts requests
-            m = re.search(r"running on (http://\S+/)", line)
-            if m:
-                urllib.request.urlopen(m.group(1), timeout=30).read()
-                return time.perf_counter() - start
-        raise RuntimeError(f"app.py exited ({proc.wait()}) without serving")
-    finally:
-        proc.terminate()
-        proc.wait()
+    with running_app(dict(os.environ, DETECTLAB_HOME=tempfile.mkdtemp())) as url:
+        urllib.request.urlopen(url, timeout=30).read()
+        return time.perf_counter() - start
 
 
 def time_imports() -> float:
