@@ -10,7 +10,7 @@ import torch
 
 from detectlab import config
 from detectlab.data import discover, load_image, load_mask
-from detectlab.demo.build import GENERATORS, real_crops
+from detectlab.demo.build import GENERATORS, INPAINT_GENERATORS, real_crops
 from detectlab.generators.train import psnr
 
 
@@ -23,6 +23,30 @@ def test_counts_and_layout(demo_root):
     assert not ds.skipped
     masked = discover(config.DEMO_INPAINT_DIR)
     assert len(masked.pairs) >= 300 and not masked.skipped
+
+
+def test_the_demo_spans_designs_styles_and_losses_with_a_held_out_group(demo_root):
+    """At least 6 designs over 3 up-sampling families, 2 styles beyond the residual net, 2 losses; a held-out group
+    of at least 2 designs that combine a style, an up-sampler and a loss as no train design does."""
+    from detectlab.generators.designs import DESIGNS, HELD_OUT, TRAIN, designs_in
+    from detectlab.generators.nets import UPSAMPLERS
+
+    family = {"transposed-conv": "transposed", "transposed-conv-k3": "transposed", "resize-conv": "interpolation",
+              "bilinear-conv": "interpolation", "pixel-shuffle": "sub-pixel"}
+    assert set(family) == set(UPSAMPLERS)
+    designs = list(DESIGNS.values())
+    assert list(GENERATORS) == list(DESIGNS) and len(designs) >= 6
+    assert len({family[d.upsampler] for d in designs}) >= 3
+    assert len({d.style for d in designs} - {"residual"}) >= 2 and len({d.loss for d in designs}) >= 2
+    held, train = designs_in(HELD_OUT), designs_in(TRAIN)
+    assert len(held) >= 2 and len(train) >= 4 and not set(held) & set(train)
+    seen = {(DESIGNS[t].style, DESIGNS[t].upsampler, DESIGNS[t].loss) for t in train}
+    assert all((DESIGNS[h].style, DESIGNS[h].upsampler, DESIGNS[h].loss) not in seen for h in held)
+    assert set(discover(demo_root).generators) == set(DESIGNS)  # every design is materialized
+    manifest = json.loads((demo_root / "manifest.json").read_text())
+    assert {g: d["group"] for g, d in manifest["designs"].items()} == {g: d.group for g, d in DESIGNS.items()}
+    for name in set(DESIGNS) - set(INPAINT_GENERATORS):  # the designs added for breadth trained in < 5 min on 2 cores
+        assert manifest["generators"][name]["summary"]["train_seconds"] < 300, name
 
 
 def test_groups_keep_crops_of_one_photo_together(demo_root):
@@ -215,8 +239,8 @@ def test_materialize_reports_one_overall_fraction_that_never_decreases(tmp_path)
     stages = list(dict.fromkeys(desc for _, _, desc in reports))
     assert stages[0] == "decode the real crops" and stages[-1] == "manipulated images and their masks"
     assert [s for s in stages if s.startswith("synthesize")] == [
-        f"synthesize {g} (generator {k + 1} of 3)" for k, g in enumerate(GENERATORS)]
-    # synthesis is most of the work: after the three generators the bar stands near the end
+        f"synthesize {g} (generator {k + 1} of {len(GENERATORS)})" for k, g in enumerate(GENERATORS)]
+    # synthesis is most of the work: after the last generator the bar stands near the end
     last_synth = max(f for f, _, d in reports if d.startswith("synthesize"))
     assert 0.9 < last_synth < 1.0
     assert len(list((tmp_path / "demo-inpainted" / "images").glob("*.png"))) == 24

@@ -3,12 +3,12 @@
 What is committed: the real 128 px crops (``assets/demo/real``, with their provenance in
 ``real_manifest.json``), the trained generator weights (``assets/generators``) and the
 fingerprint images. What is derived, deterministically, from those on first use (minutes on
-2 cores: about 0.1 s per synthetic image, three per real crop; see ``STEP_COST``) and kept out
-of git: one synthetic image per real crop and generator (``assets/demo/<generator>/``) and the
-partially manipulated set with masks (``assets/demo-inpainted/``).
+2 cores; see ``STEP_COST``) and kept out of git: one synthetic image per real crop and generator
+design (``assets/demo/<generator>/``, the designs of ``generators.designs``) and the partially
+manipulated set with masks (``assets/demo-inpainted/``).
 
 ``build_demo`` redoes everything: optionally re-collects the real crops from the unpacked
-registry packages, trains the three generators, materializes and renders fingerprints.
+registry packages, trains the generators, materializes and renders fingerprints.
 
 Derivation is serialized by one lock (``demo_lock``: a ``flock`` on ``assets/.demo.lock`` across
 processes, a re-entrant lock across threads) that ``materialize`` itself takes, so every entry
@@ -40,10 +40,15 @@ from detectlab import config
 from detectlab.data.decode import load_image
 from detectlab.demo.inpaint import area_quartile, blend, ellipse_mask
 from detectlab.generators import GeneratorTrainConfig, degrade_condition, load_generator, save_generator, train_generator
+from detectlab.generators.designs import DESIGNS
 from detectlab.progress import NEVER_CANCEL, CancelToken, Progress, null_progress
 
-#: The demo generators, one per up-sampling design (folder name = generator name).
-GENERATORS = ("transposed-conv", "resize-conv", "pixel-shuffle")
+#: The demo generators, one per design (``generators.designs.DESIGNS``: style x up-sampler x loss, each in the
+#: train or the held-out group); folder name = generator name.
+GENERATORS = tuple(DESIGNS)
+#: The generators whose outputs are pasted into the manipulated set (the localizers' data): the demo's first
+#: three, all in the train group, so the localizers' data did not change when the demo grew.
+INPAINT_GENERATORS = ("transposed-conv", "resize-conv", "pixel-shuffle")
 #: Extra downscale factors of the real crops (2x, 4x, 8x; see ``make_real_crops``): reals at
 #: several scales, so image scale is no shortcut between the classes.
 REAL_EXTRA_SCALES = (0.5, 0.25, 0.125)
@@ -54,6 +59,14 @@ _BATCH = 64
 #: reported as one overall count in these units, so the fraction done is also the fraction of the time
 #: spent and a rate measured so far extrapolates to the time left.
 STEP_COST = {"decode": 0.02, "synthesize": 1.0, "manipulate": 0.1}
+#: Synthesis cost of each generator style relative to ``STEP_COST["synthesize"]`` (a denoiser runs its
+#: network once per sampling step).
+STYLE_COST = {"residual": 1.0, "latent": 1.0, "denoiser": 3.0}
+
+
+def synthesis_cost(name: str) -> float:
+    """Relative cost of one image of generator ``name`` (``STEP_COST`` units)."""
+    return STEP_COST["synthesize"] * STYLE_COST[DESIGNS[name].style]
 
 
 @dataclass
@@ -231,7 +244,8 @@ def _materialize(demo_dir: Path, inpaint_dir: Path, generator_dir: Path, progres
     start = time.perf_counter()
     n_files = len(list((demo_dir / "real").glob("*.png")))
     # one overall count over every step and generator (units: STEP_COST), never restarting per step
-    total = n_files * (STEP_COST["decode"] + len(GENERATORS) * STEP_COST["synthesize"] + STEP_COST["manipulate"])
+    synth = [synthesis_cost(name) for name in GENERATORS]
+    total = n_files * (STEP_COST["decode"] + sum(synth) + STEP_COST["manipulate"])
 
     def report(done: float, desc: str) -> None:
         progress(min(done, total), total, desc)
@@ -253,12 +267,12 @@ def _materialize(demo_dir: Path, inpaint_dir: Path, generator_dir: Path, progres
             for lo in range(0, n, _BATCH):
                 cancel.check()
                 x = real[lo : lo + _BATCH].float() / 255.0
-                y = model(degrade_condition(x, rng, sigma))
+                y = model.generate(degrade_condition(x, rng, sigma), rng)  # a denoiser's noise from rng too
                 arr = (y * 255.0 + 0.5).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
                 outs.append(arr)
                 for k, a in enumerate(arr):
                     _png(tmp / f"{stems[lo + k]}.png", a)
-                report(base + (gi * n + min(lo + _BATCH, n)) * STEP_COST["synthesize"],
+                report(base + n * sum(synth[:gi]) + min(lo + _BATCH, n) * synth[gi],
                        f"synthesize {name} (generator {gi + 1} of {len(GENERATORS)})")
         fakes[name] = np.concatenate(outs)
         final = demo_dir / name
@@ -266,7 +280,7 @@ def _materialize(demo_dir: Path, inpaint_dir: Path, generator_dir: Path, progres
         tmp.rename(final)
 
     # Manipulated set: each real crop gets one generator's output of itself pasted under an
-    # ellipse; generators rotate so each contributes a third.
+    # ellipse; the INPAINT_GENERATORS rotate so each contributes a third.
     tmp = inpaint_dir.parent / f".{inpaint_dir.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "images").mkdir(parents=True)
@@ -277,14 +291,14 @@ def _materialize(demo_dir: Path, inpaint_dir: Path, generator_dir: Path, progres
         if i % 50 == 0:
             cancel.check()
         rng = np.random.default_rng([7, i])
-        name = GENERATORS[i % len(GENERATORS)]
+        name = INPAINT_GENERATORS[i % len(INPAINT_GENERATORS)]
         mask = ellipse_mask(*real_np[i].shape[:2], rng)
         _png(tmp / "images" / f"{stem}.png", blend(real_np[i], fakes[name][i], mask))
         _png(tmp / "masks" / f"{stem}.png", (mask * 255).astype(np.uint8))
         frac = float(mask.mean())
         records[stem] = {"generator": name, "area": round(frac, 5), "quartile": area_quartile(frac)}
         if (i + 1) % 16 == 0 or i + 1 == n:
-            report(base + len(GENERATORS) * n * STEP_COST["synthesize"] + (i + 1) * STEP_COST["manipulate"],
+            report(base + n * sum(synth) + (i + 1) * STEP_COST["manipulate"],
                    "manipulated images and their masks")
     groups = _groups(stems)
     (tmp / "manifest.json").write_text(json.dumps({"groups": groups, "images": records}, indent=1))
@@ -328,6 +342,8 @@ def write_manifest(demo_dir: Path | None = None, generator_dir: Path | None = No
     manifest = {
         "description": "DetectLab embedded demo: real photo crops and DetectLab's own generators' outputs.",
         "classes": {"real": "real photographs (crops, downscaled >= 2x with antialiasing)", **{g: "synthetic" for g in GENERATORS}},
+        "designs": {g: {"style": d.style, "upsampler": d.upsampler, "loss": d.loss, "group": d.group, "about": d.about}
+                    for g, d in DESIGNS.items()},
         "groups": _groups(stems),
         "sources": licences,
         "generators": generators,
