@@ -322,6 +322,8 @@ class HeldoutSet:
     full_files: list[Path]
     crop_files: list[Path]
     demo_reals: list[Path]
+    #: held-out generator design -> its fakes of the demo's test split (the designs no shipped detector trains on)
+    design_fakes: dict[str, list[Path]] = field(default_factory=dict)
     _cache: dict = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -338,24 +340,36 @@ class HeldoutSet:
         full_files = [root / p["file"] for p in manifest["photos"]]
         crop_files = [root / "crops" / c["file"] for c in manifest["crop_files"]]
         demo_reals: list[Path] = []
+        design_fakes: dict[str, list[Path]] = {}
         if demo_dir is not None:
+            from detectlab.generators.designs import HELD_OUT, designs_in
+
             ds = discover(Path(demo_dir))
             if not isinstance(ds, DetectionDataset):
                 raise SourcesError(f"{demo_dir}: not a real/fake data set")
-            demo_reals = [s.path for s in split(ds.samples, seed=split_seed)["test"] if s.label == 0]
-        return cls(root, manifest, [load_uint8(f) for f in full_files], full_files, crop_files, demo_reals)
+            test = split(ds.samples, seed=split_seed)["test"]
+            demo_reals = [s.path for s in test if s.label == 0]
+            design_fakes = {d: [s.path for s in test if s.generator == d] for d in designs_in(HELD_OUT)
+                            if d in ds.generators}
+        return cls(root, manifest, [load_uint8(f) for f in full_files], full_files, crop_files, demo_reals,
+                   design_fakes)
 
     def tensors(self, what: str, size: int) -> torch.Tensor:
-        """``[N, 3, size, size]`` inputs of ``what`` (``full`` | ``crops`` | ``demo``) by the plain
+        """``[N, 3, size, size]`` inputs of ``what`` (``full`` | ``crops`` | ``demo`` | ``design:<name>``) by the plain
         resize path (``detectlab.data.load_tensor``), decoded once per input size."""
         from detectlab.data import load_tensor
 
         key = (what, size)
         if key not in self._cache:
-            files = {"full": self.full_files, "crops": self.crop_files, "demo": self.demo_reals}[what]
+            files = {"full": self.full_files, "crops": self.crop_files, "demo": self.demo_reals,
+                     **{f"design:{d}": v for d, v in self.design_fakes.items()}}[what]
             self._cache[key] = torch.stack([load_tensor(f, size) for f in files]) if files else \
                 torch.zeros(0, 3, size, size)
         return self._cache[key]
+
+    def counts(self, design: str) -> int:
+        """How many test fakes of held-out ``design`` there are."""
+        return len(self.design_fakes.get(design, []))
 
     def packages(self) -> list[str]:
         return [p["package"] for p in self.manifest["photos"]]
@@ -376,6 +390,11 @@ class HeldoutResult:
     ood_share_crops: float | None
     full_tiled_by_package: dict
     counts: dict
+    #: held-out generator design -> share of its demo-test fakes called fake (a detection rate, not an FP rate)
+    designs: dict = field(default_factory=dict)
+    #: held-out generator design -> share of its fakes called real but flagged "unlike the training data", which
+    #: the verdict reports as uncertain, not REAL (empty without trust statistics)
+    designs_uncertain: dict = field(default_factory=dict)
     p_fake_full_tiled: list = field(default_factory=list, repr=False)
 
     def row(self, digits: int = 4) -> dict:
@@ -438,6 +457,19 @@ def evaluate_heldout(detector, heldout: HeldoutSet, threshold: float = 0.5, trus
         demo = false_positive_rate(_p_fake(detector, demo_x), threshold)
         blur = false_positive_rate(_p_fake(detector, gaussian_blur(demo_x, 1.0)), threshold)
         downup = false_positive_rate(_p_fake(detector, downsize(demo_x, 0.5)), threshold)
+    designs, designs_uncertain = {}, {}
+    for d, files in heldout.design_fakes.items():
+        if not files:
+            continue
+        x = heldout.tensors(f"design:{d}", size)
+        if trust is None:
+            designs[d] = float((_p_fake(detector, x) > threshold).mean())
+            continue
+        feats, logits = features_and_logits(detector, x)
+        called = (torch.sigmoid(logits).numpy() > threshold)
+        unlike = np.array([a.unlike_training for a in trust.assess(feats, logits)], dtype=bool)
+        designs[d] = float(called.mean())
+        designs_uncertain[d] = float((~called & unlike).mean())  # called real, but flagged: the verdict is uncertain
     by_pkg: dict[str, list[float]] = {}
     for pkg, p in zip(heldout.packages(), tiled):
         by_pkg.setdefault(pkg, []).append(p)
@@ -452,6 +484,9 @@ def evaluate_heldout(detector, heldout: HeldoutSet, threshold: float = 0.5, trus
         ood_share=ood,
         ood_share_crops=ood_crops,
         full_tiled_by_package={k: false_positive_rate(v, threshold) for k, v in by_pkg.items()},
-        counts={"heldout_photos": n, "heldout_crops": len(heldout.crop_files), "demo_test_reals": len(heldout.demo_reals)},
+        counts={"heldout_photos": n, "heldout_crops": len(heldout.crop_files), "demo_test_reals": len(heldout.demo_reals),
+                **{f"design:{d}": len(v) for d, v in heldout.design_fakes.items()}},
+        designs=designs,
+        designs_uncertain=designs_uncertain,
         p_fake_full_tiled=[round(float(p), 4) for p in tiled],
     )

@@ -188,17 +188,35 @@ def test_false_positive_rates_on_every_part(tmp_path):
     demo = [_grey(tmp_path / f"d{i}.png", lv, (32, 32)) for i, lv in enumerate([230, 20, 20, 20, 20, 20, 20, 20])]
     manifest = {"photos": [{"package": "a"}, {"package": "a"}, {"package": "b"}, {"package": "b"}],
                 "packages": [], "crop_files": []}
-    hs = HeldoutSet(tmp_path, manifest, [load_uint8(f) for f in full], full, crops, demo)
+    # held-out generator designs: x has 3 of 4 fakes bright (caught); y 1 of 4, its first (dark, called real) flagged
+    designs = {"x": [_grey(tmp_path / f"x{i}.png", lv, (32, 32)) for i, lv in enumerate([230, 230, 230, 20])],
+               "y": [_grey(tmp_path / f"y{i}.png", lv, (32, 32)) for i, lv in enumerate([20, 230, 20, 20])]}
+    hs = HeldoutSet(tmp_path, manifest, [load_uint8(f) for f in full], full, crops, demo, designs)
     res = evaluate_heldout(_Brightness(), hs, threshold=0.5, trust=_FlagFirst())
+    assert res.designs == {"x": pytest.approx(0.75), "y": pytest.approx(0.25)}
+    assert res.designs_uncertain == {"x": 0.0, "y": pytest.approx(0.25)}  # x's flagged first image was caught anyway
     assert res.full_tiled == res.full_resized == pytest.approx(0.25)
     assert res.crops == pytest.approx(0.4)
     # flat images keep their brightness under blur and down-up resize, so the verdicts hold
     assert res.demo_test_reals == res.demo_blur_sigma1 == res.demo_downup_2x == pytest.approx(0.125)
     assert res.full_tiled_by_package == {"a": 0.5, "b": 0.0}
     assert res.ood_share == pytest.approx(0.25) and res.ood_share_crops == pytest.approx(0.2)
-    assert res.counts == {"heldout_photos": 4, "heldout_crops": 5, "demo_test_reals": 8}
+    assert res.counts == {"heldout_photos": 4, "heldout_crops": 5, "demo_test_reals": 8, "design:x": 4, "design:y": 4}
     without = evaluate_heldout(_Brightness(), HeldoutSet(tmp_path, manifest, hs.full, full, crops, []), 0.5)
     assert without.ood_share is None and without.demo_test_reals is None and without.crops == pytest.approx(0.4)
+    assert without.designs == {} and without.designs_uncertain == {}
+
+
+def test_the_held_out_designs_are_the_demo_test_splits_fakes_of_the_held_out_group(demo_root):
+    from detectlab.data import discover, split
+    from detectlab.generators.designs import HELD_OUT, designs_in
+
+    hs = HeldoutSet.load(demo_dir=demo_root)
+    test = split(discover(demo_root).samples, seed=0)["test"]
+    assert list(hs.design_fakes) == designs_in(HELD_OUT)
+    for design, files in hs.design_fakes.items():
+        assert files == [s.path for s in test if s.generator == design] and len(files) >= 100
+    assert hs.tensors(f"design:{designs_in(HELD_OUT)[0]}", 64).shape[1:] == (3, 64, 64)
 
 
 @pytest.mark.parametrize("p,threshold,expected", [([0.2, 0.5, 0.9], 0.5, 1 / 3), ([0.2, 0.5, 0.9], 0.1, 1.0),

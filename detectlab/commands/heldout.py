@@ -79,7 +79,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                          for p in m["packages"]],
             "demo_test_reals": len(heldout.demo_reals),
             "measures": {k: ("share of " if k == "ood_share" else "share called fake of ") + what
-                         for k, _, what in COLUMNS},
+                         for k, _, what in COLUMNS} | {
+                "designs": "share called fake of each held-out generator design's fakes of the demo's test split "
+                           "(a detection rate; no shipped detector trains on these designs)"},
+            "designs": {d: len(v) for d, v in heldout.design_fakes.items()},
         }, section="heldout")
     print(f"False-positive rate (real images called fake at each detector's threshold): "
           f"{len(heldout.full)} held-out photos from {len(heldout.manifest['packages'])} packages, "
@@ -89,11 +92,23 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         print(f"{name[:42]:42s} " + " ".join(f"{_fmt(getattr(res, k)):>12s}" for k, _, _ in COLUMNS))
     for _, label, what in COLUMNS:
         print(f"  {label}: {what}")
+    designs = sorted({d for _, res in rows for d in res.designs})
+    if designs:
+        print(f"Detection rate (fakes called fake) on generator designs no shipped detector trains on, the demo's "
+              f"test split ({', '.join(f'{d}: {heldout.counts(d)} images' for d in designs)}):")
+        print(f"{'detector':42s} " + " ".join(f"{d[:22]:>22s}" for d in designs) + f" {'mean':>8s}")
+        for name, res in rows:
+            vals = [res.designs.get(d) for d in designs]
+            known = [v for v in vals if v is not None]
+            mean = sum(known) / len(known) if known else None
+            print(f"{name[:42]:42s} " + " ".join(f"{_fmt(v):>22s}" for v in vals) + f" {_fmt(mean):>8s}")
     if args.csv:
         from detectlab.eval.tables import write_rows_csv
 
-        write_rows_csv(([name, res.threshold] + [getattr(res, k) for k, _, _ in COLUMNS] for name, res in rows),
-                       args.csv, header=["detector", "threshold"] + [k for k, _, _ in COLUMNS])
+        write_rows_csv(([name, res.threshold] + [getattr(res, k) for k, _, _ in COLUMNS]
+                        + [res.designs.get(d) for d in designs] for name, res in rows),
+                       args.csv, header=["detector", "threshold"] + [k for k, _, _ in COLUMNS]
+                       + [f"caught:{d}" for d in designs])
         print(f"wrote {args.csv}")
     return 0
 
@@ -116,12 +131,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--quiet", action="store_true")
     b.set_defaults(func=_cmd_build)
     e = hs.add_parser("eval", help="false-positive rates of detectors on the held-out photos (full size tiled and "
-                                   "resized, crops), the demo test reals, and those after blur and down-up resize")
+                                   "resized, crops), the demo test reals, and those after blur and down-up resize; "
+                                   "detection rates on the demo's held-out generator designs")
     e.add_argument("detectors", nargs="*", help="shipped names, run ids or checkpoint files (default: all shipped)")
     e.add_argument("--heldout", help="held-out set folder (default: assets/heldout)")
     e.add_argument("--max-tiles", type=int, default=64)
     e.add_argument("--split-seed", type=int, default=0)
-    e.add_argument("--no-demo", action="store_true", help="skip the demo test reals and their degradations")
+    e.add_argument("--no-demo", action="store_true", help="skip the demo test reals, their degradations and the held-out generator designs")
     e.add_argument("--no-manifest", action="store_true", help="do not write the results to checkpoints/manifest.json")
     e.add_argument("--csv", help="also write the table as CSV")
     e.add_argument("--quiet", action="store_true")

@@ -51,8 +51,11 @@ def _verdict_md(a, loaded: LoadedDetector, label: str, file_name: str = "", opac
         where = (f"heatmap: {a.method} on {', '.join(n for n, _ in a.maps)} at opacity {opacity:.2f}" if a.maps else
                  "no heatmap: this detector has no spatial layer (a 1-D spectral feature)")
     # the file and the detector lead the verdict, so a reader (or a test) knows which inputs it answers
+    evidence = (f"\n*{loaded.heldout.evidence_line(verdict.scoring)}*\n" if loaded.heldout is not None else
+                "\n*not measured on generator designs or real photos it never saw*\n")
     return (f"### {'`' + file_name + '` — ' if file_name else ''}{_headline(verdict)}\n"
-            f"detector **{label}** · threshold {verdict.threshold:.2f} · {where}"
+            + evidence
+            + f"detector **{label}** · threshold {verdict.threshold:.2f} · {where}"
             + ("" if verdict.scoring == "tiles" else f" · {1000 * a.seconds:.0f} ms")
             + _paths_md(verdict)
             + f"\n\n{'Resized image: ' if verdict.scoring == 'tiles' else ''}"
@@ -100,7 +103,7 @@ def _heldout_md(loaded: LoadedDetector, scoring: str) -> str:
 
 #: Widths of the detector table's columns (``catalog.SHIPPED_TABLE_HEADERS``): name and arch wrap, the six
 #: false-positive columns get room for their two-word lines.
-SHIPPED_COLUMN_WIDTHS = ["15%", "13%", "6%", "7%", "6%", "7%", "8%", "8%", "7%", "8%", "8%", "7%"]
+SHIPPED_COLUMN_WIDTHS = ["14%", "12%", "6%", "6%", "5%", "7%", "6%", "8%", "8%", "7%", "7%", "7%", "7%"]
 
 
 #: How one image is scored: shrunk to the detector's input (with a Grad-CAM heatmap), or tile by tile
@@ -181,7 +184,7 @@ def api_detect(image_path: str, detector: str = "cnn-resnet18", method: str = "g
         opacity: heatmap opacity over the image, 0 to 1.
         scoring: resize (the image shrunk to the detector's input, with a heatmap) or tiles (native resolution, tile by tile; for large photos).
     Returns:
-        JSON {p_fake, decision (this scoring path's, at the threshold), threshold, detector, scoring, verdict (fake, real, or uncertain when resize and tiles disagree or the image is unlike the training data), verdict_reasons, p_fake_resize, p_fake_tiles (large images are scored both ways; null when tiles did not run), heldout_fp (share of held-out real photos this detector calls fake on this scoring path; null when not measured), heldout_warning (the trust targets it misses; empty when it meets them); and, when the checkpoint is calibrated, p_fake_calibrated, unlike_training, ood_distance, ood_threshold; for tiles, p_fake_max_tile, tiles_scored, tiles_total} and the heatmap overlay (PNG; the image itself for a detector without a spatial layer; the tile map for tiles).
+        JSON {p_fake, decision (this scoring path's, at the threshold), threshold, detector, scoring, verdict (fake, real, or uncertain when resize and tiles disagree or the image is unlike the training data), verdict_reasons, p_fake_resize, p_fake_tiles (large images are scored both ways; null when tiles did not run), heldout_fp (share of held-out real photos this detector calls fake on this scoring path; null when not measured), heldout_warning (the trust targets it misses; empty when it meets them), heldout_designs_caught (share of fakes from the demo's held-out generator designs, which it never trained on, called fake; null when not measured), heldout_designs (that share per design); and, when the checkpoint is calibrated, p_fake_calibrated, unlike_training, ood_distance, ood_threshold; for tiles, p_fake_max_tile, tiles_scored, tiles_total} and the heatmap overlay (PNG; the image itself for a detector without a spatial layer; the tile map for tiles).
     """
     try:
         if not image_path:
@@ -213,7 +216,9 @@ def api_detect(image_path: str, detector: str = "cnn-resnet18", method: str = "g
 def _heldout_fields(loaded: LoadedDetector, scoring: str) -> dict:
     record = loaded.heldout
     return {"heldout_fp": None if record is None else record.photo_rate(scoring),
-            "heldout_warning": "" if record is None else "; ".join(record.misses(scoring))}
+            "heldout_warning": "" if record is None else "; ".join(record.misses(scoring)),
+            "heldout_designs_caught": None if record is None else record.designs_caught,
+            "heldout_designs": {} if record is None else dict(record.designs)}
 
 
 def _fmt(v) -> str:
