@@ -131,3 +131,27 @@ def test_trust_is_tied_to_the_checkpoint_bytes(tmp_path):
     assert loaded is not None and loaded.calibration.temperature == 1.5 and loaded.density.threshold == 2.0
     ck.write_bytes(b"weights v2 (retrained)")
     assert load_trust(ck) is None
+
+
+def test_calibration_keeps_a_generator_the_detector_never_trained_on_outside_its_range(tmp_path):
+    """``fit_trust(generators=...)`` fits the feature range on the detector's own training generators only, so the
+    fakes of a design it never saw are flagged "unlike the training data" (fitted on every folder, they are not)."""
+    from detectlab.detect.trust import fit_trust, trained_generators
+
+    rng = np.random.default_rng(0)
+    looks = {"real": (0.45, 0.1), "seen": (0.7, 0.1), "unseen": (0.1, 0.02)}  # mean brightness, spread
+    for folder, (mean, spread) in looks.items():
+        (tmp_path / folder).mkdir()
+        for i in range(60):
+            a = np.clip(rng.normal(mean, spread, (16, 16, 3)), 0, 1)
+            Image.fromarray((a * 255).astype(np.uint8)).save(tmp_path / folder / f"p{i:03d}.png")
+    unseen = torch.stack([torch.from_numpy(np.asarray(Image.open(f), dtype=np.float32) / 255).permute(2, 0, 1)
+                          for f in sorted((tmp_path / "unseen").glob("*.png"))[:20]])
+    det = MeanBrightness()
+    assert trained_generators({"data": {"generators": ["seen"]}}) == ["seen"] and trained_generators({}) is None
+    flagged = {}
+    for name, gens in (("own", ["seen"]), ("all", None)):
+        trust = fit_trust(det, tmp_path, generators=gens)
+        f, z = features_and_logits(det, unseen)
+        flagged[name] = np.mean([a.unlike_training for a in trust.assess(f, z)])
+    assert flagged["own"] == 1.0 and flagged["all"] < 0.2

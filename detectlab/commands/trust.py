@@ -7,7 +7,7 @@ import argparse
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from detectlab import catalog
-    from detectlab.detect.trust import fit_trust, save_trust
+    from detectlab.detect.trust import fit_trust, save_trust, trained_generators
     from detectlab.progress import TqdmProgress
 
     data = catalog.resolve_dataset(catalog.DEMO_LABEL, args.data or "")
@@ -15,7 +15,8 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     for name in args.detectors:
         loaded = catalog.load_detector(name)
         progress = TqdmProgress()
-        trust = fit_trust(loaded.detector, data, split_seed=args.split_seed, progress=progress)
+        trust = fit_trust(loaded.detector, data, split_seed=args.split_seed, progress=progress,
+                          generators=trained_generators(loaded.meta))
         progress.close()
         path = save_trust(trust, loaded.path)
         c, d = trust.calibration, trust.density

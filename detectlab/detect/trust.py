@@ -240,15 +240,31 @@ def load_trust(checkpoint: str | Path) -> Trust | None:
     return Trust.load(path)
 
 
+def trained_generators(meta: dict) -> list[str] | None:
+    """The generators a checkpoint's fake class was trained on (its metadata's ``data``), or None when not recorded."""
+    gens = (meta.get("data") or {}).get("generators")
+    return list(gens) if gens else None
+
+
 def fit_trust(detector: Detector, root: str | Path, split_seed: int = 0, max_train: int = 1200,
-              progress: Progress = null_progress, cancel: CancelToken = NEVER_CANCEL) -> Trust:
-    """Fit calibration on the validation split and the feature density on the training split of ``root``."""
+              progress: Progress = null_progress, cancel: CancelToken = NEVER_CANCEL,
+              generators: list[str] | None = None) -> Trust:
+    """Fit calibration on the validation split and the feature density on the training split of ``root``.
+
+    ``generators``: the fakes to use (the detector's own training generators, ``trained_generators``), so that a
+    design it never trained on stays outside the "like the training data" range; None, or none of them in
+    ``root``: every generator of ``root``.
+    """
     from detectlab.data import DetectionDataset, discover, load_tensor, split
 
     ds = discover(root)
     if not isinstance(ds, DetectionDataset):
         raise DetectLabError(f"{root}: calibration needs a real/fake data set")
-    parts = split(ds.samples, seed=split_seed)
+    samples = ds.samples
+    if generators and set(generators) & set(ds.generators):
+        keep = set(generators)
+        samples = [s for s in samples if s.label == 0 or s.generator in keep]
+    parts = split(samples, seed=split_seed)
     train = parts["train"]
     if len(train) > max_train:
         rng = np.random.default_rng(split_seed)

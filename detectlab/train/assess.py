@@ -71,12 +71,13 @@ def calibrate_run(record, loaded, progress: Progress = null_progress, cancel: Ca
     """Fit and store the calibration + OOD statistics of run ``record``'s checkpoint (``loaded``: the detector as
     ``catalog.load_detector(record.id)`` loads it, as the pickers and `detectlab calibrate RUN` name it) on its
     own data set (validation split for the temperature, train split for the feature density); returns the numbers."""
-    from detectlab.detect.trust import fit_trust, save_trust
+    from detectlab.detect.trust import fit_trust, save_trust, trained_generators
 
     _detector_run(record)
     path = loaded.path
     data, seed = record.config.get("data"), int(record.config.get("split_seed") or 0)
-    trust = fit_trust(loaded.detector, data, split_seed=seed, progress=progress, cancel=cancel)
+    trust = fit_trust(loaded.detector, data, split_seed=seed, progress=progress, cancel=cancel,
+                      generators=trained_generators(loaded.meta))
     saved = save_trust(trust, path)
     c, d = trust.calibration, trust.density
     out = {"temperature": c.temperature, "val_ece_before": c.ece_before, "val_ece_after": c.ece_after,
