@@ -19,12 +19,16 @@ def test_data_tab_shows_demo_counts(page, demo_root, tmp_path):
     counts = discover(demo_root).counts()
     page.get_by_role("tab", name="Data").click()
     table = page.locator("#data-counts")
-    for gen in ("transposed-conv", "resize-conv", "pixel-shuffle"):
+    from detectlab.generators.designs import DESIGNS
+
+    for gen in DESIGNS:
         expect(table).to_contain_text(gen, timeout=120_000)
     text = table.inner_text()
     assert str(counts["real"]) in text and str(counts["pixel-shuffle"]) in text
     assert page.locator("#data-gallery img").count() >= 4 * 3
-    assert page.locator("#data-fingerprints img").count() == 3
+    fingerprints = page.locator("#data-fingerprints")
+    assert fingerprints.locator("img").count() == len(DESIGNS)  # every design's FP(R, S), captioned with its group
+    expect(fingerprints).to_contain_text("FP(real, latent-bilinear) — latent, bilinear-conv, spectral loss, held-out group")
     page.screenshot(path=str(tmp_path / "data-tab.png"), full_page=True)
 
 

@@ -273,7 +273,11 @@ def test_launching_a_preset_as_shown_queues_the_shipped_default_config(preset, d
 
     monkeypatch.setattr(state, "manager", lambda: Manager())
     form = dict(zip(train_tab._PRESET_OUTPUTS, train_tab.apply_preset(preset)))
-    train_tab.launch(preset, DEMO_LABEL, "", [], form["arch"], form["input_size"], form["epochs"], form["iterations"],
+    from detectlab.catalog import default_generators, demo_generators
+    from detectlab.generators.designs import TRAIN, designs_in
+
+    ticked = default_generators(demo_root, demo_generators())  # the form's generators as it opens on the demo
+    train_tab.launch(preset, DEMO_LABEL, "", ticked, form["arch"], form["input_size"], form["epochs"], form["iterations"],
                      form["lr"], form["wd"], form["batch"], form["weighted"], form["hflip"], form["augment"],
                      form["aug_p"], form["aug_kinds"], form["blur_max"], form["jpeg_min"], form["scale_min"],
                      form["patch_min"], form["adv_eps"], 1, 0, "", form["init_from"])
@@ -285,7 +289,10 @@ def test_launching_a_preset_as_shown_queues_the_shipped_default_config(preset, d
     ga, ea = got["augment"], expected["augment"]
     for key in ("blur_p", "jpeg_p", "downsize_p", "patch_p", "blur_sigma", "jpeg_quality", "downsize_scale"):
         assert tuple(ga[key]) == tuple(ea[key]) if isinstance(ea[key], tuple) else ga[key] == ea[key], key
-    assert got["generators"] is None and got["data"] == str(demo_root)
+    # the form ticks the demo's train group of designs when it opens, as the shipped -aug trained; -adv, as
+    # cnn-resnet18 which it starts from, trained on three of them (its DEFAULTS entry names them)
+    assert sorted(got["generators"]) == sorted(designs_in(TRAIN)) and got["data"] == str(demo_root)
+    assert set(DEFAULTS[default][0].get("generators") or designs_in(TRAIN)) <= set(got["generators"])
 
 
 # --------------------------------------------------------------------------- cancel, ETA, identical launches

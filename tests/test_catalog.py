@@ -99,4 +99,10 @@ def test_data_sets_a_user_can_pick(home, tmp_path):
 
 def test_demo_generators_are_the_demo_folders(demo_root):
     assert catalog.demo_generators() == catalog.dataset_generators(demo_root)
-    assert set(catalog.demo_generators()) == {"transposed-conv", "resize-conv", "pixel-shuffle"}
+    from detectlab.generators.designs import DESIGNS, TRAIN, designs_in
+
+    assert set(catalog.demo_generators()) == set(DESIGNS)
+    # a training form ticks the demo's train group (its held-out designs stay unseen); any other set: all
+    assert catalog.default_generators(demo_root, catalog.demo_generators()) == \
+        [g for g in catalog.demo_generators() if g in designs_in(TRAIN)]
+    assert catalog.default_generators(demo_root.parent, ["a", "b"]) == ["a", "b"]

@@ -116,8 +116,18 @@ def delete(label: str | None, confirmed: bool):
 
 
 def fingerprint_gallery() -> list[tuple[str, str]]:
-    """The demo generators' rendered fingerprints, one per generator the build wrote."""
-    return [(str(png), f"FP(real, {png.stem})") for png in sorted((config.ASSETS / "fingerprints").glob("*.png"))]
+    """The demo generators' rendered fingerprints, one per design the build wrote, in the demo's order, each
+    captioned with its design and group."""
+    from detectlab.generators.designs import DESIGNS
+
+    pngs = {png.stem: png for png in (config.ASSETS / "fingerprints").glob("*.png")}
+    order = [n for n in DESIGNS if n in pngs] + sorted(set(pngs) - set(DESIGNS))
+    out = []
+    for name in order:
+        d = DESIGNS.get(name)
+        about = f" — {d.style}, {d.upsampler}, {d.loss} loss, {d.group} group" if d else ""
+        out.append((str(pngs[name]), f"FP(real, {name}){about}"))
+    return out
 
 
 def build() -> None:
@@ -145,7 +155,7 @@ def build() -> None:
                          elem_id="data-gallery")
     skipped = gr.Dataframe(headers=["file", "reason"], label="Skipped files", interactive=False)
     gr.Gallery(value=fingerprint_gallery(), label="Demo generator fingerprints FP(R, S) ([Wimmer 2024], eq. 1; shared colour scale, red = more energy than real)",
-               columns=3, height=300, elem_id="data-fingerprints")
+               columns=4, height=420, elem_id="data-fingerprints")
     outputs = [status, counts, gallery, skipped]
     choice.change(show_dataset, choice, outputs, api_name=False)
     open_btn.click(open_folder, folder, outputs, api_name=False)

@@ -8,12 +8,13 @@ import json
 
 import gradio as gr
 
-from detectlab import catalog
+from detectlab import catalog, config
 from detectlab.catalog import (
     DEMO_INPAINT_LABEL,
     DEMO_LABEL,
     cli_name,
     dataset_generators,
+    default_generators,
     demo_generators,
     known_datasets,
     resolve_dataset,
@@ -39,8 +40,9 @@ KINDS = ("detector", "localizer")
 
 def generators_of(choice: str, folder: str):
     try:
-        gens = dataset_generators(resolve_dataset(choice, folder))
-        return gr.update(choices=gens, value=gens), ""
+        root = resolve_dataset(choice, folder)
+        gens = dataset_generators(root)
+        return gr.update(choices=gens, value=default_generators(root, gens)), ""
     except Exception as exc:  # noqa: BLE001
         return gr.update(choices=[], value=[]), error_markdown(exc)
 
@@ -459,7 +461,9 @@ def _build_detector_form() -> dict:
         data_choice = gr.Dropdown(list(known_datasets()), value=_DEFAULT_DATA, label="Data set", elem_id="train-data")
         folder = gr.Textbox(label="…or a folder inside the data roots")
         gens = demo_generators()  # the demo's own generator folders; any other data set's when picked
-        generators = gr.CheckboxGroup(gens, value=gens, label="Generators forming the fake class (none = all)",
+        generators = gr.CheckboxGroup(gens, value=default_generators(config.DEMO_DIR, gens),
+                                      label="Generators forming the fake class (none = all; on the demo its train group "
+                                            "is ticked, so its held-out designs stay unseen, as for the shipped detectors)",
                                       elem_id="train-generators")
     data_msg = gr.Markdown()
     with gr.Row():
