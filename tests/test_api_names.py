@@ -77,6 +77,8 @@ def test_detect_takes_cli_names_and_screen_labels(client, image):
     record = heldout_record(config.CHECKPOINT_DIR / "spectrum-durrall.safetensors")
     assert spectrum["heldout_fp"] == record.photo_rate("resize")
     assert spectrum["heldout_warning"] == "; ".join(record.misses("resize"))
+    assert spectrum["heldout_designs"] == record.designs and len(record.designs) == 2
+    assert spectrum["heldout_designs_caught"] == pytest.approx(record.designs_caught)
 
 
 def test_attack_and_degrade_score_take_cli_names(client, image):

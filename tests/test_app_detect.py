@@ -80,6 +80,9 @@ def test_changing_any_input_rescores_the_current_image(page, demo_root, tmp_path
     expect(verdict).to_contain_text(f"{100 * record.photo_rate('resize'):.0f} % fake (resized, as now)")
     if record.misses("resize"):
         expect(verdict).to_contain_text("Weak evidence on real photos")
+    # ... and, under the score, how much of the generator designs it never saw it catches
+    expect(verdict).to_contain_text(f"on generator designs it never saw: {100 * record.designs_caught:.0f} % caught · "
+                                    f"on real photos it never saw: {100 * record.photo_rate('resize'):.0f} % called fake")
     page.locator("#detect-detector input").click()
     page.get_by_role("option", name="shipped: cnn-resnet18", exact=True).click()
     expect(verdict).to_contain_text("detector shipped: cnn-resnet18", timeout=60_000)

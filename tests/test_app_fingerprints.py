@@ -10,9 +10,11 @@ def test_side_by_side_grid_for_demo_generators(page):
     page.get_by_role("tab", name="Fingerprints").click()
     page.locator("#fp-run").click()
     grid = page.locator("#fp-grid")
-    for g in ("transposed-conv", "resize-conv", "pixel-shuffle"):
+    from detectlab.generators.designs import DESIGNS
+
+    for g in DESIGNS:  # every design of the demo, side by side
         expect(grid.get_by_text(f"FP(real, {g})")).to_be_visible(timeout=120_000)
-    assert grid.locator(".heatmaplayer .hm, .heatmaplayer image").count() >= 3
+    assert grid.locator(".heatmaplayer .hm, .heatmaplayer image").count() >= len(DESIGNS)
     expect(page.locator("#fp-status")).to_contain_text("real images")
 
 
@@ -35,17 +37,18 @@ def test_uploaded_image_has_its_own_colour_scale_and_profiles_are_told_apart(pag
         " bar: gd.layout.coloraxis2 && gd.layout.coloraxis2.colorbar.title.text})")
     own = [name for name, axis in axes["traces"] if axis == "coloraxis2"]
     assert own == [f"{image.name} − mean real"], axes
-    assert len(axes["traces"]) == 4 and axes["own"] > 1.5 * axes["sets"] > 0, axes   # its own, wider range
+    from detectlab.generators.designs import DESIGNS
+
+    assert len(axes["traces"]) == len(DESIGNS) + 1 and axes["own"] > 1.5 * axes["sets"] > 0, axes   # its own, wider
     assert "own scale" in axes["bar"], axes
     lines = page.locator("#fp-profiles .js-plotly-plot").evaluate(
         "gd => gd.data.filter(t => t.showlegend !== false)"
         ".map(t => [t.name, t.line.color, t.line.dash, t.marker.symbol])")
-    assert [n for n, *_ in lines] == ["real", "pixel-shuffle", "resize-conv", "transposed-conv",
-                                       f"uploaded: {image.name}"], lines
+    assert [n for n, *_ in lines] == ["real", *sorted(DESIGNS), f"uploaded: {image.name}"], lines
     for k in (1, 2, 3):   # colour, dash and marker each tell every line apart
         assert len({line[k] for line in lines}) == len(lines), lines
     legend = page.locator("#fp-profiles .legend")
-    for name in ("real", "pixel-shuffle", "resize-conv", "transposed-conv"):
+    for name in ("real", *DESIGNS):
         expect(legend.get_by_text(name, exact=True)).to_be_visible()
     page.locator("#fp-grid").screenshot(path=str(tmp_path / "fp-grid.png"))
     page.locator("#fp-profiles").screenshot(path=str(tmp_path / "fp-profiles.png"))

@@ -30,6 +30,7 @@ SET_STYLES = (
     {"color": "#D55E00", "dash": "longdashdot", "symbol": "cross"},
     {"color": "#CC79A7", "dash": "5px,3px,1px,3px", "symbol": "star"},
     {"color": "#56B4E9", "dash": "1px,4px", "symbol": "triangle-down"},
+    {"color": "#F0E442", "dash": "8px,2px,2px,2px,2px,2px", "symbol": "hexagon"},
 )
 SINGLE_STYLE = {"color": "#7F7F7F", "dash": "dot", "symbol": "x"}
 #: Markers on a profile line at most this many times (enough to tell the lines apart, not a clutter).
