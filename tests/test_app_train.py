@@ -289,8 +289,8 @@ def test_launching_a_preset_as_shown_queues_the_shipped_default_config(preset, d
     ga, ea = got["augment"], expected["augment"]
     for key in ("blur_p", "jpeg_p", "downsize_p", "patch_p", "blur_sigma", "jpeg_quality", "downsize_scale"):
         assert tuple(ga[key]) == tuple(ea[key]) if isinstance(ea[key], tuple) else ga[key] == ea[key], key
-    # the form ticks the demo's train group of designs when it opens, as the shipped -aug trained; -adv, as
-    # cnn-resnet18 which it starts from, trained on three of them (its DEFAULTS entry names them)
+    # the form ticks the demo's train group of designs when it opens; the shipped ResNet-18 twins, as cnn-resnet18
+    # which they start from, trained on three of them (their DEFAULTS entries name them)
     assert sorted(got["generators"]) == sorted(designs_in(TRAIN)) and got["data"] == str(demo_root)
     assert set(DEFAULTS[default][0].get("generators") or designs_in(TRAIN)) <= set(got["generators"])
 

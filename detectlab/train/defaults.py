@@ -14,10 +14,17 @@ from detectlab.train.config import CNN_DEMO, MID_PROBE_DEMO, POSTPROCESS_AUG, Tr
 from detectlab.train.engine import train
 from detectlab.train.layout import RunLayout
 
-#: name -> (TrainConfig fields, what it is)
+#: The demo's first three designs (the residual net with each up-sampling family, spectral loss): what the three
+#: ResNet-18 detectors train on. Trained on the whole train group instead (five designs, two of them soft: a latent
+#: decoder with pixel loss, a denoiser), cnn-resnet18 called 33 % of the validation reals fake after a σ 1 blur and
+#: 37 % after a 2× down-up, its CNNDetection twin 30 % and 24 % (targets ≤ 15 %, which the three-design ones meet),
+#: so the shipped ones keep the three; README, "Generalization".
+RESIDUAL_DESIGNS = ["transposed-conv", "resize-conv", "pixel-shuffle"]
+
+#: name -> (TrainConfig fields, what it is); the fields' ``generators`` default to the demo's train group
 DEFAULTS: dict[str, tuple[dict, str]] = {
     "cnn-resnet18": (
-        dict(CNN_DEMO),
+        dict(CNN_DEMO, generators=RESIDUAL_DESIGNS),
         "ResNet-18 trained end to end from random init on the demo (the fast CPU CNN; [Petrželková 2024] uses ResNet-50), "
         "with mild blur / JPEG / downsize post-processing on both classes (p = 0.2 each; blur sigma <= 1.5, JPEG "
         "quality >= 60, downsize scale >= 0.5) so a soft or re-compressed photo is no shortcut to 'fake'"),
@@ -34,12 +41,12 @@ DEFAULTS: dict[str, tuple[dict, str]] = {
         "concatenated + linear head ([DFwF] §4.3); the last-layer ensemble reached 0.909 test accuracy"),
     # the Train tab's presets of the same names train exactly these
     "cnn-resnet18-aug": (
-        preset_fields("CNNDetection augmentation (blur+JPEG+downsize, p=0.5)"),
+        dict(preset_fields("CNNDetection augmentation (blur+JPEG+downsize, p=0.5)"), generators=RESIDUAL_DESIGNS),
         "cnn-resnet18 re-trained with blur + JPEG + downsize augmentation (CNNDetection's recipe: each p = 0.5, "
         "blur sigma in [0, 3], JPEG quality in [30, 100]; downsize scale in [0.5, 1]) for 10 epochs at lr 1e-4 "
         "from cnn-resnet18's weights — [Petrželková 2024] §4.3's robust twin"),
     "cnn-resnet18-adv": (
-        preset_fields("FGSM adversarial training"),
+        dict(preset_fields("FGSM adversarial training"), generators=RESIDUAL_DESIGNS),
         "cnn-resnet18 re-trained with FGSM adversarial training ([Petrželková 2024] §4.4.2) for 4 epochs from cnn-resnet18's "
         "weights: half of each batch replaced by FGSM copies at eps drawn from {0.005, 0.01, 0.02}, made on the "
         "fly from the weights being trained"),
@@ -56,12 +63,16 @@ def build_defaults(names: list[str] | None = None, data: Path | None = None, pro
     """Train the default detectors on the demo and (re)write ``checkpoints/manifest.json``."""
     from detectlab.demo.build import ensure_demo
 
+    from detectlab.generators.designs import HELD_OUT, TRAIN, designs_in
+
     data = data or ensure_demo()
     out = config.CHECKPOINT_DIR
     out.mkdir(parents=True, exist_ok=True)
     manifest = read_manifest()
     for name in names or list(DEFAULTS):
         fields, what = DEFAULTS[name]
+        # the train group only: the held-out designs measure how far a verdict carries to a design never seen
+        fields = {"generators": designs_in(TRAIN), **fields}
         cfg = TrainConfig(data=str(data), out_dir=str(RunLayout.default().run_dir("defaults")), name=name, **fields)
         start = time.perf_counter()
         run = train(cfg, progress=progress, cancel=cancel).runs[0]
@@ -74,7 +85,9 @@ def build_defaults(names: list[str] | None = None, data: Path | None = None, pro
             "backbone_weights": run.weights,
             "command": f"detectlab checkpoints build --only {name}",
             "config": {k: v for k, v in cfg.to_dict().items() if k not in ("data", "out_dir")},
-            "data": "assets/demo (all generators), split 80/10/10 by source photo, seed 0",
+            "data": f"assets/demo: reals and {'the train group' if cfg.generators == designs_in(TRAIN) else 'part of the train group'}"
+                    f"'s generator designs ({', '.join(cfg.generators)}), split 80/10/10 by source photo, seed 0; the "
+                    f"held-out designs ({', '.join(designs_in(HELD_OUT))}) are never trained on",
             "test": {k: run.test.get(k) for k in ("n", "accuracy", "balanced_accuracy", "ap", "roc_auc",
                                                    "real_accuracy", "fake_accuracy", "accuracy_at_best")},
             "test_per_generator": {g: {k: m.get(k) for k in ("n", "accuracy", "ap")} for g, m in
