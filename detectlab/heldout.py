@@ -416,8 +416,12 @@ def _p_fake(detector, x: torch.Tensor, batch_size: int = 64) -> np.ndarray:
 
 
 def evaluate_heldout(detector, heldout: HeldoutSet, threshold: float = 0.5, trust=None, max_tiles: int = 64,
-                     progress: Progress = null_progress, cancel: CancelToken = NEVER_CANCEL) -> HeldoutResult:
+                     progress: Progress = null_progress, cancel: CancelToken = NEVER_CANCEL,
+                     trained_on: list[str] | None = None) -> HeldoutResult:
     """Score ``detector`` on every part of ``heldout`` (see the module docstring).
+
+    ``trained_on``: the generators the detector trained on (``detect.trust.trained_generators``); a held-out
+    design among them is left out of the design rates, which count only designs it never saw.
 
     ``trust``: the checkpoint's :class:`detectlab.detect.trust.Trust` or None. The
     degradations are applied to the demo reals at the detector's input size, as the
@@ -459,7 +463,7 @@ def evaluate_heldout(detector, heldout: HeldoutSet, threshold: float = 0.5, trus
         downup = false_positive_rate(_p_fake(detector, downsize(demo_x, 0.5)), threshold)
     designs, designs_uncertain = {}, {}
     for d, files in heldout.design_fakes.items():
-        if not files:
+        if not files or d in (trained_on or ()):
             continue
         x = heldout.tensors(f"design:{d}", size)
         if trust is None:
@@ -485,7 +489,7 @@ def evaluate_heldout(detector, heldout: HeldoutSet, threshold: float = 0.5, trus
         ood_share_crops=ood_crops,
         full_tiled_by_package={k: false_positive_rate(v, threshold) for k, v in by_pkg.items()},
         counts={"heldout_photos": n, "heldout_crops": len(heldout.crop_files), "demo_test_reals": len(heldout.demo_reals),
-                **{f"design:{d}": len(v) for d, v in heldout.design_fakes.items()}},
+                **{f"design:{d}": len(heldout.design_fakes[d]) for d in designs}},
         designs=designs,
         designs_uncertain=designs_uncertain,
         p_fake_full_tiled=[round(float(p), 4) for p in tiled],

@@ -205,6 +205,9 @@ def test_false_positive_rates_on_every_part(tmp_path):
     without = evaluate_heldout(_Brightness(), HeldoutSet(tmp_path, manifest, hs.full, full, crops, []), 0.5)
     assert without.ood_share is None and without.demo_test_reals is None and without.crops == pytest.approx(0.4)
     assert without.designs == {} and without.designs_uncertain == {}
+    # a detector trained on design x (a run that ticked it) is not said to have never seen it
+    trained_x = evaluate_heldout(_Brightness(), hs, threshold=0.5, trained_on=["x"])
+    assert trained_x.designs == {"y": pytest.approx(0.25)} and "design:x" not in trained_x.counts
 
 
 def test_the_held_out_designs_are_the_demo_test_splits_fakes_of_the_held_out_group(demo_root):

@@ -43,7 +43,7 @@ def _fmt(v) -> str:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     from detectlab import catalog, config
-    from detectlab.detect.trust import load_trust
+    from detectlab.detect.trust import load_trust, trained_generators
     from detectlab.heldout import HELDOUT_DIR, HeldoutSet, evaluate_heldout
     from detectlab.models.manifest import file_sha256
     from detectlab.progress import TqdmProgress
@@ -59,7 +59,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         progress = TqdmProgress(disable=args.quiet)
         start = time.perf_counter()
         res = evaluate_heldout(loaded.detector, heldout, loaded.threshold, load_trust(loaded.path),
-                               max_tiles=args.max_tiles, progress=progress)
+                               max_tiles=args.max_tiles, progress=progress, trained_on=trained_generators(loaded.meta))
         progress.close()
         rows.append((loaded.short_name, res))
         short = loaded.short_name

@@ -91,14 +91,14 @@ def heldout_run(record, loaded, progress: Progress = null_progress, cancel: Canc
     """False-positive rates of run ``record``'s checkpoint on the held-out real photos (``assets/heldout``)
     and on the reals of its own test split (with blur and down-up resize); returns ``HeldoutResult.row()``."""
     from detectlab import heldout
-    from detectlab.detect.trust import load_trust
+    from detectlab.detect.trust import load_trust, trained_generators
 
     _detector_run(record)
     path = loaded.path
     data = record.config.get("data") or None
     held = heldout.HeldoutSet.load(heldout.HELDOUT_DIR, data, split_seed=int(record.config.get("split_seed") or 0))
     res = heldout.evaluate_heldout(loaded.detector, held, loaded.threshold, load_trust(path), max_tiles=max_tiles,
-                                   progress=progress, cancel=cancel)
+                                   progress=progress, cancel=cancel, trained_on=trained_generators(loaded.meta))
     return res.row() | {"set": str(heldout.HELDOUT_DIR), "data": str(data or "")}
 
 
