@@ -44,11 +44,17 @@ def test_eval_reports_per_generator_metrics(cnn, demo_root, tmp_path, run):
     res = run("eval", cnn, str(demo_root), "--split", "test", "--json", str(out_json))
     assert res.returncode == 0, res.stderr
     metrics = json.loads(out_json.read_text())
-    for g in ("transposed-conv", "resize-conv", "pixel-shuffle"):
+    from detectlab.generators.designs import DESIGNS
+    from detectlab.train.defaults import RESIDUAL_DESIGNS
+
+    for g in DESIGNS:  # every design of the demo, each with its fakes + all reals
         assert g in res.stdout
         assert 0.0 <= metrics["per_group"][g]["ap"] <= 1.0
     assert "balanced_accuracy" in res.stdout and "ap" in res.stdout
-    assert metrics["accuracy"] >= 0.95  # the shipped CNN on the generators it was trained on
+    for g in RESIDUAL_DESIGNS:  # the shipped CNN on the designs it was trained on
+        assert metrics["per_group"][g]["accuracy"] >= 0.95, g
+    # ... and not on the others: the overall number mixes them in (the README's Generalization section)
+    assert metrics["per_group"]["latent-transposed-k3"]["accuracy"] < 0.9 and metrics["accuracy"] < 0.95
 
 
 def test_predict_writes_csv_and_reports_bad_files(cnn, demo_root, tmp_path, run):
