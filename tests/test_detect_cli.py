@@ -131,3 +131,50 @@ def test_eval_says_which_split_and_how_many_images_it_scores(tmp_path, run):
     res = run("eval", "spectrum-durrall", str(root))
     assert res.returncode == 0, res.stderr
     assert "scored: all 60 images" in res.stdout
+
+
+def test_an_interrupted_predict_csv_resumes_with_only_the_rest(cnn, demo_root, tmp_path, run, monkeypatch):
+    """Ctrl-C half-way leaves the rows scored so far; a re-run with the same CSV scores only the rest (a row cut short
+    by a kill is dropped and re-scored), and the result equals one uninterrupted run."""
+    from detectlab.commands import detect as detect_cmd
+    from detectlab.detect import predict as predict_mod
+
+    files = [str(p) for p in sorted((demo_root / "real").glob("*.png"))[:10]]
+    monkeypatch.setattr(detect_cmd, "CSV_CHUNK", 4)
+    real_score = predict_mod.score_files
+    calls = []
+
+    def interrupted(loaded, chunk, **kw):
+        if calls:  # the second chunk: the user presses Ctrl-C
+            raise KeyboardInterrupt
+        calls.append(chunk)
+        return real_score(loaded, chunk, **kw)
+
+    monkeypatch.setattr(predict_mod, "score_files", interrupted)
+    out_csv = tmp_path / "p.csv"
+    res = run("predict", cnn, *files, "--csv", str(out_csv))
+    assert res.returncode == 130, (res.returncode, res.stderr)
+    assert [r["file"] for r in csv.DictReader(out_csv.open())] == files[:4]
+    with out_csv.open("a") as fh:  # a kill in the middle of writing a row
+        fh.write(files[4] + ",0.51")
+    seen = []
+
+    def recording(loaded, chunk, **kw):
+        seen.extend(str(f) for f in chunk)
+        return real_score(loaded, chunk, **kw)
+
+    monkeypatch.setattr(predict_mod, "score_files", recording)
+    res = run("predict", cnn, *files, "--csv", str(out_csv))
+    assert res.returncode == 0 and "4 of 10 file(s) already scored there; scoring the other 6" in res.stderr
+    assert seen == files[4:]
+    rows = list(csv.DictReader(out_csv.open()))
+    assert [r["file"] for r in rows] == files
+    monkeypatch.setattr(predict_mod, "score_files", real_score)
+    whole = tmp_path / "whole.csv"
+    assert run("predict", cnn, *files, "--csv", str(whole)).returncode == 0
+    assert [r["p_fake"] for r in csv.DictReader(whole.open())] == [r["p_fake"] for r in rows]
+    res = run("predict", cnn, *files, "--csv", str(whole))  # nothing left: nothing scored twice
+    assert res.returncode == 0 and "10 of 10 file(s) already scored" in res.stderr
+    assert len(list(csv.DictReader(whole.open()))) == 10
+    res = run("predict", "spectrum-durrall", *files, "--csv", str(whole))  # another detector's scores: not mixed in
+    assert res.returncode == 2 and "holds scores of cnn-resnet18, not spectrum-durrall" in res.stderr

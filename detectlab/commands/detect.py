@@ -54,9 +54,13 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+#: ``predict --csv`` scores and appends this many files at a time, so an interrupted run keeps what it scored.
+CSV_CHUNK = 256
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
     from detectlab.detect import write_csv
-    from detectlab.detect.predict import expand_inputs, score_files
+    from detectlab.detect.predict import expand_inputs, score_files, written_files
     from detectlab.errors import DatasetError
     from detectlab.catalog import load_detector
     from detectlab.progress import TqdmProgress
@@ -67,9 +71,23 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     if not files:  # nothing to score: say so, and leave no empty CSV behind that reads like a result
         raise DatasetError(f"no image files (PNG, JPEG, WebP, BMP, TIFF) found in {', '.join(args.inputs)}; "
                            "nothing scored" + (f", {args.csv} not written" if args.csv else ""))
-    progress = TqdmProgress()
     trust = loaded.trust
-    preds = score_files(loaded, files, progress=progress)  # the Detect tab's batch scores the same way
+    if args.csv:  # resumable: rows are appended chunk by chunk, and a re-run skips the files already written
+        done = written_files(args.csv, path.stem)
+        todo = [f for f in files if str(f) not in done]
+        if done:
+            print(f"resuming {args.csv}: {len(files) - len(todo)} of {len(files)} file(s) already scored there; "
+                  f"scoring the other {len(todo)}", file=sys.stderr)
+        files = todo
+    progress = TqdmProgress()
+    preds = []
+    step = CSV_CHUNK if args.csv else max(1, len(files))
+    for lo in range(0, len(files), step):
+        chunk = score_files(loaded, files[lo:lo + step],  # the Detect tab's batch scores the same way
+                            progress=lambda done, total=None, desc="", lo=lo: progress(lo + done, len(files), desc))
+        preds += chunk
+        if args.csv:
+            write_csv(chunk, args.csv, path.stem, append=True)
     progress.close()
     if trust is None:
         print(f"note: {path.name} has no calibration statistics (detectlab calibrate); P(fake) is uncalibrated",
@@ -81,8 +99,6 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         if p.verdict != "error":
             extra += f"\tverdict {p.verdict.upper()}" + (f" ({'; '.join(p.reasons)})" if p.reasons else "")
         print(f"{p.file}\t{'' if p.p_fake is None else format(p.p_fake, '.4f')}\t{p.decision}\t{p.error}{extra}")
-    if args.csv:
-        write_csv(preds, args.csv, path.stem)
     if args.heatmaps:
         from detectlab.detect.predict import write_heatmaps
 
@@ -114,7 +130,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="P(fake) for files or folders")
     p.add_argument("checkpoint", help="shipped detector name, run id, or checkpoint file")
     p.add_argument("inputs", nargs="+")
-    p.add_argument("--csv")
+    p.add_argument("--csv", help="write per-file scores here; written as it goes, and a re-run with the same file "
+                                 "and detector skips the files already in it (resumes after an interruption)")
     p.add_argument("--heatmaps", help="folder for heatmap overlays (one PNG per image and heatmap layer)")
     p.add_argument("--method", default="gradcam", choices=["gradcam", "gradcam++"])
     p.set_defaults(func=_cmd_predict)

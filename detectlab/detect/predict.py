@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -238,14 +239,42 @@ CSV_COLUMNS = ("file", "p_fake", "decision", "detector", "label", "generator", "
                "unlike_training", "p_fake_resize", "p_fake_tiles", "verdict", "verdict_reasons")
 
 
-def write_csv(preds: list[Prediction], path: str | Path, detector_name: str = "") -> Path:
+def written_files(path: str | Path, detector_name: str) -> set[str]:
+    """The files a predictions CSV at ``path`` already holds for ``detector_name`` (empty when there is no file).
+
+    A row cut short by an interruption is dropped from the file, so appending continues from whole rows. A CSV
+    of another detector, or not a predictions CSV, is refused: resuming into it would mix two detectors' scores.
+    """
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        return set()
+    with path.open(newline="") as fh:
+        text = fh.read()
+    lines = text.splitlines(keepends=True)
+    rows = list(csv.reader(lines))
+    if not rows or tuple(rows[0]) != CSV_COLUMNS:
+        raise DetectLabError(f"{path.name} exists and is not a DetectLab predictions CSV; choose another --csv path")
+    if not text.endswith(("\n", "\r")) or len(rows[-1]) != len(CSV_COLUMNS):  # cut short: drop the partial row
+        with path.open("w", newline="") as fh:
+            fh.write("".join(lines[:-1]))
+        rows = rows[:-1]
+    col = CSV_COLUMNS.index("detector")
+    others = {r[col] for r in rows[1:] if r[col] != detector_name}
+    if others:
+        raise DetectLabError(f"{path.name} holds scores of {', '.join(sorted(others))}, not {detector_name}; "
+                             "choose another --csv path to score with this detector")
+    return {r[0] for r in rows[1:]}
+
+
+def write_csv(preds: list[Prediction], path: str | Path, detector_name: str = "", append: bool = False) -> Path:
+    """Write (or, with ``append``, add to) a predictions CSV with ``CSV_COLUMNS``."""
     from detectlab.eval.tables import write_rows_csv
 
     rows = ({"file": p.file, "p_fake": p.p_fake, "decision": p.decision, "detector": detector_name, "label": p.label,
              "generator": p.generator or "", "error": p.error, "p_fake_calibrated": p.p_calibrated,
              "unlike_training": p.unlike_training, "p_fake_resize": p.p_fake, "p_fake_tiles": p.p_fake_tiles,
              "verdict": p.verdict, "verdict_reasons": "; ".join(p.reasons)} for p in preds)
-    return write_rows_csv(rows, path, header=CSV_COLUMNS, float_format=".6f")
+    return write_rows_csv(rows, path, header=CSV_COLUMNS, float_format=".6f", append=append)
 
 
 def write_heatmaps(detector: Detector, files: list[Path], out_dir: str | Path, threshold: float = 0.5,
