@@ -34,8 +34,13 @@ def _open(page, folder: str, experiment: str | None = None) -> None:
     box.fill(folder)
 
 
-def _selected(page) -> str:
+def _run(page) -> str:
+    """Click Run and return the new run's id: the selection must change from what it showed before the click (the
+    page may open on an earlier test's run, which is not this one)."""
     box = page.locator("#exp-selected textarea, #exp-selected input").first
+    before = box.input_value()
+    page.locator("#exp-run").click()
+    expect(box).not_to_have_value(before, timeout=30_000)
     expect(box).not_to_have_value("", timeout=30_000)
     return box.input_value()
 
@@ -43,8 +48,7 @@ def _selected(page) -> str:
 def test_cross_generator_matrix_from_the_tab_shows_the_table_and_hands_over_the_card(page, tiny_sets):
     small, _ = tiny_sets
     _open(page, small.name)
-    page.locator("#exp-run").click()
-    run_id = _selected(page)
+    run_id = _run(page)
     status = page.locator("#exp-status")
     expect(status).to_contain_text(f"{run_id} finished", timeout=300_000)
     table = page.locator("#exp-table")
@@ -66,8 +70,7 @@ def test_cross_generator_matrix_from_the_tab_shows_the_table_and_hands_over_the_
 def test_a_running_experiment_is_cancelled_from_the_tab(page, tiny_sets):
     _, large = tiny_sets
     _open(page, large.name)
-    page.locator("#exp-run").click()
-    run_id = _selected(page)
+    run_id = _run(page)
     status = page.locator("#exp-status")
     expect(status).to_contain_text(f"{run_id} running", timeout=120_000)
     page.locator("#exp-cancel").click()
@@ -113,8 +116,7 @@ def test_the_embedding_map_shows_a_points_image_on_hover(page, tiny_sets):
     small, _ = tiny_sets
     _open(page, small.name, "Embeddings (t-SNE) and separability — [DFwF]")
     expect(page.locator("#exp-settings")).to_contain_text('"perplexity"')  # the picked experiment's settings
-    page.locator("#exp-run").click()
-    run_id = _selected(page)
+    run_id = _run(page)
     expect(page.locator("#exp-status")).to_contain_text(f"{run_id} finished", timeout=300_000)
     expect(page.locator("#exp-figure-pick input")).to_have_value("tsne", timeout=30_000)
     point = page.locator("#exp-plot .scatterlayer path.point").first
