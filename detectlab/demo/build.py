@@ -40,7 +40,7 @@ from detectlab import config
 from detectlab.data.decode import load_image
 from detectlab.demo.inpaint import area_quartile, blend, ellipse_mask
 from detectlab.generators import GeneratorTrainConfig, degrade_condition, load_generator, save_generator, train_generator
-from detectlab.generators.designs import DESIGNS
+from detectlab.generators.designs import DESIGNS, RESIDUAL
 from detectlab.progress import NEVER_CANCEL, CancelToken, Progress, null_progress
 
 #: The demo generators, one per design (``generators.designs.DESIGNS``: style x up-sampler x loss, each in the
@@ -48,7 +48,7 @@ from detectlab.progress import NEVER_CANCEL, CancelToken, Progress, null_progres
 GENERATORS = tuple(DESIGNS)
 #: The generators whose outputs are pasted into the manipulated set (the localizers' data): the demo's first
 #: three, all in the train group, so the localizers' data did not change when the demo grew.
-INPAINT_GENERATORS = ("transposed-conv", "resize-conv", "pixel-shuffle")
+INPAINT_GENERATORS = RESIDUAL
 #: Extra downscale factors of the real crops (2x, 4x, 8x; see ``make_real_crops``): reals at
 #: several scales, so image scale is no shortcut between the classes.
 REAL_EXTRA_SCALES = (0.5, 0.25, 0.125)
@@ -384,7 +384,7 @@ def train_design(name: str, cfg: DemoBuildConfig | None = None, real: torch.Tens
                  progress: Progress = null_progress, cancel: CancelToken = NEVER_CANCEL) -> dict:
     """Train generator design ``name`` (``generators.designs.DESIGNS``) on the real crops and write its weights
     to ``assets/generators/<name>.safetensors``; returns the training summary."""
-    from detectlab.generators.designs import DESIGNS
+    from detectlab.generators.designs import DESIGNS, RESIDUAL
 
     if name not in DESIGNS:
         raise ValueError(f"no generator design {name!r}; known: {', '.join(DESIGNS)}")

@@ -36,6 +36,11 @@ class Design:
     group: str        # train or held-out
     about: str
 
+    @property
+    def summary(self) -> str:
+        """``latent, bilinear-conv, spectral loss, held-out group``."""
+        return f"{self.style}, {self.upsampler}, {self.loss} loss, {self.group} group"
+
     def train_config(self, steps: int, width: int, seed: int) -> GeneratorTrainConfig:
         return GeneratorTrainConfig(upsampler=self.upsampler, style=self.style, width=width, steps=steps, seed=seed,
                                     **LOSSES[self.loss])
@@ -62,3 +67,8 @@ DESIGNS: dict[str, Design] = {d.name: d for d in (
 def designs_in(group: str) -> list[str]:
     """The names of the designs in ``group`` (train or held-out), in the demo's order."""
     return [d.name for d in DESIGNS.values() if d.group == group]
+
+
+#: The residual image-to-image designs (one per up-sampling family, spectral loss): the demo's first three, which
+#: the manipulated set and the three shipped ResNet-18 detectors use.
+RESIDUAL = tuple(name for name, d in DESIGNS.items() if d.style == "residual")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from detectlab import config
 from detectlab.degrade import DegradeAugConfig
+from detectlab.generators.designs import RESIDUAL
 from detectlab.models.manifest import read_manifest, update_manifest
 from detectlab.progress import NEVER_CANCEL, CancelToken, Progress, null_progress
 from detectlab.train.config import CNN_DEMO, MID_PROBE_DEMO, POSTPROCESS_AUG, TrainConfig, preset_fields
@@ -19,7 +20,7 @@ from detectlab.train.layout import RunLayout
 #: decoder with pixel loss, a denoiser), cnn-resnet18 called 33 % of the validation reals fake after a σ 1 blur and
 #: 37 % after a 2× down-up, its CNNDetection twin 30 % and 24 % (targets ≤ 15 %, which the three-design ones meet),
 #: so the shipped ones keep the three; README, "Generalization".
-RESIDUAL_DESIGNS = ["transposed-conv", "resize-conv", "pixel-shuffle"]
+RESIDUAL_DESIGNS = list(RESIDUAL)
 
 #: name -> (TrainConfig fields, what it is); the fields' ``generators`` default to the demo's train group
 DEFAULTS: dict[str, tuple[dict, str]] = {

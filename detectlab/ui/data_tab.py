@@ -124,8 +124,7 @@ def fingerprint_gallery() -> list[tuple[str, str]]:
     order = [n for n in DESIGNS if n in pngs] + sorted(set(pngs) - set(DESIGNS))
     out = []
     for name in order:
-        d = DESIGNS.get(name)
-        about = f" — {d.style}, {d.upsampler}, {d.loss} loss, {d.group} group" if d else ""
+        about = f" — {DESIGNS[name].summary}" if name in DESIGNS else ""
         out.append((str(pngs[name]), f"FP(real, {name}){about}"))
     return out
 
