@@ -61,6 +61,34 @@ def data_roots() -> list[Path]:
     return list(dict.fromkeys(roots))
 
 
+#: What ``--device`` (and ``DETECTLAB_DEVICE``) accepts: ``auto`` takes CUDA when a GPU is visible, else the CPU.
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def device(name: str | None = None):
+    """The ``torch.device`` models run on: ``name`` (``--device``), else ``DETECTLAB_DEVICE``, else ``auto``.
+
+    ``auto`` is CUDA when PyTorch sees a GPU and the CPU otherwise; asking for ``cuda`` on a machine
+    without one is an error that says so, not a silent fall back to the CPU. A ``cuda:N`` index is kept.
+
+    Raises:
+        DetectLabError: an unknown name, or ``cuda`` where PyTorch sees no GPU.
+    """
+    import torch
+
+    from detectlab.errors import DetectLabError
+
+    name = (name or os.environ.get("DETECTLAB_DEVICE") or "auto").strip().lower()
+    kind = name.split(":", 1)[0]
+    if kind not in DEVICES or (kind != "cuda" and ":" in name):
+        raise DetectLabError(f"unknown device '{name}': choose one of {', '.join(DEVICES)} (or cuda:N)")
+    if kind == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise DetectLabError(f"--device {name}: PyTorch sees no CUDA GPU on this machine; use --device cpu or auto")
+    return torch.device(name)
+
+
 def set_offline_env() -> None:
     """Set the variables that keep hubs and telemetry from stalling offline runs.
 
