@@ -181,10 +181,11 @@ class LoadedDetector:
 
 
 @functools.lru_cache(maxsize=8)
-def _load_cached(path: str, mtime: float) -> tuple:
+def _load_cached(path: str, mtime: float, device: str = "cpu") -> tuple:
     from detectlab.models.checkpoint import load_checkpoint
 
-    return load_checkpoint(path)
+    detector, meta = load_checkpoint(path)
+    return detector.to(device), meta
 
 
 @functools.lru_cache(maxsize=8)
@@ -198,10 +199,11 @@ def load_detector(name: str | Path) -> LoadedDetector:
     """Resolve ``name`` (see ``resolve_detector``) and load it; cached per file and modification time.
 
     The cached model is shared between callers: treat it as read-only, and do not attach
-    hooks to it without the heatmap module's per-model lock.
+    hooks to it without the heatmap module's per-model lock. It sits on ``config.device()``
+    (``--device`` / ``DETECTLAB_DEVICE``); it takes and returns tensors on any device.
     """
     path = resolve_detector(name)
-    detector, meta = _load_cached(str(path.resolve()), path.stat().st_mtime)
+    detector, meta = _load_cached(str(path.resolve()), path.stat().st_mtime, str(config.device()))
     return LoadedDetector(str(name), path, detector, meta)
 
 

@@ -23,6 +23,7 @@ from torch import nn
 
 from detectlab.degrade.ops import check_images
 from detectlab.errors import DetectLabError
+from detectlab.models.base import model_device  # noqa: F401  (re-exported: the attacks' device rule)
 
 #: Detector kinds that gradient attacks refuse: DetectLab treats the spectrum baseline as a
 #: closed-form classifier on a 1-D radial spectrum, not as a network to differentiate.
@@ -95,15 +96,6 @@ def bce_with_logits(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor
     """
     y = targets.to(logits.dtype)
     return y * F.softplus(-logits) + (1 - y) * F.softplus(logits)
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """The device of the model's first parameter or buffer (CPU for a model with neither)."""
-    for t in model.parameters():
-        return t.device
-    for t in model.buffers():
-        return t.device
-    return torch.device("cpu")
 
 
 @contextlib.contextmanager

@@ -8,6 +8,7 @@ method should look at.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
@@ -58,10 +59,47 @@ class Normalize(nn.Module):
         return (x - self.mean) / self.std
 
 
+def model_device(module: nn.Module) -> torch.device:
+    """The device of a module's first parameter or buffer (the CPU for a module with neither)."""
+    for t in module.parameters():
+        return t.device
+    for t in module.buffers():
+        return t.device
+    return torch.device("cpu")
+
+
+def on_model_device(method: Callable) -> Callable:
+    """Run ``method(self, x)`` on the detector's device and hand the result back on ``x``'s device.
+
+    A detector moved to a GPU (``--device cuda``) is then a drop-in for every caller that holds CPU
+    tensors (heatmaps, trust statistics, attacks); autograd flows through both moves. Where ``x`` is
+    already on the model's device (training on a GPU) nothing is copied.
+    """
+
+    @functools.wraps(method)
+    def run(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        device = model_device(self)
+        if x.device == device:
+            return method(self, x, *args, **kwargs)
+        return method(self, x.to(device), *args, **kwargs).to(x.device)
+
+    return run
+
+
 class Detector(nn.Module):
-    """Base class: subclasses implement ``features`` and set ``head``."""
+    """Base class: subclasses implement ``features`` and set ``head``.
+
+    ``features`` and ``forward_head`` run on the detector's device whatever device their input is on
+    (``on_model_device``); a subclass's own definitions are wrapped the same way.
+    """
 
     kind: str = "detector"
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in ("features", "forward_head"):
+            if name in cls.__dict__:
+                setattr(cls, name, on_model_device(cls.__dict__[name]))
 
     def __init__(self, arch: str, preprocess: PreprocessConfig) -> None:
         super().__init__()
@@ -70,10 +108,12 @@ class Detector(nn.Module):
         self.weights_info = WeightsInfo()
         self.head: nn.Module = nn.Identity()
 
+    @on_model_device
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled pre-logit features ``[B, D]`` of images in [0, 1]."""
         raise NotImplementedError
 
+    @on_model_device
     def forward_head(self, feats: torch.Tensor) -> torch.Tensor:
         return self.head(feats).squeeze(-1)
 
