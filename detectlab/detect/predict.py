@@ -25,6 +25,8 @@ class Prediction:
     generator: str | None = None
     p_calibrated: float | None = None    # temperature-scaled P(fake), when the checkpoint has trust statistics
     unlike_training: bool | None = None  # features beyond the validation 99th percentile of the training data
+    ood_distance: float | None = None    # the feature distance behind that flag, and its threshold (as /detect gives them)
+    ood_threshold: float | None = None
     p_fake_tiles: float | None = None    # native-resolution tiles, for an image large enough to be scored both ways
     verdict: str = ""                    # "fake" | "real" | "uncertain" (``detect.verdict``) | "error"
     reasons: tuple[str, ...] = ()        # why the verdict is uncertain
@@ -87,6 +89,8 @@ def predict_files(detector: Detector, files: list[Path], threshold: float = 0.5,
                 preds[i] = Prediction(str(files[i]), float(s), "fake" if s > threshold else "real",
                                       p_calibrated=None if a is None else a.p_calibrated,
                                       unlike_training=None if a is None else a.unlike_training,
+                                      ood_distance=None if a is None else a.ood_distance,
+                                      ood_threshold=None if a is None else a.ood_threshold,
                                       p_fake_tiles=p_tiles, verdict=v.label, reasons=v.reasons)
             batch.clear()
             where.clear()
