@@ -20,7 +20,38 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="detectlab", description="Synthetic image detection lab.")
     register_all(parser.add_subparsers(dest="command", required=True))
+    _add_device_flags(parser)
     return parser
+
+
+def _leaf_parsers(parser: argparse.ArgumentParser):
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        yield parser
+    for action in subs:
+        for child in dict.fromkeys(action.choices.values()):  # an alias maps to the same parser
+            yield from _leaf_parsers(child)
+
+
+def _add_device_flags(parser: argparse.ArgumentParser) -> None:
+    """``--device auto|cpu|cuda`` on every command that lacks its own: the models it loads go there."""
+    from detectlab.config import DEVICES
+
+    for leaf in _leaf_parsers(parser):
+        if "--device" not in leaf._option_string_actions:
+            leaf.add_argument("--device", default=None, metavar="|".join(DEVICES),
+                              help="where models run: auto (CUDA when a GPU is visible, else the CPU; default), cpu, "
+                                   "cuda or cuda:N; also DETECTLAB_DEVICE")
+
+
+def _use_device(args: argparse.Namespace) -> None:
+    """Check ``--device`` before any work and pass it to everything the command loads (``config.device()``)."""
+    from detectlab.config import device
+
+    name = getattr(args, "device", None)
+    if name:
+        device(name)  # an unknown name or a missing GPU is refused here, with the choices
+        os.environ["DETECTLAB_DEVICE"] = str(name)
 
 
 def _check_path_arguments(args: argparse.Namespace) -> None:
@@ -54,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         _check_path_arguments(args)
+        _use_device(args)
         from detectlab.catalog import paths_allowed
 
         with paths_allowed():  # a terminal's user may name any file they can read; a web client may not

@@ -76,3 +76,27 @@ def test_the_device_rule_moves_the_input_to_the_model_and_the_result_back(monkey
     out = probe.run(x)
     assert moves == []                  # already on the model's device: nothing copied
     assert torch.equal(out, x * 2) and seen["device"] == torch.device("cpu")
+
+
+def test_every_command_takes_device_and_refuses_an_unknown_one_before_any_work(capsys, tmp_path):
+    from detectlab.cli import _leaf_parsers, build_parser, main
+
+    leaves = list(_leaf_parsers(build_parser()))
+    assert len(leaves) > 20
+    assert all("--device" in p._option_string_actions for p in leaves), [p.prog for p in leaves
+                                                                          if "--device" not in p._option_string_actions]
+    missing = tmp_path / "never-read.png"
+    assert main(["predict", "--device", "gpu", "cnn-resnet18", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown device 'gpu'" in err and "never-read" not in err
+
+
+def test_the_device_flag_reaches_what_the_command_loads(monkeypatch):
+    from detectlab.cli import _use_device, build_parser
+
+    monkeypatch.delenv("DETECTLAB_DEVICE", raising=False)
+    args = build_parser().parse_args(["heldout", "eval", "--device", "cpu"])
+    _use_device(args)
+    import os
+
+    assert os.environ["DETECTLAB_DEVICE"] == "cpu" and config.device() == torch.device("cpu")
