@@ -19,8 +19,8 @@ import gradio as gr  # noqa: E402
 
 from detectlab import __version__, config  # noqa: E402
 from detectlab.ui import (  # noqa: E402
-    api, attack_tab, data_tab, detect_tab, experiments_tab, fingerprints_tab, first_run, localize_tab, robustness_tab,
-    state, train_tab, widgets,
+    api, attack_tab, data_tab, detect_tab, experiments_tab, fingerprints_tab, first_run, localize_tab, rest,
+    robustness_tab, state, train_tab, widgets,
 )
 from detectlab.ui.serving import ServedFileGuard, guard_file_server  # noqa: E402
 
@@ -80,20 +80,23 @@ def serve(blocks: gr.Blocks | None = None, host: str = "127.0.0.1", port: int = 
     system pick a free port, which is read back from the socket — no port is probed, closed
     and re-bound, so two servers started at once never race for one port. ``auth`` (default:
     ``DETECTLAB_USER`` / ``DETECTLAB_PASSWORD`` when both are set) makes every page and API
-    call ask for that login.
+    call ask for that login, the REST routes under ``/api/v1`` (``ui.rest``) included.
     """
     import fastapi
     import uvicorn
 
     blocks = blocks or build_app()
     blocks.queue(default_concurrency_limit=4)
+    login = auth if auth is not None else config.login()
+    app = fastapi.FastAPI()
+    rest.mount(app, login)  # /api/v1: plain JSON routes, same login; before Gradio's root mount takes every path
     app = gr.mount_gradio_app(
-        fastapi.FastAPI(), blocks, path="",
+        app, blocks, path="",
         allowed_paths=[str(r) for r in config.data_roots()],
         max_file_size=config.MAX_UPLOAD_BYTES,
         footer_links=["api", "settings"],
         show_error=True,
-        auth=auth if auth is not None else config.login(),
+        auth=login,
         head=experiments_tab.page_head(),
     )
     guard_file_server()  # Gradio's file server: only raster images leave a data root, whatever the route
