@@ -1,4 +1,8 @@
-"""`detectlab serve` (alias `detectlab app`): start the browser app."""
+"""`detectlab serve` (alias `detectlab app`): start the browser app (and its REST routes under /api/v1).
+
+``--device auto|cpu|cuda`` is the flag every command has (``cli._add_device_flags``): checked before any
+work and passed on through ``DETECTLAB_DEVICE``, so the detectors the app loads go there.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,11 @@ import argparse
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    from detectlab import config
+
+    # before the app builds (many seconds of imports): a bad DETECTLAB_DEVICE stops here with config.device's
+    # message, as --device itself already did in cli.main
+    print(f"detectors run on {config.device()}", flush=True)
     from detectlab.ui.app import launch
 
     launch(host=args.host, port=args.port, share=args.share)
