@@ -1,8 +1,11 @@
-"""`detectlab train`: train a detector through the run queue the app's Train tab shares."""
+"""`detectlab train`: train a detector through the run queue the app's Train tab shares; with
+``--nproc-per-node N`` (and ``--nnodes M --node-rank R --rdzv-endpoint HOST:PORT`` on each of M
+machines) data-parallel through torchrun and DDP (see ``detectlab.train.distributed``)."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -21,15 +24,21 @@ def _cmd_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig.from_file(args.config) if args.config else TrainConfig()
     if args.preset:
         cfg = cfg.with_preset(args.preset)
+    launch = _launch(args)
     cfg = cfg.with_overrides(
-        **{key: getattr(args, key) for key in _TRAIN_FLAGS},
+        **{key: getattr(args, key) for key in _TRAIN_FLAGS}, device=getattr(args, "device", None),
+        processes=args.nproc_per_node,
         weighted_sampling=False if args.no_weighted_sampling else None, hflip=False if args.no_hflip else None,
         augment_p=args.augment or None,
         augment_kinds=args.augment_kinds.split(",") if args.augment_kinds else None)
+    if args.nproc_per_node is None:  # a settings file's processes
+        launch = dataclasses.replace(launch, nproc_per_node=cfg.processes)
+    _check_gpus(cfg.device, launch.nproc_per_node)
     if not cfg.data:
         cfg.data = str(ensure_demo())
     from detectlab.runs import RunStore
-    from detectlab.runs.worker import execute_run
+    from detectlab.runs.worker import epoch_line, execute_run
+    from detectlab.train.distributed import RanksFailed
     from detectlab.train.layout import RunLayout, new_run_id, runs_db
 
     store = RunStore(runs_db())
@@ -39,10 +48,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if not _wait_for_turn(store, record.id):
         return 1
     progress = TqdmProgress()
-    result = execute_run(store, record.id, RunLayout.of(cfg.out_dir).root, progress=progress, on_epoch=lambda e: print(
-        f"  epoch {e['epoch']}: train loss {e['train_loss'] or 0:.4f}  val loss {e['val_loss']:.4f}  "
-        f"val acc {e['val_accuracy']:.3f}  val bal.acc {e['val_balanced_accuracy'] or 0:.3f}", flush=True))
+    try:
+        result = execute_run(store, record.id, RunLayout.of(cfg.out_dir).root, progress=progress,
+                             on_epoch=lambda e: print(epoch_line(e), flush=True), launch=launch)
+    except RanksFailed:
+        r = store.get(record.id)
+        print(f"run {record.id} {r.status}: {r.error}", file=sys.stderr)
+        return 1
     progress.close()
+    if launch.distributed and result is not None:  # rank 0 printed its epochs; the outcome is in the store
+        print(f"run {result.id}: {result.status}, test acc {(result.result.get('test') or {}).get('accuracy')} "
+              f"-> {result.checkpoint}")
+        for msg in result.result.get("notes") or []:
+            print(f"  note: {msg}")
+        return 0 if result.status == "finished" else 1
     if result is None:
         r = store.get(record.id)
         print(f"run {record.id} was {r.status} before it started{': ' + r.error if r.error else ''}", file=sys.stderr)
@@ -55,6 +74,31 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if len(result.runs) > 1:
         print(json.dumps(result.summary, indent=1))
     return 0
+
+
+def _launch(args: argparse.Namespace):
+    """The torchrun launch the flags describe (one process by default); a bad combination is refused here."""
+    from detectlab.errors import DetectLabError
+    from detectlab.train.distributed import Launch
+
+    n = 1 if args.nproc_per_node is None else args.nproc_per_node
+    if args.nnodes is None and (args.node_rank is not None or args.rdzv_endpoint):
+        raise DetectLabError("--node-rank and --rdzv-endpoint go with --nnodes M (M machines, each running this "
+                             "command with its own --node-rank)")
+    return Launch(nproc_per_node=n, nnodes=args.nnodes or 1, node_rank=args.node_rank or 0,
+                  rdzv_endpoint=args.rdzv_endpoint or "")
+
+
+def _check_gpus(name: str, processes: int) -> None:
+    """On CUDA each local process takes one GPU: refuse more processes than GPUs before anything is queued."""
+    import torch
+
+    from detectlab.config import device
+    from detectlab.errors import DetectLabError
+
+    if device(name).type == "cuda" and processes > torch.cuda.device_count():
+        raise DetectLabError(f"--nproc-per-node {processes} on --device {name}: one GPU per process, and PyTorch "
+                             f"sees {torch.cuda.device_count()}")
 
 
 def _wait_for_turn(store, run_id: str, poll: float = 0.5) -> bool:
@@ -119,6 +163,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--threads", type=int, default=None, help="torch threads (default 2)")
     t.add_argument("--init-from", default=None, metavar="DETECTOR",
                    help="start from this shipped detector's or run's weights (same architecture and input size)")
+    t.add_argument("--nproc-per-node", type=int, default=None, metavar="N",
+                   help="train data-parallel in N processes on this machine (torchrun + DDP: gloo on the CPU, nccl "
+                        "on CUDA, one GPU each); default 1")
+    t.add_argument("--nnodes", type=int, default=None, metavar="M",
+                   help="machines taking part (run this command on each; needs --rdzv-endpoint)")
+    t.add_argument("--node-rank", type=int, default=None, metavar="R", help="this machine's number, 0 to M-1")
+    t.add_argument("--rdzv-endpoint", default=None, metavar="HOST:PORT",
+                   help="where the machines' ranks meet (c10d rendezvous), the same on every machine")
     t.add_argument("--out-dir", default=None)
     t.add_argument("--name", default=None)
     t.set_defaults(func=_cmd_train)

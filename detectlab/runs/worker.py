@@ -9,6 +9,13 @@ A run's config is a ``TrainConfig`` (a detector) or, with ``kind: "localizer"``,
 ``LocalizerConfig`` (a YOLOv8-seg or U-Net localizer): same process, progress, cancel,
 per-epoch history and failure handling. A user's ``.pt`` to start a localizer from, ticked
 *trusted*, is unpickled here (as the user the app runs as), never in the app's server.
+
+A detector run with ``processes > 1`` (or a ``Launch`` over several machines) is data-parallel:
+this process stays the run's owner (pid, heartbeat, the outcome of a failure) and starts the ranks
+through torchrun's elastic agent, each ``python -m detectlab.runs.worker --rank DB RUN_ID RUNS_DIR``.
+Rank 0 writes progress, epochs, steps, the checkpoint and a finished or cancelled outcome, as a
+single process would; the other ranks write nothing. A rank that dies fails the run with the agent's
+report (which rank, its pid, the signal or exit code, the error), once.
 """
 
 from __future__ import annotations
@@ -148,7 +155,7 @@ class NotItsTurn(DetectLabError):
     """A queued run cannot start now: another run is executing, or an older one waits first."""
 
 
-def execute_run(store: RunStore, run_id: str, runs_dir: Path, progress=None, on_epoch=None):
+def execute_run(store: RunStore, run_id: str, runs_dir: Path, progress=None, on_epoch=None, launch=None):
     """Run ``run_id`` to its end and record the outcome; returns the ``TrainResult`` (a dict for localizers),
     or None if the run ended (was cancelled) before it could start here.
 
@@ -157,6 +164,8 @@ def execute_run(store: RunStore, run_id: str, runs_dir: Path, progress=None, on_
     and refused with ``NotItsTurn`` if another run is executing. This process takes the run
     over (its pid, its heartbeat). ``progress`` and ``on_epoch`` are optional extra sinks (the
     CLI prints through them). ``runs_dir`` is the runs folder (see ``detectlab.train.layout``).
+    ``launch`` (``distributed.Launch``) spreads a detector run over several processes or machines; by
+    default the run's ``processes`` on this machine. A distributed run returns its ended ``RunRecord``.
     """
     record = store.get(run_id)
     if record.status == "queued":
@@ -181,7 +190,109 @@ def execute_run(store: RunStore, run_id: str, runs_dir: Path, progress=None, on_
             return _execute_job(store, record, layout, both_progress, store_progress)
         if record.kind == "localizer":
             return _execute_localizer(store, record, both_progress, on_epoch)
+        launch = launch or _local_launch(record.config)
+        if launch is not None and launch.distributed:
+            return _execute_ranks(store, record, layout, launch)
         return _execute_detector(store, record, layout, both_progress, on_epoch, store_progress)
+
+
+def _local_launch(config: dict):
+    """The launch of a run's own ``processes`` on this machine (None for one process)."""
+    from detectlab.train.distributed import Launch
+
+    n = config.get("processes", 1)
+    return Launch(nproc_per_node=n) if isinstance(n, int) and n > 1 else None
+
+
+def _execute_ranks(store: RunStore, record, layout: RunLayout, launch):
+    """Start the run's ranks through torchrun and wait; record a failure (with the agent's report) or a run
+    whose rank 0 ran on another machine. Returns the ended record."""
+    from detectlab.runs.manager import describe_exit
+    from detectlab.train import distributed
+
+    run_id = record.id
+    argv = ["-m", "detectlab.runs.worker", "--rank", str(store.path), run_id, str(layout.root)]
+    try:
+        distributed.run_ranks(launch, argv, run_id)
+    except distributed.RanksFailed as exc:
+        reason = "; ".join(f"rank {f.rank} (pid {f.pid}): {describe_exit(f.exitcode).replace('worker process', 'its process')}"
+                           + (f": {f.message}" if f.message and f.exitcode >= 0 else "") for f in exc.failures)
+        ckpt = layout.saved_checkpoint(run_id)
+        status = "cancelled" if store.cancel_requested(run_id) else "failed"
+        store.finish(run_id, status, {"failures": [vars(f) for f in exc.failures], "processes": launch.nproc_per_node,
+                                      "nodes": launch.nnodes},
+                     checkpoint=str(ckpt) if ckpt else None,
+                     error=f"{reason} — torchrun's elastic agent stopped the other ranks")
+        raise
+    except BaseException as exc:  # noqa: BLE001 - the agent itself failed, or this process was stopped
+        if store.cancel_requested(run_id):
+            ckpt = layout.saved_checkpoint(run_id)
+            store.finish(run_id, "cancelled", checkpoint=str(ckpt) if ckpt else None, error="cancelled")
+        else:
+            _record_failure(store, run_id, exc, layout.saved_checkpoint(run_id))
+        raise
+    if store.get(run_id).status in ("queued", "running"):  # rank 0 was another machine's: its history has the run
+        store.finish(run_id, "finished", {"notes": [f"ranks of a {launch.nnodes}-machine run ended well here; global "
+                                                    "rank 0 ran on another machine, whose run history keeps its "
+                                                    "epochs, results and checkpoint"]})
+    return store.get(run_id)
+
+
+def epoch_line(e: dict) -> str:
+    """One epoch's row as the terminal prints it."""
+    return (f"  epoch {e['epoch']}: train loss {e['train_loss'] or 0:.4f}  val loss {e['val_loss']:.4f}  "
+            f"val acc {e['val_accuracy']:.3f}  val bal.acc {e['val_balanced_accuracy'] or 0:.3f}")
+
+
+def _exit_with_parent(every: float = 1.0) -> None:
+    """End this rank when its launcher is gone (SIGKILLed supervisor: its agent could not stop us)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def execute_rank(db: str, run_id: str, runs_dir: str) -> None:
+    """One rank of a distributed run, in a process torchrun's agent started (its environment names the rank).
+
+    Every rank reads the run's config from the store; rank 0 executes it as a single process would (the
+    store's progress, epochs, steps, checkpoint and outcome), with the run's cancel flag; the other ranks
+    train with no writes and no cancel flag of their own (rank 0 shares it at every step). A failure is not
+    recorded here: the launcher records what the agent reports, once."""
+    from detectlab.train import TrainConfig, distributed, train
+
+    _exit_with_parent()
+    store = RunStore(db)
+    record = store.get(run_id)
+    cfg = TrainConfig.from_dict(record.config)
+    d, _ = distributed.init(cfg.device)
+    try:
+        layout = RunLayout(Path(runs_dir))
+        if d.main:
+            store_progress = StoreProgress(store, run_id)
+            progress, on_epoch = store_progress, None
+            if record.from_terminal:  # `detectlab train` in a terminal: its bars and epoch lines, from rank 0
+                from detectlab.progress import TqdmProgress
+
+                bar = TqdmProgress()
+
+                def progress(done, total=None, desc=""):
+                    store_progress(done, total, desc)
+                    bar(done, total, desc)
+
+                def on_epoch(e):
+                    print(epoch_line(e), flush=True)
+
+            _execute_detector(store, record, layout, progress, on_epoch, store_progress, record_failures=False)
+        else:
+            cfg.out_dir = str(layout.root)
+            train(cfg, run_id=run_id)
+    finally:
+        distributed.shutdown()
 
 
 def _record_failure(store: RunStore, run_id: str, exc: BaseException, checkpoint: Path | None) -> None:
@@ -246,7 +357,7 @@ def _execute_localizer(store: RunStore, record, progress, on_epoch):
 
 
 def _execute_detector(store: RunStore, record, layout: RunLayout, both_progress, on_epoch,
-                      store_progress: StoreProgress | None = None):
+                      store_progress: StoreProgress | None = None, record_failures: bool = True):
     from detectlab.progress import Cancelled
     from detectlab.train import TrainConfig, train
 
@@ -279,7 +390,8 @@ def _execute_detector(store: RunStore, record, layout: RunLayout, both_progress,
                    "images_per_second": first.images_per_second, "seconds": sum(r.seconds for r in result.runs),
                    "weights": first.weights, "notes": first.notes, "runs": len(result.runs),
                    "mean_std": result.summary if len(result.runs) > 1 else None,
-                   "phase_seconds": phases, "wall_seconds": round(time.monotonic() - started, 1)}
+                   "phase_seconds": phases, "wall_seconds": round(time.monotonic() - started, 1),
+                   "hardware": _hardware(first)}
         store.finish(run_id, status, summary, checkpoint=first.checkpoint)
         return result
     except Cancelled as exc:  # a cancel met outside the steps that keep what they finished
@@ -287,15 +399,34 @@ def _execute_detector(store: RunStore, record, layout: RunLayout, both_progress,
         store.finish(run_id, "cancelled", checkpoint=str(ckpt) if ckpt else None, error=str(exc) or "cancelled")
         return None
     except BaseException as exc:  # noqa: BLE001 - every failure is recorded, then re-raised for the exit code
-        _record_failure(store, run_id, exc, layout.saved_checkpoint(run_id))
+        if record_failures:  # a rank's failure is its launcher's to record, with the agent's report
+            _record_failure(store, run_id, exc, layout.saved_checkpoint(run_id))
         raise
+
+
+def _hardware(run) -> dict:
+    """Where a run trained (device, processes, backend, mixed precision), from its checkpoint's metadata."""
+    if not run.checkpoint:
+        return {}
+    from detectlab.models.checkpoint import read_metadata
+
+    try:
+        return read_metadata(run.checkpoint).get("hardware", {})
+    except Exception:  # noqa: BLE001 - a summary without it is still a summary
+        return {}
 
 
 def main(argv: list[str] | None = None) -> int:
     from detectlab.config import set_offline_env
 
     set_offline_env()
-    db, run_id, runs_dir = (argv or sys.argv[1:])[:3]
+    argv = list(argv or sys.argv[1:])
+    if argv[:1] == ["--rank"]:  # one rank of a distributed run: torchrun's agent reports how it ended
+        from torch.distributed.elastic.multiprocessing.errors import record
+
+        record(execute_rank)(*argv[1:4])
+        return 0
+    db, run_id, runs_dir = argv[:3]
     try:
         execute_run(RunStore(db), run_id, Path(runs_dir))
     except Exception:  # noqa: BLE001 - already recorded in the store

@@ -46,7 +46,9 @@ class TrainConfig:
     seed: int = 0
     runs: int = 1
     select_best: bool = True                # [Petrželková 2024]: keep the best-validation checkpoint
-    threads: int = 2
+    threads: int = 2                        # torch threads per process
+    processes: int = 1                      # local training processes (torchrun --nproc-per-node): DDP when > 1
+    device: str = "auto"                    # auto | cpu | cuda (config.device); AMP on CUDA only
     out_dir: str | None = None              # where checkpoints go; default DETECTLAB_HOME/runs/<id>
     name: str = ""
 
@@ -152,6 +154,7 @@ LIMITS: dict[str, tuple[bool, float, float, bool, bool]] = {
     "adv_fraction": (False, 0.0, 1.0, False, False),
     "runs": (True, 1, 20, False, False),
     "threads": (True, 1, 256, False, False),
+    "processes": (True, 1, 64, False, False),
     "seed": (True, 0, 2**32 - 1, False, False),
     "split_seed": (True, 0, 2**32 - 1, False, False),
 }
@@ -254,8 +257,21 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     cfg.data = check_text(cfg.data, "data", MAX_PATH_CHARS)
     cfg.out_dir = check_text(cfg.out_dir, "out_dir", MAX_PATH_CHARS) or None
     cfg.name = check_name(cfg.name)
+    cfg.device = _check_device(cfg.device)
     _check_arch(cfg.arch)
     return cfg
+
+
+def _check_device(value) -> str:
+    """``device`` as ``config.device`` names it (auto, cpu, cuda or cuda:N); where it is resolved (a GPU
+    present or not) is the training process's business, since the app may queue for another machine."""
+    from detectlab.config import DEVICES
+
+    text = str(value or "auto").strip().lower()
+    kind, _, index = text.partition(":")
+    if kind not in DEVICES or (index and (kind != "cuda" or not index.isdigit())):
+        raise TrainConfigError(f"device must be one of {', '.join(DEVICES)} (or cuda:N), got {_shown(value)}")
+    return text
 
 
 #: The longest run name (a run's name is shown in every picker and table).

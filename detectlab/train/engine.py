@@ -9,6 +9,13 @@ number of augmented draws per image is computed once per run (``AUG_FEATURE_DRAW
 
 Adversarial training makes FGSM copies on the fly from the weights being trained (the usual
 practice); [Petrželková 2024] §4.4.2 instead built them once from the already trained model.
+
+Devices and ranks: ``cfg.device`` (``config.device``: auto, cpu, cuda) is where the detector trains,
+with mixed precision (autocast + GradScaler) on CUDA only. Run by torchrun with several ranks
+(``detectlab.train.distributed``), a network detector trains data-parallel: each rank takes its
+share of every global batch of ``processes x batch_size``, DDP averages the gradients, and rank 0
+alone validates, tests and writes; frozen-backbone heads and closed-form fits train on rank 0 alone
+(their cost is the feature extraction, once per data set, which the cache keeps).
 """
 
 from __future__ import annotations
@@ -32,7 +39,9 @@ from detectlab.data.torchdata import ImageFolderDataset
 from detectlab.models import Detector, FrozenBackboneDetector, create_detector
 from detectlab.models.checkpoint import load_checkpoint, save_checkpoint
 from detectlab.progress import NEVER_CANCEL, CancelToken, Cancelled, Progress, null_progress
+from detectlab.train import distributed
 from detectlab.train.config import TrainConfig, TrainConfigError
+from detectlab.train.distributed import SINGLE, CancelSync, Dist
 from detectlab.train.layout import CHECKPOINT_NAME, RUN_ID, RunLayout, new_run_id
 
 EpochCallback = Callable[[dict], None]
@@ -87,14 +96,19 @@ def predict_scores(detector: Detector, images: torch.Tensor, batch_size: int = 6
                    desc: str = "score images", cancel: CancelToken = NEVER_CANCEL) -> torch.Tensor:
     """P(fake) for uint8 or float images ``[N, 3, S, S]``."""
     detector.eval()
+    dev = _device_of(detector)
     out = []
     for lo in range(0, len(images), batch_size):
         cancel.check()
-        x = images[lo : lo + batch_size]
+        x = images[lo : lo + batch_size].to(dev)
         x = x.float() / 255.0 if x.dtype == torch.uint8 else x
-        out.append(torch.sigmoid(detector(x)))
+        out.append(torch.sigmoid(detector(x)).cpu())
         progress(min(lo + batch_size, len(images)), len(images), desc)
     return torch.cat(out) if out else torch.empty(0)
+
+
+def _device_of(module: torch.nn.Module) -> torch.device:
+    return next(module.parameters(), torch.empty(0)).device
 
 
 class _Batches:
@@ -162,11 +176,12 @@ def cached_features(detector: FrozenBackboneDetector, samples, images: torch.Ten
         except Exception:  # noqa: BLE001 - a broken cache file is recomputed
             pass
     detector.eval()
+    dev = _device_of(detector)
     out = []
     for lo in range(0, len(images), 64):
         cancel.check()
-        x = images[lo : lo + 64].float() / 255.0
-        out.append(detector.backbone_features(x.flip(-1) if flip else x))
+        x = images[lo : lo + 64].to(dev).float() / 255.0
+        out.append(detector.backbone_features(x.flip(-1) if flip else x).cpu())
         progress(min(lo + 64, len(images)), len(images), desc or "extract backbone features"
                  + (f" of the {split_name} split" if split_name else "") + (", flipped" if flip else ""))
     feats = torch.cat(out)
@@ -233,7 +248,7 @@ def augmented_features(detector: FrozenBackboneDetector, images: torch.Tensor, a
             if hflip:
                 flip = torch.rand(len(x), generator=gen) < 0.5
                 x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-            feats.append(detector.backbone_features(augment(x, generator=gen)))
+            feats.append(detector.backbone_features(augment(x, generator=gen).to(_device_of(detector))).cpu())
             progress(d * len(images) + min(lo + 64, len(images)), draws * len(images),
                      f"extract backbone features of augmented copies (draw {d + 1}/{draws})")
         out.append(torch.cat(feats))
@@ -253,6 +268,9 @@ class _RunSetup:
     y_train: torch.Tensor
     y_val: np.ndarray
     g_val: list
+    device: torch.device = torch.device("cpu")
+    dist: Dist = SINGLE
+    model: torch.nn.Module | None = None   # what the steps call: the detector, or its DDP wrapper
 
     @property
     def frozen(self) -> bool:
@@ -260,14 +278,18 @@ class _RunSetup:
 
 
 def _prepare_run(cfg: TrainConfig, parts: dict, images: dict, run_seed: int, progress: Progress,
-                 cancel: CancelToken) -> _RunSetup:
-    """Seed, build (and initialise) the detector; for a frozen backbone, compute or read its features."""
+                 cancel: CancelToken, dev: torch.device = torch.device("cpu"), d: Dist = SINGLE) -> _RunSetup:
+    """Seed, build (and initialise) the detector on ``dev``; for a frozen backbone, compute or read its features.
+    Every rank seeds alike: the same initial weights and the same global batches."""
     torch.manual_seed(run_seed)
     gen = torch.Generator().manual_seed(run_seed)
     detector = create_detector(cfg.arch, cfg.pretrained, cfg.input_size)
     notes = list(detector.weights_info.messages)
     if cfg.init_from:
         notes.append(init_weights(detector, cfg.init_from))
+    if hasattr(detector, "fit"):
+        dev = torch.device("cpu")  # a closed-form fit (numpy) stays on the CPU
+    detector.to(dev)
     frozen = isinstance(detector, FrozenBackboneDetector)
     train_x, val_x = images["train"], images["val"]
     augment = _augmenter(cfg)
@@ -294,7 +316,7 @@ def _prepare_run(cfg: TrainConfig, parts: dict, images: dict, run_seed: int, pro
                                                      "train"))
     return _RunSetup(detector, gen, notes, augment, use_cache, feats,
                      torch.tensor([s.label for s in parts["train"]], dtype=torch.float32),
-                     np.array([s.label for s in parts["val"]]), [s.generator for s in parts["val"]])
+                     np.array([s.label for s in parts["val"]]), [s.generator for s in parts["val"]], dev, d)
 
 
 def _fit_closed_form(cfg: TrainConfig, run: _RunSetup, train_x: torch.Tensor, epochs: int, progress: Progress) -> None:
@@ -308,45 +330,50 @@ def _fit_closed_form(cfg: TrainConfig, run: _RunSetup, train_x: torch.Tensor, ep
 def _train_step(cfg: TrainConfig, run: _RunSetup, train_x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     """The logits of one batch ``idx``: from cached features (one draw or flip each) or from the images
     (flip, degradations and FGSM copies drawn here)."""
-    detector, gen, feats = run.detector, run.gen, run.feats
+    detector, gen, feats, dev = run.detector, run.gen, run.feats, run.device
     if run.use_cache and "train_aug" in feats:
         f = feats["train_aug"][torch.randint(AUG_FEATURE_DRAWS, (len(idx),), generator=gen), idx]
-        return detector.head_on_backbone(f)
+        return detector.head_on_backbone(f.to(dev))
     if run.use_cache:
         flip = cfg.hflip & (torch.rand(len(idx), generator=gen) < 0.5)
         f = feats["train"][idx]
         if cfg.hflip:
             f = torch.where(flip[:, None], feats["train_flip"][idx], f)
-        return detector.head_on_backbone(f)
+        return detector.head_on_backbone(f.to(dev))
+    # flips of the whole global batch, then this rank's share: N ranks draw what one process with N*B draws
+    flip = torch.rand(len(idx), generator=gen) < 0.5 if cfg.hflip else None
+    mine = run.dist.share(torch.arange(len(idx)))
+    idx = idx[mine]
     x = train_x[idx].float() / 255.0
-    if cfg.hflip:
-        flip = torch.rand(len(idx), generator=gen) < 0.5
-        x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+    if flip is not None:
+        x = torch.where(flip[mine][:, None, None, None], x.flip(-1), x)
     if run.augment is not None:
-        x = run.augment(x, generator=gen)
+        x = run.augment(x, generator=gen)  # on the CPU: the degradations draw from a CPU generator
+    x = x.to(dev)
     if cfg.adv_eps:
         from detectlab.attacks import fgsm_batch_for_training
 
         k = int(round(cfg.adv_fraction * len(idx)))
         if k:
             x = x.clone()
-            x[:k] = fgsm_batch_for_training(detector, x[:k], run.y_train[idx][:k], cfg.adv_eps, gen)
+            x[:k] = fgsm_batch_for_training(detector, x[:k], run.y_train[idx][:k].to(dev), cfg.adv_eps, gen)
             detector.train()
-    return detector(x)
+    return (run.model or detector)(x)
 
 
 @torch.no_grad()
 def _validate(run: _RunSetup, val_x: torch.Tensor, cancel: CancelToken, progress: Progress = null_progress,
               desc: str = "validate") -> tuple[torch.Tensor, np.ndarray]:
     run.detector.eval()
-    n = len(run.y_val)
+    n, dev = len(run.y_val), run.device
     if run.use_cache:
-        vlogits = torch.cat([run.detector.head_on_backbone(run.feats["val"][lo : lo + 256]) for lo in range(0, n, 256)])
+        vlogits = torch.cat([run.detector.head_on_backbone(run.feats["val"][lo : lo + 256].to(dev)).cpu()
+                             for lo in range(0, n, 256)])
     else:
         chunks = []
         for lo in range(0, n, 64):
             cancel.check()
-            chunks.append(run.detector(val_x[lo : lo + 64].float() / 255.0))
+            chunks.append(run.detector(val_x[lo : lo + 64].to(dev).float() / 255.0).float().cpu())
             progress(min(lo + 64, n), n, desc)
         vlogits = torch.cat(chunks)
     cancel.check()  # a cancel while validating ends the epoch here, unrecorded
@@ -371,35 +398,49 @@ def _epoch_loop(cfg: TrainConfig, run: _RunSetup, parts: dict, images: dict, tot
                 save_best: Callable[[dict, int], None], progress: Progress, cancel: CancelToken,
                 on_epoch: EpochCallback | None, on_step: EpochCallback | None, start: float) -> _Loop:
     """Train ``total_steps`` steps in ``epochs`` epochs, validating after each and keeping the best epoch
-    (balanced validation accuracy) on disk at once; a cancel ends the loop with what it has."""
-    detector, frozen = run.detector, run.frozen
-    opt = torch.optim.Adam(detector.trainable_parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps_per_epoch = max(1, math.ceil(len(parts["train"]) / cfg.batch_size))
-    batches = _Batches(parts["train"], cfg.batch_size, cfg.weighted_sampling, run.gen)
+    (balanced validation accuracy) on disk at once; a cancel ends the loop with what it has.
+
+    On several ranks (``run.dist``) a step is one global batch of ``processes x batch_size``, shared out;
+    rank 0 alone validates and saves; ``cancel`` (a ``CancelSync``) is agreed on at every step."""
+    detector, frozen, d, dev = run.detector, run.frozen, run.dist, run.device
+    sync = cancel if isinstance(cancel, CancelSync) else CancelSync(cancel, SINGLE)
+    global_batch = cfg.batch_size * d.world
+    steps_per_epoch = max(1, math.ceil(len(parts["train"]) / global_batch))
+    batches = _Batches(parts["train"], global_batch, cfg.weighted_sampling, run.gen)
+    amp = dev.type == "cuda"  # mixed precision where it pays: on a GPU
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
     loop = _Loop()
     try:
+        sync.agree()  # every rank is here (or one has stopped) before DDP's own collectives begin
+        run.model = distributed.wrap(detector, d, dev)
+        opt = torch.optim.Adam(detector.trainable_parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         for epoch in range(1, epochs + 1):
-            detector.train()
+            run.model.train()
             losses = []
             steps_this_epoch = max(1, min(steps_per_epoch, total_steps - loop.step))
             for _ in range(min(steps_per_epoch, total_steps - loop.step)):
-                cancel.check()
+                sync.agree()
                 t_step = time.perf_counter()
                 idx = batches.next()
-                loss = F.binary_cross_entropy_with_logits(_train_step(cfg, run, images["train"], idx), run.y_train[idx])
-                cancel.check()  # a step can take seconds on a busy CPU: look again between its halves
+                with torch.autocast(dev.type, enabled=amp):
+                    logits = _train_step(cfg, run, images["train"], idx)
+                loss = F.binary_cross_entropy_with_logits(logits.float(), run.y_train[d.share(idx)].to(dev))
+                sync.check()  # a step can take seconds on a busy CPU: look again between its halves
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
-                cancel.check()
-                opt.step()
-                losses.append(loss.item())
+                scaler.scale(loss).backward()
+                sync.check()
+                scaler.step(opt)
+                scaler.update()
+                losses.append(distributed.mean(loss, d))  # the global batch's loss, as one process has it
                 loop.step_seconds += time.perf_counter() - t_step
                 loop.step += 1
                 loop.seen += len(idx)
                 if on_step:
                     on_step({"step": loop.step, "epoch": epoch - 1 + len(losses) / steps_this_epoch, "loss": losses[-1]})
                 progress(loop.step, total_steps, f"train {cfg.arch} (epoch {epoch}/{epochs})")
-            vlogits, vscores = _validate(run, images["val"], cancel, progress, f"validate (epoch {epoch}/{epochs})")
+            if not d.main:
+                continue  # rank 0 validates; the others wait for it at the next step's agreement
+            vlogits, vscores = _validate(run, images["val"], sync.token, progress, f"validate (epoch {epoch}/{epochs})")
             vloss = float(F.binary_cross_entropy_with_logits(vlogits, torch.tensor(run.y_val, dtype=torch.float32)))
             vm = _metrics(run.y_val, vscores, run.g_val)
             entry = {"epoch": epoch, "step": loop.step, "train_loss": float(np.mean(losses)) if losses else None,
@@ -422,45 +463,59 @@ def _epoch_loop(cfg: TrainConfig, run: _RunSetup, parts: dict, images: dict, tot
 
 def _run_once(cfg: TrainConfig, ds: DetectionDataset, parts: dict, images: dict, run_seed: int, run_dir: Path,
               progress: Progress, cancel: CancelToken, on_epoch: EpochCallback | None,
-              on_step: EpochCallback | None = None) -> RunResult:
-    """One run: prepare, fit (closed form) or train epochs, then test the best epoch and save it."""
+              on_step: EpochCallback | None = None, dev: torch.device = torch.device("cpu"),
+              d: Dist = SINGLE) -> RunResult:
+    """One run: prepare, fit (closed form) or train epochs, then test the best epoch and save it (rank 0 alone
+    writes; ``cancel`` is the ranks' ``CancelSync``, rank 0's own token inside it)."""
     start = time.perf_counter()
+    own = cancel.token if isinstance(cancel, CancelSync) else cancel
     try:
-        run = _prepare_run(cfg, parts, images, run_seed, progress, cancel)
+        run = _prepare_run(cfg, parts, images, run_seed, progress, own, dev, d)
     except Cancelled:
         return RunResult(run_dir.name, "cancelled", [], 0, {}, {}, None, time.perf_counter() - start, 0.0, "",
                          ["cancelled while preparing the run (before the first step)"])
     detector = run.detector
-    steps_per_epoch = max(1, math.ceil(len(parts["train"]) / cfg.batch_size))
+    steps_per_epoch = max(1, math.ceil(len(parts["train"]) / (cfg.batch_size * d.world)))
     total_steps = cfg.iterations or cfg.epochs * steps_per_epoch
     epochs = math.ceil(total_steps / steps_per_epoch)
     if hasattr(detector, "fit"):
         _fit_closed_form(cfg, run, images["train"], epochs, progress)
         total_steps, epochs = 0, 1
-    run_dir.mkdir(parents=True, exist_ok=True)
     # a mirror-model half says which part it saw and how many samples that is
     part = {"train_part": {"part": cfg.train_part, "samples": len(parts["train"])}} if cfg.part else {}
-    (run_dir / "splits.json").write_text(json.dumps(split_files(parts, ds.root) | part))
+    if d.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "splits.json").write_text(json.dumps(split_files(parts, ds.root) | part))
     base_meta = {
         "training": cfg.to_dict() | {"seed": run_seed},
         "data": {"root": str(ds.root), "layout": ds.layout, "generators": cfg.generators or ds.generators,
                  "fingerprint": dataset_fingerprint(ds.samples), "splits": split_summary(parts)} | part,
+        "hardware": hardware(run.device, d),
         "threshold": 0.5,
     }
 
     def save_best(entry: dict, epoch: int) -> None:
-        save_checkpoint(detector, run_dir / CHECKPOINT_NAME,
-                        base_meta | {"metrics": {"val": entry, "best_epoch": epoch, "status": "running"}})
+        if d.main:
+            save_checkpoint(detector, run_dir / CHECKPOINT_NAME,
+                            base_meta | {"metrics": {"val": entry, "best_epoch": epoch, "status": "running"}})
 
     start = time.perf_counter()
     loop = _epoch_loop(cfg, run, parts, images, total_steps, epochs, save_best, progress, cancel, on_epoch, on_step,
                        start)
     seconds = time.perf_counter() - start
     speed = loop.seen / max(loop.step_seconds, 1e-9)
-    if loop.best_state is None:  # cancelled before the first validation: nothing worth keeping
+    if loop.best_state is None:  # cancelled before the first validation (or not rank 0): nothing to keep
         return RunResult(run_dir.name, loop.status, loop.history, 0, {}, {}, None, seconds, speed,
                          detector.weights_info.source, run.notes)
-    return _evaluate_and_save(cfg, run, parts, images, loop, base_meta, run_dir, seconds, speed, progress, cancel)
+    return _evaluate_and_save(cfg, run, parts, images, loop, base_meta, run_dir, seconds, speed, progress, own)
+
+
+def hardware(dev: torch.device, d: Dist = SINGLE) -> dict:
+    """Where a run trained, for its checkpoint and history: device, processes, DDP backend, mixed precision."""
+    out = {"device": str(dev), "processes": d.world, "amp": dev.type == "cuda"}
+    if d.active:
+        out["backend"] = "nccl" if dev.type == "cuda" else "gloo"
+    return out
 
 
 def fit_network(cfg: TrainConfig, parts: dict, images: dict, seed: int, progress: Progress = null_progress,
@@ -528,7 +583,7 @@ def _scores(detector, images, use_cache, samples, progress, cancel: CancelToken 
                                 f"{TEST_STAGE} (backbone features)")
         with torch.no_grad():
             detector.eval()
-            return torch.sigmoid(detector.head_on_backbone(feats)).numpy()
+            return torch.sigmoid(detector.head_on_backbone(feats.to(_device_of(detector))).cpu()).numpy()
     return predict_scores(detector, images, progress=progress, desc=TEST_STAGE, cancel=cancel).numpy()
 
 
@@ -598,24 +653,43 @@ def train(cfg: TrainConfig, progress: Progress = null_progress, cancel: CancelTo
 
     ``on_epoch`` gets each epoch's row (losses, validation metrics); ``on_step`` each training
     step's ``{"step", "epoch" (fractional), "loss"}`` for live curves.
+
+    In a torchrun worker (a process group is up, ``distributed.init``) every rank calls this with the
+    same ``cfg``: a network detector trains data-parallel, anything else on rank 0 alone (the other
+    ranks return at once with no runs); only rank 0's ``cancel`` is read, and only rank 0 writes.
     """
     from detectlab.eval import mean_std
 
     torch.set_num_threads(max(1, cfg.threads))
+    d = distributed.current()
+    if d.active and not distributed.network_arch(cfg.arch):
+        if not d.main:
+            return TrainResult([], {})
+        d = SINGLE  # a frozen head or a closed-form fit: rank 0 trains it alone, with no collective
+    dev = distributed.rank_device(cfg.device, d.local_rank)
+    sync = CancelSync(cancel, d, dev)
     layout = RunLayout.of(cfg.out_dir)
     run_id = run_id or new_run_id()
     try:
         ds, parts, images = prepare_data(cfg, progress, cancel)
     except Cancelled:  # a cancel while decoding ends the run "cancelled", with nothing to keep
+        sync.tell()
         return TrainResult([RunResult(run_id, "cancelled", [], 0, {}, {}, None, 0.0, 0.0, "",
                                       ["cancelled while decoding the data (before the first step)"])], {})
     results = []
     for k in range(cfg.runs):
         run_dir = layout.repeat_dir(run_id, k, cfg.runs)
-        res = _run_once(cfg, ds, parts, images, cfg.seed + k, run_dir, progress, cancel, on_epoch,
-                        on_step if k == 0 else None)
+        res = _run_once(cfg, ds, parts, images, cfg.seed + k, run_dir, progress, sync, on_epoch,
+                        on_step if k == 0 else None, dev, d)
+        res.notes.append(f"trained on {dev}" + (f", {d.world} processes (DDP, {hardware(dev, d)['backend']}): "
+                                                 f"global batch {d.world} x {cfg.batch_size}" if d.active else "")
+                         + (", mixed precision" if dev.type == "cuda" else ""))
         results.append(res)
         if res.status == "cancelled":
             break
+    try:  # rank 0 ends (its test split scored, or stopped) where the other ranks wait: no collective is left open
+        sync.tell() if results[-1].status == "cancelled" else sync.agree()
+    except Cancelled:
+        pass  # a cancel after the last step: the runs are complete
     tests = [r.test for r in results if r.test]
     return TrainResult(results, mean_std(tests) if tests else {})
