@@ -141,16 +141,17 @@ def test_an_interrupted_predict_csv_resumes_with_only_the_rest(cnn, demo_root, t
 
     files = [str(p) for p in sorted((demo_root / "real").glob("*.png"))[:10]]
     monkeypatch.setattr(detect_cmd, "CSV_CHUNK", 4)
-    real_score = predict_mod.score_files
+    real_score = predict_mod.iter_scores
     calls = []
 
-    def interrupted(loaded, chunk, **kw):
-        if calls:  # the second chunk: the user presses Ctrl-C
-            raise KeyboardInterrupt
-        calls.append(chunk)
-        return real_score(loaded, chunk, **kw)
+    def interrupted(loaded, todo, **kw):  # the CLI scores one stream: Ctrl-C arrives in its second chunk
+        calls.append(list(todo))
+        for k, p in enumerate(real_score(loaded, todo, **kw)):
+            if k == 5:
+                raise KeyboardInterrupt
+            yield p
 
-    monkeypatch.setattr(predict_mod, "score_files", interrupted)
+    monkeypatch.setattr(predict_mod, "iter_scores", interrupted)
     out_csv = tmp_path / "p.csv"
     res = run("predict", cnn, *files, "--csv", str(out_csv))
     assert res.returncode == 130, (res.returncode, res.stderr)
@@ -159,17 +160,17 @@ def test_an_interrupted_predict_csv_resumes_with_only_the_rest(cnn, demo_root, t
         fh.write(files[4] + ",0.51")
     seen = []
 
-    def recording(loaded, chunk, **kw):
-        seen.extend(str(f) for f in chunk)
-        return real_score(loaded, chunk, **kw)
+    def recording(loaded, todo, **kw):
+        seen.extend(str(f) for f in todo)
+        return real_score(loaded, todo, **kw)
 
-    monkeypatch.setattr(predict_mod, "score_files", recording)
+    monkeypatch.setattr(predict_mod, "iter_scores", recording)
     res = run("predict", cnn, *files, "--csv", str(out_csv))
     assert res.returncode == 0 and "4 of 10 file(s) already scored there; scoring the other 6" in res.stderr
     assert seen == files[4:]
     rows = list(csv.DictReader(out_csv.open()))
     assert [r["file"] for r in rows] == files
-    monkeypatch.setattr(predict_mod, "score_files", real_score)
+    monkeypatch.setattr(predict_mod, "iter_scores", real_score)
     whole = tmp_path / "whole.csv"
     assert run("predict", cnn, *files, "--csv", str(whole)).returncode == 0
     assert [r["p_fake"] for r in csv.DictReader(whole.open())] == [r["p_fake"] for r in rows]

@@ -4,8 +4,28 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
+
+
+def _load_on_device(args: argparse.Namespace):
+    """The detector of ``args.checkpoint`` on ``--device`` (``config.device``: auto, cpu, cuda; cuda without a GPU
+    is an error that says so). ``load_detector`` places (and caches) the model on ``config.device()``, which reads
+    ``DETECTLAB_DEVICE``: set for this load only, so an in-process caller's environment is left as it was."""
+    from detectlab import config
+    from detectlab.catalog import load_detector
+
+    device = config.device(args.device)
+    before = os.environ.get("DETECTLAB_DEVICE")
+    os.environ["DETECTLAB_DEVICE"] = str(device)
+    try:
+        return load_detector(args.checkpoint)
+    finally:
+        if before is None:
+            os.environ.pop("DETECTLAB_DEVICE", None)
+        else:
+            os.environ["DETECTLAB_DEVICE"] = before
 
 
 def _print_metrics(metrics: dict) -> None:
@@ -27,10 +47,9 @@ def _print_metrics(metrics: dict) -> None:
 def _cmd_eval(args: argparse.Namespace) -> int:
     from detectlab.detect import evaluate_dataset, write_csv
     from detectlab.detect.predict import scoring_options
-    from detectlab.catalog import load_detector
     from detectlab.progress import TqdmProgress
 
-    loaded = load_detector(args.checkpoint)
+    loaded = _load_on_device(args)
     detector, path = loaded.detector, loaded.path
     progress = TqdmProgress()
     preds, metrics, selection = evaluate_dataset(detector, args.data, split_name=args.split, seed=args.split_seed,
@@ -58,60 +77,72 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 CSV_CHUNK = 256
 
 
+def _print_prediction(p) -> None:
+    """One line: file, P(fake) and decision of the resize path, error, then what the verdict rests on."""
+    extra = "" if p.p_fake_tiles is None else f"\ttiles {p.p_fake_tiles:.4f}"
+    extra += "" if p.p_calibrated is None else \
+        f"\tcalibrated {p.p_calibrated:.4f}" + ("\tunlike the training data" if p.unlike_training else "")
+    if p.verdict != "error":
+        extra += f"\tverdict {p.verdict.upper()}" + (f" ({'; '.join(p.reasons)})" if p.reasons else "")
+    print(f"{p.file}\t{'' if p.p_fake is None else format(p.p_fake, '.4f')}\t{p.decision}\t{p.error}{extra}")
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
     from detectlab.detect import write_csv
-    from detectlab.detect.predict import expand_inputs, score_files, written_files
+    from detectlab.detect import predict as predict_mod
     from detectlab.errors import DatasetError
-    from detectlab.catalog import load_detector
     from detectlab.progress import TqdmProgress
 
-    loaded = load_detector(args.checkpoint)
+    loaded = _load_on_device(args)
     detector, path = loaded.detector, loaded.path
-    files = expand_inputs(args.inputs)
+    files = predict_mod.expand_inputs(args.inputs)
     if not files:  # nothing to score: say so, and leave no empty CSV behind that reads like a result
         raise DatasetError(f"no image files (PNG, JPEG, WebP, BMP, TIFF) found in {', '.join(args.inputs)}; "
                            "nothing scored" + (f", {args.csv} not written" if args.csv else ""))
     trust = loaded.trust
     if args.csv:  # resumable: rows are appended chunk by chunk, and a re-run skips the files already written
-        done = written_files(args.csv, path.stem)
+        done = predict_mod.written_files(args.csv, path.stem)
         todo = [f for f in files if str(f) not in done]
         if done:
             print(f"resuming {args.csv}: {len(files) - len(todo)} of {len(files)} file(s) already scored there; "
                   f"scoring the other {len(todo)}", file=sys.stderr)
         files = todo
     progress = TqdmProgress()
-    preds = []
-    step = CSV_CHUNK if args.csv else max(1, len(files))
-    for lo in range(0, len(files), step):
-        chunk = score_files(loaded, files[lo:lo + step],  # the Detect tab's batch scores the same way
-                            progress=lambda done, total=None, desc="", lo=lo: progress(lo + done, len(files), desc))
-        preds += chunk
+    # one stream over all files (the Detect tab's batch scores the same way): each prediction is printed, and
+    # appended to the CSV CSV_CHUNK at a time, as it comes, so memory stays flat however many files there are
+    chunk, n, refused = [], 0, 0
+    for p in predict_mod.iter_scores(loaded, files, progress=progress):
+        _print_prediction(p)
+        n += 1
+        refused += p.decision == "error"
         if args.csv:
-            write_csv(chunk, args.csv, path.stem, append=True)
+            chunk.append(p)
+            if len(chunk) >= CSV_CHUNK:
+                write_csv(chunk, args.csv, path.stem, append=True)
+                chunk = []
+    if chunk:
+        write_csv(chunk, args.csv, path.stem, append=True)
     progress.close()
     if trust is None:
         print(f"note: {path.name} has no calibration statistics (detectlab calibrate); P(fake) is uncalibrated",
               file=sys.stderr)
-    for p in preds:  # file, P(fake) and decision of the resize path, error, then what the verdict rests on
-        extra = "" if p.p_fake_tiles is None else f"\ttiles {p.p_fake_tiles:.4f}"
-        extra += "" if p.p_calibrated is None else \
-            f"\tcalibrated {p.p_calibrated:.4f}" + ("\tunlike the training data" if p.unlike_training else "")
-        if p.verdict != "error":
-            extra += f"\tverdict {p.verdict.upper()}" + (f" ({'; '.join(p.reasons)})" if p.reasons else "")
-        print(f"{p.file}\t{'' if p.p_fake is None else format(p.p_fake, '.4f')}\t{p.decision}\t{p.error}{extra}")
     if args.heatmaps:
-        from detectlab.detect.predict import write_heatmaps
-
         progress = TqdmProgress()
-        written = write_heatmaps(detector, files, args.heatmaps, loaded.threshold, args.method, progress=progress)
+        written = predict_mod.write_heatmaps(detector, files, args.heatmaps, loaded.threshold, args.method,
+                                             progress=progress)
         progress.close()
         print(f"{len(written)} heatmaps written to {args.heatmaps}")
-    refused = sum(1 for p in preds if p.decision == "error")
     if refused:  # a partial result is not a success: scripts must see it (exit 1), the user how many
-        print(f"error: {refused} of {len(preds)} file(s) refused, not scored (the 'error' rows above say why)"
-              + (f"; {len(preds) - refused} scored" if refused < len(preds) else ""), file=sys.stderr)
+        print(f"error: {refused} of {n} file(s) refused, not scored (the 'error' rows above say why)"
+              + (f"; {n - refused} scored" if refused < n else ""), file=sys.stderr)
         return 1
     return 0
+
+
+def _device_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default=None,
+                        help="auto (a CUDA GPU when PyTorch sees one, else the CPU), cpu or cuda[:N]; default "
+                             "DETECTLAB_DEVICE, else auto. Mixed precision (float16 autocast) on CUDA only")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -125,6 +156,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--split-seed", type=int, default=0)
     e.add_argument("--json", help="write the metrics here")
     e.add_argument("--csv", help="write per-file scores here")
+    _device_flag(e)
     e.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("predict", help="P(fake) for files or folders")
@@ -134,4 +166,5 @@ def register(sub: argparse._SubParsersAction) -> None:
                                  "and detector skips the files already in it (resumes after an interruption)")
     p.add_argument("--heatmaps", help="folder for heatmap overlays (one PNG per image and heatmap layer)")
     p.add_argument("--method", default="gradcam", choices=["gradcam", "gradcam++"])
+    _device_flag(p)
     p.set_defaults(func=_cmd_predict)

@@ -6,17 +6,21 @@ attacks, degradations and spectra all see the same [0, 1] images (STYLE.md).
 
 from __future__ import annotations
 
+import os
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
-from detectlab.data.decode import load_mask, load_tensor, resize_center_crop
+from detectlab.data.decode import load_fitted, load_mask, load_tensor, resize_center_crop
 from detectlab.data.discover import Sample
+from detectlab.errors import DetectLabError
 
-__all__ = ["ImageFolderDataset", "MaskedImageDataset"]
+__all__ = ["FittedBatch", "FittedFiles", "ImageFolderDataset", "MaskedImageDataset", "fitted_batches",
+           "loader_workers"]
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
 PairTransform = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -120,3 +124,88 @@ class MaskedImageDataset(Dataset):
         if self.transform is not None:
             image, mask = self.transform(image, mask)
         return image, mask, index
+
+
+# --------------------------------------------------------------------------- streaming many files
+
+
+class FittedFiles(Dataset):
+    """Files decoded as Detect decodes them (``load_fitted`` at ``size``): item ``i`` is
+    ``(i, image [3, size, size] or None, (width, height) in the file, error text)``.
+
+    An unreadable file is an item with its reason, never an exception, so one bad file among 100k
+    costs one row of the result, not the run.
+    """
+
+    def __init__(self, files: Sequence[str | Path], size: int | tuple[int, int] | None,
+                 max_pixels: int | None = None) -> None:
+        self.files = list(files)
+        self.size = size
+        self.max_pixels = max_pixels
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int):
+        try:
+            x, wh = load_fitted(self.files[i], self.size, max_pixels=self.max_pixels)
+            return i, x, wh, ""
+        except DetectLabError as exc:
+            return i, None, (0, 0), str(exc)
+
+
+@dataclass
+class FittedBatch:
+    """Consecutive files ``positions`` of a list: the readable ones stacked in ``images`` (row k is file
+    ``ok[k]``, of ``sizes[k]`` (width, height) in the file), the others in ``errors`` with the reason."""
+
+    positions: list[int]
+    images: torch.Tensor | None
+    ok: list[int] = field(default_factory=list)
+    sizes: list[tuple[int, int]] = field(default_factory=list)
+    errors: dict[int, str] = field(default_factory=dict)
+
+
+def _collate(items) -> FittedBatch:
+    ok = [(i, x, wh) for i, x, wh, err in items if x is not None]
+    return FittedBatch([i for i, *_ in items], torch.stack([x for _, x, _ in ok]) if ok else None,
+                       [i for i, _, _ in ok], [wh for _, _, wh in ok],
+                       {i: err for i, x, _, err in items if x is None})
+
+
+def _fresh_worker(_: int) -> None:
+    # A worker is forked from a process whose other threads may hold the decode budget's lock at that
+    # instant; a fresh budget (same limit) keeps the worker from waiting on a lock nobody will release.
+    from detectlab.data import decode
+
+    decode.DECODE_BUDGET = decode.DecodeBudget(decode.DECODE_BUDGET.total)
+
+
+def loader_workers(n_files: int, batch_size: int) -> int:
+    """Decoding worker processes for ``n_files``: none for a handful (starting workers costs more than
+    decoding a few files), else one per core up to 4 (``DETECTLAB_LOADER_WORKERS`` overrides)."""
+    import multiprocessing
+
+    if multiprocessing.current_process().daemon:  # a daemonic process may not start children
+        return 0
+    if "DETECTLAB_LOADER_WORKERS" in os.environ:
+        return max(0, int(os.environ["DETECTLAB_LOADER_WORKERS"]))
+    if n_files < 2 * batch_size:
+        return 0
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def fitted_batches(files: Sequence[str | Path], size: int | tuple[int, int] | None, batch_size: int = 32,
+                   workers: int | None = None, pin_memory: bool = False,
+                   max_pixels: int | None = None) -> Iterator[FittedBatch]:
+    """``FittedBatch``es of ``files`` in order, decoded by a ``torch.utils.data.DataLoader``'s worker
+    processes while the caller works on the previous batch.
+
+    Memory holds a few batches whatever the number of files (workers x 2 prefetched): nothing keeps a
+    decoded image once its batch is dropped. ``workers`` defaults to ``loader_workers``.
+    """
+    workers = loader_workers(len(files), batch_size) if workers is None else workers
+    kw = dict(num_workers=workers, worker_init_fn=_fresh_worker, prefetch_factor=2) if workers else {}
+    loader = DataLoader(FittedFiles(files, size, max_pixels), batch_size=batch_size, shuffle=False,
+                        collate_fn=_collate, pin_memory=pin_memory, **kw)
+    yield from loader
