@@ -137,9 +137,11 @@ def load_set(root: str | Path, seed: int = 0, min_generators: int = 1) -> Labell
 
 
 # -- features --------------------------------------------------------------------------------------
-def _features_path(data: LabelledSet, backbone: str, size: int) -> Path:
-    key = json.dumps([backbone, size, data.files_fingerprint, str(data.root.resolve())])
-    return config.home() / "cache" / "experiments" / "features" / (hashlib.sha256(key.encode()).hexdigest()[:24] + ".pt")
+def _features_key(data: LabelledSet, backbone: str, size: int) -> str:
+    """The shared feature cache's key (``data.featcache``) of a pretrained backbone's features of ``data``."""
+    from detectlab.data import featcache
+
+    return featcache.key(f"{backbone}|pretrained", [i.path for i in data.items], size=size)
 
 
 @dataclass
@@ -165,47 +167,45 @@ class Features:
 def extract_features(data: LabelledSet, backbone: str = DEFAULT_BACKBONE, size: int = DEFAULT_SIZE,
                      progress: Progress = null_progress, cancel: CancelToken = NEVER_CANCEL,
                      batch: int = 64) -> Features:
-    """Backbone features of every item, extracted once per (backbone, size, data fingerprint) and kept under
-    ``DETECTLAB_HOME/cache/experiments/features``; later calls read them from disk."""
+    """Backbone features of every item, extracted once per (backbone, size, files) and kept in the shared feature
+    cache (``data.featcache``, ``DETECTLAB_HOME/cache/features``); later calls read them from disk."""
     from detectlab.models import create_detector
 
     start = time.perf_counter()
     values, cached = features_on_disk(
-        _features_path(data, backbone, size), data.items, size,
+        _features_key(data, backbone, size), data.items, size,
         lambda: create_detector(backbone, pretrained=True, input_size=size).eval().backbone_features,
         f"extract {backbone} features", progress, cancel, batch)
     return Features(backbone, size, values, cached, time.perf_counter() - start)
 
 
 @torch.no_grad()
-def features_on_disk(path: Path, items: list[Item], size: int, make_features, desc: str,
+def features_on_disk(cache_key: str, items: list[Item], size: int, make_features, desc: str,
                      progress: Progress = null_progress, cancel: CancelToken = NEVER_CANCEL,
                      batch: int = 64) -> tuple[torch.Tensor, bool]:
-    """The features of ``items`` kept in ``path``: read when the file holds one row per item, else extracted (each
-    image decoded as Detect decodes it, at ``size``; ``make_features()`` gives the function from images to
-    features, built only when needed) and written there. Returns the values and whether they were read."""
-    from detectlab.data.decode import load_tensor
+    """The features of ``items`` kept under ``cache_key`` in the shared feature cache (``data.featcache``): read
+    when it holds one row per item, else extracted (each image decoded as Detect decodes it, at ``size``, by a
+    DataLoader's worker processes; ``make_features()`` gives the function from images to features, built only
+    when needed) and kept. Returns the values and whether they were read."""
+    from detectlab.data import featcache
+    from detectlab.data.torchdata import fitted_batches
+    from detectlab.errors import ImageDecodeError
 
-    if path.exists():
-        try:
-            values = torch.load(path, weights_only=True)
-            if values.shape[0] == len(items):
-                return values, True
-        except Exception:  # noqa: BLE001 - a broken cache file is extracted again
-            pass
+    values = featcache.load(cache_key, len(items))
+    if values is not None:
+        return values, True
     features_of = make_features()
     out = []
-    n = len(items)
-    for lo in range(0, n, batch):
+    done, n = 0, len(items)
+    for b in fitted_batches([i.path for i in items], size, batch):
         cancel.check()
-        x = torch.stack([load_tensor(i.path, size) for i in items[lo: lo + batch]])
-        out.append(features_of(x).float().reshape(x.shape[0], -1))
-        progress(min(lo + batch, n), n, desc)
+        if b.errors:  # a feature matrix has a row per item: an unreadable one is an error, as before
+            raise ImageDecodeError(next(iter(b.errors.values())))
+        out.append(features_of(b.images).float().reshape(b.images.shape[0], -1))
+        done += len(b.positions)
+        progress(done, n, desc)
     values = torch.cat(out) if out else torch.empty(0, 0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(values, tmp)
-    tmp.replace(path)
+    featcache.save(cache_key, values)
     return values, False
 
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-import json
 import time
 from collections import Counter
 from pathlib import Path
@@ -145,17 +144,17 @@ def check_embeddings(params: dict) -> None:
 def _detector_features(loaded, sub: LabelledSet, progress: Progress, cancel: CancelToken,
                        batch: int = 32) -> Features:
     """Penultimate features of every item of ``sub`` by a loaded detector (``Detector.features`` at its input
-    size), kept on disk by checkpoint file, modification time and data fingerprint."""
+    size), kept in the shared feature cache (``data.featcache``) by checkpoint file, modification time and files."""
+    from detectlab.data import featcache
+
     start = time.perf_counter()
     size = loaded.input_size
     stat = loaded.path.stat()
     version = hashlib.sha256(f"{loaded.path.resolve()}|{stat.st_mtime_ns}|{stat.st_size}".encode()).hexdigest()[:12]
     # the probes' cache key reads this label: a rebuilt checkpoint of the same name gets new probes
     label = f"detector:{loaded.short_name}@{version}"
-    key = json.dumps([version, size, sub.files_fingerprint, str(sub.root.resolve())])
-    path = (config.home() / "cache" / "experiments" / "features"
-            / ("det-" + hashlib.sha256(key.encode()).hexdigest()[:24] + ".pt"))
-    values, cached = features_on_disk(path, sub.items, size, lambda: loaded.detector.features,
+    cache_key = featcache.key(f"detector:{loaded.path.resolve()}@{version}", [i.path for i in sub.items], size=size)
+    values, cached = features_on_disk(cache_key, sub.items, size, lambda: loaded.detector.features,
                                       f"extract {loaded.short_name} features", progress, cancel, batch)
     return Features(label, size, values, cached, time.perf_counter() - start)
 
