@@ -84,9 +84,11 @@ class DatasetOverview:
         return sum(r[2] for r in self.rows)
 
 
-def overview(path: Path, *, examples: int = 6, seed: int = 0, progress: Progress = null_progress) -> DatasetOverview:
-    """Discover ``path`` and count it per class/generator and per split ([Petrželková 2024]'s 80/10/10)."""
-    ds = discover(path, progress=progress)
+def overview(path: Path, *, examples: int = 6, seed: int = 0, progress: Progress = null_progress,
+             validate: bool = True) -> DatasetOverview:
+    """Discover ``path`` and count it per class/generator and per split ([Petrželková 2024]'s 80/10/10);
+    ``validate`` as ``discover``'s (False: listed only, no file opened)."""
+    ds = discover(path, validate=validate, progress=progress)
     if isinstance(ds, DetectionDataset):
         parts = split(ds.samples, seed=seed)
         rows = []

@@ -33,31 +33,22 @@ from detectlab.spectral.fingerprint import (
 from detectlab.spectral.removal import REMOVALS
 
 
-def _try_load(f: Path, size: int) -> torch.Tensor | None:
-    try:
-        return load_tensor(f, size)
-    except DetectLabError:
-        return None
-
-
 def batches_of(files: list[Path], size: int, batch: int = 64, progress: Progress = null_progress, desc: str = "",
                cancel: CancelToken = NEVER_CANCEL, workers: int | None = None) -> Iterator[torch.Tensor]:
     """Decode files to ``[B, 3, size, size]`` batches, in order; unreadable files are skipped.
 
-    Decoding (zlib/libjpeg inside PIL) releases the GIL, so a small thread pool decodes a
-    batch in parallel; memory holds one batch at a time whatever the number of files.
+    A DataLoader's worker processes decode (``data.torchdata.fitted_batches``; ``workers`` as its) while the
+    caller computes spectra of the previous batch; memory holds a few batches whatever the number of files.
     """
-    from concurrent.futures import ThreadPoolExecutor
+    from detectlab.data.torchdata import fitted_batches
 
-    workers = workers or min(4, os.cpu_count() or 1)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for lo in range(0, len(files), batch):
-            cancel.check()
-            chunk = files[lo : lo + batch]
-            loaded = [t for t in pool.map(lambda f: _try_load(f, size), chunk) if t is not None]
-            progress(min(lo + batch, len(files)), len(files), desc)
-            if loaded:
-                yield torch.stack(loaded)
+    done = 0
+    for b in fitted_batches(files, size, batch, workers):
+        cancel.check()
+        done += len(b.positions)
+        progress(done, len(files), desc)
+        if b.images is not None:
+            yield b.images
 
 
 @dataclass

@@ -29,7 +29,9 @@ def _reason(path: Path, reason: str) -> str:
 
 
 def _render(path: Path, progress: gr.Progress, not_stored: list[tuple[str, str]] = ()):
-    ov = overview(path, progress=GradioProgress(progress))
+    # listed, not probed (no file opened): a 100k-image folder opens in seconds; the step that reads an
+    # unreadable file reports it then
+    ov = overview(path, progress=GradioProgress(progress), validate=False)
     gallery = [(str(p), f"{name}: {p.name}") for name, files in ov.examples.items() for p in files]
     skipped = [[str(p.relative_to(ov.root)) if ov.root in p.parents else p.name, _reason(p, reason)]
                for p, reason in ov.skipped]
@@ -115,6 +117,25 @@ def delete(label: str | None, confirmed: bool):
         return plain_message(exc), gr.update(), gr.update(value=False)
 
 
+def feature_cache_row() -> str:
+    """The Data tab's "Feature cache: N MB — Clear" line (``data.featcache``)."""
+    from detectlab.data import featcache
+
+    return (f"**Feature cache:** {featcache.describe()} — frozen-backbone features kept for training, "
+            "embeddings and experiments (extracted again after Clear)")
+
+
+def clear_feature_cache() -> str:
+    """Delete the cached frozen-backbone features; returns the row's new text, saying what was freed."""
+    from detectlab.data import featcache
+
+    try:
+        nbytes, files = featcache.clear()
+    except Exception as exc:  # noqa: BLE001
+        return plain_message(exc)
+    return feature_cache_row() + f" · cleared {nbytes / 1e6:,.1f} MB in {files} file{'s' if files != 1 else ''}"
+
+
 def fingerprint_gallery() -> list[tuple[str, str]]:
     """The demo generators' rendered fingerprints, one per design the build wrote, in the demo's order, each
     captioned with its design and group."""
@@ -165,4 +186,8 @@ def build() -> None:
                               elem_id="data-delete-confirm")
         delete_btn = gr.Button("Delete data set", variant="stop", elem_id="data-delete")
     delete_btn.click(delete, [choice, confirm], [status, choice, confirm], api_name=False)
+    with gr.Row():
+        cache_row = gr.Markdown(feature_cache_row, elem_id="data-featcache")  # a callable: re-read at each page load
+        clear_btn = gr.Button("Clear", elem_id="data-featcache-clear", scale=0, min_width=80)
+    clear_btn.click(clear_feature_cache, None, cache_row, api_name=False)
     return choice, outputs
