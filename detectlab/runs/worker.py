@@ -215,14 +215,17 @@ def _execute_ranks(store: RunStore, record, layout: RunLayout, launch):
     try:
         distributed.run_ranks(launch, argv, run_id)
     except distributed.RanksFailed as exc:
-        reason = "; ".join(f"rank {f.rank} (pid {f.pid}): {describe_exit(f.exitcode).replace('worker process', 'its process')}"
-                           + (f": {f.message}" if f.message and f.exitcode >= 0 else "") for f in exc.failures)
+        root, *others = exc.failures
+        reason = (f"rank {root.rank} (pid {root.pid}): {describe_exit(root.exitcode).replace('worker process', 'its process')}"
+                  + (f": {root.message}" if root.message and root.exitcode >= 0 else ""))
+        stopped = ", ".join(f"rank {f.rank}" for f in others)
         ckpt = layout.saved_checkpoint(run_id)
         status = "cancelled" if store.cancel_requested(run_id) else "failed"
         store.finish(run_id, status, {"failures": [vars(f) for f in exc.failures], "processes": launch.nproc_per_node,
                                       "nodes": launch.nnodes},
                      checkpoint=str(ckpt) if ckpt else None,
-                     error=f"{reason} — torchrun's elastic agent stopped the other ranks")
+                     error=f"{reason} — torchrun's elastic agent stopped the other ranks"
+                           + (f" ({stopped})" if stopped else ""))
         raise
     except BaseException as exc:  # noqa: BLE001 - the agent itself failed, or this process was stopped
         if store.cancel_requested(run_id):

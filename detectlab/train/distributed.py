@@ -223,7 +223,7 @@ class RankFailure:
 
 class RanksFailed(Exception):
     """A rank of the launch ended badly; the agent stopped the others. ``failures``: root cause first (a rank
-    ended by a signal before ranks that raised, typically because they lost it)."""
+    ended by a signal, then one that raised; ranks the agent stopped with SIGTERM last)."""
 
     def __init__(self, failures: list[RankFailure]) -> None:
         super().__init__("; ".join(f"rank {f.rank}: exit {f.exitcode}" for f in failures))
@@ -254,7 +254,9 @@ def run_ranks(launch: Launch, argv: list[str], run_id: str) -> None:
     except ChildFailedError as exc:
         failures = [RankFailure(rank, f.local_rank, f.pid, f.exitcode, _failure_message(f.message))
                     for rank, f in exc.failures.items()]
-        failures.sort(key=lambda f: (f.exitcode >= 0, exc.failures[f.rank].timestamp, f.rank))
+        # the root cause first: a rank killed by a signal, then one that raised; the agent's SIGTERM to the
+        # others (and their lost-peer errors) comes last
+        failures.sort(key=lambda f: (f.exitcode == -15, f.exitcode >= 0, exc.failures[f.rank].timestamp, f.rank))
         raise RanksFailed(failures) from None
 
 
