@@ -9,10 +9,8 @@ import signal
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from detectlab.models.checkpoint import load_checkpoint
 from detectlab.runs.manager import RunManager
@@ -22,21 +20,7 @@ from detectlab.train import TrainConfig, train
 ranks = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def tiny_set(tmp_path_factory):
-    """40 + 40 32-px images: smooth noise, and the same with a checkerboard planted (test_train's set)."""
-    root = tmp_path_factory.mktemp("ddp-tiny")
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:32, 0:32]
-    pattern = (((yy + xx) % 2) * 2 - 1) * 18.0
-    for name in ("real", "gan"):
-        (root / name).mkdir()
-    for i in range(40):
-        base = rng.normal(128, 30, (8, 8, 3))
-        img = np.asarray(Image.fromarray(np.clip(base, 0, 255).astype(np.uint8)).resize((32, 32), Image.BILINEAR), float)
-        Image.fromarray(img.astype(np.uint8)).save(root / "real" / f"{i:03d}.png")
-        Image.fromarray(np.clip(img + pattern[..., None], 0, 255).astype(np.uint8)).save(root / "gan" / f"{i:03d}.png")
-    return root
+from tests.test_train import tiny_set  # noqa: F401 - the same 32-px set: noise, and noise with a checkerboard
 
 
 @pytest.fixture
@@ -71,10 +55,22 @@ def _rank_pids(run_id: str) -> dict[int, int]:
     return found
 
 
-def _alive(pid: int) -> bool:
+def _training_ranks(manager, data: Path, name: str):
+    """Queue a long 2-rank run and wait for its first epoch; the record and the ranks' pids."""
+    record = manager.submit(_config(data, iterations=5000, processes=2), name=name)
+    manager.store.wait_for(record.id, lambda r: len(manager.store.epochs(r.id)) >= 1 or r.status != "running", 90)
+    pids = _rank_pids(record.id)
+    assert sorted(pids) == [0, 1], pids
+    return record, pids
+
+
+def _all_gone(pids, timeout: float = 15) -> bool:
     from detectlab.runs.store import pid_alive
 
-    return pid_alive(pid)
+    deadline = time.monotonic() + timeout
+    while any(pid_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return not any(pid_alive(p) for p in pids)
 
 
 @ranks
@@ -109,10 +105,7 @@ def test_two_gloo_ranks_with_batch_b_end_where_one_process_with_batch_2b_ends(ma
 
 @ranks
 def test_a_killed_rank_fails_the_run_once_with_the_reason(manager, tiny_set):
-    record = manager.submit(_config(tiny_set, iterations=5000, processes=2), name="killed")
-    manager.store.wait_for(record.id, lambda r: len(manager.store.epochs(r.id)) >= 1 or r.status != "running", 90)
-    pids = _rank_pids(record.id)
-    assert sorted(pids) == [0, 1], pids
+    record, pids = _training_ranks(manager, tiny_set, "killed")
     os.kill(pids[1], signal.SIGKILL)
     done = manager.store.wait_for(record.id, lambda r: r.status not in ("queued", "running"), 60)
     assert done.status == "failed"
@@ -126,28 +119,19 @@ def test_a_killed_rank_fails_the_run_once_with_the_reason(manager, tiny_set):
     assert done.checkpoint == str(run_dir / "model.safetensors")
     epochs = [e["epoch"] for e in manager.store.epochs(record.id)]
     assert epochs == list(range(1, len(epochs) + 1))
-    deadline = time.monotonic() + 15
-    while any(_alive(p) for p in pids.values()) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not any(_alive(p) for p in pids.values())  # the agent stopped rank 0 too
+    assert _all_gone(pids.values())  # the agent stopped rank 0 too
 
 
 @ranks
 def test_a_cancel_from_the_store_stops_every_rank(manager, tiny_set):
-    record = manager.submit(_config(tiny_set, iterations=5000, processes=2), name="cancelled")
-    manager.store.wait_for(record.id, lambda r: len(manager.store.epochs(r.id)) >= 1 or r.status != "running", 90)
-    pids = _rank_pids(record.id)
-    assert sorted(pids) == [0, 1], pids
+    record, pids = _training_ranks(manager, tiny_set, "cancelled")
     asked = time.monotonic()
     manager.store.request_cancel(record.id)  # the Train tab's Cancel: the flag only (no signal from the manager)
     done = manager.store.wait_for(record.id, lambda r: r.status not in ("queued", "running"), 30)
     assert done.status == "cancelled", (done.error, done.result)
     assert time.monotonic() - asked < 10
     assert done.checkpoint and Path(done.checkpoint).exists()
-    deadline = time.monotonic() + 15
-    while any(_alive(p) for p in pids.values()) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not any(_alive(p) for p in pids.values())
+    assert _all_gone(pids.values())
     assert [p.name for p in manager.layout.run_dir(record.id).rglob("*.safetensors")] == ["model.safetensors"]
 
 

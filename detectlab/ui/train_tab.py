@@ -236,9 +236,10 @@ def show_run(run_id: str | None):
 
 def detector_config(preset, data_choice, folder, generators, arch, input_size, epochs, iterations, lr, wd, batch,
                     weighted, hflip, augment, aug_p, aug_kinds, blur_max, jpeg_min, scale_min, patch_min, adv_eps, runs,
-                    seed, name, init_from=None) -> dict:
+                    seed, name, init_from=None, processes=None) -> dict:
     """The run config the detector form describes: the preset's settings (those the form does not show
-    included), then the form's values; validated, as JSON."""
+    included), then the form's values; validated, as JSON. ``processes`` > 1: the worker trains
+    data-parallel in that many local processes (torchrun + DDP)."""
     cfg = TrainConfig(data=str(resolve_dataset(data_choice, folder)))
     if preset:
         cfg = cfg.with_preset(preset)
@@ -249,13 +250,14 @@ def detector_config(preset, data_choice, folder, generators, arch, input_size, e
         generators=list(generators), arch=arch, input_size=int(input_size), epochs=int(epochs),
         iterations=int(iterations), lr=float(lr), weight_decay=float(wd), batch_size=int(batch),
         weighted_sampling=bool(weighted), hflip=bool(hflip), adv_eps=str(adv_eps), runs=int(runs),
-        seed=int(seed), name=name or "", init_from=init_from, **aug)
+        seed=int(seed), name=name or "", init_from=init_from,
+        processes=None if processes is None else int(processes), **aug)
     return json.loads(json.dumps(cfg.to_dict()))
 
 
 def launch(preset, data_choice, folder, generators, arch, input_size, epochs, iterations, lr, wd, batch, weighted,
            hflip, augment, aug_p, aug_kinds, blur_max, jpeg_min, scale_min, patch_min, adv_eps, runs, seed, name,
-           init_from=None):
+           init_from=None, processes=None):
     """Queue a detector training run: the preset's settings (those the form does not show included), then the form's values.
 
     Returns the run id, its status line, curves, config, the run history, and its results once it ends.
@@ -263,7 +265,7 @@ def launch(preset, data_choice, folder, generators, arch, input_size, epochs, it
     try:
         cfg = detector_config(preset, data_choice, folder, generators, arch, input_size, epochs, iterations, lr, wd,
                               batch, weighted, hflip, augment, aug_p, aug_kinds, blur_max, jpeg_min, scale_min,
-                              patch_min, adv_eps, runs, seed, name, init_from)
+                              patch_min, adv_eps, runs, seed, name, init_from, processes)
         record = state.manager().submit(cfg, name=name or "")
         return record.id, *show_run(record.id)
     except Exception as exc:  # noqa: BLE001
@@ -495,6 +497,8 @@ def _build_detector_form() -> dict:
     refresh_on_open(init_from, init_choices)
     with gr.Row():
         runs = gr.Number(1, label="Repeated runs (mean ± std)", precision=0)
+        processes = gr.Number(1, label="Processes (data-parallel: torchrun + DDP; a network detector's global "
+                              "batch is processes x batch size)", precision=0, minimum=1, elem_id="train-processes")
         seed = gr.Number(0, label="Seed", precision=0)
         name = gr.Textbox("", label="Run name", elem_id="train-name")
     launch_btn = gr.Button("Launch training", variant="primary", elem_id="train-launch")
@@ -509,7 +513,7 @@ def _build_detector_form() -> dict:
     folder.submit(generators_of, [data_choice, folder], [generators, data_msg], api_name=False)
     return dict(inputs=[preset, data_choice, folder, generators, arch, input_size, epochs, iterations, lr, wd, batch,
                         weighted, hflip, augment, aug_p, aug_kinds, blur_max, jpeg_min, scale_min, patch_min, adv_eps,
-                        runs, seed, name, init_from], button=launch_btn)
+                        runs, seed, name, init_from, processes], button=launch_btn)
 
 
 def _build_runs(detector: dict, localizer: dict) -> None:
