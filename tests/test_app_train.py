@@ -50,6 +50,15 @@ def _fill_number(page, label, value):
     box.press("Tab")
 
 
+def train_tab_on(page, root) -> None:
+    """Open the Train tab on the data set folder ``root`` (its generators listed: ``tiny_set``'s tinygan)."""
+    page.get_by_role("tab", name="Train").click()
+    folder = page.get_by_label("…or a folder inside the data roots", exact=True)
+    folder.fill(str(root))
+    folder.press("Enter")
+    expect(page.locator("#train-generators")).to_contain_text("tinygan", timeout=30_000)  # the set's own generators
+
+
 def _launch(page, button: str) -> str:
     """Press a launch button; the id of the run it queued (the selection box shows it)."""
     page.locator(button).click()
@@ -84,11 +93,7 @@ def tiny_heldout(tmp_path, monkeypatch):
 
 
 def test_launch_watch_finish_and_use_checkpoint(page, tiny_set, tiny_heldout):
-    page.get_by_role("tab", name="Train").click()
-    folder = page.get_by_label("…or a folder inside the data roots", exact=True)
-    folder.fill(str(tiny_set))
-    folder.press("Enter")
-    expect(page.locator("#train-generators")).to_contain_text("tinygan", timeout=30_000)  # the set's own generators
+    train_tab_on(page, tiny_set)
     _fill_number(page, "Input size (px)", 32)
     _fill_number(page, "Epochs", EPOCHS)
     _fill_number(page, "Batch size", 16)
@@ -337,11 +342,7 @@ def test_cancel_during_decode_ends_cancelled_within_5_s(page):
 def test_training_eta_identical_launch_the_running_run_on_a_fresh_page_and_cancel(page, browser, app_url, tiny_set):
     import time
 
-    page.get_by_role("tab", name="Train").click()
-    folder = page.get_by_label("…or a folder inside the data roots", exact=True)
-    folder.fill(str(tiny_set))
-    folder.press("Enter")
-    expect(page.locator("#train-generators")).to_contain_text("tinygan", timeout=30_000)
+    train_tab_on(page, tiny_set)
     _fill_number(page, "Input size (px)", 32)
     _fill_number(page, "Iterations (0 = use epochs)", 3000)
     _fill_number(page, "Batch size", 16)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from tests.test_app_train import _fill_number, _launch, _no_run_outlives_its_test, tiny_set  # noqa: F401
+from tests.test_app_train import (_fill_number, _launch, _no_run_outlives_its_test, tiny_set,  # noqa: F401
+                                  train_tab_on)
 
 pytestmark = pytest.mark.browser
 
@@ -17,11 +18,7 @@ def test_a_two_process_run_from_the_train_tab_is_one_run_with_one_set_of_curves(
     from detectlab.ui import state
 
     before = {r.id for r in state.manager().store.list()}
-    page.get_by_role("tab", name="Train").click()
-    folder = page.get_by_label("…or a folder inside the data roots", exact=True)
-    folder.fill(str(tiny_set))
-    folder.press("Enter")
-    expect(page.locator("#train-generators")).to_contain_text("tinygan", timeout=30_000)
+    train_tab_on(page, tiny_set)
     _fill_number(page, "Input size (px)", 32)
     _fill_number(page, "Iterations (0 = use epochs)", ITERATIONS)
     _fill_number(page, "Batch size", BATCH)
