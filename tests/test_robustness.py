@@ -361,13 +361,57 @@ def test_a_large_photo_is_brought_once_to_the_working_size(tmp_path):
     work = working_image(big, 64)
     assert work.image.shape == (3, 64, 64) and work.source_size == (2000, 1500)
     assert "64×64 px" in work.describe() and "2000×1500" in work.describe()
-    assert working_image(big, 64) is work   # cached: a slider move does not decode again
+    assert working_image(big, 64).image is work.image   # cached: a slider move does not decode again
     with pytest.raises(DetectLabError, match="missing.png"):
         working_image(tmp_path / "missing.png", 64)
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"x" * 40)
     with pytest.raises(DetectLabError, match="broken.png"):
         working_image(bad, 64)
+
+
+def test_the_live_score_is_unchanged_by_the_decode_cache(tmp_path):
+    """A slider move scores the kept working image: the numbers equal those of a fresh decode (1e-6), moved or not."""
+    from detectlab.data.decode import load_fitted
+    from detectlab.robustness.live import REDUCE_HEADROOM
+
+    path = tmp_path / "camera.jpg"
+    Image.fromarray(np.random.default_rng(3).integers(0, 255, (477, 720, 3), dtype=np.uint8)).save(path, quality=90)
+    dets = [Scored("sharp", SharpnessDetector()), Scored("soft", SharpnessDetector(gain=5), threshold=0.7)]
+    fresh, _ = load_fitted(path, SIZE, headroom=REDUCE_HEADROOM)
+    for values in ({}, {"blur_sigma": 1.5, "jpeg_quality": 40}, {"noise_sigma": 0.05, "downsize_scale": 0.5}):
+        chain = live_chain(None, values)
+        kept = degrade_and_score(working_image(path, SIZE).image, chain, dets, heatmap=True)
+        direct = degrade_and_score(fresh, chain, dets, heatmap=True)
+        assert torch.equal(kept.degraded, direct.degraded)
+        for a, b in zip(kept.scores, direct.scores):
+            assert abs(a.p_fake - b.p_fake) <= 1e-6 and a.decision == b.decision
+            assert all(torch.allclose(ma, mb, atol=1e-6) for (_, ma), (_, mb) in zip(a.maps, b.maps))
+
+
+def test_a_changed_file_is_decoded_again_and_an_unchanged_one_is_not(tmp_path, monkeypatch):
+    """The decode cache is keyed by the file's version (path, mtime, size): a file rewritten under the same
+    name, even with the same size, is decoded again; a second slider move on the same file decodes nothing."""
+    from detectlab.data import filecache
+
+    decodes = []
+    real = filecache.load_fitted
+    monkeypatch.setattr(filecache, "load_fitted", lambda *a, **k: decodes.append(a[0]) or real(*a, **k))
+    filecache.clear()
+    path = tmp_path / "upload.png"
+    Image.fromarray(np.full((40, 60, 3), 30, np.uint8)).save(path)
+    first = working_image(path, SIZE)
+    assert working_image(path, SIZE).image is first.image and len(decodes) == 1
+    st = path.stat()
+    Image.fromarray(np.full((40, 60, 3), 220, np.uint8)).save(path)        # same size in bytes, new pixels
+    assert path.stat().st_size == st.st_size
+    import os
+
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1))   # only the mtime tells the versions apart
+    second = working_image(path, SIZE)
+    assert len(decodes) == 2
+    assert float(first.image.mean()) == pytest.approx(30 / 255, abs=1e-3)
+    assert float(second.image.mean()) == pytest.approx(220 / 255, abs=1e-3)
 
 
 def test_detector_doubles_are_plain_objects():

@@ -17,7 +17,6 @@ identity always applies: steps missing from the chosen order run after the liste
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -27,7 +26,8 @@ from typing import Any
 
 import torch
 
-from detectlab.data.decode import load_fitted, to_pil
+from detectlab.data.decode import to_pil
+from detectlab.data.filecache import load_fitted_cached
 from detectlab.data import DetectionDataset, discover, split
 from detectlab.degrade import Chain, DegradationError, psnr
 from detectlab.detect.analyze import analyze
@@ -138,21 +138,17 @@ class WorkingImage:
                 f"image resized once") + " — blur σ and patch sizes are in these pixels")
 
 
-@functools.lru_cache(maxsize=16)
-def _working(path: str, mtime: float, size: int) -> WorkingImage:
-    # decoded straight to the working size exactly as Detect decodes (cropped, box-reduced band by band
-    # while it stays REDUCE_HEADROOM x the working size, then one antialiased resize), with the data
-    # layer's memory budget; a multi-megapixel photo never exists as a full-size copy
-    image, source = load_fitted(path, size, headroom=REDUCE_HEADROOM, name=Path(path).name)
-    return WorkingImage(image, source, Path(path).name)
-
-
 def working_image(path: str | Path, size: int) -> WorkingImage:
-    """Decode ``path`` (any format the data layer reads) and bring it to ``size``; cached per file version."""
+    """Decode ``path`` (any format the data layer reads) and bring it to ``size``; decoded once per file version
+    (path, mtime, size in bytes: ``data.filecache``), so a slider move never decodes the file again."""
     p = Path(path)
     if not p.is_file():
         raise DetectLabError(f"{p.name or path}: no such image file")
-    return _working(str(p), p.stat().st_mtime, int(size))
+    # decoded straight to the working size exactly as Detect decodes (cropped, box-reduced band by band
+    # while it stays REDUCE_HEADROOM x the working size, then one antialiased resize), with the data
+    # layer's memory budget; a multi-megapixel photo never exists as a full-size copy
+    image, source = load_fitted_cached(p, int(size), headroom=REDUCE_HEADROOM, name=p.name)
+    return WorkingImage(image, source, p.name)
 
 
 def working_size(detectors: Sequence[ScoredDetector]) -> int:
