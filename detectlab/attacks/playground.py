@@ -11,6 +11,10 @@ The attack works on what the detector actually scores, through the same path as 
   mean logit of input-size tiles). The attack differentiates through every scored tile at once
   (``TiledLogit``), so overlapping tiles share one perturbation and the adversarial image has the
   upload's size.
+
+A moved eps slider re-attacks the same upload, so what does not depend on eps is kept: the decoded
+file (``data.filecache``, per file version), the clean image's control scores, and FGSM's direction
+sign(grad); the attacked image and its survival steps are scored in one batch.
 """
 
 from __future__ import annotations
@@ -31,9 +35,11 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from detectlab.attacks.base import AttackError, check_eps, require_gradients
+from detectlab.attacks.fgsm import FGSM
 from detectlab.attacks.registry import make_attack
 from detectlab.data import load_tensor, resize_center_crop, to_pil
 from detectlab.data.decode import load_fitted, open_image
+from detectlab.data.filecache import load_fitted_cached
 from detectlab.degrade.ops import gaussian_blur
 from detectlab.detect.tiling import MAX_TILES, score_tiled, tile_grid
 
@@ -266,33 +272,74 @@ class TiledLogit(nn.Module):
         return torch.stack(out)
 
 
-_controls: collections.OrderedDict = collections.OrderedDict()
-_controls_lock = threading.Lock()
-#: clean images whose control scores are kept (a moved eps slider re-attacks the same image)
+#: clean images whose control scores and FGSM direction are kept (a moved eps slider re-attacks the same image)
 CONTROLS_KEPT = 8
 
 
-def _clean_scores(model: nn.Module, clean: torch.Tensor, scoring: str, score) -> dict[str, float]:
+class _Kept:
+    """A small LRU of per-(detector, clean image, scoring path) values; a detector that is gone (its weak
+    reference dead, its id reused) never matches."""
+
+    def __init__(self, kept: int = CONTROLS_KEPT) -> None:
+        self._items: collections.OrderedDict = collections.OrderedDict()
+        self._lock = threading.Lock()
+        self.kept = kept
+
+    def get(self, key: tuple, model: nn.Module):
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None and hit[0]() is model:
+                self._items.move_to_end(key)
+                return hit[1]
+        return None
+
+    def put(self, key: tuple, model: nn.Module, value) -> None:
+        with self._lock:
+            self._items[key] = (weakref.ref(model), value)
+            while len(self._items) > self.kept:
+                self._items.popitem(last=False)
+
+
+_controls = _Kept()
+#: FGSM directions, as int8 signs (a 12 MP tiles image's is 36 MB): fewer kept than the control scores
+_directions = _Kept(4)
+
+
+def _image_key(model: nn.Module, clean: torch.Tensor, scoring: str) -> tuple:
+    """What identifies one clean image on one detector's scoring path (its pixels, not its file)."""
+    digest = hashlib.sha1(clean.detach().to("cpu", torch.float32).contiguous().numpy().tobytes()).hexdigest()
+    return id(model), scoring, tuple(clean.shape), digest
+
+
+def _clean_scores(model: nn.Module, clean: torch.Tensor, key: tuple, score_many) -> dict[str, float]:
     """P(fake) of the clean image ("") and after each survival check: they do not depend on the attack, so
     they are computed once per (detector, image, scoring path) and kept for the next eps."""
-    digest = hashlib.sha1(clean.detach().to("cpu", torch.float32).contiguous().numpy().tobytes()).hexdigest()
-    key = (id(model), scoring, tuple(clean.shape), digest)
-    with _controls_lock:
-        hit = _controls.get(key)
-        if hit is not None and hit[0]() is model:
-            _controls.move_to_end(key)
-            return hit[1]
-    p0 = score(clean)
-    out = {"": p0}
-    for c in SURVIVAL_CHECKS:
-        checked = survival_step(c, clean)
-        # the clean image is 8-bit already: its PNG round trip is the same image
-        out[c] = p0 if torch.equal(checked, clean) else score(checked)
-    with _controls_lock:
-        _controls[key] = (weakref.ref(model), out)
-        while len(_controls) > CONTROLS_KEPT:
-            _controls.popitem(last=False)
+    hit = _controls.get(key, model)
+    if hit is not None:
+        return hit
+    # the clean image is 8-bit already: its PNG round trip is the same image and needs no second score
+    checked = {c: survival_step(c, clean) for c in SURVIVAL_CHECKS}
+    distinct = {c: t for c, t in checked.items() if not torch.equal(t, clean)}
+    scores = score_many([clean, *distinct.values()])
+    out = {"": scores[0], **dict(zip(distinct, scores[1:]))}
+    out.update({c: scores[0] for c in checked if c not in distinct})
+    _controls.put(key, model, out)
     return out
+
+
+def _adversarial(method: str, target: nn.Module, model: nn.Module, x: torch.Tensor, eps: float, key: tuple,
+                 options: dict) -> torch.Tensor:
+    """The attack's adversarial ``x`` (labelled fake). FGSM ([Petrželková 2024] eq. 3.10) steps along
+    ``sign(grad)``, which does not depend on eps: it is computed once per image and kept, so a moved eps
+    slider costs no backward pass; the step is FGSM's own expression, so the result is bit-identical."""
+    fake = torch.ones(1)
+    if method != "fgsm" or options or eps == 0.0:
+        return make_attack(method, target, eps, **options)(x, fake)
+    sign = _directions.get(key, model)
+    if sign is None:
+        sign = FGSM(target, eps).input_gradient(x.detach(), fake.to(x.device)).sign().to(torch.int8)
+        _directions.put(key, model, sign)
+    return (x.detach() + eps * sign.to(x.dtype)).clamp_(0.0, 1.0)
 
 
 def _tiled(image: torch.Tensor, size: int) -> bool:
@@ -340,22 +387,24 @@ def attack_image(model: nn.Module, image: torch.Tensor, method: str = "fgsm", ep
         x = image.float()[None]
         target = TiledLogit(model, *image.shape[-2:])
 
-        def score(t: torch.Tensor) -> float:
-            return score_tiled(model, t).p_fake
+        def score_many(images: list[torch.Tensor]) -> list[float]:
+            return [score_tiled(model, t).p_fake for t in images]
         tiles = len(target.starts)
     else:
         scored_whole, scoring = scoring == "tiles", "resize"
         x = resize_center_crop(image.float(), size)[None]
         target, tiles = model, 1
 
-        def score(t: torch.Tensor) -> float:
-            return float(p_fake(model, t[None])[0])
-    adv = make_attack(method, target, eps, **options)(x, torch.ones(1))
+        def score_many(images: list[torch.Tensor]) -> list[float]:
+            # one forward for the attacked image and its survival steps (the same numbers as one at a time,
+            # within float rounding, 1e-6: tests/test_attacks_playground.py)
+            return p_fake(model, torch.stack(images)).tolist()
+    key = _image_key(model, x[0], scoring)
+    adv = _adversarial(method, target, model, x, eps, key, options)
     clean, attacked = x[0], adv[0]
-    controls = _clean_scores(model, clean, scoring, score)
-    p1 = score(attacked)
-    checks = [SurvivalCheck(c, label, controls[c], score(survival_step(c, attacked)))
-              for c, label in SURVIVAL_CHECKS.items()]
+    controls = _clean_scores(model, clean, key, score_many)
+    p1, *after = score_many([attacked, *(survival_step(c, attacked) for c in SURVIVAL_CHECKS)])
+    checks = [SurvivalCheck(c, label, controls[c], p) for (c, label), p in zip(SURVIVAL_CHECKS.items(), after)]
     p0 = controls[""]
     return PlaygroundResult(method, eps, float(threshold), clean, attacked, p0, p1, PerturbationSize.of(adv - x),
                             checks, time.perf_counter() - start, scoring, tuple(source_size), tiles, int(size),
@@ -386,7 +435,11 @@ def attack_file(model: nn.Module, source, method: str = "fgsm", eps: float = 0.0
                                   f"{max_pixels / 1e6:.0f} MP; choose resize scoring or a smaller image")
             image = decoded.to_float()
     else:
-        image, (w, h) = load_fitted(source, size, name=file_name)
+        # a path is decoded once per file version (a moved eps slider re-attacks the same upload); the
+        # copy keeps the shared cached tensor safe from an attack that works in place
+        fitted = (load_fitted_cached(source, size, name=file_name) if isinstance(source, (str, Path))
+                  else load_fitted(source, size, name=file_name))
+        image, (w, h) = fitted[0].clone(), fitted[1]
     return attack_image(model, image, method, eps, threshold, name, scoring, source_size=(w, h), **options)
 
 
