@@ -97,6 +97,16 @@ def run_attack(file: str, detector_label: str, method: str, eps: float, scoring:
 
 def playground(file, detector_label, method, eps, scoring="resize"):
     """UI: before / after / amplified |residual| side by side, the verdict with its controls, the PNG download."""
+    return _playground(file, detector_label, method, eps, scoring, with_before=True)
+
+
+def playground_eps(file, detector_label, method, eps, scoring="resize"):
+    """UI, eps released: as ``playground`` without the before image, which eps does not change (not re-encoded,
+    not sent again)."""
+    return _playground(file, detector_label, method, eps, scoring, with_before=False)
+
+
+def _playground(file, detector_label, method, eps, scoring, with_before: bool):
     try:
         r, out = run_attack(file, detector_label, method, eps, scoring)
         before, after, residual = r.views(VIEW_SIDE)
@@ -106,13 +116,14 @@ def playground(file, detector_label, method, eps, scoring="resize"):
         res_label = (f"|after − before| ×{gain:.4g}{shown}: black = 0, white = {1 / gain:.4f}" if gain
                      else "|after − before|: none (ε = 0)")
         note = ("the detector's input on the resize path" if r.scoring == "resize" else "the upload's size")
-        return (_verdict(Path(file).name, detector_label, r),
+        outs = (_verdict(Path(file).name, detector_label, r),
                 gr.update(value=before, label=f"before: what the detector scores ({w}×{h}{shown})"),
                 gr.update(value=after, label=f"after: adversarial, ε = {r.eps:.3f} ({w}×{h}{shown})"),
                 gr.update(value=residual, label=res_label),
                 gr.update(value=str(out), label=f"adversarial image (PNG, lossless, {w}×{h}: {note})"))
     except Exception as exc:  # noqa: BLE001 - a clear message; the tab keeps working
-        return error_markdown(exc), None, None, None, None
+        outs = (error_markdown(exc), None, None, None, None)
+    return outs if with_before else (outs[0], *outs[2:])
 
 
 def api_attack(image: str, detector: str = "", method: str = "fgsm", eps: float = 0.02, scoring: str = "resize"):
@@ -372,7 +383,10 @@ def build() -> dict:
                                    elem_id="attack-residual")
     outs = [verdict, before_img, adv_img, res_img, download]
     inputs = [upload, detector, method, eps, scoring]
-    eps.release(playground, inputs, outs, api_name=False)
+    # sub-second work, so no queue (Gradio's queue round trip alone is ~60 ms more: bench/bench_sliders.py),
+    # no progress overlay, and no before image: eps does not change it
+    eps.release(playground_eps, inputs, [verdict, adv_img, res_img, download], api_name=False, queue=False,
+                show_progress="hidden", trigger_mode="always_last")
     upload.change(playground, inputs, outs, api_name=False)
     method.change(playground, inputs, outs, api_name=False)
     scoring.change(playground, inputs, outs, api_name=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import gradio as gr
@@ -112,21 +113,58 @@ SCORING = {"resize": "resize to the detector's input (with heatmap)",
            "tiles": "native-resolution tiles (large photos; tile map)"}
 
 
+@dataclass(frozen=True)
+class Shown:
+    """One verdict on the page and what it was drawn from: enough to re-blend the heatmaps at another opacity
+    without the model (``reblend``)."""
+
+    judgement: Judgement
+    loaded: LoadedDetector
+    label: str
+    file_name: str
+    scoring: str
+    opacity: float
+
+    def verdict_md(self) -> str:
+        j = self.judgement
+        return _verdict_md(j.analysis, self.loaded, self.label, self.file_name, self.opacity, j.verdict, j.tiled)
+
+    def gallery(self) -> list:
+        return _shown_tiled(self.judgement) if self.scoring == "tiles" else _shown(self.judgement.analysis,
+                                                                                    self.opacity)
+
+
 def detect_one(file: str | None, detector_label: str, method: str, opacity: float, scoring: str = "resize"):
-    """Score one uploaded image; returns (verdict markdown, overlays, analysis state).
+    """Score one uploaded image; returns (verdict markdown, overlays, analysis).
 
     The image is scored the way ``scoring`` asks, and the other way too when it is large enough for
     the two to disagree (``detect.verdict.judge_file``)."""
+    md, items, shown = _judge(file, detector_label, method, opacity, scoring)
+    return md, items, None if shown is None else shown.judgement.analysis
+
+
+def _judge(file: str | None, detector_label: str, method: str, opacity: float, scoring: str = "resize"):
+    """``detect_one`` for the page: (verdict markdown, overlays, ``Shown`` or None on an error)."""
     if not file:
         return "**Error:** upload an image first", [], None
     try:
         loaded = load_detector(detector_label)
         j = judge_file(loaded.detector, file, loaded.threshold, scoring=scoring, trust=loaded.trust, method=method,
                        name=Path(file).name)
-        md = _verdict_md(j.analysis, loaded, detector_label, Path(file).name, opacity, j.verdict, j.tiled)
-        return md, (_shown_tiled(j) if scoring == "tiles" else _shown(j.analysis, opacity)), j.analysis
+        shown = Shown(j, loaded, detector_label, Path(file).name, scoring, float(opacity))
+        return shown.verdict_md(), shown.gallery(), shown
     except Exception as exc:  # noqa: BLE001 - a clear message; the tab keeps working
         return message(exc, file), [], None
+
+
+def reblend(shown: Shown | None, opacity: float):
+    """The opacity slider: the cached heatmaps blended again at ``opacity``, no model call; (verdict, gallery,
+    state). Nothing to re-blend (no verdict on the page, tiles scoring, the opacity already shown): every
+    output is skipped, so nothing is re-sent or re-drawn."""
+    if shown is None or shown.scoring == "tiles" or float(opacity) == shown.opacity:
+        return gr.skip(), gr.skip(), gr.skip()
+    shown = replace(shown, opacity=float(opacity))
+    return shown.verdict_md(), shown.gallery(), shown
 
 
 def _shown_tiled(j: Judgement) -> list:
@@ -151,15 +189,15 @@ def detect_sample(path: str | None, detector_label: str, method: str, opacity: f
     file = pick_sample(path)
     if file is None:
         return gr.update(), "**Error:** pick one of the listed sample images", [], None
-    return (file, *detect_one(file, detector_label, method, opacity, scoring))
+    return (file, *_judge(file, detector_label, method, opacity, scoring))
 
 
 def rescore(file: str | None, detector_label: str, method: str, opacity: float, scoring: str = "resize"):
-    """A changed detector, heatmap method, opacity or scoring re-scores the current image (the model is
-    cached), so the verdict on screen always belongs to the inputs shown."""
+    """A changed detector, heatmap method or scoring re-scores the current image (the model is cached), so
+    the verdict on screen always belongs to the inputs shown. (Opacity only re-blends: ``reblend``.)"""
     if not file:
         return f"Detector **{detector_label}** picked: upload an image to score it.", [], None
-    return detect_one(file, detector_label, method, opacity, scoring)
+    return _judge(file, detector_label, method, opacity, scoring)
 
 
 def _shown(a, opacity: float) -> list:
@@ -355,18 +393,26 @@ def build() -> dict:
                 verdict = gr.Markdown(elem_id="detect-verdict")
                 gallery = gr.Gallery(label="Input and heatmap (one per backbone for ensembles)", columns=3, height=300,
                                      object_fit="contain", elem_id="detect-heatmaps")
-        analysis = gr.State(None)
-        one_in, one_out = [upload, detector, method, opacity, scoring], [verdict, gallery, analysis]
-        # one queue for every trigger, so answers arrive in the order the inputs changed
-        run.click(detect_one, one_in, one_out, api_name=False, concurrency_id="detect-one")
-        upload.upload(detect_one, one_in, one_out, api_name=False, concurrency_id="detect-one")
+        shown = gr.State(None)   # a ``Shown``: what the verdict on the page was drawn from
+        one_in, one_out = [upload, detector, method, opacity, scoring], [verdict, gallery, shown]
+        # opacity only re-blends the heatmaps kept in ``shown``: no model call, no queue (its round trip alone
+        # is ~60 ms more: bench/bench_sliders.py), no progress overlay; dragged, or typed and Enter
+        fast = dict(api_name=False, queue=False, show_progress="hidden", trigger_mode="always_last")
+        opacity.change(reblend, [shown, opacity], one_out, **fast)
+        # one queue for every trigger, so answers arrive in the order the inputs changed; each answer is then
+        # re-blended at the opacity on screen now, in case it moved while the image was being scored
+        run.click(_judge, one_in, one_out, api_name=False, concurrency_id="detect-one").then(
+            reblend, [shown, opacity], one_out, **fast)
+        upload.upload(_judge, one_in, one_out, api_name=False, concurrency_id="detect-one").then(
+            reblend, [shown, opacity], one_out, **fast)
         # a picked sample becomes the upload and is scored, in one event (one round trip, nothing chained)
         sample.input(detect_sample, [sample, *one_in[1:]], [upload, *one_out], api_name=False,
-                     concurrency_id="detect-one", trigger_mode="always_last")
+                     concurrency_id="detect-one", trigger_mode="always_last").then(
+            reblend, [shown, opacity], one_out, **fast)
         refresh_on_open(sample, sample_images)  # the demo's samples appear once it is materialized
-        for changed in (detector, method, opacity, scoring):  # opacity: dragged, or typed and Enter
+        for changed in (detector, method, scoring):
             changed.change(rescore, one_in, one_out, api_name=False, concurrency_id="detect-one",
-                           trigger_mode="always_last")
+                           trigger_mode="always_last").then(reblend, [shown, opacity], one_out, **fast)
     with gr.Tab("Batch"):
         with gr.Row():
             files = gr.File(label="Images", file_count="multiple", type="filepath", elem_id="detect-batch-files")

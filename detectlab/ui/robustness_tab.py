@@ -115,21 +115,31 @@ def _verdict_md(work, r, unlisted: list[str]) -> str:
 
 
 def live(source: str | None, detectors, order, blur, jpeg, patch, downsize, noise, resize, heatmap):
-    """One slider state -> (verdict markdown, gallery, P(fake) bar chart)."""
+    """One slider state -> (verdict markdown, gallery, the P(fake) bars' numbers for ``bars``).
+
+    The bar chart is drawn by a second, chained call (``bars``): re-drawing a Plotly chart costs the
+    page ~50 ms, so the verdict and the gallery are shown first and the chart follows."""
     values = dict(blur=blur, jpeg=jpeg, patch=patch, downsize=downsize, noise=noise, resize=resize)
     if not source:   # sliders moved before any image: say what to do, not an error
-        return _PROMPT, gr.update(), gr.update()
+        return _PROMPT, gr.update(), None
     try:
         work, r, unlisted = _score(source, detectors, order, values, heatmap)
     except Exception as exc:  # noqa: BLE001 - a clear message; the tab keeps working
-        return message(exc, source), gr.update(), gr.update()
+        return message(exc, source), gr.update(), None
     shown = [(to_pil(r.original), f"input ({work.size} px)"), (to_pil(r.degraded), f"degraded: {r.chain}")]
     for s in r.scores:
         shown += [(overlay(s.seen, m, 0.5), f"{catalog.shipped_name(s.name)}: Grad-CAM {layer}")
                   for layer, m in s.maps]
-    names = [catalog.shipped_name(s.name) for s in r.scores]
-    fig = pfake_figure(names, [s.p_fake for s in r.scores], [s.threshold for s in r.scores])
-    return _verdict_md(work, r, unlisted), shown, fig
+    scores = tuple((catalog.shipped_name(s.name), s.p_fake, s.threshold) for s in r.scores)
+    return _verdict_md(work, r, unlisted), shown, scores
+
+
+def bars(scores: tuple | None):
+    """The P(fake) bar chart of ``live``'s numbers; none (an error, no image yet): the chart stays as it is."""
+    if not scores:
+        return gr.skip()
+    names, p_fake, thresholds = zip(*scores)
+    return pfake_figure(list(names), list(p_fake), list(thresholds))
 
 
 def live_upload(file, *rest):
@@ -252,18 +262,25 @@ def build() -> dict:
                                       elem_id="rob-live-verdict")
                 gallery = gr.Gallery(label="Input, degraded, heatmaps", columns=4, height=300, object_fit="contain",
                                      format="png", elem_id="rob-live-gallery")
-                bars = gr.Plot(label="P(fake) per detector (| = its decision threshold)", elem_id="rob-live-bars")
+                bar_chart = gr.Plot(label="P(fake) per detector (| = its decision threshold)",
+                                    elem_id="rob-live-bars")
         source = gr.State(None)
+        scores = gr.State(None)   # the numbers of the verdict on the page, for the bar chart
         live_inputs = [detectors, order, *sliders.values(), heatmap]
-        outs = [verdict, gallery, bars]
-        upload.upload(live_upload, [upload, *live_inputs], [*outs, source], api_name=False)
-        example.input(live_example, [example, *live_inputs], [*outs, source], api_name=False)
+        outs = [verdict, gallery, scores]
+        # sub-second work, so no queue: Gradio's queue round trip alone is ~60 ms more than a direct call
+        # (bench/bench_sliders.py); "hidden": no progress overlay to draw and take down around each answer
+        fast = dict(api_name=False, trigger_mode="always_last", queue=False, show_progress="hidden")
+        events = [upload.upload(live_upload, [upload, *live_inputs], [*outs, source], api_name=False),
+                  example.input(live_example, [example, *live_inputs], [*outs, source], api_name=False),
+                  # a newly picked detector may load for seconds: queued, with its progress shown
+                  detectors.change(live, [source, *live_inputs], outs, api_name=False, trigger_mode="always_last")]
+        events += [s.release(live, [source, *live_inputs], outs, **fast) for s in sliders.values()]
+        events += [c.change(live, [source, *live_inputs], outs, **fast) for c in (order, heatmap)]
+        for event in events:   # the verdict first; the chart (slower to draw) in a second call
+            event.then(bars, scores, bar_chart, **fast)
         example.focus(refresh_examples, example, example, api_name=False)
         first_run.on_demo_ready(refresh_examples, example, example)
-        for s in sliders.values():
-            s.release(live, [source, *live_inputs], outs, api_name=False, trigger_mode="always_last")
-        for c in (order, heatmap, detectors):
-            c.change(live, [source, *live_inputs], outs, api_name=False, trigger_mode="always_last")
     with gr.Tab("Sweep"):
         with gr.Row():
             datasets = list(catalog.known_datasets())
