@@ -265,7 +265,8 @@ def execute_rank(db: str, run_id: str, runs_dir: str) -> None:
     Every rank reads the run's config from the store; rank 0 executes it as a single process would (the
     store's progress, epochs, steps, checkpoint and outcome), with the run's cancel flag; the other ranks
     train with no writes and no cancel flag of their own (rank 0 shares it at every step). A failure is not
-    recorded here: the launcher records what the agent reports, once."""
+    recorded here: the launcher records what the agent reports, once. The process group is not torn down
+    (``main`` leaves with ``os._exit``)."""
     from detectlab.train import TrainConfig, distributed, train
 
     _exit_with_parent()
@@ -273,29 +274,26 @@ def execute_rank(db: str, run_id: str, runs_dir: str) -> None:
     record = store.get(run_id)
     cfg = TrainConfig.from_dict(record.config)
     d, _ = distributed.init(cfg.device)
-    try:
-        layout = RunLayout(Path(runs_dir))
-        if d.main:
-            store_progress = StoreProgress(store, run_id)
-            progress, on_epoch = store_progress, None
-            if record.from_terminal:  # `detectlab train` in a terminal: its bars and epoch lines, from rank 0
-                from detectlab.progress import TqdmProgress
+    layout = RunLayout(Path(runs_dir))
+    if d.main:
+        store_progress = StoreProgress(store, run_id)
+        progress, on_epoch = store_progress, None
+        if record.from_terminal:  # `detectlab train` in a terminal: its bars and epoch lines, from rank 0
+            from detectlab.progress import TqdmProgress
 
-                bar = TqdmProgress()
+            bar = TqdmProgress()
 
-                def progress(done, total=None, desc=""):
-                    store_progress(done, total, desc)
-                    bar(done, total, desc)
+            def progress(done, total=None, desc=""):
+                store_progress(done, total, desc)
+                bar(done, total, desc)
 
-                def on_epoch(e):
-                    print(epoch_line(e), flush=True)
+            def on_epoch(e):
+                print(epoch_line(e), flush=True)
 
-            _execute_detector(store, record, layout, progress, on_epoch, store_progress, record_failures=False)
-        else:
-            cfg.out_dir = str(layout.root)
-            train(cfg, run_id=run_id)
-    finally:
-        distributed.shutdown()
+        _execute_detector(store, record, layout, progress, on_epoch, store_progress, record_failures=False)
+    else:
+        cfg.out_dir = str(layout.root)
+        train(cfg, run_id=run_id)
 
 
 def _record_failure(store: RunStore, run_id: str, exc: BaseException, checkpoint: Path | None) -> None:
@@ -428,7 +426,12 @@ def main(argv: list[str] | None = None) -> int:
         from torch.distributed.elastic.multiprocessing.errors import record
 
         record(execute_rank)(*argv[1:4])
-        return 0
+        # done, its outcome in the store: leave without tearing down the process group and torch's threads,
+        # whose destructors abort a rank now and then ("terminate called without an active exception") once
+        # its peer has gone, turning a finished run into a failed launch
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     db, run_id, runs_dir = argv[:3]
     try:
         execute_run(RunStore(db), run_id, Path(runs_dir))

@@ -88,13 +88,6 @@ def init(device_name: str | None) -> tuple[Dist, torch.device]:
     return current(), dev
 
 
-def shutdown() -> None:
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
-
-
 def wrap(module: torch.nn.Module, d: Dist, dev: torch.device) -> torch.nn.Module:
     """``module`` in ``DistributedDataParallel`` on more than one rank (collective: every rank calls it)."""
     if not d.active:
