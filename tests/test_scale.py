@@ -293,3 +293,20 @@ def test_data_tab_shows_the_feature_cache_and_clear_empties_it(page):
     expect(row).to_contain_text("cleared", timeout=60_000)
     expect(row).to_contain_text("0.0 MB in 0 files")
     assert featcache.size() == (0, 0)
+
+
+def test_a_split_is_chosen_from_the_files_training_reads_and_all_is_only_listed(tmp_path):
+    """A folder with an unreadable file: its test split is ``detectlab train``'s (validated) test split, so no
+    training image is scored as test; ``all`` still reports the unreadable file as a per-file error."""
+    from detectlab.data import split
+    from detectlab.detect.predict import evaluate_dataset, score_folder
+    from detectlab.models import create_detector
+
+    root = make_set(tmp_path / "ds", n_per_class=10, bad=True)
+    trained_on = split(discover(root).samples)          # what training uses: validated, the cut file left out
+    det = create_detector("spectrum:durrall")
+    preds, _, sel = evaluate_dataset(det, root, split_name="test")
+    assert sorted(p.file for p in preds) == sorted(str(s.path) for s in trained_on["test"])
+    assert sel.n_folder == 20                            # the validated folder: the cut file is not a sample
+    every, _, sel_all = score_folder(det, root, split_name="all")
+    assert sel_all.n_folder == 21 and [p.decision for p in every].count("error") == 1
