@@ -49,9 +49,10 @@ def build_app() -> gr.Blocks:
             with gr.Tab("Experiments", id="experiments"):
                 experiments_tab.build()
             with gr.Tab("Data", id="data"):
-                choice, outputs = data_tab.build()
+                choice, outputs, cache_row = data_tab.build()
         api.build()  # the public endpoints, all in one place
         demo.load(data_tab.show_dataset, choice, outputs, api_name=False)
+        demo.load(data_tab.feature_cache_row, None, cache_row, api_name=False)
         demo.load(detect_tab.refresh_detectors, detect["detector"], detect["detector"], api_name=False)
     return demo
 

@@ -150,8 +150,9 @@ def fingerprint_gallery() -> list[tuple[str, str]]:
     return out
 
 
-def build() -> None:
-    """Lay out the Data tab (inside an open ``gr.Tab``)."""
+def build() -> tuple:
+    """Lay out the Data tab (inside an open ``gr.Tab``); returns the data set picker, the outputs
+    ``show_dataset`` fills and the feature-cache row, for the app's page-load events."""
     gr.Markdown(
         "Pick a data set, type a folder inside the data roots, or upload a .zip. Accepted layouts: "
         "`real/` + one folder per generator; `0_real/` + `1_fake/` (optionally under generator folders); "
@@ -187,7 +188,7 @@ def build() -> None:
         delete_btn = gr.Button("Delete data set", variant="stop", elem_id="data-delete")
     delete_btn.click(delete, [choice, confirm], [status, choice, confirm], api_name=False)
     with gr.Row():
-        cache_row = gr.Markdown(feature_cache_row, elem_id="data-featcache")  # a callable: re-read at each page load
+        cache_row = gr.Markdown(elem_id="data-featcache")  # filled at each page load (the app's load events)
         clear_btn = gr.Button("Clear", elem_id="data-featcache-clear", scale=0, min_width=80)
     clear_btn.click(clear_feature_cache, None, cache_row, api_name=False)
-    return choice, outputs
+    return choice, outputs, cache_row
