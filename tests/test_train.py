@@ -291,7 +291,7 @@ def test_cancel_is_honoured_in_every_phase(tiny_set, tmp_path, monkeypatch, arch
 
     from detectlab.train import engine
 
-    monkeypatch.setattr(engine, "_feature_cache_path", lambda *a: tmp_path / "features" / f"{len(a[1])}-{a[3]}.pt")
+    monkeypatch.setattr(engine, "_feature_cache_key", lambda *a: f"{tmp_path.name}-{len(a[1])}-{a[3]}")  # fresh: extracted
     monkeypatch.setattr(engine, "predict_scores", functools.partial(engine.predict_scores, batch_size=4))
     token, stages, when = CancelToken(), [], {}
 

@@ -143,20 +143,13 @@ def _metrics(labels, scores, generators) -> dict:
     return binary_metrics(np.asarray(labels), np.asarray(scores), groups=list(generators)).to_dict()
 
 
-def _files_state(samples) -> str:
-    """Hash of each file's size and modification time: a data set re-derived under the same file
-    names (``demo materialize`` after a generator change) is a different data set to a cache."""
-    h = hashlib.sha256()
-    for s in samples:
-        st = s.path.stat()
-        h.update(f"{st.st_size}|{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()[:16]
+def _feature_cache_key(detector: FrozenBackboneDetector, samples, size: int, flip: bool) -> str:
+    """The shared feature cache's key (``data.featcache``): backbone and weights, every file's path, size and
+    modification time (a data set re-derived under the same names is another set), input size and flip."""
+    from detectlab.data import featcache
 
-
-def _feature_cache_path(detector: FrozenBackboneDetector, samples, size: int, flip: bool) -> Path:
-    key = json.dumps([detector.arch, detector.weights_info.source, size, flip, dataset_fingerprint(samples),
-                      _files_state(samples), [str(s.path.resolve()) for s in samples[:1]]])
-    return dl_config.home() / "cache" / "features" / (hashlib.sha256(key.encode()).hexdigest()[:24] + ".pt")
+    return featcache.key(f"train:{detector.arch}|{detector.weights_info.source}", [s.path for s in samples],
+                         size=size, flip=flip)
 
 
 @torch.no_grad()
@@ -167,14 +160,12 @@ def cached_features(detector: FrozenBackboneDetector, samples, images: torch.Ten
 
     ``split_name`` names the images in the progress stage ("extract backbone features of the val split");
     ``desc`` replaces that stage's text."""
-    path = _feature_cache_path(detector, samples, images.shape[-1], flip)
-    if path.exists():
-        try:
-            feats = torch.load(path, weights_only=True)
-            if feats.shape[0] == len(samples):
-                return feats
-        except Exception:  # noqa: BLE001 - a broken cache file is recomputed
-            pass
+    from detectlab.data import featcache
+
+    cache_key = _feature_cache_key(detector, samples, images.shape[-1], flip)
+    cached = featcache.load(cache_key, len(samples))
+    if cached is not None:
+        return cached
     detector.eval()
     dev = _device_of(detector)
     out = []
@@ -185,10 +176,7 @@ def cached_features(detector: FrozenBackboneDetector, samples, images: torch.Ten
         progress(min(lo + 64, len(images)), len(images), desc or "extract backbone features"
                  + (f" of the {split_name} split" if split_name else "") + (", flipped" if flip else ""))
     feats = torch.cat(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(feats, tmp)
-    tmp.replace(path)
+    featcache.save(cache_key, feats)
     return feats
 
 
