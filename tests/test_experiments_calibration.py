@@ -46,7 +46,8 @@ class HalfTemperature:
 
     def assess(self, feats, logits):
         p = torch.sigmoid(logits / 2).tolist()
-        return [SimpleNamespace(p_calibrated=float(v), unlike_training=False) for v in p]
+        return [SimpleNamespace(p_calibrated=float(v), unlike_training=False, ood_distance=0.0, ood_threshold=1.0)
+                for v in p]
 
 
 def _smooth(rng) -> np.ndarray:

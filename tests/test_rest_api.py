@@ -80,7 +80,9 @@ def _assert_same(rest: dict, gradio: dict):
     for key, want in gradio.items():
         got = rest[key]
         if isinstance(want, float):
-            assert got == pytest.approx(want, abs=TOL), key
+            # probabilities to TOL; a feature distance (unbounded scale) to TOL of its size: a batched forward
+            # and /detect's single-image forward differ in the last float32 digits
+            assert got == pytest.approx(want, rel=TOL, abs=TOL), key
         else:
             assert got == want, key
 
