@@ -310,3 +310,15 @@ def test_a_split_is_chosen_from_the_files_training_reads_and_all_is_only_listed(
     assert sel.n_folder == 20                            # the validated folder: the cut file is not a sample
     every, _, sel_all = score_folder(det, root, split_name="all")
     assert sel_all.n_folder == 21 and [p.decision for p in every].count("error") == 1
+
+
+def test_a_long_stream_hands_freed_heap_memory_back_every_few_batches(tmp_path, monkeypatch):
+    from detectlab.data import torchdata
+
+    files = [p for p in sorted(make_set(tmp_path / "ds", n_per_class=10).rglob("*.png"))]
+    calls = []
+    monkeypatch.setattr(torchdata, "release_free_memory", lambda: calls.append(1))
+    batches = list(torchdata.fitted_batches(files, 16, batch_size=1, workers=0))
+    assert len(batches) == 20 and len(calls) == 20 // torchdata.TRIM_EVERY
+    monkeypatch.undo()
+    torchdata.release_free_memory()  # the real one: glibc's malloc_trim here, a no-op where there is none

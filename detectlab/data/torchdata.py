@@ -6,6 +6,8 @@ attacks, degradations and spectra all see the same [0, 1] images (STYLE.md).
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import os
 import threading
 from collections import Counter
@@ -230,6 +232,32 @@ def threads_beside(workers: int) -> Iterator[None]:
                 torch.set_num_threads(_THREADS_USERS[1])
 
 
+@functools.lru_cache(maxsize=1)
+def _malloc_trim():
+    """glibc's ``malloc_trim`` (None elsewhere: musl, macOS)."""
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+#: Batches between two hand-backs of freed heap memory in a long stream (``release_free_memory``).
+TRIM_EVERY = 8
+
+
+def release_free_memory() -> None:
+    """Hand the heap's free pages back to the system (glibc ``malloc_trim(0)``; a no-op elsewhere).
+
+    A stream allocates and frees the same few-MB tensors for every batch; glibc raises its mmap threshold
+    after the first large free, so later ones come from the heap, where a stream sometimes kept them:
+    the mean spectrum of 12,500 files grew the process by ~400 MB in 2 of 6 runs (flat in 8 of 8 with a trim
+    every 8 batches). Fixing the threshold instead (``mallopt``) cost a ResNet-18 training step 35 %.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
 def fitted_batches(files: Sequence[str | Path], size: int | tuple[int, int] | None, batch_size: int = 32,
                    workers: int | None = None, pin_memory: bool = False,
                    max_pixels: int | None = None) -> Iterator[FittedBatch]:
@@ -244,4 +272,7 @@ def fitted_batches(files: Sequence[str | Path], size: int | tuple[int, int] | No
     loader = DataLoader(FittedFiles(files, size, max_pixels), batch_size=batch_size, shuffle=False,
                         collate_fn=_collate, pin_memory=pin_memory, **kw)
     with threads_beside(workers):
-        yield from loader
+        for k, batch in enumerate(loader, 1):
+            yield batch
+            if k % TRIM_EVERY == 0:
+                release_free_memory()
