@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import gc
 import os
 import threading
 from collections import Counter
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
@@ -143,7 +145,9 @@ class FittedFiles(Dataset):
 
     def __init__(self, files: Sequence[str | Path], size: int | tuple[int, int] | None,
                  max_pixels: int | None = None) -> None:
-        self.files = list(files)
+        # one NumPy array of names, not a list of objects: a forked worker reading a list bumps each item's
+        # reference count and so copies the pages they sit on; an array item is made fresh on each read
+        self.files = np.array([os.fspath(f) for f in files], dtype=object if not files else str)
         self.size = size
         self.max_pixels = max_pixels
 
@@ -152,7 +156,7 @@ class FittedFiles(Dataset):
 
     def __getitem__(self, i: int):
         try:
-            x, wh = load_fitted(self.files[i], self.size, max_pixels=self.max_pixels)
+            x, wh = load_fitted(str(self.files[i]), self.size, max_pixels=self.max_pixels)
             return i, x, wh, ""
         except DetectLabError as exc:
             return i, None, (0, 0), str(exc)
@@ -272,7 +276,15 @@ def fitted_batches(files: Sequence[str | Path], size: int | tuple[int, int] | No
     loader = DataLoader(FittedFiles(files, size, max_pixels), batch_size=batch_size, shuffle=False,
                         collate_fn=_collate, pin_memory=pin_memory, **kw)
     with threads_beside(workers):
-        for k, batch in enumerate(loader, 1):
+        # The workers are forked when the iterator starts. Objects frozen out of the collector are never
+        # traversed by a worker's garbage collection, which would otherwise touch (and so copy) every page of
+        # this process's heap: a 100k-file listing's worth.
+        gc.freeze()
+        try:
+            batches = iter(loader)
+        finally:
+            gc.unfreeze()
+        for k, batch in enumerate(batches, 1):
             yield batch
             if k % TRIM_EVERY == 0:
                 release_free_memory()
