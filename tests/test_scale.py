@@ -322,3 +322,18 @@ def test_a_long_stream_hands_freed_heap_memory_back_every_few_batches(tmp_path, 
     assert len(batches) == 20 and len(calls) == 20 // torchdata.TRIM_EVERY
     monkeypatch.undo()
     torchdata.release_free_memory()  # the real one: glibc's malloc_trim here, a no-op where there is none
+
+
+def test_workers_get_names_packed_and_file_objects_as_they_are(tmp_path):
+    import io
+
+    from detectlab.data.torchdata import FittedFiles
+
+    files = sorted(make_set(tmp_path / "ds", n_per_class=2).rglob("*.png"))
+    packed = FittedFiles(files, 16)
+    assert isinstance(packed.files, np.ndarray) and packed.files.dtype.kind == "U"
+    buf = io.BytesIO(files[0].read_bytes())
+    as_is = FittedFiles([buf], 16)
+    i, x, wh, err = as_is[0]
+    assert as_is.files[0] is buf and err == "" and x.shape == (3, 16, 16) and wh == (40, 32)
+    assert torch.equal(packed[0][1], x)

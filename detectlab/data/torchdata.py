@@ -147,7 +147,9 @@ class FittedFiles(Dataset):
                  max_pixels: int | None = None) -> None:
         # one NumPy array of names, not a list of objects: a forked worker reading a list bumps each item's
         # reference count and so copies the pages they sit on; an array item is made fresh on each read
-        self.files = np.array([os.fspath(f) for f in files], dtype=object if not files else str)
+        # (file-like objects, e.g. an in-memory re-save, stay a list: there are no names to pack)
+        named = bool(files) and all(isinstance(f, (str, os.PathLike)) for f in files)
+        self.files = np.array([os.fspath(f) for f in files], dtype=str) if named else list(files)
         self.size = size
         self.max_pixels = max_pixels
 
@@ -156,7 +158,8 @@ class FittedFiles(Dataset):
 
     def __getitem__(self, i: int):
         try:
-            x, wh = load_fitted(str(self.files[i]), self.size, max_pixels=self.max_pixels)
+            f = self.files[i]
+            x, wh = load_fitted(str(f) if isinstance(f, np.str_) else f, self.size, max_pixels=self.max_pixels)
             return i, x, wh, ""
         except DetectLabError as exc:
             return i, None, (0, 0), str(exc)
