@@ -54,6 +54,7 @@ def _peak_mb() -> tuple[float, float]:
 
 
 def child(step: str, root: Path, detector: str) -> dict:
+    import detectlab  # noqa: F401 - first, as `detectlab predict` does: it sets OMP_WAIT_POLICY before torch loads
     import torch  # noqa: F401 - imported before the clock starts in every step, so no step pays for it alone
 
     from detectlab.data import discover
