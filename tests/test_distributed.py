@@ -65,11 +65,21 @@ def _training_ranks(manager, data: Path, name: str):
 
 
 def _all_gone(pids, timeout: float = 15) -> bool:
+    """Wait for each process's own exit notice (a pidfd turns readable when the process ends), not a poll."""
+    import select
+
     from detectlab.runs.store import pid_alive
 
     deadline = time.monotonic() + timeout
-    while any(pid_alive(p) for p in pids) and time.monotonic() < deadline:
-        time.sleep(0.2)
+    for pid in pids:
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            continue  # gone already
+        try:
+            select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        finally:
+            os.close(fd)
     return not any(pid_alive(p) for p in pids)
 
 

@@ -255,17 +255,28 @@ def _check_bound(state, api, images):
     from detectlab.ui.rest import Limiter
 
     limiter = state.limiter = Limiter(limit=1, queue=1, wait_s=60)
-    done = {}
+    done, in_line = {}, threading.Event()
+    slots = limiter._slots
+
+    class Signalling:
+        """The limiter's semaphore, saying when this request has taken its place in line (``waiting`` is
+        counted before the request asks for a slot)."""
+
+        def acquire(self, timeout=None):
+            in_line.set()
+            return slots.acquire(timeout=timeout)
+
+        def release(self):
+            slots.release()
 
     def waiting_request():
         done["response"] = api.post("/detect", files=_files(images[0]))
 
     with limiter.slot():  # the one compute slot is busy
+        limiter._slots = Signalling()
         t = threading.Thread(target=waiting_request)
         t.start()
-        deadline = time.monotonic() + 30
-        while limiter.waiting == 0 and time.monotonic() < deadline:
-            time.sleep(0.02)
+        assert in_line.wait(30)  # the request's own signal, not a poll
         assert limiter.waiting == 1 and "response" not in done  # it waits in line
         r = api.post("/detect", files=_files(images[0]))  # the line is full: refused at once
         assert r.status_code == 503 and r.headers["retry-after"] == "5" and "waiting" in r.json()["error"]
