@@ -169,6 +169,15 @@ class LoadedDetector:
         """False-positive rates on held-out real photos, for a shipped checkpoint that was measured."""
         return heldout_record(self.path)
 
+    def heldout_fields(self, scoring: str) -> dict:
+        """The held-out evidence every verdict carries (the Gradio ``/detect``'s and the REST route's fields):
+        the false-positive rate on unseen photos for ``scoring``, the targets it misses, the unseen designs."""
+        record = self.heldout
+        return {"heldout_fp": None if record is None else record.photo_rate(scoring),
+                "heldout_warning": "" if record is None else "; ".join(record.misses(scoring)),
+                "heldout_designs_caught": None if record is None else record.designs_caught,
+                "heldout_designs": {} if record is None else dict(record.designs)}
+
     @property
     def trust(self):
         """Calibration and out-of-distribution statistics fitted for exactly this checkpoint

@@ -238,7 +238,7 @@ def api_detect(image_path: str, detector: str = "cnn-resnet18", method: str = "g
     v, a = j.verdict, j.analysis
     result = {"p_fake": v.p_fake, "decision": v.decision, "threshold": v.threshold, "detector": label,
               "scoring": j.tiled.score.mode if scoring == "tiles" else "resize", **v.to_dict(),
-              **_heldout_fields(loaded, scoring)}
+              **loaded.heldout_fields(scoring)}
     if a.assessment is not None:
         result.update(p_fake_calibrated=a.assessment.p_calibrated, unlike_training=a.assessment.unlike_training,
                       ood_distance=a.assessment.ood_distance, ood_threshold=a.assessment.ood_threshold)
@@ -249,14 +249,6 @@ def api_detect(image_path: str, detector: str = "cnn-resnet18", method: str = "g
     else:
         out = write_png(verdict_image(a, opacity), output_path("heatmap.png"))
     return result, str(out)
-
-
-def _heldout_fields(loaded: LoadedDetector, scoring: str) -> dict:
-    record = loaded.heldout
-    return {"heldout_fp": None if record is None else record.photo_rate(scoring),
-            "heldout_warning": "" if record is None else "; ".join(record.misses(scoring)),
-            "heldout_designs_caught": None if record is None else record.designs_caught,
-            "heldout_designs": {} if record is None else dict(record.designs)}
 
 
 def _fmt(v) -> str:

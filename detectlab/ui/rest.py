@@ -192,11 +192,10 @@ def detect_files(paths: list[Path], detector: str = "") -> tuple[dict, int]:
     out-of-distribution distance, and the detector's held-out rates.
     """
     from detectlab.detect.predict import score_files
-    from detectlab.ui.detect_tab import _heldout_fields  # /detect's own fields, not a copy
 
     label = catalog.pick_detector((detector or "").strip() or api.default_detector())
     loaded = catalog.load_detector(label)
-    held = _heldout_fields(loaded, "resize")
+    held = loaded.heldout_fields("resize")  # /detect's own fields
     results, failed = [], 0
     for path, p in zip(paths, score_files(loaded, paths)):
         if p.p_fake is None:
