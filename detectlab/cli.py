@@ -6,6 +6,7 @@ the parser and runs the chosen command with one error handling."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -44,14 +45,26 @@ def _add_device_flags(parser: argparse.ArgumentParser) -> None:
                                    "cuda or cuda:N; also DETECTLAB_DEVICE")
 
 
-def _use_device(args: argparse.Namespace) -> None:
-    """Check ``--device`` before any work and pass it to everything the command loads (``config.device()``)."""
+@contextlib.contextmanager
+def _use_device(args: argparse.Namespace):
+    """Check ``--device`` before any work and pass it to everything the command loads (``config.device()``
+    reads ``DETECTLAB_DEVICE``) while the command runs; an in-process caller's environment is restored after."""
     from detectlab.config import device
 
     name = getattr(args, "device", None)
-    if name:
-        device(name)  # an unknown name or a missing GPU is refused here, with the choices
-        os.environ["DETECTLAB_DEVICE"] = str(name)
+    if not name:
+        yield
+        return
+    device(name)  # an unknown name or a missing GPU is refused here, with the choices
+    before = os.environ.get("DETECTLAB_DEVICE")
+    os.environ["DETECTLAB_DEVICE"] = str(name)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("DETECTLAB_DEVICE", None)
+        else:
+            os.environ["DETECTLAB_DEVICE"] = before
 
 
 def _check_path_arguments(args: argparse.Namespace) -> None:
@@ -85,10 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         _check_path_arguments(args)
-        _use_device(args)
         from detectlab.catalog import paths_allowed
 
-        with paths_allowed():  # a terminal's user may name any file they can read; a web client may not
+        # a terminal's user may name any file they can read; a web client may not
+        with _use_device(args), paths_allowed():
             code = args.func(args)
         sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at interpreter exit
         return code

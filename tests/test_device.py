@@ -96,7 +96,8 @@ def test_the_device_flag_reaches_what_the_command_loads(monkeypatch):
 
     monkeypatch.delenv("DETECTLAB_DEVICE", raising=False)
     args = build_parser().parse_args(["heldout", "eval", "--device", "cpu"])
-    _use_device(args)
     import os
 
-    assert os.environ["DETECTLAB_DEVICE"] == "cpu" and config.device() == torch.device("cpu")
+    with _use_device(args):
+        assert os.environ["DETECTLAB_DEVICE"] == "cpu" and config.device() == torch.device("cpu")
+    assert "DETECTLAB_DEVICE" not in os.environ   # the caller's environment, as it was

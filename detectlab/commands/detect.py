@@ -4,28 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
-
-
-def _load_on_device(args: argparse.Namespace):
-    """The detector of ``args.checkpoint`` on ``--device`` (``config.device``: auto, cpu, cuda; cuda without a GPU
-    is an error that says so). ``load_detector`` places (and caches) the model on ``config.device()``, which reads
-    ``DETECTLAB_DEVICE``: set for this load only, so an in-process caller's environment is left as it was."""
-    from detectlab import config
-    from detectlab.catalog import load_detector
-
-    device = config.device(args.device)
-    before = os.environ.get("DETECTLAB_DEVICE")
-    os.environ["DETECTLAB_DEVICE"] = str(device)
-    try:
-        return load_detector(args.checkpoint)
-    finally:
-        if before is None:
-            os.environ.pop("DETECTLAB_DEVICE", None)
-        else:
-            os.environ["DETECTLAB_DEVICE"] = before
 
 
 def _print_metrics(metrics: dict) -> None:
@@ -49,7 +29,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from detectlab.detect.predict import scoring_options
     from detectlab.progress import TqdmProgress
 
-    loaded = _load_on_device(args)
+    from detectlab.catalog import load_detector
+
+    loaded = load_detector(args.checkpoint)   # on --device (every command's flag: cli._use_device)
     detector, path = loaded.detector, loaded.path
     progress = TqdmProgress()
     preds, metrics, selection = evaluate_dataset(detector, args.data, split_name=args.split, seed=args.split_seed,
@@ -93,7 +75,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from detectlab.errors import DatasetError
     from detectlab.progress import TqdmProgress
 
-    loaded = _load_on_device(args)
+    from detectlab.catalog import load_detector
+
+    loaded = load_detector(args.checkpoint)   # on --device (every command's flag: cli._use_device)
     detector, path = loaded.detector, loaded.path
     files = predict_mod.expand_inputs(args.inputs)
     if not files:  # nothing to score: say so, and leave no empty CSV behind that reads like a result
@@ -139,12 +123,6 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _device_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default=None,
-                        help="auto (a CUDA GPU when PyTorch sees one, else the CPU), cpu or cuda[:N]; default "
-                             "DETECTLAB_DEVICE, else auto. Mixed precision (float16 autocast) on CUDA only")
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``detectlab eval`` and ``detectlab predict``."""
     e = sub.add_parser("eval", help="metrics of a checkpoint on a labelled data set, per generator")
@@ -156,7 +134,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--split-seed", type=int, default=0)
     e.add_argument("--json", help="write the metrics here")
     e.add_argument("--csv", help="write per-file scores here")
-    _device_flag(e)
     e.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("predict", help="P(fake) for files or folders")
@@ -166,5 +143,4 @@ def register(sub: argparse._SubParsersAction) -> None:
                                  "and detector skips the files already in it (resumes after an interruption)")
     p.add_argument("--heatmaps", help="folder for heatmap overlays (one PNG per image and heatmap layer)")
     p.add_argument("--method", default="gradcam", choices=["gradcam", "gradcam++"])
-    _device_flag(p)
     p.set_defaults(func=_cmd_predict)
