@@ -18,7 +18,7 @@ from detectlab.data.decode import (
     to_rgb,
     to_tensor,
 )
-from detectlab.data.discover import LAYOUTS, DetectionDataset, MaskedDataset, Sample, discover
+from detectlab.data.discover import LAYOUTS, DetectionDataset, MaskedDataset, PathList, Sample, discover
 from detectlab.data.splits import SPLIT_NAMES, split, split_files, split_summary
 from detectlab.data.torchdata import ImageFolderDataset, MaskedImageDataset
 
@@ -31,6 +31,7 @@ __all__ = [
     "ImageInfo",
     "MaskedDataset",
     "MaskedImageDataset",
+    "PathList",
     "Sample",
     "discover",
     "extract_zip",

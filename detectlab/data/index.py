@@ -28,7 +28,7 @@ from detectlab.data.decode import IMAGE_EXTENSIONS
 __all__ = ["Listing", "scan", "load", "store", "index_dir"]
 
 #: Bumped when what ``discover`` stores changes shape or meaning: older index files are then misses.
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 _STATTED = IMAGE_EXTENSIONS | {".json"}   # images, and manifest.json (its groups are in the result)
 #: A file modified this recently may be modified again within the file system's timestamp granularity
 #: (a few ms) without its mtime changing, so a listing holding one is not stored (git's "racy" rule).
@@ -55,47 +55,60 @@ class Listing:
         return self.newest >= time.time_ns() - RACY_NS
 
 
-def scan(root: Path) -> Listing:
-    """List ``root`` recursively (hidden entries skipped, as ``discover`` skips them) and hash the listing."""
+def scan(root: Path, keep_stats: bool = True) -> Listing:
+    """List ``root`` recursively (hidden entries skipped, as ``discover`` skips them) and hash the listing.
+
+    ``keep_stats=False`` leaves ``stats`` empty (the key and ``newest`` are the same): a listing-only open needs no
+    per-file record, and at 100k files the dict is ~25 MB of a short-lived peak.
+    """
     h = hashlib.sha256(f"detectlab-index-v{INDEX_VERSION}\n".encode())
     stats: dict[str, tuple[int, int]] = {}
+    newest = 0
     cacheable = True
     stack = [("", str(root))]
     while stack:
         rel, folder = stack.pop()
+        # Lines are made as the entries come and sorted after: holding a folder's ``DirEntry`` objects to sort
+        # them first cost ~580 bytes a file at the peak, a line costs ~100. One hash update per folder: 100k
+        # small updates cost more than the stats.
+        lines, subdirs = [f">{rel}"], []
         try:
             with os.scandir(folder) as it:
-                entries = sorted(it, key=lambda e: e.name)
+                for e in it:
+                    name = e.name
+                    if name[0] == "." or name == "__MACOSX":
+                        continue
+                    if e.is_symlink():
+                        try:
+                            target, st = os.readlink(e.path), os.stat(e.path)
+                        except OSError:
+                            lines.append(f"L|{name}|broken")
+                            continue
+                        if stat_mod.S_ISDIR(st.st_mode):
+                            cacheable = False   # what lies behind it is not in this listing
+                        lines.append(f"L|{name}|{target}|{st.st_size}|{st.st_mtime_ns}")
+                    elif e.is_dir(follow_symlinks=False):
+                        lines.append(f"D|{name}")
+                        subdirs.append(name)
+                        continue
+                    elif "." + name.rpartition(".")[2].lower() in _STATTED:
+                        try:
+                            st = e.stat(follow_symlinks=False)
+                        except OSError as exc:   # gone since the listing: decoding it will say so
+                            lines.append(f"X|{name}|{exc.errno}")
+                            continue
+                        lines.append(f"F|{name}|{st.st_size}|{st.st_mtime_ns}")
+                    else:   # a file no step reads: its name is enough
+                        lines.append(f"O|{name}")
+                        continue
+                    newest = max(newest, st.st_mtime_ns)
+                    if keep_stats:
+                        stats[rel + name] = (st.st_size, st.st_mtime_ns)
         except OSError as exc:
-            h.update(f"!{rel}|{exc.errno}\n".encode())
-            continue
-        lines = []   # one hash update per folder: 100k small updates cost more than the stats
-        for e in entries:
-            name = e.name
-            if name[0] == "." or name == "__MACOSX":
-                continue
-            r = rel + name
-            if e.is_symlink():
-                try:
-                    target, st = os.readlink(e.path), os.stat(e.path)
-                except OSError:
-                    lines.append(f"L|{r}|broken")
-                    continue
-                if stat_mod.S_ISDIR(st.st_mode):
-                    cacheable = False   # what lies behind it is not in this listing
-                stats[r] = (st.st_size, st.st_mtime_ns)
-                lines.append(f"L|{r}|{target}|{st.st_size}|{st.st_mtime_ns}")
-            elif e.is_dir(follow_symlinks=False):
-                lines.append(f"D|{r}")
-                stack.append((r + "/", e.path))
-            elif "." + name.rpartition(".")[2].lower() in _STATTED:
-                st = e.stat(follow_symlinks=False)
-                stats[r] = (st.st_size, st.st_mtime_ns)
-                lines.append(f"F|{r}|{st.st_size}|{st.st_mtime_ns}")
-            else:   # a file no step reads: its name is enough
-                lines.append(f"O|{r}")
+            lines.append(f"!{exc.errno}")
+        lines.sort()
         h.update(("\n".join(lines) + "\n").encode("utf-8", "surrogateescape"))
-    newest = max((mtime for _, mtime in stats.values()), default=0)
+        stack += [(f"{rel}{name}/", os.path.join(folder, name)) for name in sorted(subdirs)]
     return Listing(root, h.hexdigest() if cacheable else None, stats, newest)
 
 

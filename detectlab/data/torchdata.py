@@ -148,8 +148,11 @@ class FittedFiles(Dataset):
         # one NumPy array of names, not a list of objects: a forked worker reading a list bumps each item's
         # reference count and so copies the pages they sit on; an array item is made fresh on each read
         # (file-like objects, e.g. an in-memory re-save, stay a list: there are no names to pack)
-        named = bool(files) and all(isinstance(f, (str, os.PathLike)) for f in files)
-        self.files = np.array([os.fspath(f) for f in files], dtype=str) if named else list(files)
+        # (names as bytes, one per character: a str array takes four, ~400 bytes a 100-character path)
+        names = getattr(files, "names", None)   # a PathList: its strings, without making a Path of each
+        if names is None and files and all(isinstance(f, (str, os.PathLike)) for f in files):
+            names = [os.fspath(f) for f in files]
+        self.files = np.array([os.fsencode(f) for f in names], dtype=bytes) if names else list(files)
         self.size = size
         self.max_pixels = max_pixels
 
@@ -159,7 +162,8 @@ class FittedFiles(Dataset):
     def __getitem__(self, i: int):
         try:
             f = self.files[i]
-            x, wh = load_fitted(str(f) if isinstance(f, np.str_) else f, self.size, max_pixels=self.max_pixels)
+            x, wh = load_fitted(os.fsdecode(f) if isinstance(f, np.bytes_) else f, self.size,
+                                max_pixels=self.max_pixels)
             return i, x, wh, ""
         except DetectLabError as exc:
             return i, None, (0, 0), str(exc)
