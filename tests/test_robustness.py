@@ -176,6 +176,24 @@ def test_unreadable_files_are_skipped_and_listed(labelled):
     assert result.n_images == 11 and len(result.skipped) == 1 and "img0.png" in result.skipped[0][0]
 
 
+def test_decoding_workers_and_two_input_sizes_give_the_in_process_result(labelled, monkeypatch):
+    """The sweep reads its files through DataLoader worker processes, one stream per input size, in step: the
+    numbers (and the skipped file) are those of decoding in this process."""
+    samples, _ = sweep_samples(labelled, "all")
+    (labelled / "real" / "img3.png").write_bytes(b"\x89PNG broken")
+    groups = group_detectors([Scored("s24", SharpnessDetector()), Scored("s16", SharpnessDetector(input_size=16))])
+    spec = SweepSpec.make("noise", "0,0.05", seed=1)
+    runs = {}
+    for workers in ("0", "1"):
+        monkeypatch.setenv("DETECTLAB_LOADER_WORKERS", workers)
+        runs[workers] = run_sweep(groups, samples, spec, batch_size=4)
+    a, b = runs["0"], runs["1"]
+    assert a.n_images == b.n_images == 11 and a.skipped == b.skipped and "img3.png" in a.skipped[0][0]
+    assert [(p.group, p.level, p.n) for p in a.points] == [(p.group, p.level, p.n) for p in b.points]
+    assert [p.ap for p in a.points] == pytest.approx([p.ap for p in b.points], abs=1e-12)
+    assert [p.accuracy for p in a.points] == [p.accuracy for p in b.points]
+
+
 def test_csv_png_and_html_exports(labelled, tmp_path):
     samples, _ = sweep_samples(labelled, "all")
     result = run_sweep(group_detectors([Scored("s", SharpnessDetector())]), samples, SweepSpec.make("jpeg", "90,10"))

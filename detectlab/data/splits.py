@@ -14,11 +14,23 @@ from typing import Any, Callable, Hashable, Sequence, TypeVar
 
 import numpy as np
 
-__all__ = ["SPLIT_NAMES", "split", "split_files", "split_summary"]
+__all__ = ["SPLIT_NAMES", "probe_for_split", "split", "split_files", "split_summary"]
 
 T = TypeVar("T")
 
 SPLIT_NAMES = ("train", "val", "test")
+
+
+def probe_for_split(split_name: str | None) -> bool:
+    """Whether a step reading ``split_name`` ("all" or None: every file) must probe every file first
+    (``discover(validate=...)``).
+
+    All of a folder is only listed (an unreadable file becomes a per-file error row when scored). One split
+    is chosen from the files that decode, as ``detectlab train`` chose it: a split over a listing that still
+    holds unreadable files could hand training images to the test part. Probes are kept in the folder index,
+    so only the first such open of a folder reads headers.
+    """
+    return (split_name or "all") != "all"
 
 
 def _sample_group(item: Any) -> Hashable:

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from detectlab.data import DetectionDataset, discover, is_image_file
+from detectlab.data.splits import probe_for_split
 from detectlab.errors import DatasetError, DetectLabError
 from detectlab.models import Detector
 from detectlab.progress import NEVER_CANCEL, CancelToken, Progress, null_progress
@@ -202,17 +203,6 @@ def select_split(samples: list, split_name: str | None, seed: int = 0, reason: s
     return chosen, Selection(name, seed, len(chosen), len(samples), reason)
 
 
-def _splits_like_training(split_name: str | None) -> bool:
-    """Whether to probe every file before choosing the samples (``discover(validate=...)``).
-
-    All of a folder is only listed (an unreadable file becomes a per-file error row when scored). One
-    split is chosen from the files that decode, as ``detectlab train`` chose it: a split over a listing
-    that still holds unreadable files could hand training images to the test part. Probes are kept in
-    the folder index, so only the first such open of a folder reads headers.
-    """
-    return (split_name or "all") != "all"
-
-
 def evaluate_dataset(detector: Detector, root: str | Path, threshold: float = 0.5, split_name: str | None = None,
                      seed: int = 0, progress: Progress = null_progress, cancel: CancelToken = NEVER_CANCEL,
                      reason: str = "", trust=None, both_ways: bool = False):
@@ -220,7 +210,7 @@ def evaluate_dataset(detector: Detector, root: str | Path, threshold: float = 0.
 
     Returns (predictions, metrics, Selection). ``trust`` and ``both_ways`` as in ``predict_files``.
     """
-    ds = discover(root, validate=_splits_like_training(split_name))
+    ds = discover(root, validate=probe_for_split(split_name))
     if not isinstance(ds, DetectionDataset):
         raise DatasetError(f"{root}: evaluation needs a real/fake data set, not {ds.layout}")
     return _evaluate_split(detector, ds, threshold, split_name, seed, progress, cancel, reason, trust, both_ways)
@@ -246,7 +236,7 @@ def score_folder(detector: Detector, root: str | Path, threshold: float = 0.5, p
     ``predict_files``.
     """
     try:
-        ds = discover(root, validate=_splits_like_training(split_name))
+        ds = discover(root, validate=probe_for_split(split_name))
     except DatasetError:
         ds = None
     if isinstance(ds, DetectionDataset):

@@ -10,7 +10,8 @@ Order of operations, as in the paper (degradations act on the detector's input, 
 there): decode → resize + centre-crop to the detector's input size → chain → detector. Each
 image is decoded once per input size, not once per strength, and every strength is applied
 to a whole batch at once (the blur is one batched convolution; only JPEG needs a per-image
-encoder call); detectors sharing an input size share the degraded batch.
+encoder call); detectors sharing an input size share the degraded batch. Files are decoded by a
+DataLoader's worker processes (``data.torchdata.fitted_batches``), a batch ahead of the scoring.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from detectlab.data import SPLIT_NAMES, DetectionDataset, Sample, discover, load_tensor, resize_center_crop, split
+from detectlab.data import SPLIT_NAMES, DetectionDataset, PathList, Sample, discover, resize_center_crop, split
+from detectlab.data.splits import probe_for_split
+from detectlab.data.torchdata import fitted_batches
 from detectlab.degrade import Chain, DegradationError, Step, get_degradation, parse_number, parse_step
 from detectlab.degrade.chain import STEP_SEPARATOR
 from detectlab.errors import DatasetError, DetectLabError
@@ -197,7 +200,7 @@ def sweep_samples(root: str | Path, split_name: str = "test", split_seed: int = 
     """
     if split_name not in SPLITS:
         raise DatasetError(f"unknown split {split_name!r}; choose one of {', '.join(SPLITS)}")
-    ds = discover(root, progress=progress)
+    ds = discover(root, validate=probe_for_split(split_name), progress=progress)
     if not isinstance(ds, DetectionDataset):
         raise DatasetError(f"{root}: a sweep needs real and fake images, not a {ds.layout} set")
     samples = ds.samples if split_name == "all" else split(ds.samples, seed=split_seed)[split_name]
@@ -281,18 +284,6 @@ class SweepResult:
 
 
 # -- the sweep -------------------------------------------------------------------------------
-def _decode(samples: Sequence[Sample], size: int) -> tuple[torch.Tensor | None, list[int], list[tuple[str, str]]]:
-    """Decode a batch at ``size``: (images [b, 3, size, size], indices kept, (file, reason) of failures)."""
-    images, kept, bad = [], [], []
-    for i, s in enumerate(samples):
-        try:
-            images.append(load_tensor(s.path, size))
-            kept.append(i)
-        except DetectLabError as exc:
-            bad.append((str(s.path), str(exc)))
-    return (torch.stack(images) if images else None), kept, bad
-
-
 def _input_size(d: ScoredDetector) -> int:
     return int(d.detector.preprocess.input_size)
 
@@ -327,15 +318,18 @@ def run_sweep(groups: Sequence[DetectorGroup], samples: Sequence[Sample], spec: 
     skipped: dict[str, str] = {}
     total, done = n * n_levels, 0
     progress(0, total, "sweep")
-    for lo in range(0, n, batch_size):
-        chunk = samples[lo: lo + batch_size]
-        for size in sizes:
+    # One DataLoader per input size, read in step: worker processes decode the next batch while this one is
+    # degraded and scored, and nothing outlives its batch, so memory is flat in the number of images.
+    files = PathList([s.file for s in samples])
+    streams = [fitted_batches(files, size, batch_size) for size in sizes]
+    for batches in zip(*streams):
+        lo, width = batches[0].positions[0], len(batches[0].positions)
+        for size, b in zip(sizes, batches):
             cancel.check()
-            x, kept, bad = _decode(chunk, size)
-            skipped.update(bad)
-            if x is None:
+            skipped.update((files.names[i], reason) for i, reason in b.errors.items())
+            if b.images is None:
                 continue
-            idx = lo + np.asarray(kept)
+            x, idx = b.images, np.asarray(b.ok)
             readable[idx] = True
             for li, chain in enumerate(chains):
                 cancel.check()
@@ -346,7 +340,7 @@ def run_sweep(groups: Sequence[DetectorGroup], samples: Sequence[Sample], spec: 
                     xin = xd if xd.shape[-2:] == (size, size) else resize_center_crop(xd, size)
                     scores[mi, li, idx] = torch.sigmoid(m.detector(xin).float()).numpy()
                 if size == sizes[0]:
-                    done += len(chunk)
+                    done += width
                     progress(done, total, f"sweep {spec.degradation}")
     if not readable.any():
         raise DatasetError(f"none of the {n} images could be read (first: {next(iter(skipped.items()), ('', ''))[1]})")
