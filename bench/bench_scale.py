@@ -15,7 +15,9 @@ peak RSS is its own (the main process, and the DataLoader workers' largest, sepa
   cnn-resnet18 up to ``--resnet-max`` (its forward pass, ~8 ms an image on this CPU, is 10x the decode: 100k
   images would take ~15 min a repeat and say nothing more about the pipeline);
 - floor: the same DataLoader (same workers, batch 32, same decode and resize) with nothing done per batch;
-- fingerprint: the mean spectrum of each class folder (``spectral.sets.set_spectrum``, all files).
+- fingerprint: the mean spectrum of each class folder (``spectral.sets.set_spectrum``, all files);
+- sweep: a robustness sweep of every file with spectrum-durrall at blur 0, 1 and 2 (``run_sweep``: each file
+  decoded once, degraded and scored at each strength), as ``detectlab robustness`` runs it.
 
 Predict and floor are interleaved, ``--repeats`` times each; min and median are reported. Checks printed at the
 end: time linear in N, peak RSS within 10 % from 10k to 100k, predict >= 0.8x the floor's throughput.
@@ -43,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_results  # noqa: E402
 
 CHEAP, RESNET = "spectrum-durrall", "cnn-resnet18"
+SWEEP_LEVELS = "0,1,2"   # blur sigmas of the sweep step: each file decoded once, scored three times
 
 
 # --------------------------------------------------------------------------- one step, in its own process
@@ -140,6 +143,15 @@ def child(step: str, root: Path, detector: str) -> dict:
         t = time.perf_counter()
         n = sum(set_spectrum(name, files).n for name, files in files_by_class(root).items())
         seconds = time.perf_counter() - t
+    elif step == "sweep":
+        from detectlab.catalog import load_detector
+        from detectlab.robustness import SweepSpec, group_detectors, run_sweep, sweep_samples
+
+        loaded = load_detector(detector)
+        t = time.perf_counter()
+        samples, _ = sweep_samples(root, "all")
+        n = run_sweep(group_detectors([loaded]), samples, SweepSpec.make("blur", SWEEP_LEVELS)).n_images
+        seconds = time.perf_counter() - t
     else:
         raise SystemExit(f"unknown step {step}")
     return {"seconds": round(seconds, 3), "n": n, "rss_mb": _peak_mb(), "workers_rss_mb": workers.stop()}
@@ -232,6 +244,8 @@ def main() -> None:
                 row[f"floor[{det}]"], row[f"predict[{det}]"] = f, p
                 row[f"predict_vs_floor[{det}]"] = round(f["median_s"] / p["median_s"], 3)
             row["fingerprint"] = _summary([run_step("fingerprint", work / "set", home) for _ in range(args.repeats)])
+            row["sweep"] = _summary([run_step("sweep", work / "set", home, CHEAP) for _ in range(args.repeats)])
+            row["sweep_vs_floor"] = round(row[f"floor[{CHEAP}]"]["median_s"] / row["sweep"]["median_s"], 3)
             results["sizes"][str(n)] = row
             _print_size(n, row)
         finally:
@@ -249,11 +263,13 @@ def _print_size(n: int, row: dict) -> None:
     print(f"  discover: first open {fo['seconds']:.2f} s ({fo['rss_mb']:.0f} MB), re-open {ro['seconds']:.2f} s "
           f"({ro['rss_mb']:.0f} MB)")
     for key, v in row.items():
-        if key.startswith(("floor[", "predict[", "fingerprint")):
+        if key.startswith(("floor[", "predict[", "fingerprint", "sweep")) and isinstance(v, dict):
             print(f"  {key:28s} median {v['median_s']:8.2f} s  min {v['min_s']:8.2f} s  "
                   f"{n / v['median_s']:8.0f} img/s  peak RSS {v['rss_mb']:.0f} MB (workers {v['workers_rss_mb']:.0f} MB)")
         elif key.startswith("predict_vs_floor"):
             print(f"  {key:28s} {v:.2f}x the decode-only floor's throughput (target >= 0.8)")
+        elif key == "sweep_vs_floor":
+            print(f"  {key:28s} {v:.2f}x the decode-only floor's throughput ({CHEAP}, 3 blur strengths a file)")
 
 
 def _checks(sizes: dict) -> dict:
@@ -264,7 +280,7 @@ def _checks(sizes: dict) -> dict:
         for step in ("first_open", "reopen"):
             per = (rb[step]["seconds"] / b) / max(ra[step]["seconds"] / a, 1e-9)
             out[f"{step} per file {b} vs {a}"] = f"{per:.2f}x ({'linear' if per <= 1.5 else 'NOT linear'})"
-        for step in (f"predict[{CHEAP}]", "fingerprint"):
+        for step in (f"predict[{CHEAP}]", "fingerprint", "sweep"):
             per = (rb[step]["median_s"] / b) / (ra[step]["median_s"] / a)
             out[f"{step} per file {b} vs {a}"] = f"{per:.2f}x ({'linear' if per <= 1.5 else 'NOT linear'})"
             grow = rb[step]["rss_mb"] / ra[step]["rss_mb"] - 1
@@ -274,7 +290,7 @@ def _checks(sizes: dict) -> dict:
                 out[f"{step} peak RSS {a} -> {b}"] = f"{grow:+.1%}"
     for n, row in sizes.items():
         for key, v in row.items():
-            if key.startswith("predict_vs_floor"):
+            if key.startswith("predict_vs_floor") or key == "sweep_vs_floor":
                 out[f"{key} at {n}"] = f"{v:.2f}x ({'met' if v >= 0.8 else 'not met'}, target >= 0.8x)"
         out[f"first open at {n}"] = f"{row['first_open']['seconds']:.2f} s (target <= 10 s at 100k)"
         out[f"re-open at {n}"] = f"{row['reopen']['seconds']:.2f} s (target <= 1 s at 100k)"
