@@ -29,7 +29,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import write_results  # noqa: E402
+from _common import announce_device, write_results  # noqa: E402
 
 from detectlab.config import set_offline_env  # noqa: E402
 
@@ -59,6 +59,7 @@ def main() -> None:
     ap.add_argument("--eps", type=float, default=0.02)
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
+    announce_device()
     torch.set_num_threads(2)
 
     import torchattacks

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import running_app, write_results  # noqa: E402
+from _common import announce_device, running_app, write_results  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 LABELS = {"cross-generator": "Cross-generator matrix — [Petrželková 2024] Table 4.1",
@@ -82,6 +82,7 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=900, help="seconds one click may take")
     ap.add_argument("--out", default=None, help="write the numbers as JSON here")
     args = ap.parse_args()
+    announce_device()
     from playwright.sync_api import sync_playwright
 
     import detectlab

@@ -127,10 +127,12 @@ def main() -> None:
     ap.add_argument("--child", default=None)
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
+    from _common import announce_device, write_results
+
     if args.child:
         child(args.child, args.n)
         return
-    from _common import write_results
+    announce_device()
 
     import numpy as np
 

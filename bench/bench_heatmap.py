@@ -35,7 +35,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import write_results  # noqa: E402
+from _common import announce_device, write_results  # noqa: E402
 
 from detectlab.config import set_offline_env  # noqa: E402
 
@@ -88,6 +88,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=20, help="interleaved rounds (at least 3)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
+    announce_device()
     if args.repeats < 3:
         ap.error("--repeats must be at least 3 (min and median over the rounds)")
     torch.set_num_threads(2)

@@ -23,7 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import write_results  # noqa: E402
+from _common import announce_device, write_results  # noqa: E402
 
 
 def main() -> None:
@@ -40,6 +40,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=10)
     parser.add_argument("--out", default=None, help="write the numbers here as JSON (default: print only)")
     args = parser.parse_args()
+    announce_device("cpu")   # the localizer predicts on the CPU here
     loc = load_localizer(resolve_localizer(args.localizer), allow_pickle=True)
     pairs = split_examples(config.DEMO_INPAINT_DIR)[: args.images]
     x = torch.rand(1, 3, loc.imgsz, loc.imgsz)

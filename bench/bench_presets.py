@@ -33,7 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import write_results  # noqa: E402
+from _common import announce_device, write_results  # noqa: E402
 
 from detectlab.config import set_offline_env  # noqa: E402
 
@@ -137,6 +137,7 @@ def main() -> None:
     ap.add_argument("--write", action="store_true", help="update detectlab/train/preset_times.json (idle machine)")
     ap.add_argument("--force", action="store_true", help="--write even if the load average says the machine is busy")
     args = ap.parse_args()
+    announce_device()
     if args.quick and args.limit is None:
         args.limit = 24
     from detectlab.demo.build import ensure_demo

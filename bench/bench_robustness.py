@@ -33,7 +33,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import write_results  # noqa: E402
+from _common import announce_device, write_results  # noqa: E402
 
 from detectlab.config import set_offline_env  # noqa: E402
 
@@ -195,6 +195,7 @@ def main() -> None:
     ap.add_argument("--skip-api", action="store_true")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
+    announce_device()
     torch.set_num_threads(2)
     r = {"sweep": bench_sweep(args.repeats, args.n)}
     if not args.skip_api:

@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import running_app  # noqa: E402
+from _common import announce_device, running_app  # noqa: E402
 
 
 def time_app() -> float:
@@ -44,6 +44,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
+    announce_device()
     from detectlab.demo.build import ensure_demo
 
     ensure_demo()

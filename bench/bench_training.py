@@ -25,7 +25,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import write_results  # noqa: E402
+from _common import announce_device, write_results  # noqa: E402
 
 from detectlab.config import set_offline_env  # noqa: E402
 
@@ -146,6 +146,7 @@ def main() -> None:
     ap.add_argument("--out", default=None)
     ap.add_argument("--predict-only", action="store_true", help="only the prediction timings (item 2)")
     args = ap.parse_args()
+    announce_device()
     torch.set_num_threads(2)
     data = ensure_demo()
     results = {"threads": torch.get_num_threads()}
