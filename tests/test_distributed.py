@@ -145,6 +145,50 @@ def test_a_cancel_from_the_store_stops_every_rank(manager, tiny_set):
     assert [p.name for p in manager.layout.run_dir(record.id).rglob("*.safetensors")] == ["model.safetensors"]
 
 
+@ranks
+def test_two_machines_meet_at_the_endpoint_and_train_as_one_job(tiny_set, tmp_path):
+    """The README's two-machine command, both "machines" on this one (loopback endpoint, a home each): the two
+    elastic agents meet at the c10d endpoint, form one 2-rank job, and end where one process with the doubled
+    batch ends. One of the two holds global rank 0 and keeps the checkpoint; the other's history says its part
+    finished and where the run is kept."""
+    import json
+    import socket
+    import subprocess
+    import sys
+
+    from detectlab.config import REPO_ROOT
+    from detectlab.runs.store import RunStore
+
+    cfg = _config(tiny_set, arch="convnext_atto")
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg))
+    with socket.socket() as s:   # a free port for the rendezvous store
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    procs = []
+    for rank in (0, 1):
+        env = {**os.environ, "DETECTLAB_HOME": str(tmp_path / f"machine{rank}")}
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "detectlab", "train", str(tmp_path / "cfg.json"), "--nproc-per-node", "1",
+             "--nnodes", "2", "--node-rank", str(rank), "--rdzv-endpoint", f"127.0.0.1:{port}", "--device", "cpu"],
+            cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outs = [p.communicate(timeout=240)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    records = [RunStore(tmp_path / f"machine{rank}" / "runs.sqlite").list() for rank in (0, 1)]
+    assert [len(r) for r in records] == [1, 1] and all(r[0].status == "finished" for r in records), records
+    kept = [r[0] for r in records if r[0].checkpoint and Path(r[0].checkpoint).exists()]
+    assert len(kept) == 1, records   # one checkpoint, on the machine that held global rank 0
+    assert kept[0].result["hardware"] == {"device": "cpu", "processes": 2, "amp": False, "backend": "gloo"}
+    other = next(r[0] for r in records if r[0] is not kept[0])
+    assert other.checkpoint is None and "global rank 0 ran on another machine" in other.result["notes"][0]
+    assert len(list(tmp_path.rglob("*.safetensors"))) == 1
+
+    single = train(TrainConfig.from_dict(cfg | {"processes": 1, "batch_size": 8, "out_dir": str(tmp_path / "one")})).runs[0]
+    two, _ = load_checkpoint(kept[0].checkpoint)
+    one, _ = load_checkpoint(single.checkpoint)
+    worst = max(float((two.state_dict()[k].float() - v.float()).abs().max()) for k, v in one.state_dict().items())
+    assert worst < 1e-5, worst
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--nnodes", "2"], "--nnodes 2 needs --rdzv-endpoint HOST:PORT"),
     (["--node-rank", "1"], "--node-rank and --rdzv-endpoint go with --nnodes M"),
