@@ -378,3 +378,18 @@ def test_a_reopened_listing_costs_a_few_hundred_bytes_a_file(tmp_path):
     # measured: ~200 bytes a file held, ~250 at the peak (were ~420 and ~720 with a Path a file, the index
     # parsed as row lists and the listing's directory entries held to be sorted)
     assert held / 20_000 < 300 and peak / 20_000 < 400, (held / 20_000, peak / 20_000)
+
+
+def test_expanded_folders_are_strings_in_the_order_paths_sort(tmp_path):
+    """``expand_inputs`` keeps 100k names as strings, ordered as ``Path``s order (part by part: "a/b" comes
+    before "a-c/x", which a plain string sort would put first)."""
+    from detectlab.data import PathList
+    from detectlab.detect.predict import expand_inputs
+
+    for rel in ("a/b.png", "a-c/x.png", "a/z/y.png", "b.png"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / rel)
+    files = expand_inputs([tmp_path])
+    assert isinstance(files, PathList) and all(isinstance(n, str) for n in files.names)
+    assert list(files) == sorted(tmp_path.rglob("*.png"))
+    assert [f.relative_to(tmp_path).as_posix() for f in files] == ["a/b.png", "a/z/y.png", "a-c/x.png", "b.png"]

@@ -70,6 +70,7 @@ def _print_prediction(p) -> None:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
+    from detectlab.data import PathList
     from detectlab.detect import write_csv
     from detectlab.detect import predict as predict_mod
     from detectlab.errors import DatasetError
@@ -86,7 +87,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     trust = loaded.trust
     if args.csv:  # resumable: rows are appended chunk by chunk, and a re-run skips the files already written
         done = predict_mod.written_files(args.csv, path.stem)
-        todo = [f for f in files if str(f) not in done]
+        todo = PathList([f for f in files.names if f not in done])   # strings, as the CSV holds them
         if done:
             print(f"resuming {args.csv}: {len(files) - len(todo)} of {len(files)} file(s) already scored there; "
                   f"scoring the other {len(todo)}", file=sys.stderr)
